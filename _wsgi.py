@@ -1,0 +1,51 @@
+"""Entry point: ``gunicorn _wsgi:app`` in production, ``python _wsgi.py --port 9090`` for development."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from backend.api import create_app
+from backend.settings import Settings, SettingsError
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def build_app(settings: Settings | None = None):
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    logging.getLogger("vlmine").info("settings: %s", json.dumps(settings.public(), default=str))
+    return create_app(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="VLMine ML backend for Label Studio (development server)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=9090)
+    parser.add_argument("--model-dir", help="overrides MODEL_DIR")
+    parser.add_argument("--log-level", help="overrides LOG_LEVEL")
+    args = parser.parse_args(argv)
+    if args.model_dir:
+        os.environ["MODEL_DIR"] = args.model_dir
+    if args.log_level:
+        os.environ["LOG_LEVEL"] = args.log_level
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        parser.exit(2, f"configuration error: {exc}\n")
+    build_app(settings).run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()
+else:
+    app = build_app()

@@ -1,0 +1,206 @@
+"""The ML-backend wire protocol on Flask 3.
+
+Routes: ``GET /`` and ``/health``, ``POST /setup``, ``POST /predict``,
+``POST /webhook``, ``GET /versions``, ``GET /metrics``. Every answer is JSON;
+a malformed request gets a 4xx naming the problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .engine import Engine, EngineError
+from .jobs import EmbeddedQueue
+from .labelconfig import LabelConfigError
+from .mlbase import parse_project_id
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None, queue: Any = None,
+               start_workers: bool = True) -> Flask:
+    """Build the app; ``start_workers=False`` leaves the embedded queue to the caller (tests)."""
+    settings = settings or Settings.from_env()
+    engine = engine or Engine(settings)
+    queue = queue or EmbeddedQueue(engine)
+    from model import VLMineModel
+
+    model_class = type("VLMineModel", (VLMineModel,), {"engine": engine, "queue": queue})
+    app = Flask("vlmine")
+    app.config["MAX_CONTENT_LENGTH"] = int(settings.max_request_mb * 2**20)
+    app.extensions["vlmine"] = {"settings": settings, "engine": engine, "queue": queue, "model": model_class,
+                                "started": time.time()}
+    if start_workers and hasattr(queue, "start"):
+        queue.start()
+
+    @app.before_request
+    def _auth() -> Response | None:
+        g.started = time.perf_counter()
+        if not settings.basic_auth_user:
+            return None
+        auth = request.authorization
+        user_ok = auth is not None and auth.type == "basic" and hmac.compare_digest(
+            (auth.username or "").encode(), settings.basic_auth_user.encode())
+        pass_ok = auth is not None and hmac.compare_digest(
+            (auth.password or "").encode(), (settings.basic_auth_pass or "").encode())
+        if not (user_ok and pass_ok):
+            resp = jsonify(error="authentication required")
+            resp.status_code = 401
+            resp.headers["WWW-Authenticate"] = 'Basic realm="vlmine"'
+            return resp
+        return None
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify(error=exc.message), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return jsonify(error=exc.description or exc.name), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify(error=f"internal error: {type(exc).__name__}"), 500
+
+    @app.get("/")
+    @app.get("/health")
+    def health():
+        return jsonify(status="UP", model_class="VLMineModel", model_version=engine.base_version,
+                       queue=type(queue).__name__)
+
+    @app.post("/setup")
+    def setup():
+        body = _json_object()
+        pid = _project(body.get("project"))
+        schema = body.get("schema")
+        if schema is not None and not isinstance(schema, str):
+            raise ApiError(400, "'schema' must be the label config as a string")
+        if schema:
+            _check_config(schema)
+        model = model_class(project_id=pid, label_config=schema or None)
+        return jsonify(model_version=model.model_version)
+
+    @app.post("/predict")
+    def predict():
+        body = _json_object()
+        tasks = body.get("tasks")
+        if not isinstance(tasks, list):
+            raise ApiError(400, "'tasks' must be a list of tasks")
+        for i, task in enumerate(tasks):
+            if not isinstance(task, dict) or not _is_id(task.get("id")):
+                raise ApiError(400, f"tasks[{i}] must be an object with an integer 'id'")
+            if "data" in task and not isinstance(task["data"], dict):
+                raise ApiError(400, f"tasks[{i}].data must be an object")
+        pid = _project(body.get("project"), tasks)
+        label_config = body.get("label_config")
+        if label_config is not None and not isinstance(label_config, str):
+            raise ApiError(400, "'label_config' must be a string")
+        if label_config:
+            _check_config(label_config)
+        model = model_class(project_id=pid, label_config=label_config or None)
+        if not tasks:
+            return jsonify(results=[], model_version=model.model_version)
+        try:
+            results = model.predict(tasks, context=body.get("context"), params=body.get("params"))
+        except LabelConfigError as exc:
+            raise ApiError(422, str(exc)) from None
+        return jsonify(results=results, model_version=model.model_version)
+
+    @app.post("/webhook")
+    def webhook():
+        if settings.webhook_secret:
+            given = request.headers.get("X-VLMine-Secret", "")
+            if not hmac.compare_digest(given.encode(), settings.webhook_secret.encode()):
+                raise ApiError(401, "missing or wrong X-VLMine-Secret header")
+        body = _json_object()
+        action = body.get("action")
+        if not isinstance(action, str) or not action:
+            raise ApiError(400, "'action' must name the webhook event")
+        project = body.get("project")
+        if not isinstance(project, dict) or not _is_id(project.get("id")):
+            raise ApiError(400, "'project' must be an object with an integer 'id'")
+        tasks = body.get("tasks")
+        if action in ("TASKS_CREATED", "TASKS_DELETED"):
+            if not isinstance(tasks, list):
+                raise ApiError(400, f"{action} needs 'tasks' as a list")
+            for i, task in enumerate(tasks):
+                if not isinstance(task, dict) or not _is_id(task.get("id")):
+                    raise ApiError(400, f"tasks[{i}] must be an object with an integer 'id'")
+        label_config = project.get("label_config")
+        if label_config is not None and not isinstance(label_config, str):
+            raise ApiError(400, "project.label_config must be a string")
+        if label_config and action in ("TASKS_CREATED", "PROJECT_UPDATED"):
+            _check_config(label_config)
+        model = model_class(project_id=int(project["id"]), label_config=label_config or None)
+        result = model.fit(action, body)
+        return jsonify(result)
+
+    @app.get("/versions")
+    def versions():
+        live = sorted({engine.live_version(pid) for pid in engine.store.projects()} | {engine.base_version})
+        return jsonify(versions=live, model_version=engine.base_version)
+
+    @app.get("/metrics")
+    def metrics():
+        projects = {str(pid): engine.progress(pid) for pid in engine.store.projects()}
+        return jsonify(
+            model_version=engine.base_version,
+            uptime_s=round(time.time() - app.extensions["vlmine"]["started"], 1),
+            counters=dict(engine.counters),
+            jobs={"counts": queue.counts(), "failed": engine.store.failed_jobs(10)},
+            last_error=dict(engine.last_error),
+            projects=projects,
+        )
+
+    return app
+
+
+def _json_object() -> dict:
+    if not request.data:
+        raise ApiError(400, "the request body is empty; expected a JSON object")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _project(project: Any, tasks: list | None = None) -> int:
+    if project is None and tasks:
+        project = tasks[0].get("project")
+    try:
+        return parse_project_id(project)
+    except ValueError as exc:
+        raise ApiError(400, f"'project': {exc}") from None
+
+
+def _check_config(xml: str) -> None:
+    from .labelconfig import LabelConfig
+
+    try:
+        LabelConfig.parse(xml)
+    except LabelConfigError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+__all__ = ["create_app", "ApiError", "EngineError"]

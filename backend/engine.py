@@ -1,0 +1,293 @@
+"""The VLMine engine: what happens to a project's tasks, independent of HTTP and queues.
+
+The server (``backend.api``), the job runners (``backend.jobs``) and the
+command line all call these methods. Each public method is safe to run twice
+with the same input: mining a task again replaces its keywords, a re-rank
+writes only what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .labelconfig import LabelConfig, LabelConfigError, Source
+from .mining import mine as mine_priorities
+from .mining import open_index, uncertainty_from_task
+from .pipeline import MinedTask, Miner
+from .settings import Settings
+from .store import ProjectState, SQLiteStore, TaskRecord
+from . import writeback
+
+log = logging.getLogger(__name__)
+
+ORDERING = ["-tasks:predictions_score"]
+UNCERTAINTY = "uncertainty"
+
+
+class EngineError(RuntimeError):
+    """A project-level problem the admin must fix (no Label Studio connection, bad config)."""
+
+
+class Engine:
+    def __init__(self, settings: Settings, store: SQLiteStore | None = None, index=None,
+                 label_studio=None) -> None:
+        self.settings = settings
+        self.store = store or SQLiteStore(settings.data_dir / "state.sqlite3")
+        self.index = index or open_index(settings.redis_url, settings.data_dir)
+        self._label_studio = label_studio
+        self._ls_lock = threading.Lock()
+        self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
+        self._project_locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
+        self.base_version = settings.model_version()
+        self.mining_hash = settings.mining_hash()
+        self.counters: dict[str, int] = defaultdict(int)
+        self.last_error: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- plumbing
+    def scope(self, pid: int) -> str:
+        return f"p{pid}:{self.mining_hash}"
+
+    def label_studio_or_none(self):
+        with self._ls_lock:
+            if self._label_studio is None and self.settings.label_studio_url and self.settings.label_studio_api_key:
+                from .labelstudio import LabelStudioClient
+
+                self._label_studio = LabelStudioClient(self.settings.label_studio_url,
+                                                       self.settings.label_studio_api_key)
+            return self._label_studio
+
+    def label_studio(self):
+        client = self.label_studio_or_none()
+        if client is None:
+            raise EngineError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to write priorities back")
+        return client
+
+    def project(self, pid: int, label_config: str | None = None) -> ProjectState:
+        """The project's state, created on first sight; a new label config is remembered."""
+        state = self.store.get_project(pid) or ProjectState(pid=pid)
+        changed = False
+        if state.base_version != self.base_version:
+            # first sight, or settings changed since the last run: a new version line
+            state.base_version, state.generation = self.base_version, 0
+            changed = True
+        if label_config and label_config != state.label_config:
+            state.label_config = label_config
+            changed = True
+        if changed:
+            self.store.save_project(state)
+        return state
+
+    def live_version(self, pid: int) -> str:
+        return self.project(pid).live_version or self.base_version
+
+    def config(self, state: ProjectState) -> LabelConfig:
+        if not state.label_config:
+            raise LabelConfigError(f"project {state.pid}: no label config known yet")
+        return LabelConfig.parse(state.label_config)
+
+    def source(self, state: ProjectState) -> Source:
+        return self.config(state).source(self.settings.description_field, self.settings.image_field)
+
+    # ---------------------------------------------------------------- mining
+    def mine_tasks(self, pid: int, tasks: Sequence[dict], label_config: str | None = None) -> list[MinedTask]:
+        """Describe and index a batch of tasks (idempotent)."""
+        state = self.project(pid, label_config)
+        source = self.source(state)
+        mined = self.miner.mine(tasks, source)
+        ok = {m.task_id: m.keywords for m in mined if m.ok}
+        failed = [m.task_id for m in mined if not m.ok]
+        if ok:
+            self.index.upsert_many(self.scope(pid), ok)
+        if failed:
+            self.index.delete(self.scope(pid), failed)
+        self.store.save_tasks(pid, [
+            TaskRecord(m.task_id, self.mining_hash, "mined" if m.ok else "failed",
+                       m.description, m.error, m.signals) for m in mined
+        ])
+        self.counters["tasks_mined"] += len(ok)
+        self.counters["tasks_failed"] += len(failed)
+        if failed:
+            first = next(m for m in mined if not m.ok)
+            self.last_error["task"] = f"project {pid} task {first.task_id}: {first.error}"
+        log.info("project %s: mined %d tasks, %d failed", pid, len(ok), len(failed))
+        return mined
+
+    def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> int:
+        ids = [int(t) for t in task_ids]
+        removed = self.index.delete(self.scope(pid), ids)
+        self.store.delete_tasks(pid, ids)
+        return removed
+
+    def unknown(self, pid: int, task_ids: Iterable[int]) -> list[int]:
+        ids = [int(t) for t in task_ids]
+        known = self.index.contains(self.scope(pid), ids)
+        failed = {t for t, r in self.store.get_tasks(pid, ids).items() if r.status == "failed"}
+        return [t for t in ids if t not in known and t not in failed]
+
+    # ---------------------------------------------------------------- ranking
+    def ranking(self, pid: int, fresh_tasks: Sequence[dict] = ()) -> tuple[list[int], Any]:
+        """The project's order, label-first first, and the mining result behind it."""
+        arrays = self.index.arrays(self.scope(pid))
+        if arrays.n_tasks == 0:
+            return [], None
+        signals = self._signals(pid, arrays.task_ids, fresh_tasks)
+        result = mine_priorities(arrays, signals, pooling=self.settings.pooling,
+                                 transform=self.settings.novelty_transform,
+                                 invert=self.settings.invert_priority)
+        order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")]]
+        return order, result
+
+    def score_order(self, order: list[int]) -> list[int]:
+        """Tasks from the highest score to the lowest: label-first first, or last when inverted."""
+        return order[::-1] if self.settings.invert_priority else order
+
+    def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict]) -> dict[str, np.ndarray]:
+        s = self.settings
+        names = list(s.signal_fields)
+        if s.uncertainty_source == "field":
+            names.append(s.uncertainty_field)
+        out: dict[str, np.ndarray] = {}
+        if names:
+            records = self.store.get_tasks(pid)
+            for name in names:
+                col = np.full(len(task_ids), np.nan)
+                for i, t in enumerate(task_ids.tolist()):
+                    rec = records.get(t)
+                    if rec and name in rec.signals:
+                        col[i] = rec.signals[name]
+                out[UNCERTAINTY if name == s.uncertainty_field and s.uncertainty_source == "field" else name] = col
+        if s.uncertainty_source in ("prediction_score", "prediction_probs", "predictions_vote"):
+            out[UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks)
+        return out
+
+    def _prediction_uncertainty(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict]) -> np.ndarray:
+        """Uncertainty from predictions of another model stored with each task in Label Studio."""
+        s = self.settings
+        values: dict[int, float] = {}
+        client = self.label_studio_or_none()
+        tasks: Iterable[dict] = list(fresh_tasks)
+        if client is not None:
+            tasks = list(client.iter_tasks(pid)) + list(fresh_tasks)
+        for task in tasks:
+            preds = [p for p in task.get("predictions") or []
+                     if not str(p.get("model_version") or "").startswith(s.model_version_prefix)]
+            task = dict(task, predictions=preds)
+            values[int(task["id"])] = uncertainty_from_task(task, s.uncertainty_source, s.uncertainty_model_version,
+                                                            s.uncertainty_measure)
+        return np.array([values.get(t, np.nan) for t in task_ids.tolist()], dtype=float)
+
+    # ---------------------------------------------------------------- write-back
+    def rerank(self, pid: int) -> dict[str, Any]:
+        """Rank the project and bring Label Studio's scores in line; returns what was done."""
+        client = self.label_studio()
+        started = time.perf_counter()
+        with self._project_locks[pid]:
+            order, result = self.ranking(pid)
+            state = self.project(pid)
+            if not order:
+                return {"project": pid, "tasks": 0}
+            version = state.live_version
+            written = self.store.written(pid, version)
+            plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
+            old_version = None
+            if plan.bump:
+                old_version = version
+                state.generation += 1
+                version = state.live_version
+            config = self.config(state)
+            if plan.imports:
+                preds = self._predictions(pid, config, plan.imports, version)
+                client.import_predictions(pid, preds)
+            if plan.patches:
+                ids = {t: p for t, (_, p) in written.items() if p is not None}
+                missing = [t for t in plan.patches if t not in ids]
+                if missing:
+                    for p in client.list_predictions(pid, version):
+                        ids.setdefault(int(p["task"]), int(p["id"]))
+                client.update_prediction_scores({ids[t]: s for t, s in plan.patches.items() if t in ids})
+            changes = {t: (s, None) for t, s in {**plan.imports, **plan.patches}.items()}
+            self.store.set_written(pid, version, changes, replace=plan.bump)
+            if plan.bump or plan.imports:
+                client.set_model_version(pid, version)
+            self.store.save_project(state)
+            if state.view_id is None:
+                state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
+                self.store.save_project(state)
+        self.counters["reranks"] += 1
+        report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
+                  "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,
+                  "old_version": old_version, "seconds": round(time.perf_counter() - started, 3)}
+        log.info("re-rank %s", report)
+        return report
+
+    def _predictions(self, pid: int, config: LabelConfig, scores: dict[int, float], version: str) -> list[dict]:
+        results = self.explanations(pid, config, list(scores))
+        return [{"task": t, "score": float(s), "model_version": version, "result": results.get(t, [])}
+                for t, s in scores.items()]
+
+    def explanations(self, pid: int, config: LabelConfig, task_ids: list[int]) -> dict[int, list[dict]]:
+        """A TextArea result per task naming its rarest keywords (and the image description), if configured."""
+        names = config.textarea(self.settings.textarea_name)
+        if names is None:
+            return {}
+        from_name, to_name = names
+        scope = self.scope(pid)
+        keywords = self.index.get_many(scope, task_ids)
+        vocab = {k for kws in keywords.values() for k in kws}
+        df = self.index.document_frequencies(scope, vocab) if vocab else {}
+        records = self.store.get_tasks(pid, task_ids) if self.source(self.project(pid)).kind == "image" else {}
+        out: dict[int, list[dict]] = {}
+        for t in task_ids:
+            kws = sorted(keywords.get(t, []), key=lambda k: (df.get(k, 0), k))[: self.settings.rare_keywords_shown]
+            lines = []
+            if kws:
+                lines.append("Rarest keywords: " + ", ".join(f"{k} ({df.get(k, 0)})" for k in kws))
+            rec = records.get(t)
+            if rec and rec.description:
+                lines.append("Description: " + rec.description)
+            if lines:
+                out[t] = [{"from_name": from_name, "to_name": to_name, "type": "textarea",
+                           "value": {"text": lines}}]
+        return out
+
+    # ---------------------------------------------------------------- /predict
+    def predict(self, pid: int, tasks: Sequence[dict], label_config: str | None) -> list[dict]:
+        """One prediction per task, in order, under the live version; unknown tasks mined first."""
+        state = self.project(pid, label_config)
+        config = self.config(state)
+        ids = [int(t["id"]) for t in tasks]
+        unknown = set(self.unknown(pid, ids))
+        if unknown:
+            self.mine_tasks(pid, [t for t in tasks if int(t["id"]) in unknown])
+        with self._project_locks[pid]:
+            order, _ = self.ranking(pid, fresh_tasks=tasks)
+            version = state.live_version
+            written = self.store.written(pid, version)
+            # Label Studio asks only for tasks without a live prediction: plan as if they had none.
+            asked = set(ids)
+            plan = writeback.plan(self.score_order(order), {t: v for t, v in written.items() if t not in asked},
+                                  patch_limit=len(order) + 1)
+            explanations = self.explanations(pid, config, ids)
+            out = []
+            for t in ids:
+                score = plan.scores.get(t)
+                if score is None:  # failed task: lowest place, reason in /metrics
+                    out.append({"result": [], "score": 0.0, "model_version": version})
+                    continue
+                out.append({"result": explanations.get(t, []), "score": float(score), "model_version": version})
+            self.store.set_written(pid, version, {t: (plan.scores[t], None) for t in ids if t in plan.scores})
+        return out
+
+    # ---------------------------------------------------------------- status
+    def progress(self, pid: int) -> dict[str, Any]:
+        counts = self.store.task_counts(pid)
+        return {"mined": counts.get("mined", 0), "failed": counts.get("failed", 0),
+                "indexed": self.index.task_count(self.scope(pid)),
+                "version": self.live_version(pid),
+                "last_failures": [{"task": t, "error": e} for t, e in self.store.failures(pid, 5)]}

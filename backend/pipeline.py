@@ -1,0 +1,255 @@
+"""Task -> description -> keywords: the mining half of VLMine.
+
+Text tasks (or a configured caption field) use their own text as the
+description. Image tasks are fetched, described by the VLM in batches and
+turned into keywords by the configured keyword mode. Whatever fails, fails
+for its own task only, with a reason an admin can read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .labelconfig import Source
+from .mining import KeywordNormaliser
+from .settings import Settings
+from .store import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 100_000
+
+
+@dataclass
+class MinedTask:
+    task_id: int
+    keywords: list[str] | None  # None when the task failed
+    description: str | None = None
+    error: str | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.keywords is not None
+
+
+class Miner:
+    """Describes tasks and extracts their keywords under one set of settings."""
+
+    def __init__(self, settings: Settings, store: SQLiteStore,
+                 label_studio_factory: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.normaliser = KeywordNormaliser.from_file(settings.synonyms_file)
+        self._label_studio_factory = label_studio_factory
+        self._describer = None
+        self._keyword_llm = None
+        self._fetcher = None
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- entry
+    def mine(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
+        """Mine a batch; the result has one entry per task, in order."""
+        if source.kind == "image":
+            return self._mine_images(tasks, source.key)
+        return self._mine_texts(tasks, source.key)
+
+    # ---------------------------------------------------------------- text
+    def _mine_texts(self, tasks: Sequence[dict], key: str) -> list[MinedTask]:
+        out: list[MinedTask] = []
+        pending: list[tuple[int, str]] = []
+        for i, task in enumerate(tasks):
+            tid = _task_id(task)
+            text = _field(task, key)
+            if isinstance(text, (int, float)) and not isinstance(text, bool):
+                text = str(text)
+            if not isinstance(text, str):
+                reason = f"task data has no text field '{key}'" if text is None else f"task data field '{key}' is not text"
+                out.append(MinedTask(tid, None, error=reason))
+                continue
+            text = text[:MAX_TEXT_CHARS]
+            out.append(MinedTask(tid, [], description=text, signals=self._field_signals(task)))
+            pending.append((i, text))
+        if self.settings.text_keyword_mode == "rules":
+            for i, text in pending:
+                out[i].keywords = self.normaliser.from_text(text)
+        else:
+            self._llm_keywords([out[i] for i, _ in pending])
+        return out
+
+    # ---------------------------------------------------------------- images
+    def _mine_images(self, tasks: Sequence[dict], key: str) -> list[MinedTask]:
+        from .images import ImageError, content_hash, image_ref_from_task
+
+        fetcher = self.fetcher()
+        out: list[MinedTask] = []
+        to_describe: list[tuple[int, str, Any]] = []  # (index in out, cache key, image)
+        for task in tasks:
+            tid = _task_id(task)
+            try:
+                ref = image_ref_from_task(task, key)
+                data = fetcher.fetch_bytes(ref, task_id=tid)
+                ckey = self.cache_key(content_hash(data))
+                out.append(MinedTask(tid, None, signals=self._field_signals(task)))
+                to_describe.append((len(out) - 1, ckey, data))
+            except ImageError as exc:
+                log.warning("task %s: image failed: %s", tid, exc.reason)
+                out.append(MinedTask(tid, None, error=f"image: {exc.reason}"))
+        if not to_describe:
+            return out
+        cached = self.store.cache_get({c for _, c, _ in to_describe})
+        fresh: list[tuple[int, str, Any]] = []
+        for i, ckey, data in to_describe:
+            if ckey in cached:
+                out[i].description, out[i].keywords = cached[ckey][0], list(cached[ckey][1])
+            else:
+                try:
+                    fresh.append((i, ckey, fetcher.decode(data)))
+                except ImageError as exc:
+                    log.warning("task %s: image failed: %s", out[i].task_id, exc.reason)
+                    out[i].error = f"image: {exc.reason}"
+        if fresh:
+            self._describe(out, fresh)
+        return out
+
+    def _describe(self, out: list[MinedTask], fresh: list[tuple[int, str, Any]]) -> None:
+        from .vlm.prompts import DEFAULT_DESCRIBE_PROMPT, DEFAULT_DIRECT_PROMPT
+
+        mode = self.settings.keyword_mode
+        prompt = self.settings.vlm_prompt or (DEFAULT_DIRECT_PROMPT if mode == "direct" else DEFAULT_DESCRIBE_PROMPT)
+        describer = self.describer()
+        bs = max(1, self.settings.vlm_batch_size)
+        for start in range(0, len(fresh), bs):
+            chunk = fresh[start:start + bs]
+            try:
+                texts = describer.describe([img for _, _, img in chunk], prompt)
+            except Exception as exc:  # a failing model fails this chunk's tasks, not the batch
+                reason = _short(exc)
+                log.error("VLM failed on %d images: %s", len(chunk), reason)
+                for i, _, _ in chunk:
+                    out[i].error = f"vlm: {reason}"
+                continue
+            for (i, _, _), text in zip(chunk, texts):
+                out[i].description = text
+        described = [(i, c) for i, c, _ in fresh if out[i].error is None]
+        items = [out[i] for i, _ in described]
+        if mode == "direct":
+            for item in items:
+                item.keywords = self.normaliser.from_list(item.description or "")
+        elif mode == "rules":
+            for item in items:
+                item.keywords = self.normaliser.from_text(item.description or "")
+        else:
+            self._llm_keywords(items)
+        self.store.cache_put({c: (out[i].description, out[i].keywords)
+                              for i, c in described if out[i].keywords is not None})
+
+    # ---------------------------------------------------------------- keyword LLM
+    def _llm_keywords(self, items: list[MinedTask]) -> None:
+        from .vlm.prompts import DEFAULT_KEYWORD_PROMPT
+
+        if not items:
+            return
+        template = self.settings.keyword_prompt or DEFAULT_KEYWORD_PROMPT
+        prompts = [template.replace("{description}", item.description or "") for item in items]
+        try:
+            answers = self.keyword_llm().complete(prompts)
+        except Exception as exc:
+            reason = _short(exc)
+            log.error("keyword LLM failed on %d tasks: %s", len(items), reason)
+            for item in items:
+                item.keywords, item.error = None, f"keyword llm: {reason}"
+            return
+        for item, answer in zip(items, answers):
+            item.keywords = self.normaliser.from_list(answer)
+
+    # ---------------------------------------------------------------- parts, built lazily
+    def cache_key(self, image_hash: str) -> str:
+        blob = json.dumps(self.settings.mining_fingerprint(), sort_keys=True, default=str)
+        return hashlib.sha256(f"{blob}|{image_hash}".encode()).hexdigest()
+
+    def fetcher(self):
+        with self._lock:
+            if self._fetcher is None:
+                from .images import ImageFetcher
+
+                s = self.settings
+                self._fetcher = ImageFetcher(
+                    max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels,
+                    connect_timeout=s.image_connect_timeout, read_timeout=s.image_read_timeout,
+                    local_files_root=s.local_files_document_root,
+                    label_studio=self._label_studio_factory() if self._label_studio_factory else None,
+                    s3_endpoint_url=s.aws_endpoint_url,
+                )
+            return self._fetcher
+
+    def describer(self):
+        with self._lock:
+            if self._describer is None:
+                self._describer = build_describer(self.settings)
+            return self._describer
+
+    def keyword_llm(self):
+        s = self.settings
+        if s.keyword_llm_url:
+            with self._lock:
+                if self._keyword_llm is None:
+                    from .vlm.openai_vlm import OpenAIDescriber
+
+                    self._keyword_llm = OpenAIDescriber(
+                        base_url=s.keyword_llm_url, model=s.keyword_llm_model or "default",
+                        api_key=s.keyword_llm_api_key, concurrency=s.vlm_api_concurrency)
+                return self._keyword_llm
+        return self.describer()
+
+    def _field_signals(self, task: dict) -> dict[str, float]:
+        names = list(self.settings.signal_fields)
+        if self.settings.uncertainty_source == "field" and self.settings.uncertainty_field:
+            names.append(self.settings.uncertainty_field)
+        out: dict[str, float] = {}
+        for name in names:
+            value = _field(task, name)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(number):
+                out[name] = number
+        return out
+
+
+def build_describer(settings: Settings):
+    """The VLM the settings ask for: an OpenAI-compatible endpoint or local transformers."""
+    if settings.vlm_api_url:
+        from .vlm.openai_vlm import OpenAIDescriber
+
+        return OpenAIDescriber(base_url=settings.vlm_api_url, model=settings.vlm_api_model or "default",
+                               api_key=settings.vlm_api_key, max_tokens=settings.vlm_max_new_tokens,
+                               concurrency=settings.vlm_api_concurrency)
+    from .vlm.transformers_vlm import get_transformers_describer
+
+    return get_transformers_describer(model=settings.vlm_model, device=settings.vlm_device,
+                                      dtype=settings.vlm_dtype, max_new_tokens=settings.vlm_max_new_tokens,
+                                      batch_size=settings.vlm_batch_size)
+
+
+def _task_id(task: dict) -> int:
+    return int(task["id"])
+
+
+def _field(task: dict, key: str) -> Any:
+    data = task.get("data")
+    if not isinstance(data, dict):
+        return None
+    return data.get(key)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

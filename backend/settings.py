@@ -1,0 +1,255 @@
+"""Every setting of the backend, read from the environment in one place.
+
+Each field's name in upper case is its environment variable. The README's
+settings table is generated from the same list (``SETTINGS_DOC``) by hand, so
+when you add a field, add it there too; ``tests/test_settings.py`` checks that
+every field appears in the README.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting has a value the backend cannot use."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclass
+class Settings:
+    # --- where state lives -------------------------------------------------
+    model_dir: str = "./data"
+    redis_url: str | None = None
+
+    # --- Label Studio --------------------------------------------------------
+    label_studio_url: str | None = None
+    label_studio_api_key: str | None = None
+    basic_auth_user: str | None = None
+    basic_auth_pass: str | None = None
+    webhook_secret: str | None = None
+
+    # --- what gets described -------------------------------------------------
+    description_field: str | None = None
+    image_field: str | None = None
+    text_keyword_mode: str = "rules"
+
+    # --- the VLM ---------------------------------------------------------------
+    vlm_model: str = "llava-hf/llava-1.5-7b-hf"
+    vlm_device: str | None = None
+    vlm_dtype: str | None = None
+    vlm_max_new_tokens: int = 96
+    vlm_batch_size: int = 8
+    vlm_prompt: str | None = None
+    vlm_api_url: str | None = None
+    vlm_api_model: str | None = None
+    vlm_api_key: str | None = None
+    vlm_api_concurrency: int = 8
+
+    # --- keywords --------------------------------------------------------------
+    keyword_mode: str = "llm"
+    keyword_prompt: str | None = None
+    keyword_llm_url: str | None = None
+    keyword_llm_model: str | None = None
+    keyword_llm_api_key: str | None = None
+    synonyms_file: str | None = None
+
+    # --- ranking ---------------------------------------------------------------
+    pooling: str = "mean"
+    novelty_transform: str = "neglog"
+    uncertainty_source: str = "none"
+    uncertainty_model_version: str | None = None
+    uncertainty_measure: str = "entropy"
+    uncertainty_field: str | None = None
+    signal_fields: list[str] = field(default_factory=list)
+    invert_priority: bool = False
+
+    # --- write-back ------------------------------------------------------------
+    model_version_prefix: str = "vlmine"
+    view_title: str = "Long-tail first"
+    textarea_name: str = "vlmine"
+    rare_keywords_shown: int = 5
+    patch_limit: int = 200
+    rerank_delay: float = 2.0
+
+    # --- jobs ------------------------------------------------------------------
+    batch_size: int = 32
+    job_timeout: int = 3600
+    job_retries: int = 3
+
+    # --- images ----------------------------------------------------------------
+    image_max_bytes: int = 50 * 2**20
+    image_max_pixels: int = 89_478_485
+    image_connect_timeout: float = 5.0
+    image_read_timeout: float = 30.0
+    local_files_document_root: str | None = None
+    aws_endpoint_url: str | None = None
+
+    # --- server ----------------------------------------------------------------
+    log_level: str = "INFO"
+    max_request_mb: float = 64.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from ``env`` (default ``os.environ``); overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[f.name] = _convert(f.type, raw)
+            except ValueError as exc:
+                raise SettingsError(f"{f.name.upper()}: {exc}") from None
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        choices = {
+            "keyword_mode": {"llm", "direct", "rules"},
+            "text_keyword_mode": {"llm", "rules"},
+            "pooling": {"mean", "min"},
+            "novelty_transform": {"neglog", "inverse"},
+            "uncertainty_source": {"none", "prediction_score", "prediction_probs", "predictions_vote", "field"},
+            "uncertainty_measure": {"entropy", "margin", "least_confidence"},
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise SettingsError(f"{name.upper()} must be one of {sorted(allowed)}, got {value!r}")
+        if self.uncertainty_source == "field" and not self.uncertainty_field:
+            raise SettingsError("UNCERTAINTY_SOURCE=field needs UNCERTAINTY_FIELD")
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            raise SettingsError("BASIC_AUTH_USER and BASIC_AUTH_PASS must be set together")
+        for name in ("batch_size", "vlm_batch_size", "vlm_max_new_tokens", "patch_limit", "job_retries"):
+            if getattr(self, name) < 0 or (name != "patch_limit" and name != "job_retries" and getattr(self, name) == 0):
+                raise SettingsError(f"{name.upper()} must be positive")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.model_dir)
+
+    @property
+    def vlm_backend(self) -> str:
+        """``openai`` when an endpoint is configured, else local transformers."""
+        return "openai" if self.vlm_api_url else "transformers"
+
+    @property
+    def vlm_name(self) -> str:
+        if self.vlm_api_url:
+            return f"endpoint:{self.vlm_api_model or 'default'}"
+        return self.vlm_model.rstrip("/").split("/")[-1]
+
+    def mining_fingerprint(self) -> dict[str, Any]:
+        """The settings that decide a task's keywords: change one and tasks are re-mined."""
+        return {
+            "description_field": self.description_field,
+            "image_field": self.image_field,
+            "text_keyword_mode": self.text_keyword_mode,
+            "vlm": self.vlm_name if not self.vlm_api_url else f"{self.vlm_api_url}|{self.vlm_api_model}",
+            "vlm_prompt": self.vlm_prompt,
+            "vlm_max_new_tokens": self.vlm_max_new_tokens,
+            "keyword_mode": self.keyword_mode,
+            "keyword_prompt": self.keyword_prompt,
+            "keyword_llm": [self.keyword_llm_url, self.keyword_llm_model],
+            "synonyms": _file_digest(self.synonyms_file),
+        }
+
+    def ranking_fingerprint(self) -> dict[str, Any]:
+        """The settings that turn keywords and signals into priorities."""
+        return {
+            "pooling": self.pooling,
+            "transform": self.novelty_transform,
+            "uncertainty": [self.uncertainty_source, self.uncertainty_model_version,
+                            self.uncertainty_measure, self.uncertainty_field],
+            "signal_fields": list(self.signal_fields),
+            "invert": self.invert_priority,
+        }
+
+    def mining_hash(self) -> str:
+        return _digest(self.mining_fingerprint())
+
+    def model_version(self) -> str:
+        """A readable name of everything that produces the predictions.
+
+        Example: ``vlmine-llava-1.5-7b-hf-llm-mean-novelty+entropy-3f2a9c1d``.
+        The hash covers every mining and ranking setting, so a changed setting
+        gives a new version (and a re-mine), and the same settings give the
+        same version after a restart.
+        """
+        signals = ["novelty"]
+        if self.uncertainty_source == "prediction_probs":
+            signals.append(self.uncertainty_measure)
+        elif self.uncertainty_source == "field":
+            signals.append(self.uncertainty_field or "field")
+        elif self.uncertainty_source != "none":
+            signals.append(self.uncertainty_source.replace("_", ""))
+        signals.extend(self.signal_fields)
+        digest = _digest({"mining": self.mining_fingerprint(), "ranking": self.ranking_fingerprint()})
+        parts = [self.model_version_prefix, self.vlm_name, self.keyword_mode, self.pooling,
+                 "+".join(signals), digest]
+        return "-".join(_slug(p) for p in parts if p)
+
+    def public(self) -> dict[str, Any]:
+        """Settings as shown to users: secrets masked."""
+        shown = asdict(self)
+        for key in SECRET_FIELDS:
+            if shown.get(key):
+                shown[key] = "***"
+        return shown
+
+
+SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "vlm_api_key", "keyword_llm_api_key", "webhook_secret")
+
+
+def _convert(type_name: Any, raw: str) -> Any:
+    text = str(type_name)
+    if text.startswith("list"):
+        return _list(raw)
+    if text.startswith("bool"):
+        return _bool(raw)
+    if text.startswith("int"):
+        return int(raw)
+    if text.startswith("float"):
+        return float(raw)
+    return raw
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def _file_digest(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError as exc:
+        raise SettingsError(f"SYNONYMS_FILE cannot be read: {exc.strerror}") from None
+
+
+def _slug(text: str) -> str:
+    out = "".join(ch if ch.isalnum() or ch in ".+_" else "-" for ch in text)
+    return out.strip("-") or "x"

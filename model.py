@@ -1,0 +1,77 @@
+"""The Label Studio-facing model: VLMine in the shape of label-studio-ml's base class.
+
+``setup`` reports the live model version, ``predict`` answers Label Studio's
+/predict (tasks it asks for get their long-tail priority as the prediction
+score), and ``fit`` takes webhook events: new tasks are queued for mining,
+deleted ones leave the index, a changed label config is remembered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from backend.engine import Engine
+from backend.labelconfig import LabelConfig
+from backend.mlbase import LabelStudioMLBase, parse_project_id
+
+log = logging.getLogger(__name__)
+
+
+class VLMineModel(LabelStudioMLBase):
+    engine: ClassVar[Engine]
+    queue: ClassVar[Any]
+
+    def setup(self) -> None:
+        pid = self.project
+        state = self.engine.project(pid, self.label_config)
+        self.model_version = state.live_version or self.engine.base_version
+        if self.label_config and state.synced != state.base_version and self.engine.label_studio_or_none():
+            # first sight of this project (or new settings): mine what it already holds
+            state.synced = state.base_version
+            self.engine.store.save_project(state)
+            self.queue.submit_sync(pid)
+
+    def predict(self, tasks: list[dict], context: dict | None = None, **kwargs: Any) -> list[dict]:
+        predictions = self.engine.predict(self.project, tasks, self.label_config)
+        if self.engine.label_studio_or_none():
+            self.queue.submit_rerank(self.project)
+        return predictions
+
+    def fit(self, event: str, data: dict, **kwargs: Any) -> dict[str, Any]:
+        pid = self.project
+        if event == "TASKS_CREATED":
+            tasks = [{"id": int(t["id"]), "data": t.get("data") or {}} for t in data.get("tasks") or []]
+            jobs = self.queue.submit_tasks(pid, tasks, self.label_config)
+            return {"status": "queued", "tasks": len(tasks), "jobs": jobs}
+        if event == "TASKS_DELETED":
+            ids = [int(t["id"]) for t in data.get("tasks") or []]
+            self.queue.submit_delete(pid, ids)
+            return {"status": "queued", "deleted": len(ids)}
+        if event == "PROJECT_UPDATED" and self.label_config:
+            return self._label_config_changed(pid)
+        return {"status": "ignored", "event": event}
+
+    def _label_config_changed(self, pid: int) -> dict[str, Any]:
+        """A new label config: re-mine when the field to mine changed, else only remember it."""
+        state = self.engine.store.get_project(pid)
+        old = state.label_config if state else None
+        new_source = LabelConfig.parse(self.label_config).source(
+            self.engine.settings.description_field, self.engine.settings.image_field)
+        old_source = None
+        if old:
+            try:
+                old_source = LabelConfig.parse(old).source(self.engine.settings.description_field,
+                                                           self.engine.settings.image_field)
+            except ValueError:
+                old_source = None
+        self.engine.project(pid, self.label_config)
+        if old_source is not None and old_source == new_source:
+            return {"status": "ok", "remine": False}
+        self.engine.index.drop_scope(self.engine.scope(pid))
+        if self.engine.label_studio_or_none():
+            self.queue.submit_sync(pid)
+        return {"status": "ok", "remine": True}
+
+
+__all__ = ["VLMineModel", "parse_project_id"]
