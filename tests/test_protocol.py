@@ -1,0 +1,183 @@
+"""The wire protocol, driven with the request bodies a real Label Studio 1.23.2 sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from backend.api import create_app
+from backend.engine import Engine
+from backend.jobs import EmbeddedQueue
+from backend.settings import Settings
+
+PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "ls-payloads"
+TEXT_CONFIG = ('<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/>'
+               '<Choices name="label" toName="text"><Choice value="a"/></Choices></View>')
+
+
+def payload(name: str) -> dict:
+    path = PAYLOADS / name
+    if not path.exists():  # CI clones the repo with shared/ beside it
+        path = Path(__file__).resolve().parents[1] / ".." / "shared" / "ls-payloads" / name
+    return json.loads(path.read_text())
+
+
+@pytest.fixture()
+def backend(tmp_path):
+    settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0)
+    engine = Engine(settings)
+    queue = EmbeddedQueue(engine)
+    app = create_app(settings, engine=engine, queue=queue, start_workers=False)
+    return app.test_client(), engine, queue
+
+
+def text_tasks(texts: list[str], start: int = 1) -> list[dict]:
+    return [{"id": start + i, "data": {"text": t}, "predictions": []} for i, t in enumerate(texts)]
+
+
+def test_health_and_versions(backend):
+    client, engine, _ = backend
+    health = client.get("/health").get_json()
+    assert health["status"] == "UP"
+    assert client.get("/").get_json()["status"] == "UP"
+    assert client.get("/versions").get_json()["versions"] == [engine.base_version]
+
+
+def test_setup_with_the_real_payload_returns_the_live_version(backend):
+    client, engine, _ = backend
+    body = payload("setup.json")
+    resp = client.post("/setup", json=body)
+    assert resp.status_code == 200, resp.get_json()
+    version = resp.get_json()["model_version"]
+    assert version == engine.base_version
+    assert version.startswith("vlmine-llava-1.5-7b-hf-llm-mean-novelty-")
+    # the same settings after a "restart" give the same version
+    again = Engine(engine.settings)
+    assert again.base_version == version
+    assert client.post("/setup", json=body).get_json()["model_version"] == version
+
+
+def test_changed_settings_change_the_version(tmp_path):
+    a = Settings.from_env({}, model_dir=str(tmp_path))
+    b = Settings.from_env({"POOLING": "min"}, model_dir=str(tmp_path))
+    c = Settings.from_env({"KEYWORD_MODE": "rules"}, model_dir=str(tmp_path))
+    assert len({a.model_version(), b.model_version(), c.model_version()}) == 3
+    assert a.mining_hash() == b.mining_hash() != c.mining_hash()
+
+
+def test_predict_text_tasks_one_result_per_task_in_order(backend):
+    client, engine, _ = backend
+    texts = ["a cat on a sofa"] * 6 + ["a giraffe in a tuxedo beside a lighthouse"] + ["a cat on a sofa"] * 3
+    tasks = text_tasks(texts)
+    resp = client.post("/predict", json={"tasks": tasks, "project": "3.1795911544", "label_config": TEXT_CONFIG,
+                                         "params": {}})
+    assert resp.status_code == 200, resp.get_json()
+    results = resp.get_json()["results"]
+    assert len(results) == len(tasks)
+    assert {r["model_version"] for r in results} == {engine.base_version}
+    scores = [r["score"] for r in results]
+    assert max(scores) == scores[6] == 1.0
+    assert all(0 < s <= 1 for s in scores)
+    explanation = results[6]["result"][0]
+    assert explanation["from_name"] == "vlmine" and explanation["to_name"] == "text"
+    assert "giraffe (1)" in explanation["value"]["text"][0]
+
+
+def test_predict_without_textarea_gives_empty_results(backend):
+    client, _, _ = backend
+    config = '<View><Text name="text" value="$text"/><Choices name="c" toName="text"><Choice value="x"/></Choices></View>'
+    resp = client.post("/predict", json={"tasks": text_tasks(["a dog", "a boat"]), "project": 4,
+                                         "label_config": config})
+    assert [r["result"] for r in resp.get_json()["results"]] == [[], []]
+
+
+def test_predict_image_payload_with_unreachable_images_fails_per_task(backend):
+    client, engine, _ = backend
+    body = payload("predict_retrieve_action.json")
+    resp = client.post("/predict", json=body)
+    assert resp.status_code == 200, resp.get_json()
+    results = resp.get_json()["results"]
+    assert len(results) == len(body["tasks"])
+    assert all(r["score"] == 0.0 for r in results)
+    metrics = client.get("/metrics").get_json()
+    project = metrics["projects"]["1"]
+    assert project["failed"] == len(body["tasks"])
+    assert "image" in project["last_failures"][0]["error"]
+
+
+def test_webhook_tasks_created_queues_and_mines(backend):
+    client, engine, queue = backend
+    body = payload("webhook_tasks_created.json")
+    body["project"]["label_config"] = TEXT_CONFIG
+    body["tasks"] = text_tasks(["a red bus on a road", "a man riding a horse"], start=11)
+    resp = client.post("/webhook", json=body)
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "queued", "tasks": 2, "jobs": 1}
+    # the same delivery twice is harmless: mining is idempotent
+    client.post("/webhook", json=body)
+    queue.run_pending(kinds=("mine",))
+    scope = engine.scope(1)
+    assert engine.index.task_count(scope) == 2
+    assert engine.index.document_frequencies(scope, ["horse", "bus"]) == {"horse": 1, "bus": 1}
+    # with no Label Studio configured, the re-rank fails with a reason in /metrics
+    queue.run_pending()
+    metrics = client.get("/metrics").get_json()
+    assert "LABEL_STUDIO_URL" in metrics["last_error"]["job:rerank"]
+
+
+def test_webhook_tasks_deleted_removes_from_index(backend):
+    client, engine, queue = backend
+    created = {"action": "TASKS_CREATED", "project": {"id": 2, "label_config": TEXT_CONFIG},
+               "tasks": text_tasks(["a kite", "a boat", "a train"])}
+    client.post("/webhook", json=created)
+    queue.run_pending(kinds=("mine",))
+    resp = client.post("/webhook", json={"action": "TASKS_DELETED", "project": {"id": 2},
+                                         "tasks": [{"id": 2}]})
+    assert resp.status_code == 200
+    queue.run_pending(kinds=("delete",))
+    assert engine.index.contains(engine.scope(2), [1, 2, 3]) == {1, 3}
+
+
+def test_other_webhook_events_are_ignored(backend):
+    client, _, _ = backend
+    body = payload("webhook_annotation_created.json")
+    resp = client.post("/webhook", json=body)
+    assert resp.status_code == 200 and resp.get_json()["status"] == "ignored"
+
+
+@pytest.mark.parametrize("route,body,status,fragment", [
+    ("/predict", b"not json", 400, "not valid JSON"),
+    ("/predict", b"[1, 2]", 400, "JSON object"),
+    ("/predict", b"", 400, "empty"),
+    ("/predict", json.dumps({"tasks": "x", "project": 1}).encode(), 400, "'tasks'"),
+    ("/predict", json.dumps({"tasks": [{"data": {}}], "project": 1}).encode(), 400, "integer 'id'"),
+    ("/predict", json.dumps({"tasks": [{"id": 1}], "project": "abc"}).encode(), 400, "'project'"),
+    ("/predict", json.dumps({"tasks": [{"id": 1}], "project": 1, "label_config": "<View"}).encode(), 422,
+     "not valid XML"),
+    ("/predict", json.dumps({"tasks": [{"id": 1, "data": {}}], "project": 1,
+                             "label_config": "<View><Header value='x'/></View>"}).encode(), 422, "no Image or Text"),
+    ("/setup", json.dumps({"schema": TEXT_CONFIG}).encode(), 400, "'project'"),
+    ("/webhook", json.dumps({"project": {"id": 1}}).encode(), 400, "'action'"),
+    ("/webhook", json.dumps({"action": "TASKS_CREATED", "project": {"id": 1}}).encode(), 400, "'tasks'"),
+])
+def test_malformed_requests_get_a_4xx_with_a_message(backend, route, body, status, fragment):
+    client, _, _ = backend
+    resp = client.post(route, data=body, content_type="application/json")
+    assert resp.status_code == status
+    assert fragment in resp.get_json()["error"]
+
+
+def test_basic_auth_guards_every_route(tmp_path):
+    settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass"},
+                                 model_dir=str(tmp_path))
+    app = create_app(settings, start_workers=False)
+    client = app.test_client()
+    assert client.get("/health").status_code == 401
+    bad = base64.b64encode(b"ls:wrong").decode()
+    assert client.get("/health", headers={"Authorization": f"Basic {bad}"}).status_code == 401
+    good = base64.b64encode(b"ls:s3cret-pass").decode()
+    assert client.get("/health", headers={"Authorization": f"Basic {good}"}).status_code == 200
+    assert client.get("/metrics", headers={"Authorization": f"Basic {good}"}).status_code == 200
