@@ -1,0 +1,36 @@
+"""What every describer offers: images in, one text per image out."""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # Pillow is only needed by callers that pass images
+    from PIL.Image import Image
+
+
+class DescriberError(Exception):
+    """The model or endpoint could not produce text. The message is safe to show an admin:
+    it never contains an API key."""
+
+
+class Describer(abc.ABC):
+    """A vision-language model behind one interface.
+
+    ``name`` is a stable identity (the hub id or local directory for a local model,
+    ``endpoint:<model>`` for a served one); callers put it into cache keys and model
+    versions, so two describers with the same name must give the same texts.
+    """
+
+    name: str
+
+    @abc.abstractmethod
+    def describe(self, images: Sequence["Image"], prompt: str) -> list[str]:
+        """One description per image, in the order given. Implementations batch."""
+
+    @abc.abstractmethod
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        """Text-only generation, one answer per prompt (the keyword pass)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

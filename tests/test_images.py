@@ -1,0 +1,329 @@
+"""ImageFetcher against real servers on loopback: HTTP (http.server) and S3 (moto)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import struct
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from PIL import Image
+
+from backend.images import ImageError, ImageFetcher, content_hash, image_ref_from_task
+
+
+def png(size=(40, 30), colour=(200, 30, 30), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def noise(fmt: str, size=(96, 96)) -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise(size, 80).convert("RGB").save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` (valid CRC)."""
+    data = bytearray(png((4, 4)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+RED_PNG = png()
+ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
+    "/red.png": (200, {"Content-Type": "image/png"}, RED_PNG),
+    "/text": (200, {"Content-Type": "text/plain"}, b"hello, not an image"),
+    "/big.bin": (200, {}, b"x" * 5000),
+    "/truncated.png": (200, {}, noise("PNG")[:-600]),
+    "/truncated.jpg": (200, {}, noise("JPEG")[:-800]),
+    "/corrupt.png": (200, {}, b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20),
+    "/bomb.png": (200, {}, png_claiming(100_000, 100_000)),  # Pillow's own error (> 2x its limit)
+    "/bomb-warn.png": (200, {}, png_claiming(10_000, 10_000)),  # only a Pillow warning: our check
+    "/empty": (200, {}, b""),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        Handler.seen.append({"path": self.path, **dict(self.headers)})
+        path = self.path.split("?", 1)[0]
+        if path == "/slow":
+            time.sleep(1.0)
+        if path == "/streamed":  # no Content-Length: the cap must hold while reading
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(20):
+                self.wfile.write(b"y" * 1000)
+            return
+        if path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/red.png")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        status, headers, body = ROUTES.get(path, (404, {}, b"not found"))
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def http_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_SESSION_TOKEN": "testing"}.items():
+            mp.setenv(key, value)
+        mp.delenv("AWS_PROFILE", raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint)
+        client.create_bucket(Bucket="pics")
+        client.put_object(Bucket="pics", Key="cats/red cat?.png", Body=RED_PNG)
+        client.put_object(Bucket="pics", Key="big.bin", Body=b"z" * 5000)
+        yield endpoint
+        server.stop()
+
+
+class FakeLabelStudio:
+    """Duck-typed LabelStudioClient: records what the fetcher asks of it."""
+
+    def __init__(self, base_url: str, body: bytes = RED_PNG, error: Exception | None = None, presigned: str = ""):
+        self.base_url, self.body, self.error, self.presigned = base_url, body, error, presigned
+        self.downloads: list[tuple] = []
+        self.presigns: list[tuple] = []
+
+    def download(self, url_or_path, max_bytes, timeout):
+        self.downloads.append((url_or_path, max_bytes, timeout))
+        if self.error:
+            raise self.error
+        return self.body
+
+    def presign(self, task_id, uri):
+        self.presigns.append((task_id, uri))
+        return self.presigned
+
+
+def reason(fetcher: ImageFetcher, ref: str, task_id=None) -> str:
+    with pytest.raises(ImageError) as info:
+        fetcher.load(ref, task_id)
+    assert str(info.value) == info.value.reason
+    return info.value.reason
+
+
+# ------------------------------------------------------------------------ http
+def test_http_image_decodes_to_rgb(http_url):
+    image = ImageFetcher().load(f"{http_url}/red.png")
+    assert image.mode == "RGB" and image.size == (40, 30) and image.getpixel((3, 3)) == (200, 30, 30)
+    assert ImageFetcher().load(f"{http_url}/redirect").size == (40, 30)
+    assert ImageFetcher().fetch_bytes(f"{http_url}/red.png") == RED_PNG
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("path, expected", [
+    ("/missing.png", "HTTP 404 from host 127.0.0.1"),
+    ("/text", "not an image"),
+    ("/corrupt.png", ""),
+    ("/truncated.png", "truncated or corrupt PNG"),
+    ("/truncated.jpg", "truncated or corrupt JPEG"),
+    ("/bomb.png", "decompression bomb"),
+    ("/bomb-warn.png", "decompression bomb: 10000x10000 pixels > 89478485"),
+    ("/empty", "empty file"),
+])
+def test_http_failures_have_clear_reasons(http_url, path, expected):
+    text = reason(ImageFetcher(), f"{http_url}{path}?X-Amz-Signature=SECRET")
+    assert expected in text
+    assert "SECRET" not in text
+    if path == "/corrupt.png":
+        assert "corrupt" in text or "not an image" in text
+
+
+def test_byte_cap_with_and_without_content_length(http_url):
+    fetcher = ImageFetcher(max_bytes=1000)
+    assert reason(fetcher, f"{http_url}/big.bin").startswith("too large: ")
+    assert reason(fetcher, f"{http_url}/streamed").startswith("too large: more than")
+
+
+def test_read_timeout(http_url):
+    assert "timeout" in reason(ImageFetcher(read_timeout=0.2), f"{http_url}/slow")
+
+
+def test_max_pixels_is_checked_before_decoding(http_url):
+    assert reason(ImageFetcher(max_pixels=100), f"{http_url}/red.png") == "decompression bomb: 40x30 pixels > 100"
+
+
+def test_refused_schemes():
+    fetcher = ImageFetcher()
+    assert reason(fetcher, "file:///etc/passwd") == "unsupported scheme file://"
+    assert reason(fetcher, "ftp://host/x.png") == "unsupported scheme ftp://"
+    assert "LABEL_STUDIO_URL is not set" in reason(fetcher, "/data/upload/1/x.png")
+    assert reason(fetcher, "   ") == "empty image reference"
+
+
+# ---------------------------------------------------------------- Label Studio
+def test_label_studio_urls_go_through_the_client(http_url):
+    port = http_url.rsplit(":", 1)[1]
+    ls = FakeLabelStudio(f"http://127.0.0.1:{port}/")
+    fetcher = ImageFetcher(label_studio=ls, connect_timeout=2, read_timeout=3)
+    assert fetcher.load(f"{http_url}/data/upload/1/abc.png").size == (40, 30)
+    assert fetcher.load("/data/upload/1/abc.png").size == (40, 30)
+    assert fetcher.load("data/upload/2/abc.png").size == (40, 30)
+    assert fetcher.load("/data/local-files/?d=pics/a.png").size == (40, 30)  # no local root: through LS
+    assert [d[0] for d in ls.downloads] == [
+        f"{http_url}/data/upload/1/abc.png", "/data/upload/1/abc.png", "data/upload/2/abc.png",
+        "/data/local-files/?d=pics/a.png",
+    ]
+    assert ls.downloads[0][1:] == (fetcher.max_bytes, (2, 3))
+
+
+def test_other_hosts_get_no_credentials(http_url):
+    port = int(http_url.rsplit(":", 1)[1])
+    for base in (f"http://localhost:{port}", f"http://127.0.0.1:{port + 1}", f"https://127.0.0.1:{port}"):
+        ls = FakeLabelStudio(base)
+        Handler.seen.clear()
+        assert ImageFetcher(label_studio=ls).load(f"{http_url}/red.png").size == (40, 30)
+        assert ls.downloads == []
+        assert len(Handler.seen) == 1 and "Authorization" not in Handler.seen[0]
+
+
+def test_default_ports_match_label_studio():
+    ls = FakeLabelStudio("https://ls.example.com")
+    fetcher = ImageFetcher(label_studio=ls)
+    fetcher.fetch_bytes("https://LS.example.com:443/data/upload/3/x.png")
+    assert len(ls.downloads) == 1
+
+
+def test_label_studio_errors_are_readable_and_redacted():
+    class HTTPError(Exception):
+        def __init__(self, status):
+            super().__init__(f"{status} for url http://ls/data/upload/x.png?token=abc Token SECRET")
+            self.response = type("R", (), {"status_code": status})()
+
+    fetcher = ImageFetcher(label_studio=FakeLabelStudio("http://ls:8080", error=HTTPError(404)))
+    assert reason(fetcher, "/data/upload/x.png") == "HTTP 404 from Label Studio"
+    fetcher = ImageFetcher(label_studio=FakeLabelStudio("http://ls:8080", error=RuntimeError("boom Token SECRET")))
+    text = reason(fetcher, "/data/upload/x.png")
+    assert "SECRET" not in text and "boom" in text
+    fetcher = ImageFetcher(max_bytes=10, label_studio=FakeLabelStudio("http://ls:8080"))
+    assert reason(fetcher, "/data/upload/x.png").startswith("too large")
+
+
+def test_cloud_uris_are_presigned_by_label_studio(http_url):
+    ls = FakeLabelStudio("http://ls.invalid:8080", presigned=f"{http_url}/red.png?X-Goog-Signature=SECRET")
+    fetcher = ImageFetcher(label_studio=ls)
+    assert fetcher.load("gs://bucket/a.png", task_id=7).size == (40, 30)
+    assert fetcher.load("azure-blob://container/a.png", task_id=8).size == (40, 30)
+    assert ls.presigns == [(7, "gs://bucket/a.png"), (8, "azure-blob://container/a.png")]
+    assert "task id" in reason(fetcher, "gs://bucket/a.png")
+    assert "LABEL_STUDIO_URL" in reason(ImageFetcher(), "gs://bucket/a.png", task_id=1)
+    proxied = FakeLabelStudio("http://ls.invalid:8080", presigned="/tasks/9/presign/?fileuri=Z3M6Ly9i")
+    assert ImageFetcher(label_studio=proxied).load("gs://b/c.png", task_id=9).size == (40, 30)
+    assert proxied.downloads[0][0] == "/tasks/9/presign/?fileuri=Z3M6Ly9i"
+
+
+# ----------------------------------------------------------------- local files
+def test_local_files_root(tmp_path):
+    (tmp_path / "root" / "sub dir").mkdir(parents=True)
+    (tmp_path / "root" / "sub dir" / "a.png").write_bytes(RED_PNG)
+    (tmp_path / "secret.png").write_bytes(RED_PNG)
+    ls = FakeLabelStudio("http://ls:8080")
+    fetcher = ImageFetcher(local_files_root=str(tmp_path / "root"), label_studio=ls)
+    assert fetcher.load("/data/local-files/?d=sub%20dir/a.png").size == (40, 30)
+    assert fetcher.load("http://ls:8080/data/local-files/?d=sub%20dir/a.png").size == (40, 30)
+    assert ls.downloads == []  # read from disk, not through Label Studio
+    assert "escapes" in reason(fetcher, "/data/local-files/?d=../secret.png")
+    assert "escapes" in reason(fetcher, "/data/local-files/?d=sub%20dir/../../secret.png")
+    assert "not found" in reason(fetcher, "/data/local-files/?d=/etc/passwd")
+    assert "not found" in reason(fetcher, "/data/local-files/?d=nope.png")
+    assert "?d=" in reason(fetcher, "/data/local-files/")
+    assert "directory" in reason(fetcher, "/data/local-files/?d=sub%20dir")
+    assert reason(ImageFetcher(local_files_root=str(tmp_path / "root"), max_bytes=10),
+                  "/data/local-files/?d=sub%20dir/a.png").startswith("too large")
+
+
+# ----------------------------------------------------------------------- data:
+def test_data_uris():
+    encoded = base64.b64encode(RED_PNG).decode()
+    fetcher = ImageFetcher()
+    assert fetcher.load(f"data:image/png;base64,{encoded}").getpixel((0, 0)) == (200, 30, 30)
+    assert "not an image" in reason(fetcher, f"data:text/plain;base64,{encoded}")
+    assert "not valid base64" in reason(fetcher, "data:image/png;base64,@@@")
+    assert "malformed" in reason(fetcher, "data:image/png;base64")
+    assert reason(ImageFetcher(max_bytes=100), f"data:image/png;base64,{encoded}").startswith("too large")
+
+
+# -------------------------------------------------------------------------- s3
+def test_s3_objects(s3):
+    fetcher = ImageFetcher(s3_endpoint_url=s3)
+    assert fetcher.load("s3://pics/cats/red cat?.png").size == (40, 30)  # '?' is part of the key
+    assert reason(fetcher, "s3://pics/cats/none.png") == "S3 NoSuchKey: s3://pics/cats/none.png"
+    assert reason(fetcher, "s3://nobucket/a.png") == "S3 NoSuchBucket: nobucket"
+    assert "bucket and a key" in reason(fetcher, "s3://pics")
+    assert reason(ImageFetcher(s3_endpoint_url=s3, max_bytes=1000), "s3://pics/big.bin").startswith("too large")
+
+
+def test_s3_access_denied():
+    from botocore.stub import Stubber
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    fetcher = ImageFetcher()
+    fetcher._s3 = client
+    with Stubber(client) as stub:
+        stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+        assert reason(fetcher, "s3://pics/a.png") == "S3 access denied (AccessDenied): s3://pics/a.png"
+
+
+# ---------------------------------------------------------------------- decode
+def test_decoding_modes():
+    fetcher = ImageFetcher()
+    rgba = fetcher.decode(png(mode="RGBA", colour=(0, 0, 255, 0)))
+    assert rgba.mode == "RGB" and rgba.getpixel((0, 0)) == (255, 255, 255)  # transparent -> white
+    assert fetcher.decode(png(mode="L", colour=128)).getpixel((0, 0)) == (128, 128, 128)
+    assert fetcher.decode(png(mode="I;16", colour=65535)).getpixel((0, 0)) == (255, 255, 255)
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), "red").save(rotated, format="JPEG", exif=exif)
+    assert fetcher.decode(rotated.getvalue()).size == (20, 40)
+
+
+def test_task_helpers():
+    assert image_ref_from_task({"id": 1, "data": {"image": " /data/upload/a.png "}}, "image") == "/data/upload/a.png"
+    with pytest.raises(ImageError, match="no data field 'img'"):
+        image_ref_from_task({"data": {"image": "x"}}, "img")
+    with pytest.raises(ImageError, match="not an image reference"):
+        image_ref_from_task({"data": {"image": 3}}, "image")
+    with pytest.raises(ImageError):
+        image_ref_from_task({}, "image")
+    assert content_hash(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

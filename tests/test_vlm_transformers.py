@@ -1,0 +1,129 @@
+"""TransformersDescriber on a tiny random LLaVA, loaded through the same from_pretrained
+calls as llava-hf/llava-1.5-7b-hf."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from backend.vlm import (
+    DEFAULT_DESCRIBE_PROMPT,
+    DEFAULT_DIRECT_PROMPT,
+    DescriberError,
+    TransformersDescriber,
+    get_transformers_describer,
+)
+from support.tiny_llava import WORDS, build_tiny_llava
+
+VOCAB = set(WORDS.split())
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> str:
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="module")
+def vlm(tiny_dir) -> TransformersDescriber:
+    return TransformersDescriber(model=tiny_dir, batch_size=3, max_new_tokens=8)
+
+
+def images() -> list[Image.Image]:
+    made = []
+    for i, (colour, size) in enumerate([("red", (64, 48)), ("navy", (40, 80)), ("gold", (32, 32)),
+                                         ("white", (120, 90)), ("teal", (50, 50))]):
+        image = Image.new("RGB", size, colour)
+        draw = ImageDraw.Draw(image)
+        draw.ellipse((4 * i, 4, size[0] - 4, size[1] - 4 * i), fill=(255 - 40 * i, 40 * i, 120))
+        made.append(image)
+    made.append(made[1].convert("L"))  # not RGB: the describer converts
+    return made
+
+
+def test_describes_each_image_with_words(vlm):
+    texts = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)
+    assert len(texts) == 6
+    for text in texts:
+        words = text.split()
+        assert len(words) == 8  # EOS and specials are suppressed in the tiny model
+        assert set(words) <= VOCAB, text
+    assert len(set(texts[:5])) > 1  # different images, different texts
+    assert vlm.device == "cpu" and str(vlm.dtype) == "torch.float32"
+
+
+def test_batched_equals_one_at_a_time(vlm, tiny_dir):
+    batched = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)  # batches of 3 (left padding)
+    single = TransformersDescriber(model=tiny_dir, batch_size=1, max_new_tokens=8)
+    single._setup(vlm.model, vlm.processor)  # same weights, no second load
+    assert [single.describe([im], DEFAULT_DESCRIBE_PROMPT)[0] for im in images()] == batched
+    assert vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT) == batched  # deterministic
+
+
+def test_prompts_of_different_lengths_batch_with_left_padding(vlm):
+    prompts = ["red bus", DEFAULT_DIRECT_PROMPT, "a dog on a beach near a tall tower"]
+    together = vlm.complete(prompts)
+    assert together == [vlm.complete([p])[0] for p in prompts]
+    assert all(t and set(t.split()) <= VOCAB for t in together)
+    assert len(vlm.complete(prompts, max_new_tokens=3)[0].split()) == 3
+
+
+def test_empty_input(vlm):
+    assert vlm.describe([], "p") == [] and vlm.complete([]) == []
+
+
+def test_get_transformers_describer_loads_once(tiny_dir, monkeypatch):
+    import transformers
+
+    calls = []
+    real = transformers.AutoModelForImageTextToText.from_pretrained
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", counting)
+    first = get_transformers_describer(model=tiny_dir, dtype="fp32", max_new_tokens=4)
+    second = get_transformers_describer(model=tiny_dir, dtype="float32", max_new_tokens=4, batch_size=8)
+    assert first is second
+    assert get_transformers_describer(model=tiny_dir, max_new_tokens=5) is not first
+
+    threads = [threading.Thread(target=first.load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    model = first.model
+    first.describe(images()[:2], "what is here")
+    assert first.model is model
+    assert len(calls) == 1 and calls[0][0] == tiny_dir
+
+
+def test_missing_model_is_a_describer_error(tmp_path):
+    vlm = TransformersDescriber(model=str(tmp_path / "nowhere"))
+    with pytest.raises(DescriberError, match="cannot load model"):
+        vlm.describe([Image.new("RGB", (8, 8))], "p")
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown dtype"):
+        TransformersDescriber(dtype="int4")
+    with pytest.raises(ValueError):
+        TransformersDescriber(batch_size=0)
+
+
+def test_bench_random_weights_tiny(capsys):
+    """bench/describe.py builds on meta, materialises, and times the describer."""
+    path = Path(__file__).resolve().parent.parent / "bench" / "describe.py"
+    spec = importlib.util.spec_from_file_location("bench_describe", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--random-weights", "tiny", "--batch-sizes", "1,3", "--images", "3",
+                         "--max-new-tokens", "5", "--image-size", "64x48"])
+    assert set(report["images_per_s"]) == {"1", "3"}
+    assert report["image_tokens"] == 16 and report["output_tokens"] == 5
+    assert report["device"] == "cpu" and report["dtype"] == "float32"
+    assert capsys.readouterr().out.count("\n") == 1
