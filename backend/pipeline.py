@@ -152,12 +152,12 @@ class Miner:
 
     # ---------------------------------------------------------------- keyword LLM
     def _llm_keywords(self, items: list[MinedTask]) -> None:
-        from .vlm.prompts import DEFAULT_KEYWORD_PROMPT
+        from .vlm.prompts import DEFAULT_KEYWORD_PROMPT, render_keyword_prompt
 
         if not items:
             return
         template = self.settings.keyword_prompt or DEFAULT_KEYWORD_PROMPT
-        prompts = [template.replace("{description}", item.description or "") for item in items]
+        prompts = [render_keyword_prompt(item.description or "", template) for item in items]
         try:
             answers = self.keyword_llm().complete(prompts)
         except Exception as exc:

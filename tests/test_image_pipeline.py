@@ -1,0 +1,151 @@
+"""Image projects through /predict: real HTTP image server, a VLM endpoint stand-in and
+the tiny LLaVA, planted rare images first, broken images failing alone, descriptions cached."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PIL import Image
+
+from backend.api import create_app
+from backend.engine import Engine
+from backend.jobs import EmbeddedQueue
+from backend.settings import Settings
+from tests.support.fake_openai import COLOURS, FakeOpenAI
+from tests.support.tiny_llava import build_tiny_llava
+
+CONFIG = ('<View><Image name="image" value="$image"/><TextArea name="vlmine" toName="image"/>'
+          '<Choices name="label" toName="image"><Choice value="a"/></Choices></View>')
+DESCRIPTIONS = {
+    "red": "a red bus on a road",
+    "green": "a green tree in a park",
+    "blue": "a blue car on a street",
+    "yellow": "a yellow submarine beside a lighthouse",
+}
+
+
+def png(colour: str, seed: int, size: int = 48) -> bytes:
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size), COLOURS[colour])
+    image.putpixel((rng.randrange(size), rng.randrange(size)), (rng.randrange(256), 0, 0))  # unique bytes
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+class ImageServer:
+    def __init__(self, files: dict[str, bytes]) -> None:
+        files_ = files
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                body = files_.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def images():
+    colours = ["red"] * 8 + ["green"] * 8 + ["blue"] * 8 + ["yellow"] * 2
+    files = {f"/img{i}.png": png(c, i) for i, c in enumerate(colours)}
+    files["/broken.png"] = b"\x89PNG\r\n\x1a\n this is not really a png"
+    server = ImageServer(files)
+    tasks = [{"id": i + 1, "data": {"image": f"{server.url}/img{i}.png"}} for i in range(len(colours))]
+    tasks.append({"id": 100, "data": {"image": f"{server.url}/broken.png"}})
+    tasks.append({"id": 101, "data": {"image": f"{server.url}/missing.png"}})
+    tasks.append({"id": 102, "data": {"picture": "wrong key"}})
+    planted = {i + 1 for i, c in enumerate(colours) if c == "yellow"}
+    yield tasks, planted
+    server.stop()
+
+
+def make_client(tmp_path, **overrides):
+    settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), **overrides)
+    engine = Engine(settings)
+    app = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    return app.test_client(), engine
+
+
+def test_endpoint_vlm_planted_images_first_and_broken_ones_fail_alone(tmp_path, images):
+    tasks, planted = images
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        client, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                     keyword_mode="llm")
+        resp = client.post("/predict", json={"tasks": tasks, "project": "5.1", "label_config": CONFIG})
+        assert resp.status_code == 200, resp.get_json()
+        results = resp.get_json()["results"]
+        assert len(results) == len(tasks)
+        by_id = {t["id"]: r for t, r in zip(tasks, results)}
+        ranked = sorted((r["score"], tid) for tid, r in by_id.items())[::-1]
+        assert {tid for _, tid in ranked[:len(planted)]} == planted
+        for bad in (100, 101, 102):
+            assert by_id[bad]["score"] == 0.0 and by_id[bad]["result"] == []
+        lines = by_id[min(planted)]["result"][0]["value"]["text"]
+        assert lines[0].startswith("Rarest keywords: ")
+        assert "submarine (2)" in lines[0] and "lighthouse (2)" in lines[0]
+        assert lines[1] == "Description: a yellow submarine beside a lighthouse"
+
+        metrics = client.get("/metrics").get_json()["projects"]["5"]
+        assert metrics["failed"] == 3 and metrics["mined"] == len(tasks) - 3
+        reasons = {f["task"]: f["error"] for f in metrics["last_failures"]}
+        assert reasons[100] == "image: not an image"
+        assert reasons[101].startswith("image: HTTP 404 from host 127.0.0.1:")
+        assert reasons[102] == "image: task has no data field 'image'"
+
+        image_calls = sum(1 for r in vlm.requests if isinstance(r["body"]["messages"][-1]["content"], list))
+        assert image_calls == len(tasks) - 3
+
+        # another project with the same images: descriptions come from the cache
+        resp = client.post("/predict", json={"tasks": tasks[:5], "project": "6.1", "label_config": CONFIG})
+        assert resp.status_code == 200
+        again = sum(1 for r in vlm.requests if isinstance(r["body"]["messages"][-1]["content"], list))
+        assert again == image_calls
+
+
+def test_a_restart_reuses_cached_descriptions(tmp_path, images):
+    tasks, _ = images
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        client, _ = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm")
+        client.post("/predict", json={"tasks": tasks[:4], "project": 7, "label_config": CONFIG})
+        calls = vlm.calls
+        client2, engine2 = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm")
+        client2.post("/predict", json={"tasks": tasks[:4], "project": 8, "label_config": CONFIG})
+        assert vlm.calls == calls
+        assert engine2.index.task_count(engine2.scope(8)) == 4
+
+
+@pytest.mark.parametrize("mode", ["llm", "direct", "rules"])
+def test_tiny_llava_through_from_pretrained(tmp_path_factory, tmp_path, images, mode):
+    model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny"))
+    tasks, _ = images
+    client, engine = make_client(tmp_path, vlm_model=model_dir, keyword_mode=mode, vlm_max_new_tokens=12,
+                                 vlm_batch_size=4)
+    resp = client.post("/predict", json={"tasks": tasks[:6], "project": 9, "label_config": CONFIG})
+    assert resp.status_code == 200, resp.get_json()
+    results = resp.get_json()["results"]
+    assert len(results) == 6 and all(0 < r["score"] <= 1 for r in results)
+    kws = engine.index.get_many(engine.scope(9), [t["id"] for t in tasks[:6]])
+    assert len(kws) == 6
+    assert sum(len(v) for v in kws.values()) > 0  # the word-level tiny model emits words
