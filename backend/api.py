@@ -36,7 +36,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
     """Build the app; ``start_workers=False`` leaves the embedded queue to the caller (tests)."""
     settings = settings or Settings.from_env()
     engine = engine or Engine(settings)
-    queue = queue or EmbeddedQueue(engine)
+    if queue is None:
+        if settings.redis_url:
+            from .rq_queue import RQQueue
+
+            queue = RQQueue(engine)
+        else:
+            queue = EmbeddedQueue(engine)
     from model import VLMineModel
 
     model_class = type("VLMineModel", (VLMineModel,), {"engine": engine, "queue": queue})
@@ -80,6 +86,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
     @app.get("/")
     @app.get("/health")
     def health():
+        if engine.redis is not None:
+            try:
+                engine.redis.ping()
+            except Exception as exc:  # the URL may hold a password: name only the error type
+                return jsonify(status="DOWN", reason=f"Redis is unreachable ({type(exc).__name__})",
+                               model_class="VLMineModel"), 503
         return jsonify(status="UP", model_class="VLMineModel", model_version=engine.base_version,
                        queue=type(queue).__name__)
 
@@ -161,9 +173,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         return jsonify(
             model_version=engine.base_version,
             uptime_s=round(time.time() - app.extensions["vlmine"]["started"], 1),
-            counters=dict(engine.counters),
-            jobs={"counts": queue.counts(), "failed": engine.store.failed_jobs(10)},
-            last_error=dict(engine.last_error),
+            counters=engine.coord.counters(),
+            jobs={"counts": queue.counts(), "failed": queue.failed_jobs(10)},
+            last_error=engine.coord.errors(),
             projects=projects,
         )
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from .labelconfig import LabelConfig, LabelConfigError, Source
 from .mining import mine as mine_priorities
+from .coordination import LocalCoordination, RedisCoordination
 from .mining import open_index, uncertainty_from_task
 from .pipeline import MinedTask, Miner
 from .settings import Settings
@@ -36,18 +36,37 @@ class EngineError(RuntimeError):
 
 class Engine:
     def __init__(self, settings: Settings, store: SQLiteStore | None = None, index=None,
-                 label_studio=None) -> None:
+                 label_studio=None, coordination=None, redis_client=None) -> None:
         self.settings = settings
-        self.store = store or SQLiteStore(settings.data_dir / "state.sqlite3")
-        self.index = index or open_index(settings.redis_url, settings.data_dir)
+        if redis_client is None and settings.redis_url and (store is None or index is None):
+            import redis
+
+            redis_client = redis.Redis.from_url(settings.redis_url)
+        self.redis = redis_client
+        if store is None:
+            if redis_client is not None:
+                from .redis_store import RedisStore
+
+                store = RedisStore(redis_client)
+            else:
+                store = SQLiteStore(settings.data_dir / "state.sqlite3")
+        self.store = store
+        if index is None:
+            if redis_client is not None:
+                from .mining import RedisIndex
+
+                index = RedisIndex(redis_client)
+            else:
+                index = open_index(None, settings.data_dir)
+        self.index = index
+        if coordination is None:
+            coordination = RedisCoordination(redis_client) if redis_client is not None else LocalCoordination()
+        self.coord = coordination
         self._label_studio = label_studio
         self._ls_lock = threading.Lock()
         self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
-        self._project_locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
         self.base_version = settings.model_version()
         self.mining_hash = settings.mining_hash()
-        self.counters: dict[str, int] = defaultdict(int)
-        self.last_error: dict[str, str] = {}
 
     # ---------------------------------------------------------------- plumbing
     def scope(self, pid: int) -> str:
@@ -110,11 +129,11 @@ class Engine:
             TaskRecord(m.task_id, self.mining_hash, "mined" if m.ok else "failed",
                        m.description, m.error, m.signals) for m in mined
         ])
-        self.counters["tasks_mined"] += len(ok)
-        self.counters["tasks_failed"] += len(failed)
+        self.coord.incr("tasks_mined", len(ok))
+        self.coord.incr("tasks_failed", len(failed))
         if failed:
             first = next(m for m in mined if not m.ok)
-            self.last_error["task"] = f"project {pid} task {first.task_id}: {first.error}"
+            self.coord.set_error("task", f"project {pid} task {first.task_id}: {first.error}")
         log.info("project %s: mined %d tasks, %d failed", pid, len(ok), len(failed))
         return mined
 
@@ -187,7 +206,7 @@ class Engine:
         """Rank the project and bring Label Studio's scores in line; returns what was done."""
         client = self.label_studio()
         started = time.perf_counter()
-        with self._project_locks[pid]:
+        with self.coord.project_lock(pid):
             order, result = self.ranking(pid)
             state = self.project(pid)
             if not order:
@@ -219,7 +238,7 @@ class Engine:
             if state.view_id is None:
                 state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
                 self.store.save_project(state)
-        self.counters["reranks"] += 1
+        self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
                   "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,
                   "old_version": old_version, "seconds": round(time.perf_counter() - started, 3)}
@@ -265,7 +284,7 @@ class Engine:
         unknown = set(self.unknown(pid, ids))
         if unknown:
             self.mine_tasks(pid, [t for t in tasks if int(t["id"]) in unknown])
-        with self._project_locks[pid]:
+        with self.coord.project_lock(pid):
             order, _ = self.ranking(pid, fresh_tasks=tasks)
             version = state.live_version
             written = self.store.written(pid, version)

@@ -78,6 +78,9 @@ class EmbeddedQueue:
     def counts(self) -> dict[str, int]:
         return self.store.job_counts()
 
+    def failed_jobs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return self.store.failed_jobs(limit)
+
     # ---------------------------------------------------------------- running
     def start(self) -> None:
         if self._threads:
@@ -129,7 +132,7 @@ class EmbeddedQueue:
             log.error("job %s %s (project %s) failed, attempt %d%s: %s", job.id, job.kind, job.project,
                       job.attempts, "" if permanent else f", retrying in {retry_in:.0f}s", reason)
             log.debug("%s", traceback.format_exc())
-            self.engine.last_error[f"job:{job.kind}"] = f"project {job.project}: {reason}"
+            self.engine.coord.set_error(f"job:{job.kind}", f"project {job.project}: {reason}")
             self.store.fail(job.id, reason, retry_in)
         else:
             self.processed += 1
