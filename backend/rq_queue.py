@@ -59,8 +59,10 @@ class RQQueue:
     def submit_tasks(self, pid: int, tasks: Sequence[dict], label_config: str | None = None) -> int:
         parts = chunks(list(tasks), self.settings.batch_size)
         queue = self.queues[MINE_QUEUE]
+        options = self._options("mine", pid)
+        options["timeout"] = options.pop("job_timeout")  # prepare_data's name for it
         jobs = [Queue.prepare_data(perform, ("mine", pid, {"tasks": list(p), "label_config": label_config}),
-                                   **self._options("mine", pid)) for p in parts]
+                                   **options) for p in parts]
         for start in range(0, len(jobs), 500):
             queue.enqueue_many(jobs[start:start + 500])
         return len(parts)

@@ -72,7 +72,7 @@ class Settings:
     synonyms_file: str | None = None
 
     # --- ranking ---------------------------------------------------------------
-    pooling: str = "mean"
+    pooling: str = "gmean"
     novelty_transform: str = "neglog"
     uncertainty_source: str = "none"
     uncertainty_model_version: str | None = None
@@ -128,7 +128,7 @@ class Settings:
         choices = {
             "keyword_mode": {"llm", "direct", "rules"},
             "text_keyword_mode": {"llm", "rules"},
-            "pooling": {"mean", "min"},
+            "pooling": {"gmean", "mean", "min"},
             "novelty_transform": {"neglog", "inverse"},
             "uncertainty_source": {"none", "prediction_score", "prediction_probs", "predictions_vote", "field"},
             "uncertainty_measure": {"entropy", "margin", "least_confidence"},

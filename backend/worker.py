@@ -1,15 +1,25 @@
 """``python -m backend.worker``: a worker that mines on this machine's GPU.
 
-Why ``SimpleWorker``: RQ's default worker forks a child per job, and CUDA
+Why a ``SimpleWorker``: RQ's default worker forks a child per job, and CUDA
 cannot be used in a child forked after the parent touched it; a model loaded in
-a fresh child per job would also cost minutes each time (``SpawnWorker``). A
+a fresh child per job (``SpawnWorker``) would cost minutes each time. A
 SimpleWorker runs every job in its own process, so the VLM is loaded once and
-stays on the GPU. What it gives up: no heartbeat while a job runs, so a job's
-started-registry entry is only renewed when the job ends. That is why jobs are
-small batches (``BATCH_SIZE``) with a ``JOB_TIMEOUT`` well above a batch's time:
-a worker killed mid-batch leaves an entry that expires about two minutes after
-the timeout, and RQ's abandoned-job handling (run by every worker's
-maintenance, every ``--maintenance-interval`` seconds) queues the job again.
+stays on the GPU.
+
+What a plain SimpleWorker gives up, and what ``VLMineWorker`` adds back:
+
+- no heartbeat while a job runs, so a job's started-registry entry would only
+  expire ``JOB_TIMEOUT`` + 60 s after it began. A heartbeat thread renews it
+  every 15 s with a 60 s lease, so a worker killed mid-batch leaves a job that
+  RQ's abandoned-job handling finds about two minutes later, whatever the timeout;
+- RQ runs that handling (registry clean-up) only between jobs or after a long
+  idle wait; a maintenance thread runs it every ``--maintenance-interval``
+  seconds, so an idle worker picks up a dead worker's job. The job has an RQ
+  ``Retry`` and goes back to its queue; mining is idempotent, so the tasks the
+  dead worker had already indexed are not counted twice;
+- a lost Redis connection ends RQ's work loop; ``main`` starts it again after a
+  pause, so a worker rides out a Redis restart.
+
 Start one worker per GPU (``CUDA_VISIBLE_DEVICES``), on as many machines as you
 like, all pointing at the same ``REDIS_URL``.
 """
@@ -19,13 +29,78 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
+import time
 
+import redis
 from rq import SimpleWorker
+from rq.utils import now
 
 from .rq_queue import MINE_QUEUE, WRITE_QUEUE, runtime
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("vlmine.worker")
+
+
+class VLMineWorker(SimpleWorker):
+    """A SimpleWorker with a heartbeat during jobs and a clean-up thread (see the module doc)."""
+
+    heartbeat_interval = 15
+    lease = 60
+
+    def __init__(self, *args, maintenance_interval: int = 60, **kwargs) -> None:
+        super().__init__(*args, maintenance_interval=maintenance_interval, **kwargs)
+        self._closing = threading.Event()
+        self._maintenance_lock = threading.Lock()
+        self._maintenance = threading.Thread(target=self._maintain, name="rq-maintenance", daemon=True)
+
+    def get_heartbeat_ttl(self, job) -> int:
+        return self.lease
+
+    def work(self, *args, **kwargs):
+        self._maintenance.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            self._closing.set()
+
+    def execute_job(self, job, queue) -> None:
+        self.prepare_execution(job)
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job, done), name="rq-heartbeat", daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue)
+        finally:
+            done.set()
+            beat.join(5)
+        self.set_state("idle")
+
+    def _beat(self, job, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_interval):
+            execution = self.execution
+            if execution is None:
+                return
+            try:
+                with self.connection.pipeline() as pipe:
+                    self.heartbeat(self.lease + 60, pipeline=pipe)
+                    execution.heartbeat(job.started_job_registry, self.lease, pipeline=pipe)
+                    job.heartbeat(now(), self.lease, pipeline=pipe, xx=True)
+                    pipe.execute()
+            except redis.exceptions.RedisError as exc:
+                self.log.warning("heartbeat failed: %s", type(exc).__name__)
+
+    def run_maintenance_tasks(self) -> None:
+        # RQ's own: take over the scheduler of a dead worker, find abandoned jobs and retry them
+        with self._maintenance_lock:
+            super().run_maintenance_tasks()
+
+    def _maintain(self) -> None:
+        while not self._closing.wait(self.maintenance_interval):
+            try:
+                self.run_maintenance_tasks()
+            except redis.exceptions.RedisError as exc:
+                self.log.warning("maintenance failed: %s", type(exc).__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +131,28 @@ def main(argv: list[str] | None = None) -> int:
         describer = engine.miner.describer()
         describer.load()
         log.info("loaded %s", describer.name)
-    worker = SimpleWorker(queues, connection=queue.redis, name=args.name,
-                          maintenance_interval=args.maintenance_interval)
-    log.info("worker %s serving %s", worker.name, ", ".join(q.name for q in queues))
-    worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level.upper())
-    return 0
+    while True:
+        worker = VLMineWorker(queues, connection=queue.redis, name=args.name,
+                              maintenance_interval=args.maintenance_interval)
+        log.info("worker %s serving %s", worker.name, ", ".join(q.name for q in queues))
+        try:
+            worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level.upper())
+        except redis.exceptions.ConnectionError as exc:
+            log.error("lost Redis (%s); starting again in 5 s", type(exc).__name__)
+        if args.burst or worker._stop_requested or worker._shutdown_requested_date is not None:
+            return 0
+        time.sleep(2)
+        if not _redis_up(queue.redis):
+            log.error("Redis is unreachable; waiting for it")
+        while not _redis_up(queue.redis):
+            time.sleep(5)
+
+
+def _redis_up(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
 
 
 if __name__ == "__main__":

@@ -1,0 +1,102 @@
+"""The mining core: keywords -> index -> novelty + uncertainty -> Pareto priorities.
+
+No network I/O here except the Redis index. ``mine`` is the one call the rest of the
+backend needs: it takes a scope's ``IndexArrays`` and any uncertainty signals and
+returns fronts, positions and priorities aligned with the task ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .index import IndexArrays, KeywordIndex, RedisIndex, SQLiteIndex, open_index
+from .keywords import KeywordNormaliser, parse_keyword_list
+from .novelty import DEFAULT_POOLING, novelty
+from .pareto import Ranking, pareto_fronts, rank, select
+from .signals import (
+    entropy,
+    fill_missing,
+    least_confidence,
+    margin,
+    one_minus_confidence,
+    uncertainty_from_task,
+    uncertainty_from_tasks,
+    variation_ratio,
+)
+
+__all__ = [
+    "DEFAULT_POOLING",
+    "IndexArrays",
+    "KeywordIndex",
+    "KeywordNormaliser",
+    "MiningResult",
+    "Ranking",
+    "RedisIndex",
+    "SQLiteIndex",
+    "entropy",
+    "fill_missing",
+    "least_confidence",
+    "margin",
+    "mine",
+    "novelty",
+    "one_minus_confidence",
+    "open_index",
+    "pareto_fronts",
+    "parse_keyword_list",
+    "rank",
+    "select",
+    "uncertainty_from_task",
+    "uncertainty_from_tasks",
+    "variation_ratio",
+]
+
+
+@dataclass(frozen=True)
+class MiningResult:
+    """Everything aligned with ``task_ids``; ``signals`` holds the filled values that
+    were ranked, "novelty" included. ``order`` lists row indices, label-first first."""
+
+    task_ids: np.ndarray
+    novelty: np.ndarray
+    signals: dict[str, np.ndarray]
+    front: np.ndarray
+    priority: np.ndarray
+    position: np.ndarray
+    order: np.ndarray | None = None
+
+
+def mine(
+    arrays: IndexArrays,
+    signals: Mapping[str, np.ndarray] | None = None,
+    pooling: str = DEFAULT_POOLING,
+    transform: str = "neglog",
+    invert: bool = False,
+    empty_novelty: float = 0.0,
+    missing: str = "min",
+) -> MiningResult:
+    """Novelty plus the given signals (NaN = missing, filled by ``missing``), ranked."""
+    nov = novelty(arrays, pooling=pooling, transform=transform, empty=empty_novelty)
+    columns: dict[str, np.ndarray] = {"novelty": nov}
+    for name, values in (signals or {}).items():
+        if name in columns:
+            raise ValueError(f"signal name {name!r} is reserved")
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (arrays.n_tasks,):
+            raise ValueError(
+                f"signal {name!r} has shape {values.shape}, expected ({arrays.n_tasks},)"
+            )
+        columns[name] = fill_missing(values, missing)
+    X = np.column_stack(list(columns.values())) if arrays.n_tasks else np.zeros((0, len(columns)))
+    ranking = rank(X, ids=arrays.task_ids, invert=invert)
+    return MiningResult(
+        task_ids=arrays.task_ids,
+        novelty=nov,
+        signals=columns,
+        front=ranking.front,
+        priority=ranking.priority,
+        position=ranking.position,
+        order=ranking.order,
+    )

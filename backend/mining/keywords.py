@@ -1,0 +1,652 @@
+"""Turn VLM/LLM text into canonical keywords.
+
+Novelty counts in how many tasks a keyword occurs, so two spellings of one concept
+("Buses", "bus", "double-deckers") must become one string or the concept looks rarer
+than it is. Everything here is rule based and offline: lemmas come from lemminflect's
+bundled lexicon (which also tells us which parts of speech a word can take, our stand-in
+for a POS tagger); nothing is downloaded at run time.
+
+Two entry points:
+
+* ``KeywordNormaliser.from_list`` for a keyword list an LLM was asked to produce;
+* ``KeywordNormaliser.from_text`` for free text (a VLM description, a task's own text):
+  nouns and noun-noun / hyphenated compounds are picked out by a small rule-based chunker.
+
+The word lists below are part of the behaviour and are documented in docs/mining.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import lemminflect
+
+__all__ = [
+    "KeywordNormaliser",
+    "parse_keyword_list",
+    "STOPWORDS",
+    "CAPTION_FILLER",
+    "COLOURS",
+    "SIZES",
+    "GENERIC_ADJECTIVES",
+    "NUMBER_WORDS",
+]
+
+# --------------------------------------------------------------------------------------
+# Word lists
+# --------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+DETERMINERS = _words(
+    """a an the this that these those some any each every either neither no another
+    other others such what which whose whatever all both several many much more most
+    few fewer less least own same various certain enough my your his her its our their"""
+)
+PRONOUNS = _words(
+    """i me mine myself you yours yourself yourselves he him himself she hers herself it
+    itself we us ours ourselves they them theirs themselves someone somebody something
+    anyone anybody anything everyone everybody everything nobody nothing none who whom
+    whoever one ones"""
+)
+PREPOSITIONS = _words(
+    """about above across after against along alongside amid amidst among amongst around
+    as at atop before behind below beneath beside besides between beyond by despite down
+    during except for from in inside into like near nearby next of off on onto opposite out
+    outside over past per through throughout to toward towards under underneath unlike
+    until up upon via with within without"""
+)
+CONJUNCTIONS = _words(
+    """and or but nor so yet if then than because although though whereas whether since
+    unless when where while why how once also too etc"""
+)
+AUXILIARIES = _words(
+    """is are was were be been being am has have had having do does did doing done can
+    could will would shall should may might must get gets got getting seem seems seemed
+    seeming appear appears appeared appearing look looks looked looking s re ve ll d t m
+    dont doesnt didnt isnt arent wasnt werent cant cannot wont wouldnt couldnt shouldnt"""
+)
+#: Verbs VLMs use to talk about the picture itself; never keywords.
+CAPTION_VERBS = _words(
+    """show shows showing shown showcase showcases showcasing depict depicts depicting
+    depicted display displays displaying displayed feature features featuring featured
+    capture captures capturing captured contain contains containing contained include
+    includes including included provide provides providing create creates creating
+    created add adds adding added make makes making made give gives giving take takes
+    taking taken suggest suggests suggesting indicate indicates indicating see seen
+    seeing let lets highlight highlights highlighting emphasize emphasizes emphasizing
+    visible"""
+)
+#: Third-person verb forms common in captions that are also plural nouns in the lexicon
+#: ("the image shows", "a man rides a horse"): read as verbs unless a determiner,
+#: number or adjective comes right before them.
+VERB_S_FORMS = _words(
+    """stands sits holds rides walks lies hangs rests leans waits carries wears plays eats
+    drinks drives flies crosses jumps reads smiles poses swims grazes travels moves sails
+    runs looks overlooks surrounds fills watches talks works sleeps stares appears seems"""
+)
+#: Base forms of the same verbs: read as verbs right after a noun or pronoun
+#: ("children play", "they stand"), as nouns elsewhere ("a play", "a fruit stand").
+VERB_BASE_FORMS = _words(
+    """stand sit hold ride walk lie hang rest lean wait carry wear play eat drink drive
+    fly cross jump read smile pose swim graze travel move sail run overlook surround fill
+    watch talk work sleep stare gather line"""
+)
+ADVERBS = _words(
+    """not very quite rather really just only even still already almost nearly always
+    never often sometimes usually together away again else however instead perhaps
+    possibly probably likely maybe apparently clearly slightly partially partly mostly
+    mainly especially overall well now currently there here thus therefore yes
+    approximately roughly somewhat seemingly"""
+)
+#: Generic words of image descriptions ("The image shows ... In the background ...").
+CAPTION_FILLER = _words(
+    """image images picture pictures photo photos photograph photographs pic pics
+    snapshot shot frame view views scene scenes scenery setting settings background
+    backgrounds foreground side sides area areas part parts portion section middle center
+    centre left right top bottom front back rear corner edge distance surroundings
+    surrounding environment atmosphere ambiance ambience vibe mood feel sense appearance
+    composition depiction element elements detail details moment focus angle perspective
+    close-up closeup thing things object objects item items stuff kind kinds type types
+    sort way plenty presence overview arrangement example instance style time day"""
+)
+#: Collective/quantity nouns dropped only right before "of" ("a pair of shoes" -> shoe,
+#: but "a parking lot" keeps "lot" and "a couple" as a subject stays).
+QUANTITY_BEFORE_OF = _words(
+    """lot lots number variety group groups amount pair couple bunch set series collection assortment array range selection piece
+    pieces handful row rows line lines stack stacks pile piles cluster bundle dozen
+    dozens hundreds thousands millions crowd"""
+)
+NUMBER_WORDS = _words(
+    """zero one two three four five six seven eight nine ten eleven twelve thirteen
+    fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty
+    seventy eighty ninety hundred hundreds thousand thousands million millions billion
+    dozen dozens first second third fourth fifth sixth seventh eighth ninth tenth once
+    twice half multiple"""
+)
+COLOURS = _words(
+    """red orange yellow green blue purple violet pink brown black white gray grey beige
+    tan maroon navy teal turquoise cyan magenta crimson scarlet khaki dark pale bright
+    vivid pastel reddish bluish greenish yellowish brownish grayish greyish pinkish
+    colorful colourful multicolored multicoloured multi-colored multi-coloured colored
+    coloured blond blonde black-and-white monochrome"""
+)
+#: Colour words that are also things; kept when they head a noun phrase ("an orange").
+COLOUR_ALSO_NOUN = _words("orange")
+SIZES = _words(
+    """big small large little tiny huge giant tall short long wide narrow thin thick
+    massive enormous miniature medium high low deep shallow vast compact oversized slim
+    skinny fat heavy"""
+)
+#: Descriptive adjectives that the lexicon also lists as nouns; not keywords on their
+#: own and not kept as compound modifiers.
+GENERIC_ADJECTIVES = _words(
+    """old young new modern beautiful pretty nice lovely good great fine cute adorable
+    happy sad busy quiet calm empty full open closed clean dirty wet dry hot cold warm
+    cool sunny cloudy clear shiny different similar main single double whole entire
+    additional possible close far upper lower central outdoor outdoors indoor indoors
+    natural typical traditional casual formal simple various other extra real fresh
+    average common rare usual unusual interesting vibrant lush serene peaceful"""
+)
+#: -ing words whose noun reading dominates even right after another noun.
+NOUN_ING = _words(
+    """building buildings painting paintings ceiling clothing railing railings awning
+    wedding evening morning bedding sibling pudding icing frosting topping toppings
+    dumpling stuffing lighting drawing drawings carving earring earrings housing living"""
+)
+#: Gerunds that make compounds ("dining table", "parking lot"). Other verb-only -ing
+#: words after a determiner are read as participle adjectives ("a bustling street").
+GERUND_MODIFIERS = _words(
+    """dining parking swimming fishing sailing cutting washing walking running sleeping
+    shopping baking frying changing ironing skating diving boxing riding climbing
+    bowling landing waiting dressing drinking hiking camping skiing surfing racing
+    training reading writing cooking mixing serving sewing vending rocking folding
+    measuring chopping boarding snowboarding skateboarding cycling jogging sporting
+    rolling"""
+)
+#: Plural-only nouns and plurals whose singular means something else.
+PLURAL_KEEP = _words(
+    """glasses sunglasses eyeglasses jeans pants trousers shorts scissors clothes goggles
+    binoculars pliers tongs overalls pajamas pyjamas tights leggings news species series
+    physics mathematics electronics athletics gymnastics headquarters stairs arms sports
+    data people police cattle"""
+)
+LEMMA_OVERRIDES = {"leaves": "leaf"}
+
+#: Everything that ends a noun phrase and is never a keyword.
+STOPWORDS = (
+    DETERMINERS
+    | PRONOUNS
+    | PREPOSITIONS
+    | CONJUNCTIONS
+    | AUXILIARIES
+    | CAPTION_VERBS
+    | ADVERBS
+    | CAPTION_FILLER
+    | NUMBER_WORDS
+)
+DESCRIPTIVE = COLOURS | SIZES | GENERIC_ADJECTIVES
+
+# --------------------------------------------------------------------------------------
+# Parsing an LLM's keyword list
+# --------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*(.*?)```", re.S)
+_BULLET = re.compile(r"^\s*(?:[-*•·–—>]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
+_QUOTES = "\"'`“”‘’«»"
+_TRAIL = ".,;:!?\"'`“”‘’«»)]}"
+_LIST_KEYS = ("keywords", "keyword", "tags", "labels", "objects", "concepts", "items")
+_ITEM_KEYS = ("keyword", "name", "term", "text", "label", "tag", "value")
+
+
+def parse_keyword_list(raw: str) -> list[str]:
+    """Split an LLM's answer into raw keyword items (not yet normalised).
+
+    LLMs asked for "a JSON list of keywords" answer in many shapes: bare JSON, JSON in
+    a fenced code block, JSON with a sentence around it, an object with a ``keywords``
+    list, or a plain comma/line/bullet list. All of them end up here.
+    """
+    if not raw or not raw.strip():
+        return []
+    for candidate in _json_candidates(raw):
+        items = _items_from_json(candidate)
+        if items is not None:
+            return [c for c in (_clean_item(i) for i in items) if c]
+    return [c for c in (_clean_item(i) for i in _split_plain(raw)) if c]
+
+
+def _json_candidates(raw: str) -> list[str]:
+    """Substrings worth trying as JSON, most specific first."""
+    out = [m.group(1) for m in _FENCE.finditer(raw)]
+    out.append(raw.strip())
+    for open_, close in ("[]", "{}"):
+        start, end = raw.find(open_), raw.rfind(close)
+        if 0 <= start < end:
+            out.append(raw[start : end + 1])
+    return out
+
+
+def _items_from_json(text: str) -> list[str] | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(value, dict):
+        # {"keywords": [...]} or similar; else the first list inside; else nothing.
+        lists = [value[k] for k in _LIST_KEYS if isinstance(value.get(k), list)]
+        lists += [v for v in value.values() if isinstance(v, list)]
+        value = lists[0] if lists else []
+    if not isinstance(value, list):
+        return None
+    return _flatten(value)
+
+
+def _flatten(values: list) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(str(v))
+        elif isinstance(v, list):
+            out.extend(_flatten(v))
+        elif isinstance(v, dict):
+            out.extend(str(v[k]) for k in _ITEM_KEYS if isinstance(v.get(k), str))
+    return out
+
+
+def _split_plain(raw: str) -> list[str]:
+    """Comma / semicolon / newline / bullet separated text."""
+    raw = _FENCE.sub(lambda m: m.group(1), raw)
+    items: list[str] = []
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line or line.endswith(":"):
+            continue  # empty or a header such as "Here are the keywords:"
+        line = _BULLET.sub("", line)
+        head, sep, tail = line.partition(":")
+        if sep and tail.strip() and len(head.split()) <= 4:
+            line = tail  # "Keywords: bus, road"
+        for part in re.split(r"[,;|]", line):
+            items.append(re.sub(r"^\s*(?:and|or)\s+", "", part))
+    return items
+
+
+def _clean_item(item: str) -> str:
+    item = item.strip().strip(_QUOTES).strip()
+    item = item.rstrip(_TRAIL).lstrip(_QUOTES + "([{").strip()
+    return item
+
+
+# --------------------------------------------------------------------------------------
+# Tokens and lemmas
+# --------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*(?:-[^\W_]+(?:['’][^\W_]+)*)*|[^\w\s]|_")
+_NUMERIC = re.compile(r"^\d+(?:st|nd|rd|th|s)?$")
+
+
+def _fold(text: str) -> str:
+    """NFKC, lower case, accents off Latin letters ("Café" -> "cafe").
+
+    Accents are dropped only where the base letter is ASCII, so other scripts (whose
+    vowel signs are also combining marks) are left intact.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(ch) and out and out[-1].isascii():
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def _tokens(text: str) -> list[str]:
+    """Words and punctuation; a possessive "'s" becomes a separate boundary token."""
+    out: list[str] = []
+    for tok in _TOKEN.findall(_fold(text)):
+        tok = tok.replace("’", "'")
+        if tok.endswith("'s"):
+            out.extend((tok[:-2], "'s"))
+        elif "'" in tok:
+            out.append(tok.replace("'", ""))
+        else:
+            out.append(tok)
+    return [t for t in out if t]
+
+
+def _is_word(tok: str) -> bool:
+    return tok[0].isalnum()
+
+
+def _is_numeric(tok: str) -> bool:
+    return bool(_NUMERIC.match(tok)) or tok.replace("-", "").isdigit()
+
+
+@lru_cache(maxsize=65536)
+def _pos(word: str) -> dict[str, tuple[str, ...]]:
+    return lemminflect.getAllLemmas(word)
+
+
+@lru_cache(maxsize=65536)
+def _noun_lemma(word: str) -> str:
+    """Noun lemma of one word; hyphenated words change only their last part."""
+    if "-" in word:
+        head, _, last = word.rpartition("-")
+        return f"{head}-{_noun_lemma(last)}" if last else word
+    if word in PLURAL_KEEP:
+        return word
+    if word in LEMMA_OVERRIDES:
+        return LEMMA_OVERRIDES[word]
+    lemmas = _pos(word).get("NOUN") or _pos(word).get("PROPN")
+    if lemmas:
+        return word if word in lemmas else lemmas[0]
+    if _pos(word):
+        return word  # known, but not as a noun ("surfing"): keep the surface form
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        oov = lemminflect.getLemma(word, upos="NOUN", lemmatize_oov=True)
+        if oov:
+            return oov[0]
+    return word
+
+
+def _junk(word: str) -> bool:
+    """Never a keyword on its own: stop word, number, single letter."""
+    return len(word) < 2 or word in STOPWORDS or _is_numeric(word)
+
+
+# --------------------------------------------------------------------------------------
+# The chunker: a tiny lexicon-driven tagger
+# --------------------------------------------------------------------------------------
+
+NOUN, MOD, DESC, DET, BOUNDARY, NOMINAL_STOP, VERB, AUX, PREP = range(9)
+_NOUN_CONTEXT = {DET, MOD, DESC}  # after these an ambiguous word reads as a noun
+
+
+@dataclass
+class _Tok:
+    word: str
+    tag: int
+
+
+def _tag_sequence(words: list[str]) -> list[_Tok]:
+    """Assign each token a coarse tag from the lexicon and its neighbours.
+
+    Only the left neighbour's tag and the next word are used: enough to tell "a man
+    riding a horse" (verb after a noun) from "a riding school" (noun after a determiner).
+    """
+    out: list[_Tok] = []
+    prev = BOUNDARY
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        tag = _tag_one(w, prev, words[i - 1] if i else "", nxt)
+        out.append(_Tok(w, tag))
+        prev = tag
+    return out
+
+
+def _tag_one(w: str, prev: int, prev_word: str, nxt: str) -> int:
+    if not _is_word(w):
+        return BOUNDARY
+    if _is_numeric(w) or w in NUMBER_WORDS or w in DETERMINERS:
+        return DET
+    if w in AUXILIARIES:
+        return AUX
+    if w in PRONOUNS:
+        return NOMINAL_STOP
+    if w in PREPOSITIONS:
+        return PREP
+    if w in CONJUNCTIONS or w in ADVERBS:
+        return BOUNDARY
+    if w in CAPTION_VERBS:
+        return VERB
+    if w in CAPTION_FILLER or (w in QUANTITY_BEFORE_OF and nxt == "of"):
+        return NOMINAL_STOP
+    if w in DESCRIPTIVE:
+        if w in COLOUR_ALSO_NOUN and prev in {DET} and not _looks_nominal(nxt):
+            return NOUN
+        return DESC
+    if "-" in w:
+        return _tag_hyphenated(w)
+    return _tag_open_class(w, prev, prev_word)
+
+
+def _looks_nominal(word: str) -> bool:
+    return bool(word) and _is_word(word) and "NOUN" in _pos(word)
+
+
+def _tag_hyphenated(w: str) -> int:
+    last = w.rsplit("-", 1)[-1]
+    if not last or last in DESCRIPTIVE or last in NUMBER_WORDS or _is_numeric(last):
+        return DESC if last in DESCRIPTIVE else BOUNDARY
+    if last.endswith(("ed", "ing")) and "VERB" in _pos(last):
+        return DESC  # "snow-covered", "long-haired", "good-looking"
+    return NOUN
+
+
+def _tag_open_class(w: str, prev: int, prev_word: str) -> int:
+    pos = _pos(w)
+    if not pos:
+        return DESC if w.endswith("ly") else NOUN  # out of lexicon: most likely a noun
+    verb_lemmas = pos.get("VERB", ())
+    inflected_verb = bool(verb_lemmas) and w not in verb_lemmas
+    if w.endswith("ing") and inflected_verb:
+        return _tag_ing(w, prev, "NOUN" in pos)
+    if prev == AUX and "ADJ" in pos:
+        return DESC  # predicate adjective: "the water is clear"
+    if w in VERB_S_FORMS and prev not in _NOUN_CONTEXT:
+        return VERB
+    if w in VERB_BASE_FORMS and _plural_subject(prev, prev_word):
+        return VERB
+    if "NOUN" in pos or "PROPN" in pos:
+        return MOD if (w.endswith("ed") and inflected_verb) else NOUN
+    if "ADJ" in pos:
+        return DESC
+    if verb_lemmas:
+        return VERB
+    return BOUNDARY
+
+
+def _tag_ing(w: str, prev: int, noun_capable: bool) -> int:
+    """-ing forms: noun, compound modifier, participle adjective or verb by context."""
+    if w in NOUN_ING:
+        return NOUN
+    if prev in _NOUN_CONTEXT or prev == PREP:
+        if w in GERUND_MODIFIERS or noun_capable:
+            return NOUN
+        return DESC if prev != PREP else VERB
+    return VERB
+
+
+def _plural_subject(prev: int, prev_word: str) -> bool:
+    """A plural noun or a pronoun right before a base verb form ("children play")."""
+    if prev == NOMINAL_STOP:
+        return prev_word in PRONOUNS
+    if prev != NOUN:
+        return False
+    return prev_word in {"people", "cattle", "police"} or _noun_lemma(prev_word) != prev_word
+
+
+def _chunks(words: list[str]) -> list[list[_Tok]]:
+    """Maximal runs of noun-phrase material (nouns, modifiers, descriptive words)."""
+    chunks: list[list[_Tok]] = []
+    current: list[_Tok] = []
+    for tok in _tag_sequence(words):
+        if tok.tag in (NOUN, MOD, DESC):
+            current.append(tok)
+            continue
+        if current:
+            chunks.append(current)
+        current = []
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _phrases(chunk: list[_Tok], max_modifiers: int = 2) -> list[str]:
+    """A chunk's compound (noun/hyphenated modifiers + head) and its head alone."""
+    end = len(chunk)
+    while end and chunk[end - 1].tag != NOUN:
+        end -= 1  # trailing adjectives are not heads
+    if not end:
+        return []
+    head = _noun_lemma(chunk[end - 1].word)
+    start = end - 1
+    while start > 0 and chunk[start - 1].tag == NOUN and end - start <= max_modifiers:
+        start -= 1
+    mods = [t.word for t in chunk[start : end - 1] if not _junk(t.word)]
+    out = [" ".join([*mods, head])] if mods else []
+    out.append(head)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The public normaliser
+# --------------------------------------------------------------------------------------
+
+
+class KeywordNormaliser:
+    """Canonical keywords from LLM lists or free text; deterministic and offline."""
+
+    def __init__(
+        self, synonyms: Mapping[str, str] | None = None, extra_stopwords: Iterable[str] = ()
+    ) -> None:
+        self._extra_stop = frozenset(_fold(w).strip() for w in extra_stopwords if w.strip())
+        self._extra_stop |= frozenset(_noun_lemma(w) for w in self._extra_stop)
+        self._synonyms: dict[str, str] = {}
+        if synonyms:
+            plain = KeywordNormaliser(extra_stopwords=self._extra_stop)
+            for variant, canonical in synonyms.items():
+                key = plain._base(variant, strip_descriptive=False) or _fold(variant).strip()
+                value = plain._base(canonical, strip_descriptive=False) if canonical else ""
+                self._synonyms[key] = value or ""
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike | None) -> "KeywordNormaliser":
+        """Load synonyms: JSON ``{variant: canonical}`` or lines ``variant,canonical`` /
+        ``variant => canonical`` / ``variant<TAB>canonical``; ``#`` starts a comment."""
+        if path is None:
+            return cls()
+        return cls(synonyms=read_synonyms(path))
+
+    # -- single phrases ----------------------------------------------------------------
+
+    def normalise(self, phrase: str) -> str | None:
+        """One keyword phrase -> canonical form, or None when nothing worth keeping.
+
+        The phrase is taken as one noun phrase: stop words, numbers and descriptive
+        adjectives (colour, size, generic) go, the last word is lemmatised as a noun,
+        then synonyms apply to the whole phrase and to single words.
+        """
+        full = self._base(phrase, strip_descriptive=False)
+        if full is not None and full in self._synonyms:
+            return self._synonyms[full] or None
+        base = self._base(phrase, strip_descriptive=True)
+        return None if base is None else self._apply_synonyms(base)
+
+    def _base(self, phrase: str, strip_descriptive: bool) -> str | None:
+        words = [w for w in _tokens(phrase) if _is_word(w) and not self._dropped(w)]
+        if strip_descriptive:
+            keep_last = bool(words) and words[-1] in COLOUR_ALSO_NOUN
+            words = [
+                w
+                for i, w in enumerate(words)
+                if not _is_descriptive(w) or (keep_last and i == len(words) - 1)
+            ]
+        if not words:
+            return None
+        words[-1] = _noun_lemma(words[-1])
+        if self._dropped(words[-1]):
+            return None
+        return " ".join(words)
+
+    def _dropped(self, word: str) -> bool:
+        return _junk(word) or word in self._extra_stop
+
+    def _apply_synonyms(self, phrase: str) -> str | None:
+        if phrase in self._synonyms:
+            return self._synonyms[phrase] or None
+        if not self._synonyms:
+            return phrase
+        words = [self._synonyms.get(w, w) for w in phrase.split(" ")]
+        joined = " ".join(w for w in words if w)
+        return self._synonyms.get(joined, joined) or None
+
+    # -- lists and text ------------------------------------------------------------------
+
+    def from_list(self, raw: str | Sequence[str]) -> list[str]:
+        """An LLM keyword list -> normalised, de-duplicated, first-appearance order.
+
+        An item that holds more than one noun phrase ("man riding a horse") is read as
+        text, so sentence-like items still give clean keywords.
+        """
+        items = parse_keyword_list(raw) if isinstance(raw, str) else list(raw)
+        out: dict[str, None] = {}
+        for item in items:
+            if not isinstance(item, str):
+                continue
+            chunks = [c for c in _chunks(_tokens(item)) if any(t.tag == NOUN for t in c)]
+            found = self._from_chunks(chunks) if len(chunks) > 1 else [self.normalise(item)]
+            out.update((k, None) for k in found if k)
+        return list(out)
+
+    def from_text(self, text: str) -> list[str]:
+        """Free text -> nouns and noun compounds, normalised, first-appearance order."""
+        if not text:
+            return []
+        return list(dict.fromkeys(self._from_chunks(_chunks(_tokens(text)))))
+
+    def _from_chunks(self, chunks: list[list[_Tok]]) -> list[str]:
+        out: list[str] = []
+        for chunk in chunks:
+            for phrase in _phrases(chunk):
+                words = phrase.split(" ")
+                if self._dropped(words[-1]) or any(w in self._extra_stop for w in words):
+                    continue
+                mapped = self._apply_synonyms(phrase)
+                if mapped:
+                    out.append(mapped)
+        return out
+
+
+def _is_descriptive(word: str) -> bool:
+    if word in DESCRIPTIVE:
+        return True
+    last = word.rsplit("-", 1)[-1]
+    return "-" in word and last in DESCRIPTIVE
+
+
+def read_synonyms(path: str | os.PathLike) -> dict[str, str]:
+    """Parse a synonyms file (see ``KeywordNormaliser.from_file``)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a JSON synonyms file must hold one object")
+        return {str(k): str(v) for k, v in data.items()}
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        for sep in ("=>", "->", "\t", ","):
+            if sep in line:
+                variant, canonical = (p.strip() for p in line.split(sep, 1))
+                break
+        else:
+            raise ValueError(f"{path}:{number}: expected 'variant => canonical'")
+        if variant:
+            out[variant] = canonical
+    return out

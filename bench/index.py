@@ -1,0 +1,93 @@
+"""Ingestion rate of the keyword index (SQLite batched, Redis) and arrays() time.
+
+Each task gets 8 distinct keywords drawn from a Zipf vocabulary; tasks are written
+with ``upsert_many`` in batches. Prints one JSON line.
+
+    python bench/index.py --tasks 200000 [--batch 1000] [--backends sqlite redis]
+
+Redis: REDIS_URL or redis://127.0.0.1:6379/13; only keys under a fresh
+``vlmine-bench-*`` prefix are written and they are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from backend.mining.index import KeywordIndex, RedisIndex, SQLiteIndex  # noqa: E402
+
+
+def keyword_sets(n_tasks: int, vocab: int, per_task: int, seed: int) -> list[list[str]]:
+    """n_tasks lists of ``per_task`` distinct words, Zipf-distributed."""
+    rng = np.random.default_rng(seed)
+    names = [f"kw{i}" for i in range(vocab)]
+    draws = (rng.zipf(1.1, (n_tasks, per_task * 3)) - 1) % vocab
+    out = []
+    for row in draws:
+        distinct = list(dict.fromkeys(row.tolist()))[:per_task]
+        out.append([names[k] for k in distinct])
+    return out
+
+
+def run(index: KeywordIndex, scope: str, sets: list[list[str]], batch: int) -> dict[str, float]:
+    index.drop_scope(scope)
+    t0 = time.perf_counter()
+    for lo in range(0, len(sets), batch):
+        index.upsert_many(scope, {lo + i: kws for i, kws in enumerate(sets[lo : lo + batch])})
+    t1 = time.perf_counter()
+    # Re-mining the first batch: replaces, never double counts.
+    index.upsert_many(scope, {i: kws for i, kws in enumerate(sets[:batch])})
+    t2 = time.perf_counter()
+    arrays = index.arrays(scope)
+    t3 = time.perf_counter()
+    assert arrays.n_tasks == len(sets)
+    assert int(arrays.df.sum()) == sum(len(s) for s in sets)
+    index.drop_scope(scope)
+    return {
+        "ingest_tasks_per_s": round(len(sets) / (t1 - t0)),
+        "reupsert_tasks_per_s": round(min(batch, len(sets)) / (t2 - t1)),
+        "arrays_s": round(t3 - t2, 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tasks", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--vocab", type=int, default=50_000)
+    ap.add_argument("--keywords", type=int, default=8)
+    ap.add_argument("--backends", nargs="+", default=["sqlite", "redis"])
+    args = ap.parse_args()
+
+    sets = keyword_sets(args.tasks, args.vocab, args.keywords, seed=0)
+    out: dict[str, object] = {
+        "bench": "index",
+        "tasks": args.tasks,
+        "batch": args.batch,
+        "keywords_per_task": args.keywords,
+    }
+    if "sqlite" in args.backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            with SQLiteIndex(os.path.join(tmp, "index.sqlite3")) as idx:
+                out["sqlite"] = run(idx, "bench", sets, args.batch)
+    if "redis" in args.backends:
+        import redis
+
+        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
+        prefix = f"vlmine-bench-{uuid.uuid4().hex[:8]}"
+        with RedisIndex(redis.Redis.from_url(url), prefix=prefix, owns_client=True) as idx:
+            out["redis"] = run(idx, "bench", sets, args.batch)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Keyword normalisation on real-looking captions and LLM list formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend.mining.keywords import KeywordNormaliser, parse_keyword_list, read_synonyms
+
+
+@pytest.fixture(scope="module")
+def kn() -> KeywordNormaliser:
+    return KeywordNormaliser()
+
+
+# -- parse_keyword_list ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '["bus", "road", "horse"]',
+        '```json\n["bus", "road", "horse"]\n```',
+        'Here are the keywords:\n```\n["bus","road","horse"]\n```\nLet me know!',
+        'Sure! {"keywords": ["bus", "road", "horse"]} Hope this helps.',
+        "bus, road, horse",
+        "bus; road; horse.",
+        "- bus\n- road\n- horse",
+        "* bus\n* road\n* horse",
+        "1. bus\n2. road\n3. horse",
+        "Keywords: bus, road, and horse",
+        "Here are the keywords:\n1) \"bus\"\n2) 'road'\n3) horse.",
+        '[{"keyword": "bus"}, {"name": "road"}, "horse"]',
+    ],
+)
+def test_parse_keyword_list_formats(raw):
+    assert parse_keyword_list(raw) == ["bus", "road", "horse"]
+
+
+def test_parse_keyword_list_edge_cases():
+    assert parse_keyword_list("") == []
+    assert parse_keyword_list("   \n ") == []
+    assert parse_keyword_list('{"other": 1}') == []  # JSON, but no list in it
+    assert parse_keyword_list('{"objects": ["cat"], "n": 1}') == ["cat"]
+    assert parse_keyword_list('{"found": ["cat", "dog"]}') == ["cat", "dog"]
+    assert parse_keyword_list('["Bus", 3, ["nested"]]') == ["Bus", "3", "nested"]
+    assert parse_keyword_list("• tram\n• ferry") == ["tram", "ferry"]
+
+
+# -- normalise ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "phrase, expected",
+    [
+        ("Buses", "bus"),
+        ("double-deckers", "double-decker"),
+        ("Double-Decker Buses", "double-decker bus"),
+        ("T-shirts", "t-shirt"),
+        ("children", "child"),
+        ("leaves", "leaf"),
+        ("glasses", "glasses"),
+        ("jeans", "jeans"),
+        ("people", "people"),
+        ("Two red double-decker buses", "double-decker bus"),
+        ("the snowy road", "snowy road"),
+        ("CAFÉS", "cafe"),
+        ("ｂｕｓｅｓ", "bus"),  # full-width letters (NFKC)
+        ("fire hydrants", "fire hydrant"),
+        ("the man's hat", "man hat"),
+        ("surfing", "surfing"),
+        ("an orange", "orange"),
+        ("red", None),
+        ("large", None),
+        ("image", None),
+        ("the background", None),
+        ("2", None),
+        ("three", None),
+        ("x", None),
+        ("", None),
+        ("  ...  ", None),
+    ],
+)
+def test_normalise(kn, phrase, expected):
+    assert kn.normalise(phrase) == expected
+
+
+def test_extra_stopwords():
+    kn = KeywordNormaliser(extra_stopwords=["Vehicle", "street"])
+    assert kn.normalise("vehicles") is None
+    assert kn.from_text("Vehicles on the street near a bus") == ["bus"]
+
+
+# -- from_list ------------------------------------------------------------------------------
+
+
+def test_from_list_normalises_dedupes_and_keeps_order(kn):
+    raw = '```json\n["Buses", "bus", "double-deckers", "Red", "man riding a horse", "Two dogs", "dog"]\n```'
+    assert kn.from_list(raw) == ["bus", "double-decker", "man", "horse", "dog"]
+    assert kn.from_list(["Horses", "horse", "image", "3"]) == ["horse"]
+
+
+# -- from_text ------------------------------------------------------------------------------
+
+
+def test_from_text_reference_sentence(kn):
+    got = kn.from_text("Two red double-decker buses beside a snowy road with a man riding a horse")
+    assert {"bus", "double-decker bus", "road", "man", "horse"} <= set(got)
+    assert set(got) <= {"bus", "double-decker bus", "road", "snowy road", "man", "horse"}
+    assert "riding" not in got and "ride" not in got and "red" not in got
+
+
+LLAVA_1 = (
+    "The image shows a large, colorful bird perched on a tree branch. The bird has a long "
+    "beak and is surrounded by green leaves. In the background, there is a blue sky with "
+    "some clouds."
+)
+LLAVA_2 = (
+    "The image features a man in a red shirt and blue jeans standing next to a fire "
+    "hydrant on a city street. There are several cars parked along the street, and a "
+    "traffic light can be seen in the distance. The overall scene depicts a busy day."
+)
+LLAVA_3 = (
+    "In this picture, a group of people are sitting at a dining table in a living room, "
+    "eating pizza. A dog is lying on the floor, and a pair of shoes is near the door."
+)
+
+
+def test_from_text_llava_descriptions(kn):
+    assert kn.from_text(LLAVA_1) == ["bird", "tree branch", "branch", "beak", "leaf", "sky", "cloud"]
+    got2 = kn.from_text(LLAVA_2)
+    for want in ["man", "shirt", "jeans", "fire hydrant", "hydrant", "city street", "car", "traffic light"]:
+        assert want in got2
+    got3 = kn.from_text(LLAVA_3)
+    for want in ["people", "dining table", "living room", "pizza", "dog", "floor", "shoe", "door"]:
+        assert want in got3
+    filler = {
+        "image", "picture", "scene", "background", "view", "side", "distance", "group",
+        "pair", "red", "blue", "green", "large", "colorful", "sitting", "standing", "parked",
+        "lying", "eating", "show", "feature", "day",
+    }
+    for got in (kn.from_text(LLAVA_1), got2, got3):
+        assert not filler & set(got), filler & set(got)
+
+
+def test_from_text_verbs_and_nouns_by_context(kn):
+    got = kn.from_text("A woman walks past a fruit stand while children play near the stands.")
+    assert got == ["woman", "fruit stand", "stand", "child"]
+    assert kn.from_text("A parking lot next to a bustling street") == ["parking lot", "lot", "street"]
+    assert kn.from_text("A glass building with an office building behind it") == [
+        "glass building", "building", "office building",
+    ]
+
+
+def test_from_text_numbers_possessives_and_accents(kn):
+    got = kn.from_text("3 dogs, the 2nd floor, twelve cats and the café's windows")
+    assert got == ["dog", "floor", "cat", "cafe", "window"]
+
+
+def test_from_text_empty_and_filler_only(kn):
+    assert kn.from_text("") == []
+    assert kn.from_text("The image shows a scene in the background.") == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=200))
+def test_from_text_is_deterministic_and_clean(text):
+    kn = KeywordNormaliser()
+    first = kn.from_text(text)
+    assert first == KeywordNormaliser().from_text(text)
+    assert len(first) == len(set(first))
+    for k in first:
+        assert k == k.strip() and k == k.lower() and "  " not in k
+
+
+# -- synonyms -----------------------------------------------------------------------------
+
+
+def test_synonyms_apply_after_lemmatisation(tmp_path):
+    path = tmp_path / "syn.json"
+    path.write_text(json.dumps({"motorbike": "motorcycle", "Double-Decker Bus": "bus", "pic": ""}))
+    kn = KeywordNormaliser.from_file(path)
+    assert kn.normalise("Motorbikes") == "motorcycle"
+    assert kn.normalise("motorbike helmets") == "motorcycle helmet"
+    assert kn.normalise("double-decker buses") == "bus"
+    assert kn.from_text("Two double-decker buses and a motorbike") == ["bus", "motorcycle"]
+
+
+def test_synonyms_can_protect_colour_phrases():
+    kn = KeywordNormaliser(synonyms={"red panda": "red panda"})
+    assert kn.normalise("Red pandas") == "red panda"
+    assert KeywordNormaliser().normalise("Red pandas") == "panda"
+
+
+def test_synonyms_text_formats(tmp_path):
+    path = tmp_path / "syn.txt"
+    path.write_text(
+        "# comment line\n"
+        "motorbike, motorcycle\n"
+        "tv => television   # trailing comment\n"
+        "automobile\tcar\n"
+        "kitty -> cat\n"
+        "\n"
+    )
+    assert read_synonyms(path) == {
+        "motorbike": "motorcycle", "tv": "television", "automobile": "car", "kitty": "cat",
+    }
+    kn = KeywordNormaliser.from_file(path)
+    assert kn.from_list("automobiles, kitties, TV") == ["car", "cat", "television"]
+    assert KeywordNormaliser.from_file(None).normalise("automobiles") == "automobile"
+
+
+def test_synonyms_file_errors(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("just one column\n")
+    with pytest.raises(ValueError):
+        read_synonyms(bad)

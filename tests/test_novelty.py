@@ -1,0 +1,148 @@
+"""Novelty on hand-computed examples, empty rows, chunk boundaries, and mine()."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend.mining import DEFAULT_POOLING, IndexArrays, mine
+from backend.mining.novelty import novelty, pooled_df
+
+# The package re-exports the function novelty(), which shadows the submodule's name.
+novelty_module = importlib.import_module("backend.mining.novelty")
+
+
+def csr(rows: list[list[int]], task_ids: list[int] | None = None) -> IndexArrays:
+    """IndexArrays from keyword-id rows, df counted from the rows."""
+    lengths = [len(r) for r in rows]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    kw = np.array([k for r in rows for k in r], dtype=np.int32)
+    vocab = int(kw.max()) + 1 if kw.size else 0
+    df = np.bincount(kw, minlength=vocab).astype(np.int64)
+    ids = np.arange(1, len(rows) + 1) if task_ids is None else np.array(task_ids)
+    return IndexArrays(task_ids=ids.astype(np.int64), indptr=indptr, keyword_ids=kw, df=df)
+
+
+# a=0 (df 3), b=1 (df 1), c=2 (df 1); N = 5 with two empty tasks
+ROWS = [[], [0, 1], [0], [], [0, 2]]
+
+
+def test_mean_pooling_by_hand():
+    nov = novelty(csr(ROWS), pooling="mean")
+    expected = [0.0, math.log(5 / 2), math.log(5 / 3), 0.0, math.log(5 / 2)]
+    assert nov == pytest.approx(expected)
+
+
+def test_min_pooling_by_hand():
+    nov = novelty(csr(ROWS), pooling="min")
+    expected = [0.0, math.log(5), math.log(5 / 3), 0.0, math.log(5)]
+    assert nov == pytest.approx(expected)
+
+
+def test_gmean_pooling_by_hand():
+    nov = novelty(csr(ROWS), pooling="gmean")
+    # task 1: sqrt(3 * 1); task 4: sqrt(3 * 1); task 2: 3
+    expected = [0.0, math.log(5 / math.sqrt(3)), math.log(5 / 3), 0.0, math.log(5 / math.sqrt(3))]
+    assert nov == pytest.approx(expected)
+    assert DEFAULT_POOLING == "gmean"
+    assert novelty(csr(ROWS)) == pytest.approx(expected)
+
+
+def test_inverse_transform_and_empty_value():
+    nov = novelty(csr(ROWS), pooling="mean", transform="inverse", empty=-1.0)
+    assert nov == pytest.approx([-1.0, 5 / 2, 5 / 3, -1.0, 5 / 2])
+
+
+def test_keyword_in_every_task_has_zero_novelty():
+    nov = novelty(csr([[0], [0, 0 + 1], [0]]), pooling="min")
+    assert nov[0] == 0.0 and nov[2] == 0.0
+
+
+def test_pooled_df_marks_empty_rows_nan():
+    pooled = pooled_df(csr(ROWS), "mean")
+    assert np.isnan(pooled[[0, 3]]).all()
+    assert pooled[[1, 2, 4]].tolist() == [2.0, 3.0, 2.0]
+
+
+def test_all_empty_and_no_tasks():
+    assert novelty(csr([[], []])).tolist() == [0.0, 0.0]
+    assert novelty(IndexArrays.empty()).size == 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        novelty(csr(ROWS), pooling="max")
+    with pytest.raises(ValueError):
+        novelty(csr(ROWS), transform="log")
+
+
+def reference(rows: list[list[int]], pooling: str) -> list[float]:
+    arrays = csr(rows)
+    n = len(rows)
+    out = []
+    for r in rows:
+        if not r:
+            out.append(0.0)
+            continue
+        values = [arrays.df[k] for k in r]
+        if pooling == "mean":
+            pooled = sum(values) / len(values)
+        elif pooling == "min":
+            pooled = min(values)
+        else:
+            pooled = math.exp(sum(math.log(v) for v in values) / len(values))
+        out.append(-math.log(pooled / n))
+    return out
+
+
+row_lists = st.lists(st.lists(st.integers(0, 6), max_size=5, unique=True), min_size=1, max_size=30)
+
+
+@settings(max_examples=100, deadline=None)
+@given(row_lists, st.sampled_from(["gmean", "mean", "min"]), st.integers(1, 4))
+def test_matches_reference_across_chunk_boundaries(rows, pooling, chunk):
+    original = novelty_module._ROW_CHUNK
+    novelty_module._ROW_CHUNK = chunk  # tiny chunks: every boundary case gets exercised
+    try:
+        got = novelty(csr(rows), pooling=pooling)
+    finally:
+        novelty_module._ROW_CHUNK = original
+    assert got == pytest.approx(reference(rows, pooling))
+
+
+def test_mine_combines_novelty_and_filled_signals():
+    arrays = csr(ROWS, task_ids=[10, 20, 30, 40, 50])
+    u = np.array([0.9, np.nan, 0.1, 0.8, 0.2])
+    result = mine(arrays, {"uncertainty": u}, pooling="min")
+    assert result.task_ids.tolist() == [10, 20, 30, 40, 50]
+    assert set(result.signals) == {"novelty", "uncertainty"}
+    # NaN filled with the minimum (0.1)
+    assert result.signals["uncertainty"].tolist() == [0.9, 0.1, 0.1, 0.8, 0.2]
+    # novelty: [0, log5, log5/3, 0, log5]; front 0 = {10 (0,.9), 20 (log5,.1)?, 50}
+    # 50 = (log5, .2) dominates 20 = (log5, .1); 10 = (0, .9) is the best uncertainty.
+    assert result.front.tolist() == [0, 1, 2, 1, 0]
+    assert result.priority[result.order[0]] == 1.0
+    assert np.array_equal(np.argsort(result.position), result.order)
+    inverted = mine(arrays, {"uncertainty": u}, pooling="min", invert=True)
+    assert np.array_equal(inverted.order, result.order)
+    assert inverted.priority[result.order[0]] == pytest.approx(1 / 5)
+
+
+def test_mine_rejects_bad_signals():
+    arrays = csr(ROWS)
+    with pytest.raises(ValueError):
+        mine(arrays, {"novelty": np.zeros(5)})
+    with pytest.raises(ValueError):
+        mine(arrays, {"u": np.zeros(4)})
+
+
+def test_mine_without_signals_and_without_tasks():
+    result = mine(csr(ROWS))
+    assert result.front.shape == (5,)
+    empty = mine(IndexArrays.empty(), {"u": np.zeros(0)})
+    assert empty.priority.size == 0

@@ -1,0 +1,181 @@
+"""Scale-out on RQ with a real Redis and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from backend.api import create_app
+from backend.engine import Engine
+from backend.rq_queue import MINE_QUEUE, RQQueue
+from backend.settings import Settings
+from tests.support.fake_openai import FakeOpenAI
+from tests.test_image_pipeline import CONFIG as IMAGE_CONFIG
+from tests.test_image_pipeline import DESCRIPTIONS, ImageServer, png
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT_CONFIG = '<View><Text name="text" value="$text"/></View>'
+
+
+def redis_url(db: int = 11) -> str:
+    base = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13").rsplit("/", 1)[0]
+    return f"{base}/{db}"
+
+
+@pytest.fixture()
+def rq_env(tmp_path):
+    url = redis_url()
+    client = redis.Redis.from_url(url)
+    client.ping()  # no Redis: fail, never skip
+    client.flushdb()
+    yield url, client
+    client.flushdb()
+
+
+def start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    full = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    # a session of its own: killing the group takes RQ's scheduler child along, as a dying machine would
+    return subprocess.Popen([sys.executable, "-m", "backend.worker", *args], cwd=ROOT, env=full,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    proc.wait(20)
+
+
+def wait_until(predicate, timeout: float, what: str, log: Path | None = None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+def recount(engine: Engine, scope: str) -> Counter:
+    kws = engine.index.get_many(scope, range(1, 10_000))
+    return Counter(k for v in kws.values() for k in v)
+
+
+def test_duplicate_webhooks_through_rq_never_double_count(rq_env, tmp_path):
+    url, _ = rq_env
+    env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "4", "RERANK_DELAY": "0"}
+    settings = Settings.from_env(env)
+    engine = Engine(settings)
+    app = create_app(settings, engine=engine)
+    client = app.test_client()
+    tasks = [{"id": i, "data": {"text": t}} for i, t in
+             enumerate(["a red bus", "a horse", "a red bus on a road", "a kite", "a horse and a man"], start=1)]
+    body = {"action": "TASKS_CREATED", "project": {"id": 3, "label_config": TEXT_CONFIG}, "tasks": tasks}
+    for _ in range(2):
+        assert client.post("/webhook", json=body).get_json()["jobs"] == 2
+    assert Queue(MINE_QUEUE, connection=engine.redis).count == 4
+    log = tmp_path / "worker.log"
+    proc = start_worker(env, log, "--burst", "--queues", "mine")
+    assert proc.wait(120) == 0, log.read_text()[-3000:]
+    scope = engine.scope(3)
+    assert engine.index.task_count(scope) == 5
+    df = engine.index.document_frequencies(scope)
+    assert df == dict(recount(engine, scope))
+    assert df["bus"] == 2 and df["horse"] == 2
+    metrics = client.get("/metrics").get_json()
+    assert metrics["counters"]["tasks_mined"] == 10  # every delivery mined, none counted twice in the index
+    assert metrics["projects"]["3"]["mined"] == 5
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(rq_env, tmp_path):
+    url, _ = rq_env
+    colours = ["red", "green", "blue", "yellow"] * 4
+    files = {f"/img{i}.png": png(c, i) for i, c in enumerate(colours)}
+    images = ImageServer(files)
+    with FakeOpenAI(by_colour=DESCRIPTIONS, delay=0.4) as vlm:
+        env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "8", "JOB_TIMEOUT": "5",
+               "VLM_API_URL": vlm.base_url, "VLM_API_MODEL": "fake", "VLM_API_CONCURRENCY": "1",
+               "KEYWORD_MODE": "rules", "RERANK_DELAY": "0"}
+        settings = Settings.from_env(env)
+        engine = Engine(settings)
+        queue = RQQueue(engine)
+        tasks = [{"id": i + 1, "data": {"image": f"{images.url}/img{i}.png"}} for i in range(len(colours))]
+        engine.project(4, IMAGE_CONFIG)
+        assert queue.submit_tasks(4, tasks, IMAGE_CONFIG) == 2
+        log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+        first = start_worker(env, log_a, "--queues", "mine", "--name", f"a-{uuid.uuid4().hex[:6]}")
+        started = StartedJobRegistry(MINE_QUEUE, connection=engine.redis)
+        wait_until(lambda: started.count > 0 and vlm.calls >= 2, 60, "worker A to start a batch", log_a)
+        kill_group(first)
+        killed_calls = vlm.calls
+        assert engine.index.task_count(engine.scope(4)) < len(tasks)
+        second = start_worker(env, log_b, "--queues", "mine", "--maintenance-interval", "2",
+                              "--name", f"b-{uuid.uuid4().hex[:6]}")
+        try:
+            wait_until(lambda: engine.index.task_count(engine.scope(4)) == len(tasks), 240,
+                       "worker B to finish every task", log_b)
+            wait_until(lambda: started.count == 0 and Queue(MINE_QUEUE, connection=engine.redis).count == 0,
+                       60, "the queue to drain", log_b)
+        finally:
+            kill_group(second, signal.SIGTERM)
+            images.stop()
+        scope = engine.scope(4)
+        df = engine.index.document_frequencies(scope)
+        assert df == dict(recount(engine, scope))
+        assert df["bus"] == 4 and df["submarine"] == 4
+        assert vlm.calls > killed_calls
+
+
+def test_health_reports_redis_down_and_recovers(tmp_path):
+    port = 6393
+    data = tmp_path / "redis"
+    data.mkdir()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+           "--appendfsync", "always", "--dir", str(data)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        wait_until(lambda: _pings(client), 10, "redis to start")
+        settings = Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "2"})
+        engine = Engine(settings)
+        app = create_app(settings, engine=engine)
+        http = app.test_client()
+        assert http.get("/health").status_code == 200
+        body = {"action": "TASKS_CREATED", "project": {"id": 5, "label_config": TEXT_CONFIG},
+                "tasks": [{"id": i, "data": {"text": f"a kite number {i}"}} for i in range(1, 7)]}
+        assert http.post("/webhook", json=body).status_code == 200
+        server.terminate()  # a clean restart: the append-only file keeps the queued jobs
+        server.wait(10)
+        down = http.get("/health")
+        assert down.status_code == 503 and "Redis is unreachable" in down.get_json()["reason"]
+        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _pings(client), 10, "redis to restart")
+        assert http.get("/health").status_code == 200
+        assert Queue(MINE_QUEUE, connection=engine.redis).count == 3
+        log = tmp_path / "worker.log"
+        proc = start_worker({"REDIS_URL": url, "MODEL_DIR": str(tmp_path)}, log, "--burst", "--queues", "mine")
+        assert proc.wait(120) == 0, log.read_text()[-3000:]
+        assert engine.index.task_count(engine.scope(5)) == 6
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.exceptions.ConnectionError:
+        return False
