@@ -211,6 +211,10 @@ class Engine:
             state = self.project(pid)
             if not order:
                 return {"project": pid, "tasks": 0}
+            if state.view_id is None:
+                # the tab first, so it is there when the first scores land
+                state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
+                self.store.save_project(state)
             version = state.live_version
             written = self.store.written(pid, version)
             plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
@@ -235,9 +239,6 @@ class Engine:
             if plan.bump or plan.imports:
                 client.set_model_version(pid, version)
             self.store.save_project(state)
-            if state.view_id is None:
-                state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
-                self.store.save_project(state)
         self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
                   "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,
