@@ -1,0 +1,126 @@
+"""More end to end against the real Label Studio: uncertainty stored with the tasks, and an
+image project whose files were uploaded to Label Studio."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend.labelstudio import LabelStudioClient
+from tests.support.backend_server import BackendServer
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.label_studio import create_project, import_tasks
+from tests.test_image_pipeline import DESCRIPTIONS, png
+
+pytestmark = pytest.mark.e2e
+
+TEXT_CONFIG = """<View>
+  <Text name="text" value="$text"/>
+  <Choices name="label" toName="text"><Choice value="a"/><Choice value="b"/></Choices>
+</View>"""
+IMAGE_CONFIG = """<View>
+  <Image name="image" value="$image"/>
+  <Choices name="label" toName="image"><Choice value="a"/><Choice value="b"/></Choices>
+  <TextArea name="vlmine" toName="image" editable="false"/>
+</View>"""
+
+
+def wait_for(predicate, timeout: float, what: str, backend: BackendServer):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.log_tail()}")
+
+
+def backend_for(ls, tmp_path, **env: str) -> BackendServer:
+    base = {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
+            "LABEL_STUDIO_API_KEY": ls.token, "RERANK_DELAY": "0.5"}
+    return BackendServer({**base, **env}, tmp_path / "backend.log")
+
+
+def connect(ls, pid: int, backend: BackendServer) -> None:
+    resp = ls.api("POST", "/api/ml", json={"project": pid, "url": backend.url, "title": "VLMine"})
+    assert resp.status_code == 201, resp.text
+
+
+def first_in_tab(client: LabelStudioClient, ls, pid: int, n: int) -> list[int]:
+    views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
+    view = next(v for v in views if v["data"].get("title") == "Long-tail first")
+    return [t["id"] for t in client.tasks_in_view(view["id"], limit=n)]
+
+
+def all_written(client: LabelStudioClient, pid: int, n: int, backend: BackendServer):
+    def check() -> bool:
+        import requests
+
+        version = requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]["version"]
+        tasks = {p["task"] for p in client.list_predictions(pid, version)}
+        return len(tasks) == n and client.get_project(pid)["model_version"] == version
+    return check
+
+
+def test_uncertainty_stored_with_the_tasks_joins_novelty(label_studio, tmp_path):
+    ls = label_studio
+    common = ["a cat on the sofa", "a dog in the park", "a car on the road", "a bus on the street"]
+    tasks = []
+    for i in range(120):
+        tasks.append({"data": {"text": common[i % 4]},
+                      "predictions": [{"model_version": "classifier-v1", "score": 0.9,
+                                       "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                                                   "value": {"choices": ["a"]}}]}]})
+    unsure = [3, 47, 90]  # common texts the classifier is unsure about
+    for i in unsure:
+        tasks[i]["data"]["text"] = "a dog in the park"
+        tasks[i]["predictions"][0]["score"] = 0.01
+    rare = ["a giraffe wearing a tuxedo", "a hovercraft beside a glacier", "an astronaut holding a trombone"]
+    for i, text in zip((10, 60, 100), rare):
+        tasks[i] = {"data": {"text": text}}  # no prediction: the lowest uncertainty is assumed
+    backend = backend_for(ls, tmp_path, UNCERTAINTY_SOURCE="prediction_score",
+                          UNCERTAINTY_MODEL_VERSION="classifier-v1")
+    try:
+        pid, _ = create_project(ls, "uncertainty e2e", TEXT_CONFIG)
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, tasks)
+        client = LabelStudioClient(ls.base_url, ls.token)
+        wait_for(all_written(client, pid, len(ids), backend), 180, "the write-back", backend)
+        expected = {ids[i] for i in unsure} | {ids[i] for i in (10, 60, 100)}
+        assert set(first_in_tab(client, ls, pid, 6)) == expected
+        version = client.get_project(pid)["model_version"]
+        assert "novelty+predictionscore" in version
+    finally:
+        backend.stop()
+
+
+def test_image_project_uploaded_to_label_studio(label_studio, tmp_path):
+    ls = label_studio
+    colours = ["red"] * 6 + ["green"] * 6 + ["blue"] * 6 + ["yellow"] * 2
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        backend = backend_for(ls, tmp_path, VLM_API_URL=vlm.base_url, VLM_API_MODEL="fake-vlm",
+                              KEYWORD_MODE="llm")
+        try:
+            pid, _ = create_project(ls, "image upload e2e", IMAGE_CONFIG)
+            connect(ls, pid, backend)
+            # Label Studio reads request.FILES by key: one key per file
+            files = [(f"file{i}", (f"img{i}-{c}.png", png(c, i), "image/png")) for i, c in enumerate(colours)]
+            resp = ls.api("POST", f"/api/projects/{pid}/import", params={"return_task_ids": "true"}, files=files)
+            ids = resp.json()["task_ids"]
+            assert len(ids) == len(colours)
+            client = LabelStudioClient(ls.base_url, ls.token)
+            tasks = {t["id"]: t for t in client.iter_tasks(pid)}
+            assert all(str(t["data"]["image"]).startswith("/data/upload/") for t in tasks.values())
+            wait_for(all_written(client, pid, len(ids), backend), 180, "the write-back", backend)
+            yellow = {i for i, t in tasks.items() if "yellow" in t["data"]["image"]}
+            assert set(first_in_tab(client, ls, pid, 2)) == yellow
+            # the annotators' text box names the rare keywords and the description
+            version = client.get_project(pid)["model_version"]
+            pred = next(p for p in client.list_predictions(pid, version) if p["task"] in yellow)
+            full = ls.api("GET", f"/api/predictions/{pred['id']}").json()
+            text = full["result"][0]["value"]["text"]
+            assert "submarine (2)" in text[0] and text[1].startswith("Description: a yellow submarine")
+            assert vlm.calls >= len(colours)
+            assert ls.token not in backend.log_text()
+        finally:
+            backend.stop()
