@@ -103,7 +103,8 @@ class VLMineWorker(SimpleWorker):
                 self.log.warning("maintenance failed: %s", type(exc).__name__)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m backend.worker`` (also read by tests/test_compose.py)."""
     parser = argparse.ArgumentParser(prog="python -m backend.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--queues", default="mine,write",
                         help="which queues to serve: mine (describe and index), write (re-rank, clean-up)")
@@ -112,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preload", action="store_true", help="load the VLM before taking the first job")
     parser.add_argument("--maintenance-interval", type=int, default=60,
                         help="seconds between RQ maintenance runs (finding abandoned jobs), default 60")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()

@@ -1,0 +1,514 @@
+"""Write-back client for Label Studio, built on label-studio-sdk 2.x.
+
+What goes through the SDK's typed methods: projects (get, update, import_predictions),
+predictions (update, delete), Data Manager views (list, create, update). What the SDK
+has no method for, or where its pydantic models cost too much on 10k+ rows, goes through
+the SDK's own HTTP layer (same base URL, auth headers, timeouts and token refresh) and
+returns plain JSON: listing predictions and tasks, deleting a model version, the
+labeling stream (``/next``), presigning and downloading.
+
+Auth: ``api_key`` is either a legacy token (``Authorization: Token ...``) or a personal
+access token, which is a JWT refresh token. The SDK tells them apart by decoding the
+JWT, trades a refresh token for an access token at ``POST /api/token/refresh/`` and
+refreshes it shortly before it expires. On top of that this client drops the cached
+access token and retries once when the server still answers 401 (a revoked or
+rotated access token, clock skew).
+
+Every failure is a :class:`LabelStudioError` naming the method, path and status with
+a short excerpt of the body; the key and the access token are scrubbed from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+try:
+    from label_studio_sdk.client import LabelStudio
+    from label_studio_sdk.core.api_error import ApiError
+except ImportError as exc:  # pragma: no cover - import guard with a readable message
+    raise ImportError("backend.labelstudio needs label-studio-sdk>=2.0 (pip install -r requirements.txt)") from exc
+
+__all__ = ["LabelStudioError", "LabelStudioClient", "PREDICTION_SCORE_DESC", "TASK_FIELDS"]
+
+T = TypeVar("T")
+
+#: Data Manager ordering that puts the highest prediction score first.
+PREDICTION_SCORE_DESC = ["-tasks:predictions_score"]
+
+_EXCERPT = 300
+
+#: what :meth:`LabelStudioClient.iter_tasks` asks for by default (``include=`` of ``GET /api/tasks``)
+TASK_FIELDS = "id,data,meta,is_labeled,predictions,annotations"
+
+
+class LabelStudioError(Exception):
+    """An HTTP or transport error talking to Label Studio. Never contains the API key."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.status = status
+
+
+def _strip_scheme(key: str) -> str:
+    key = (key or "").strip()
+    for prefix in ("Token ", "Bearer ", "token ", "bearer "):
+        if key.startswith(prefix):
+            return key[len(prefix):].strip()
+    return key
+
+
+def looks_like_jwt(key: str) -> bool:
+    """Three dot-separated base64url parts, the first decoding to a JSON header."""
+    parts = key.split(".")
+    if len(parts) != 3 or not all(parts):
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(header, dict) and "alg" in header
+
+
+class LabelStudioClient:
+    """The calls VLMine needs to write priorities back and read tasks."""
+
+    def __init__(self, url: str, api_key: str, timeout: float = 30.0, *, bulk_timeout: float | None = None) -> None:
+        if not url or not urlsplit(url).scheme:
+            raise LabelStudioError(f"Label Studio URL must be absolute, got {url!r}")
+        key = _strip_scheme(api_key)
+        if not key:
+            raise LabelStudioError("Label Studio API key is empty")
+        self.base_url = url.rstrip("/")
+        self.timeout = float(timeout)
+        #: for calls whose time grows with the project: bulk import, listings, deleting a version
+        self.bulk_timeout = float(bulk_timeout) if bulk_timeout is not None else max(self.timeout, 600.0)
+        self.is_pat = looks_like_jwt(key)
+        self._key = key
+        self._refresh_lock = threading.Lock()
+        self._wrapper: Any = None
+        try:
+            # trailing slash: the SDK's token refresh uses urljoin, which would drop a sub-path
+            self._sdk = LabelStudio(base_url=self.base_url + "/", api_key=key, timeout=self.timeout)
+        except ApiError as exc:  # an expired or malformed personal access token
+            raise self._error("POST", "api/token/refresh/", exc.status_code, exc.body) from None
+        wrapper = getattr(self._sdk, "_client_wrapper", None)
+        if wrapper is None or not hasattr(wrapper, "httpx_client"):  # pragma: no cover - SDK layout changed
+            raise LabelStudioError("unsupported label-studio-sdk: no _client_wrapper.httpx_client")
+        self._wrapper = wrapper
+        self._http = wrapper.httpx_client  # the SDK's HttpClient: base URL, auth headers, retries
+
+    # ================================================================== plumbing
+    @property
+    def sdk(self) -> LabelStudio:
+        """The underlying ``label_studio_sdk`` client, for calls this class does not wrap."""
+        return self._sdk
+
+    def _secrets(self) -> list[str]:
+        out = [self._key]
+        tokens = getattr(self._wrapper, "_tokens_client", None)
+        access = getattr(tokens, "_access_token", None)
+        if access:
+            out.append(access)
+        return out
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _error(self, method: str, path: str, status: int | None, body: Any) -> LabelStudioError:
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode("utf-8", "replace")
+        if not isinstance(body, str):
+            try:
+                body = json.dumps(body, default=str)
+            except (TypeError, ValueError):
+                body = repr(body)
+        excerpt = " ".join(self._scrub(body).split())
+        if len(excerpt) > _EXCERPT:
+            excerpt = excerpt[:_EXCERPT] + "..."
+        where = f"{method} /{path.lstrip('/')}"
+        status_txt = f"HTTP {status}" if status is not None else "no response"
+        return LabelStudioError(
+            self._scrub(f"Label Studio {where} failed: {status_txt}" + (f": {excerpt}" if excerpt else "")),
+            method=method, path="/" + path.lstrip("/"), status=status,
+        )
+
+    def _transport_error(self, method: str, path: str, exc: Exception) -> LabelStudioError:
+        return self._error(method, path, None, f"{type(exc).__name__}: {exc}")
+
+    def _forget_access_token(self) -> bool:
+        """Drop the SDK's cached access token so that the next request refreshes it."""
+        if not self.is_pat:
+            return False
+        tokens = getattr(self._wrapper, "_tokens_client", None)
+        if tokens is None or getattr(tokens, "_use_legacy_token", True):
+            return False
+        with self._refresh_lock:
+            tokens._access_token = None
+            tokens._access_token_expiration = None
+        return True
+
+    def _call(self, method: str, path: str, fn: Callable[[], T]) -> T:
+        """Run an SDK call; map its errors; on 401 with a PAT refresh once and retry."""
+        for attempt in (0, 1):
+            try:
+                return fn()
+            except ApiError as exc:
+                if exc.status_code == 401 and attempt == 0 and self._forget_access_token():
+                    continue
+                raise self._error(method, path, exc.status_code, exc.body) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(method, path, exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        timeout: float | None = None,
+        retries: int | None = None,
+        ok: Iterable[int] = (),
+    ) -> httpx.Response:
+        """A request through the SDK's HTTP layer; returns the response or raises LabelStudioError.
+
+        Statuses in ``ok`` are returned to the caller instead of raising.
+        """
+        options: dict[str, Any] = {"timeout": timeout or self.timeout}
+        if retries is not None:
+            options["max_retries"] = retries
+        for attempt in (0, 1):
+            try:
+                resp = self._http.request(
+                    path.lstrip("/"), method=method, params=dict(params or {}), json=json_body,
+                    request_options=options,
+                )
+            except ApiError as exc:  # token refresh failed inside the SDK
+                raise self._error(method, path, exc.status_code, exc.body) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(method, path, exc) from None
+            if resp.status_code == 401 and attempt == 0 and self._forget_access_token():
+                continue
+            if resp.status_code < 400 or resp.status_code in ok:
+                return resp
+            raise self._error(method, path, resp.status_code, resp.text)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _json(self, method: str, path: str, resp: httpx.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise self._error(method, path, resp.status_code, "response is not JSON: " + resp.text[:200]) from None
+
+    def _auth_headers(self) -> dict[str, str]:
+        try:
+            headers = self._wrapper.get_headers()
+        except ApiError as exc:
+            raise self._error("POST", "api/token/refresh/", exc.status_code, exc.body) from None
+        return {k: v for k, v in headers.items() if k.lower() == "authorization"}
+
+    def _url(self, url_or_path: str) -> str:
+        if "://" in url_or_path:
+            return url_or_path
+        return self.base_url + "/" + url_or_path.lstrip("/")
+
+    def _same_origin(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        port_a = a.port or (443 if a.scheme == "https" else 80)
+        port_b = b.port or (443 if b.scheme == "https" else 80)
+        return (a.scheme, (a.hostname or "").lower(), port_a) == (b.scheme, (b.hostname or "").lower(), port_b)
+
+    @staticmethod
+    def _path_of(url: str) -> str:
+        parts = urlsplit(url)
+        return parts.path or "/"
+
+    # ================================================================== projects
+    def get_project(self, project_id: int) -> dict:
+        """The project as a dict (id, title, label_config, model_version, counters, ...)."""
+        path = f"api/projects/{int(project_id)}/"
+        project = self._call("GET", path, lambda: self._sdk.projects.get(id=int(project_id)))
+        data = project.model_dump(mode="json") if hasattr(project, "model_dump") else dict(project)
+        return data
+
+    def set_model_version(self, project_id: int, version: str) -> None:
+        """Point the project at ``version``; Label Studio refuses (400) until a prediction of it exists.
+
+        ``predictions_score`` in the Data Manager averages only predictions of this version.
+        """
+        path = f"api/projects/{int(project_id)}/"
+        self._call("PATCH", path, lambda: self._sdk.projects.update(id=int(project_id), model_version=str(version)))
+
+    # =============================================================== predictions
+    def import_predictions(self, project_id: int, predictions: list[dict], chunk_size: int = 5000) -> int:
+        """Bulk-create predictions (``{task, score, model_version, result}``); returns how many.
+
+        One POST per ``chunk_size`` predictions; no automatic retry (a retried POST would
+        duplicate a chunk that did land).
+        """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be >= 1")
+        path = f"api/projects/{int(project_id)}/import/predictions"
+        created = 0
+        for start in range(0, len(predictions), chunk_size):
+            chunk = [self._prediction_body(p) for p in predictions[start:start + chunk_size]]
+            options = {"timeout": self.bulk_timeout, "max_retries": 0}
+            resp = self._call(
+                "POST", path,
+                lambda: self._sdk.projects.import_predictions(id=int(project_id), request=chunk, request_options=options),
+            )
+            got = getattr(resp, "created", None)
+            created += int(got) if got is not None else len(chunk)
+        return created
+
+    @staticmethod
+    def _prediction_body(p: Mapping[str, Any]) -> dict:
+        body = {"task": int(p["task"]), "result": list(p.get("result") or [])}
+        if p.get("score") is not None:
+            body["score"] = float(p["score"])
+        if p.get("model_version") is not None:
+            body["model_version"] = str(p["model_version"])
+        return body
+
+    def list_predictions(self, project_id: int, model_version: str | None = None) -> list[dict]:
+        """``[{id, task, model_version, score}]`` for every prediction of the project.
+
+        ``GET /api/predictions/?project=ID`` answers the whole list in one unpaginated
+        response (the server filters by project, task or task__project only; the version
+        is filtered here). Parsed as plain JSON: the SDK's pydantic models cost seconds
+        at 10k predictions.
+        """
+        path = "api/predictions/"
+        resp = self._raw("GET", path, params={"project": int(project_id)}, timeout=self.bulk_timeout)
+        rows = self._json("GET", path, resp)
+        if isinstance(rows, dict):  # a paginated answer, should a later version add it
+            rows = rows.get("results", [])
+        out = []
+        for p in rows:
+            if model_version is not None and p.get("model_version") != model_version:
+                continue
+            task = p.get("task")
+            out.append({"id": int(p["id"]), "task": int(task) if task is not None else None,
+                        "model_version": p.get("model_version"), "score": p.get("score")})
+        return out
+
+    def update_prediction_scores(self, updates: Mapping[int, float]) -> None:
+        """PATCH each prediction's score (one request per prediction, ~45 ms each)."""
+        for prediction_id, score in updates.items():
+            pid = int(prediction_id)
+            self._call(
+                "PATCH", f"api/predictions/{pid}/",
+                lambda pid=pid, score=score: self._sdk.predictions.update(id=pid, score=float(score)),
+            )
+
+    def delete_predictions(self, prediction_ids: Iterable[int]) -> None:
+        """DELETE each prediction; one already gone (404) is not an error."""
+        for prediction_id in prediction_ids:
+            pid = int(prediction_id)
+            try:
+                self._call("DELETE", f"api/predictions/{pid}/", lambda pid=pid: self._sdk.predictions.delete(id=pid))
+            except LabelStudioError as exc:
+                if exc.status != 404:
+                    raise
+
+    def delete_model_version(self, project_id: int, version: str) -> int:
+        """Delete every prediction of ``version`` in the project; returns how many.
+
+        Answer is ``{"deleted_predictions": N}``. Deleting the project's current
+        ``model_version`` also resets it (to null) on the Label Studio side.
+        """
+        path = f"api/projects/{int(project_id)}/model-versions/"
+        resp = self._raw("DELETE", path, json_body={"model_version": str(version)}, timeout=self.bulk_timeout)
+        data = self._json("DELETE", path, resp) if resp.content else 0
+        if isinstance(data, dict):
+            data = data.get("deleted_predictions", data.get("deleted", 0))
+        try:
+            return int(data)
+        except (TypeError, ValueError):
+            return 0
+
+    # ===================================================================== views
+    def ensure_view(self, project_id: int, title: str, ordering: list[str]) -> int:
+        """The id of the Data Manager tab called ``title``, created once; its ordering is kept at ``ordering``.
+
+        Other settings of an existing tab (filters, hidden columns) are left as they are.
+        """
+        pid = int(project_id)
+        views = self._call("GET", "api/dm/views/", lambda: self._sdk.views.list(project=pid))
+        mine = sorted((v for v in views if isinstance(v.data, dict) and v.data.get("title") == title),
+                      key=lambda v: v.id or 0)
+        if not mine:
+            data = {"title": title, "ordering": list(ordering)}
+            view = self._call("POST", "api/dm/views/", lambda: self._sdk.views.create(project=pid, data=data))
+            return int(view.id)
+        view = mine[0]
+        if list(view.data.get("ordering") or []) != list(ordering):
+            data = {**view.data, "ordering": list(ordering)}
+            path = f"api/dm/views/{view.id}/"
+            self._call("PATCH", path, lambda: self._sdk.views.update(id=str(view.id), project=pid, data=data))
+        return int(view.id)
+
+    # ===================================================================== tasks
+    def _task_pages(self, params: dict[str, Any], page_size: int, limit: int | None) -> Iterator[dict]:
+        path = "api/tasks/"
+        page, seen = 1, 0
+        while True:
+            size = page_size if limit is None else max(1, min(page_size, limit - seen))
+            resp = self._raw("GET", path, params={**params, "page": page, "page_size": size},
+                             timeout=self.bulk_timeout, ok=(404,) if page > 1 else ())
+            if resp.status_code == 404:  # past the last page (the total changed meanwhile)
+                return
+            body = self._json("GET", path, resp)
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            for task in tasks:
+                yield task
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            total = body.get("total") if isinstance(body, dict) else None
+            if len(tasks) < size or (total is not None and seen >= int(total)):
+                return
+            page += 1
+
+    def iter_tasks(self, project_id: int, page_size: int = 1000, fields: str = "all",
+                   include: str | None = TASK_FIELDS) -> Iterator[dict]:
+        """Every task of the project, in id order, with ``data`` and (``fields="all"``) predictions.
+
+        ``include`` trims each row to those keys on the server (``None``: Label Studio's full
+        Data Manager row, about three times slower: 10k tasks take tens of seconds).
+        """
+        params: dict[str, Any] = {"project": int(project_id), "fields": fields}
+        if include:
+            params["include"] = include
+        yield from self._task_pages(params, page_size, None)
+
+    def tasks_in_view(self, view_id: int, limit: int | None = None, include: str | None = None) -> list[dict]:
+        """Tasks in the tab's order (its filters and ordering applied by Label Studio), full rows.
+
+        Rows carry ``predictions_score``, the average score of the predictions whose
+        version is the project's ``model_version``.
+        """
+        params: dict[str, Any] = {"view": int(view_id), "fields": "all"}
+        if include:
+            params["include"] = include
+        return list(self._task_pages(params, 1000, limit))
+
+    def next_task(self, project_id: int, view_id: int | None = None) -> dict | None:
+        """The task the labeling stream would serve this user next, or None when none is left.
+
+        With ``view_id`` the tab's filters and ordering define the queue (what "Label All
+        Tasks" from that tab does). Note that Label Studio locks the returned task for the
+        calling user (``TASK_LOCK_TTL``, a day by default) and serves it again on the next
+        call until it is annotated: other annotators skip it meanwhile.
+        """
+        path = f"api/projects/{int(project_id)}/next/"
+        body = {"view": int(view_id)} if view_id is not None else None
+        params = {"view": int(view_id)} if view_id is not None else None
+        resp = self._raw("GET", path, params=params, json_body=body, ok=(404,))
+        if resp.status_code == 404:
+            return None
+        return self._json("GET", path, resp)
+
+    # ============================================================ files and data
+    def download(self, url_or_path: str, max_bytes: int, timeout: float | tuple[float, float]) -> bytes:
+        """GET a file served by Label Studio (``/data/upload/...``, ``/tasks/N/presign/...``) with auth.
+
+        Relative paths are joined to the base URL; absolute URLs must be on Label Studio's
+        own origin (the token is never sent elsewhere; a redirect to another host drops
+        it). Streams and raises past ``max_bytes``.
+        """
+        url = self._url(url_or_path)
+        path = self._path_of(url)
+        if not self._same_origin(url):
+            raise LabelStudioError(f"refusing to send Label Studio credentials to another host: {urlsplit(url).netloc}",
+                                   method="GET", path=path)
+        if isinstance(timeout, (tuple, list)):
+            connect, read = float(timeout[0]), float(timeout[1])
+            tmo = httpx.Timeout(read, connect=connect)
+        else:
+            tmo = httpx.Timeout(float(timeout))
+        client = self._http.httpx_client
+        for attempt in (0, 1):
+            try:
+                with client.stream("GET", url, headers=self._auth_headers(), timeout=tmo,
+                                   follow_redirects=True) as resp:
+                    if resp.status_code == 401 and attempt == 0 and self._forget_access_token():
+                        continue
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise self._error("GET", path, resp.status_code, resp.text)
+                    length = resp.headers.get("content-length")
+                    if length and length.isdigit() and int(length) > max_bytes:
+                        raise self._too_large(path, int(length), max_bytes)
+                    chunks, size = [], 0
+                    for chunk in resp.iter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise self._too_large(path, size, max_bytes)
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.HTTPError as exc:
+                raise self._transport_error("GET", path, exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _too_large(path: str, size: int, max_bytes: int) -> LabelStudioError:
+        return LabelStudioError(f"Label Studio GET {path}: larger than {max_bytes} bytes (at least {size})",
+                                method="GET", path=path, status=None)
+
+    def presign(self, task_id: int, uri: str) -> str:
+        """A URL to read a cloud-storage URI (``s3://``, ``gs://``, ``azure-blob://``) of a task.
+
+        Asks ``GET /tasks/{id}/presign/?fileuri=<base64url>``. When the project's storage
+        presigns, Label Studio answers 303 and the presigned URL (another host, no
+        credentials needed) is returned. When the storage proxies (presign off), the
+        answer is the file itself: the Label Studio path is returned, to be read with
+        :meth:`download`.
+        """
+        encoded = base64.urlsafe_b64encode(uri.encode()).decode()
+        rel = f"/tasks/{int(task_id)}/presign/?fileuri={encoded}"
+        path = f"/tasks/{int(task_id)}/presign/"
+        client = self._http.httpx_client
+        # ask for one byte only: a proxying storage then streams next to nothing
+        headers = {**self._auth_headers(), "Range": "bytes=0-0"}
+        for attempt in (0, 1):
+            try:
+                with client.stream("GET", self._url(rel), headers=headers, timeout=self.timeout,
+                                   follow_redirects=False) as resp:
+                    if resp.status_code == 401 and attempt == 0 and self._forget_access_token():
+                        headers = {**self._auth_headers(), "Range": "bytes=0-0"}
+                        continue
+                    if resp.is_redirect:
+                        location = resp.headers.get("location", "")
+                        if not location:
+                            raise self._error("GET", path, resp.status_code, "redirect without Location")
+                        return str(resp.url.join(location))
+                    if resp.status_code >= 400:
+                        resp.read()
+                        raise self._error("GET", path, resp.status_code,
+                                          resp.text or f"no storage of this project serves {uri.split('://')[0]}://")
+                    return rel
+            except httpx.HTTPError as exc:
+                raise self._transport_error("GET", path, exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        try:
+            self._http.httpx_client.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    def __repr__(self) -> str:
+        return f"LabelStudioClient({self.base_url!r}, auth={'pat' if self.is_pat else 'legacy'})"
