@@ -33,7 +33,14 @@ class VLMineModel(LabelStudioMLBase):
             self.queue.submit_sync(pid)
 
     def predict(self, tasks: list[dict], context: dict | None = None, **kwargs: Any) -> list[dict]:
-        predictions = self.engine.predict(self.project, tasks, self.label_config)
+        wait = getattr(self.queue, "mine_and_wait", None)
+        if wait is not None:
+            # RQ mode: the GPU workers mine what is unknown; the web process never loads the VLM
+            unknown = set(self.engine.unknown(self.project, [t["id"] for t in tasks]))
+            if unknown:
+                wait(self.project, [t for t in tasks if int(t["id"]) in unknown], self.label_config,
+                     timeout=self.engine.settings.predict_wait)
+        predictions = self.engine.predict(self.project, tasks, self.label_config, mine_missing=wait is None)
         if self.engine.label_studio_or_none():
             self.queue.submit_rerank(self.project)
         return predictions

@@ -277,12 +277,18 @@ class Engine:
         return out
 
     # ---------------------------------------------------------------- /predict
-    def predict(self, pid: int, tasks: Sequence[dict], label_config: str | None) -> list[dict]:
-        """One prediction per task, in order, under the live version; unknown tasks mined first."""
+    def predict(self, pid: int, tasks: Sequence[dict], label_config: str | None,
+                mine_missing: bool = True) -> list[dict]:
+        """One prediction per task, in order, under the live version.
+
+        Unknown tasks are mined here first (``mine_missing``); with RQ workers the
+        caller has them mined by the workers instead, and a task still unknown
+        gets score 0 until the next re-rank moves it.
+        """
         state = self.project(pid, label_config)
         config = self.config(state)
         ids = [int(t["id"]) for t in tasks]
-        unknown = set(self.unknown(pid, ids))
+        unknown = set(self.unknown(pid, ids)) if mine_missing else set()
         if unknown:
             self.mine_tasks(pid, [t for t in tasks if int(t["id"]) in unknown])
         with self.coord.project_lock(pid):
@@ -296,12 +302,11 @@ class Engine:
             explanations = self.explanations(pid, config, ids)
             out = []
             for t in ids:
-                score = plan.scores.get(t)
-                if score is None:  # failed task: lowest place, reason in /metrics
-                    out.append({"result": [], "score": 0.0, "model_version": version})
-                    continue
-                out.append({"result": explanations.get(t, []), "score": float(score), "model_version": version})
-            self.store.set_written(pid, version, {t: (plan.scores[t], None) for t in ids if t in plan.scores})
+                # a failed (or not yet mined) task: the lowest place; the reason is in /metrics
+                score = float(plan.scores.get(t, 0.0))
+                out.append({"result": explanations.get(t, []), "score": score, "model_version": version})
+            # Label Studio stores what we answer: remember it, so no second prediction is ever imported
+            self.store.set_written(pid, version, {t: (r["score"], None) for t, r in zip(ids, out)})
         return out
 
     # ---------------------------------------------------------------- status

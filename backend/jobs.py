@@ -127,7 +127,8 @@ class EmbeddedQueue:
         except Exception as exc:
             self.failed += 1
             reason = f"{type(exc).__name__}: {exc}"
-            permanent = isinstance(exc, PERMANENT) or job.attempts >= self.settings.job_retries
+            # JOB_RETRIES retries after the first attempt, as RQ's Retry(max=JOB_RETRIES) does
+            permanent = isinstance(exc, PERMANENT) or job.attempts > self.settings.job_retries
             retry_in = None if permanent else float(2 ** job.attempts)
             log.error("job %s %s (project %s) failed, attempt %d%s: %s", job.id, job.kind, job.project,
                       job.attempts, "" if permanent else f", retrying in {retry_in:.0f}s", reason)

@@ -15,6 +15,7 @@ minutes after it began) and queued again, and every job is idempotent
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any, Sequence
 
@@ -66,6 +67,27 @@ class RQQueue:
         for start in range(0, len(jobs), 500):
             queue.enqueue_many(jobs[start:start + 500])
         return len(parts)
+
+    def mine_and_wait(self, pid: int, tasks: Sequence[dict], label_config: str | None, timeout: float) -> bool:
+        """Mine tasks on the workers, ahead of queued batches, and wait up to ``timeout`` seconds.
+
+        /predict uses this: Label Studio waits up to 100 s for an answer, and
+        the web process must not load the VLM itself.
+        """
+        queue = self.queues[MINE_QUEUE]
+        payload = {"tasks": [{"id": int(t["id"]), "data": t.get("data") or {}} for t in tasks],
+                   "label_config": label_config}
+        job = queue.enqueue(perform, "mine", pid, payload, at_front=True, **self._options("mine", pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = job.get_status(refresh=True)
+            if status == "finished":
+                return True
+            if status in ("failed", "stopped", "canceled"):
+                return False
+            time.sleep(0.1)
+        log.warning("project %s: %d tasks not mined within %.0fs; answered with score 0", pid, len(tasks), timeout)
+        return False
 
     def submit_delete(self, pid: int, task_ids: Sequence[int]) -> None:
         self._enqueue("delete", pid, {"task_ids": [int(t) for t in task_ids]})

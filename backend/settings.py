@@ -1,9 +1,8 @@
 """Every setting of the backend, read from the environment in one place.
 
-Each field's name in upper case is its environment variable. The README's
-settings table is generated from the same list (``SETTINGS_DOC``) by hand, so
-when you add a field, add it there too; ``tests/test_settings.py`` checks that
-every field appears in the README.
+Each field's name in upper case is its environment variable. When you add a
+field, add a row to the README's settings table too: ``tests/test_settings.py``
+checks that every field appears there.
 """
 
 from __future__ import annotations
@@ -91,6 +90,7 @@ class Settings:
 
     # --- jobs ------------------------------------------------------------------
     batch_size: int = 32
+    predict_wait: float = 60.0
     job_timeout: int = 3600
     job_retries: int = 3
 
@@ -133,6 +133,8 @@ class Settings:
             "uncertainty_source": {"none", "prediction_score", "prediction_probs", "predictions_vote", "field"},
             "uncertainty_measure": {"entropy", "margin", "least_confidence"},
         }
+        if self.vlm_dtype is not None:
+            choices["vlm_dtype"] = {"float32", "fp32", "float", "float16", "fp16", "half", "bfloat16", "bf16"}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -141,9 +143,14 @@ class Settings:
             raise SettingsError("UNCERTAINTY_SOURCE=field needs UNCERTAINTY_FIELD")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise SettingsError("BASIC_AUTH_USER and BASIC_AUTH_PASS must be set together")
-        for name in ("batch_size", "vlm_batch_size", "vlm_max_new_tokens", "patch_limit", "job_retries"):
-            if getattr(self, name) < 0 or (name != "patch_limit" and name != "job_retries" and getattr(self, name) == 0):
+        for name in ("batch_size", "vlm_batch_size", "vlm_max_new_tokens", "vlm_api_concurrency", "job_timeout",
+                     "image_max_bytes", "image_max_pixels", "image_connect_timeout", "image_read_timeout",
+                     "max_request_mb", "rare_keywords_shown", "predict_wait"):
+            if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be positive")
+        for name in ("patch_limit", "job_retries", "rerank_delay"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{name.upper()} must not be negative")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -167,7 +174,8 @@ class Settings:
             "description_field": self.description_field,
             "image_field": self.image_field,
             "text_keyword_mode": self.text_keyword_mode,
-            "vlm": self.vlm_name if not self.vlm_api_url else f"{self.vlm_api_url}|{self.vlm_api_model}",
+            # the full hub id or directory: two models that share a last path part are different models
+            "vlm": self.vlm_model if not self.vlm_api_url else f"{self.vlm_api_url}|{self.vlm_api_model}",
             "vlm_prompt": self.vlm_prompt,
             "vlm_max_new_tokens": self.vlm_max_new_tokens,
             "keyword_mode": self.keyword_mode,
@@ -193,7 +201,7 @@ class Settings:
     def model_version(self) -> str:
         """A readable name of everything that produces the predictions.
 
-        Example: ``vlmine-llava-1.5-7b-hf-llm-mean-novelty+entropy-3f2a9c1d``.
+        Example: ``vlmine-llava-1.5-7b-hf-llm-gmean-novelty+entropy-3f2a9c1d``.
         The hash covers every mining and ranking setting, so a changed setting
         gives a new version (and a re-mine), and the same settings give the
         same version after a restart.

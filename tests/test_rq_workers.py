@@ -179,3 +179,38 @@ def _pings(client) -> bool:
         return bool(client.ping())
     except redis.exceptions.ConnectionError:
         return False
+
+
+def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path):
+    url, _ = rq_env
+    env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "60"}
+    settings = Settings.from_env(env)
+    engine = Engine(settings)
+    client = create_app(settings, engine=engine).test_client()
+    texts = ["a cat on a sofa"] * 5 + ["a walrus playing a harp"] + ["a cat on a sofa"] * 2
+    tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(texts, start=1)]
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log, "--queues", "mine")
+    try:
+        resp = client.post("/predict", json={"tasks": tasks, "project": "6.1", "label_config": TEXT_CONFIG})
+        assert resp.status_code == 200, resp.get_json()
+        scores = [r["score"] for r in resp.get_json()["results"]]
+        assert scores[5] == max(scores) == 1.0 and min(scores) > 0
+        assert engine.index.task_count(engine.scope(6)) == len(tasks)
+        assert engine.miner._describer is None  # the web process loaded no model
+    finally:
+        kill_group(worker, signal.SIGTERM)
+
+
+def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(rq_env, tmp_path):
+    url, _ = rq_env
+    settings = Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "1"})
+    engine = Engine(settings)
+    client = create_app(settings, engine=engine).test_client()
+    tasks = [{"id": i, "data": {"text": "a kite"}} for i in (1, 2)]
+    started = time.monotonic()
+    resp = client.post("/predict", json={"tasks": tasks, "project": 7, "label_config": TEXT_CONFIG})
+    assert time.monotonic() - started < 10
+    assert [r["score"] for r in resp.get_json()["results"]] == [0.0, 0.0]
+    # what Label Studio now stores is remembered, so no second prediction is ever imported
+    assert set(engine.store.written(7, engine.live_version(7))) == {1, 2}
