@@ -47,6 +47,9 @@ class VLMineModel(LabelStudioMLBase):
 
     def fit(self, event: str, data: dict, **kwargs: Any) -> dict[str, Any]:
         pid = self.project
+        project = data.get("project")
+        if isinstance(project, dict):
+            self.engine.set_total(pid, project.get("task_number"))
         if event == "TASKS_CREATED":
             tasks = [{"id": int(t["id"]), "data": t.get("data") or {}} for t in data.get("tasks") or []]
             jobs = self.queue.submit_tasks(pid, tasks, self.label_config)

@@ -134,8 +134,19 @@ class Engine:
         if failed:
             first = next(m for m in mined if not m.ok)
             self.coord.set_error("task", f"project {pid} task {first.task_id}: {first.error}")
-        log.info("project %s: mined %d tasks, %d failed", pid, len(ok), len(failed))
+        counts = self.store.task_counts(pid)
+        total = self.store.get_project(pid).total
+        log.info("project %s: mined %d tasks, %d failed; progress %d mined, %d failed of %s", pid, len(ok),
+                 len(failed), counts.get("mined", 0), counts.get("failed", 0), total if total is not None else "?")
         return mined
+
+    def set_total(self, pid: int, total: object) -> None:
+        """Remember how many tasks Label Studio says the project has (for progress)."""
+        if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+            state = self.project(pid)
+            if state.total != total:
+                state.total = total
+                self.store.save_project(state)
 
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> int:
         ids = [int(t) for t in task_ids]
@@ -312,7 +323,11 @@ class Engine:
     # ---------------------------------------------------------------- status
     def progress(self, pid: int) -> dict[str, Any]:
         counts = self.store.task_counts(pid)
-        return {"mined": counts.get("mined", 0), "failed": counts.get("failed", 0),
+        state = self.store.get_project(pid)
+        total = state.total if state else None
+        done = counts.get("mined", 0) + counts.get("failed", 0)
+        return {"total": total, "mined": counts.get("mined", 0), "failed": counts.get("failed", 0),
+                "pending": max(total - done, 0) if total is not None else None,
                 "indexed": self.index.task_count(self.scope(pid)),
                 "version": self.live_version(pid),
                 "last_failures": [{"task": t, "error": e} for t, e in self.store.failures(pid, 5)]}

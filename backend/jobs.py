@@ -153,6 +153,7 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         missing: list[dict] = []
         for task in client.iter_tasks(pid):
             missing.append(task)
+        engine.set_total(pid, len(missing))
         todo = engine.unknown(pid, [t["id"] for t in missing])
         wanted = set(todo)
         queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in missing if t["id"] in wanted])

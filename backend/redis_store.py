@@ -186,6 +186,7 @@ class RedisStore:
             generation=int(h.get("generation", 0)),
             view_id=int(view_id) if view_id is not None else None,
             synced=h.get("synced"),
+            total=int(h["total"]) if h.get("total") is not None else None,
         )
 
     def save_project(self, state: ProjectState) -> None:
@@ -195,6 +196,7 @@ class RedisStore:
             "generation": int(state.generation),
             "view_id": None if state.view_id is None else int(state.view_id),
             "synced": state.synced,
+            "total": None if state.total is None else int(state.total),
             "updated": repr(time.time()),
         }
         key = self._key(state.pid, "project")

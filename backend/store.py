@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS projects (
     generation INTEGER NOT NULL DEFAULT 0,
     view_id INTEGER,
     synced TEXT,
+    total INTEGER,
     updated REAL
 );
 CREATE TABLE IF NOT EXISTS written (
@@ -82,6 +83,7 @@ class ProjectState:
     generation: int = 0
     view_id: int | None = None
     synced: str | None = None  # the base version for which every task of the project was queued
+    total: int | None = None  # tasks in the project, as Label Studio last said
 
     @property
     def live_version(self) -> str | None:
@@ -122,6 +124,10 @@ class SQLiteStore:
         self._local = threading.local()
         with self._conn() as conn:
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
+            for name, kind in (("synced", "TEXT"), ("total", "INTEGER")):  # stores made by earlier versions
+                if name not in columns:
+                    conn.execute(f"ALTER TABLE projects ADD COLUMN {name} {kind}")
 
     # ------------------------------------------------------------ plumbing
     def _conn(self) -> sqlite3.Connection:
@@ -144,19 +150,19 @@ class SQLiteStore:
     def get_project(self, pid: int) -> ProjectState | None:
         with self._conn() as c:
             row = c.execute(
-                "SELECT pid, label_config, base_version, generation, view_id, synced FROM projects WHERE pid=?", (pid,)
+                "SELECT pid, label_config, base_version, generation, view_id, synced, total FROM projects WHERE pid=?", (pid,)
             ).fetchone()
         return ProjectState(*row) if row else None
 
     def save_project(self, state: ProjectState) -> None:
         with self._conn() as c:
             c.execute(
-                "INSERT INTO projects (pid, label_config, base_version, generation, view_id, synced, updated) "
-                "VALUES (?,?,?,?,?,?,?) ON CONFLICT(pid) DO UPDATE SET label_config=excluded.label_config, "
+                "INSERT INTO projects (pid, label_config, base_version, generation, view_id, synced, total, updated) "
+                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(pid) DO UPDATE SET label_config=excluded.label_config, "
                 "base_version=excluded.base_version, generation=excluded.generation, "
-                "view_id=excluded.view_id, synced=excluded.synced, updated=excluded.updated",
+                "view_id=excluded.view_id, synced=excluded.synced, total=excluded.total, updated=excluded.updated",
                 (state.pid, state.label_config, state.base_version, state.generation, state.view_id,
-                 state.synced, time.time()),
+                 state.synced, state.total, time.time()),
             )
 
     def projects(self) -> list[int]:

@@ -126,6 +126,9 @@ def test_webhook_tasks_created_queues_and_mines(backend):
     queue.run_pending()
     metrics = client.get("/metrics").get_json()
     assert "LABEL_STUDIO_URL" in metrics["last_error"]["job:rerank"]
+    # progress: Label Studio said the project holds 12 tasks; 2 are mined
+    progress = metrics["projects"]["1"]
+    assert (progress["total"], progress["mined"], progress["failed"], progress["pending"]) == (12, 2, 0, 10)
 
 
 def test_webhook_tasks_deleted_removes_from_index(backend):
