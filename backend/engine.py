@@ -215,41 +215,50 @@ class Engine:
     # ---------------------------------------------------------------- write-back
     def rerank(self, pid: int) -> dict[str, Any]:
         """Rank the project and bring Label Studio's scores in line; returns what was done."""
+        with self.coord.project_lock(pid):
+            order, _ = self.ranking(pid)
+            return self.write_order(pid, order)
+
+    def write_order(self, pid: int, order: list[int]) -> dict[str, Any]:
+        """Make Label Studio's tab follow ``order`` (label-first first) with the fewest writes.
+
+        Called with the project lock held (``rerank``); benchmarks call it with
+        an order of their own.
+        """
         client = self.label_studio()
         started = time.perf_counter()
-        with self.coord.project_lock(pid):
-            order, result = self.ranking(pid)
-            state = self.project(pid)
-            if not order:
-                return {"project": pid, "tasks": 0}
-            if state.view_id is None:
-                # the tab first, so it is there when the first scores land
-                state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
-                self.store.save_project(state)
-            version = state.live_version
-            written = self.store.written(pid, version)
-            plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
-            old_version = None
-            if plan.bump:
-                old_version = version
-                state.generation += 1
-                version = state.live_version
-            config = self.config(state)
-            if plan.imports:
-                preds = self._predictions(pid, config, plan.imports, version)
-                client.import_predictions(pid, preds)
-            if plan.patches:
-                ids = {t: p for t, (_, p) in written.items() if p is not None}
-                missing = [t for t in plan.patches if t not in ids]
-                if missing:
-                    for p in client.list_predictions(pid, version):
-                        ids.setdefault(int(p["task"]), int(p["id"]))
-                client.update_prediction_scores({ids[t]: s for t, s in plan.patches.items() if t in ids})
-            changes = {t: (s, None) for t, s in {**plan.imports, **plan.patches}.items()}
-            self.store.set_written(pid, version, changes, replace=plan.bump)
-            if plan.bump or plan.imports:
-                client.set_model_version(pid, version)
+        state = self.project(pid)
+        if not order:
+            return {"project": pid, "tasks": 0}
+        if state.view_id is None:
+            # the tab first, so it is there when the first scores land
+            state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
             self.store.save_project(state)
+        version = state.live_version
+        written = self.store.written(pid, version)
+        plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
+        old_version = None
+        if plan.bump:
+            old_version = version
+            state.generation += 1
+            version = state.live_version
+        config = self.config(state)
+        if plan.imports:
+            preds = self._predictions(pid, config, plan.imports, version)
+            client.import_predictions(pid, preds)
+        if plan.patches:
+            ids = {t: p for t, (_, p) in written.items() if p is not None}
+            missing = [t for t in plan.patches if t not in ids]
+            if missing:
+                for p in client.list_predictions(pid, version):
+                    ids.setdefault(int(p["task"]), int(p["id"]))
+            client.update_prediction_scores({ids[t]: s for t, s in plan.patches.items() if t in ids})
+        changes = {t: (s, None) for t, s in {**plan.imports, **plan.patches}.items()}
+        self.store.set_written(pid, version, changes, replace=plan.bump)
+        if plan.bump or plan.imports:
+            # a bump switches the whole order at once; the old generation is deleted afterwards
+            client.set_model_version(pid, version)
+        self.store.save_project(state)
         self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
                   "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,

@@ -10,10 +10,11 @@ so the planner keeps every task it can and rewrites only the rest:
 2. Every other task (new ones, and old ones out of place) gets a score
    interpolated between its nearest kept neighbours, so the whole sequence is
    strictly decreasing again.
-3. New tasks go out in one bulk import. Old tasks out of place need one PATCH
+3. Where a run has no room (a new task above one already at 1.0, or a gap
+   split too often), a kept neighbour joins the run and is rewritten too.
+4. New tasks go out in one bulk import. Old tasks out of place need one PATCH
    each (about 45 ms apiece against a real server), so when there are more
-   than ``patch_limit`` of them, or the gaps between kept scores have become
-   too small to split, the plan is a *bump*: every task is written again in one
+   than ``patch_limit`` of them, the plan is a *bump*: every task is written again in one
    bulk import under a new model-version generation, and switching
    ``project.model_version`` changes the whole order at once.
 
@@ -37,6 +38,7 @@ class WritePlan:
     imports: dict[int, float] = field(default_factory=dict)  # tasks with no live prediction yet
     patches: dict[int, float] = field(default_factory=dict)  # tasks whose live prediction changes score
     kept: int = 0
+    repaired: int = 0  # kept tasks moved anyway to make room (see ``plan``)
 
 
 def rank_scores(order: Sequence[int]) -> dict[int, float]:
@@ -55,15 +57,23 @@ def plan(order: Sequence[int], written: Mapping[int, tuple[float, int | None]] |
     positions = [i for i, t in enumerate(order) if t in current]
     kept_pos = _longest_decreasing([current[order[i]] for i in positions])
     kept = {positions[i] for i in kept_pos}
-
-    scores = _interpolate(order, kept, current)
-    if scores is None:
-        return _bump(order)
+    repaired = 0
+    while True:
+        scores = _interpolate(order, kept, current)
+        if isinstance(scores, dict):
+            break
+        # No room between two kept scores (a new task above a task already at 1.0, or a gap
+        # split too often): move one kept neighbour too, which costs one PATCH, not a bump.
+        kept.discard(scores)
+        repaired += 1
+        if len(positions) - len(kept) > patch_limit:
+            return _bump(order)
     patches = {t: scores[t] for i, t in enumerate(order) if t in current and i not in kept}
     if len(patches) > patch_limit:
         return _bump(order)
     imports = {t: scores[t] for t in order if t not in current}
-    return WritePlan(bump=False, scores=scores, imports=imports, patches=patches, kept=len(kept))
+    return WritePlan(bump=False, scores=scores, imports=imports, patches=patches, kept=len(kept),
+                     repaired=repaired)
 
 
 def _bump(order: list[int]) -> WritePlan:
@@ -98,18 +108,21 @@ def _longest_decreasing(values: list[float]) -> list[int]:
     return out[::-1]
 
 
-def _interpolate(order: list[int], kept: set[int], current: Mapping[int, float]) -> dict[int, float] | None:
+def _interpolate(order: list[int], kept: set[int], current: Mapping[int, float]) -> dict[int, float] | int:
     """Scores for every task: kept ones unchanged, the runs between them spread evenly.
 
-    Returns None when a run cannot be spread with at least MIN_GAP between scores.
+    When a run has no room (its scores would lie closer than MIN_GAP), returns
+    instead the position of a kept neighbour to give up: the one below the
+    run, else the one above.
     """
     scores: dict[int, float] = {}
     n = len(order)
     i = 0
     hi: float | None = None  # score of the kept task above the current run; None = top of the order
+    hi_pos = -1
     while i < n:
         if i in kept:
-            hi = current[order[i]]
+            hi, hi_pos = current[order[i]], i
             scores[order[i]] = hi
             i += 1
             continue
@@ -120,13 +133,13 @@ def _interpolate(order: list[int], kept: set[int], current: Mapping[int, float])
         k = j - i
         if hi is None:
             # the top run may reach 1.0 itself: k steps from just above lo up to 1.0
-            step = (1.0 - lo) / k if j < n else 1.0 / k
+            step = (1.0 - lo) / k
             values = [1.0 - step * m for m in range(k)]
         else:
             step = (hi - lo) / (k + 1)
             values = [hi - step * (m + 1) for m in range(k)]
         if step < MIN_GAP:
-            return None
+            return j if j < n else hi_pos
         for m, t in enumerate(order[i:j]):
             scores[t] = values[m]
         i = j

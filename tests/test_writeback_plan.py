@@ -74,10 +74,20 @@ def test_too_many_patches_bump_to_a_full_rewrite():
     assert plan.imports == writeback.rank_scores(order)
 
 
-def test_exhausted_gaps_bump():
+def test_an_exhausted_gap_moves_a_neighbour_or_bumps():
     written = {1: 0.5, 2: 0.5 - 1e-12}
     plan = writeback.plan([1, 99, 2], written, patch_limit=10)
-    assert plan.bump
+    assert not plan.bump and list(plan.patches) == [2] and list(plan.imports) == [99]
+    assert 0.5 > plan.imports[99] > plan.patches[2] > 0
+    assert writeback.plan([1, 99, 2], written, patch_limit=0).bump
+
+
+def test_a_new_task_above_the_top_moves_the_old_top_not_everything():
+    written = writeback.rank_scores([5, 3, 9, 1])  # 5 holds 1.0
+    plan = writeback.plan([42, 5, 3, 9, 1], written, patch_limit=10)
+    assert not plan.bump
+    assert plan.imports == {42: 1.0}
+    assert list(plan.patches) == [5] and 0.75 < plan.patches[5] < 1.0
 
 
 @settings(max_examples=200, deadline=None)
@@ -101,6 +111,7 @@ def test_any_plan_leaves_scores_strictly_decreasing_with_minimal_patches(data):
     assert all(0 < s <= 1.0 for s in along)
     if not plan.bump:
         old_in_order = [written[t] for t in order if t in written]
-        assert len(plan.patches) == len(old_in_order) - longest_decreasing_length(old_in_order)
+        minimal = len(old_in_order) - longest_decreasing_length(old_in_order)
+        assert len(plan.patches) == minimal + plan.repaired
         assert len(plan.patches) <= limit
         assert set(plan.imports) == set(order) - set(written)

@@ -23,8 +23,8 @@ def free_port() -> int:
 class BackendServer:
     """``python _wsgi.py`` (or gunicorn) in a subprocess, its log in a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, gunicorn: bool = False) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: Path, gunicorn: bool = False, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}

@@ -1,0 +1,103 @@
+"""Re-ranks against the real Label Studio: small changes go out as imports and PATCHes, large
+ones as a bump to a new generation; either way the tab follows the backend's ranking exactly,
+every task keeps exactly one live prediction, and old generations are deleted."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from backend.engine import Engine
+from backend.labelstudio import LabelStudioClient
+from backend.settings import Settings
+from tests.support.backend_server import BackendServer
+from tests.support.label_studio import create_project, import_tasks
+from tests.test_e2e_projects import TEXT_CONFIG, connect
+
+pytestmark = pytest.mark.e2e
+
+COMMON = ["a cat on the sofa", "a dog in the park", "a car on the road", "a bus on the street",
+          "a man with a kite", "a woman on a bicycle"]
+
+
+def wait_for(predicate, timeout: float, what: str, backend: BackendServer):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.log_tail()}")
+
+
+def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path):
+    ls = label_studio
+    env = {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
+           "LABEL_STUDIO_API_KEY": ls.token, "RERANK_DELAY": "0.5", "PATCH_LIMIT": "200"}
+    client = LabelStudioClient(ls.base_url, ls.token)
+    engine = Engine(Settings.from_env(env))
+    texts = [COMMON[i % len(COMMON)] + f" near tree {i % 7}" for i in range(150)]
+    texts[20] = "a giraffe eating a pizza"
+    texts[90] = "a giraffe on a skateboard"
+    pid, _ = create_project(ls, "rerank e2e", TEXT_CONFIG)
+    backend = BackendServer(env, tmp_path / "backend1.log")
+    state = {}
+
+    def live() -> str:
+        return requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]["version"]
+
+    def settled(n: int):
+        def check() -> bool:
+            version = live()
+            per_task = Counter(p["task"] for p in client.list_predictions(pid, version))
+            if len(per_task) != n or client.get_project(pid)["model_version"] != version:
+                return False
+            jobs = requests.get(backend.url + "/metrics", timeout=5).json()["jobs"]["counts"]
+            state["version"] = version
+            return not jobs.get("queued") and not jobs.get("running")
+        return check
+
+    def tab_follows_the_ranking() -> None:
+        views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
+        view = next(v for v in views if v["data"].get("title") == "Long-tail first")
+        tab = [t["id"] for t in client.tasks_in_view(view["id"])]
+        order, _ = engine.ranking(pid)
+        assert tab == order
+        per_task = Counter(p["task"] for p in client.list_predictions(pid, state["version"]))
+        assert set(per_task.values()) == {1}
+
+    try:
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, [{"text": t} for t in texts])
+        wait_for(settled(len(ids)), 180, "the first write-back", backend)
+        first_version = state["version"]
+        tab_follows_the_ranking()
+
+        # a few new tasks: imported, some old ones patched, the version unchanged
+        more = import_tasks(ls, pid, [{"text": "a giraffe in a library"}, {"text": "a narwhal with a violin"},
+                                      {"text": "a dog in the park near tree 3"}])
+        ids += more
+        wait_for(settled(len(ids)), 120, "the second write-back", backend)
+        assert state["version"] == first_version
+        tab_follows_the_ranking()
+        log = backend.log_text()
+        assert "'bump': False" in log.split("re-rank")[-1]
+    finally:
+        backend.stop()
+
+    # many more cats and sofas drop the old cat tasks below the other common ones: old tasks
+    # move, and with PATCH_LIMIT=0 any move is a bump
+    # the same address: Label Studio's webhook and ML connection point there
+    backend = BackendServer({**env, "PATCH_LIMIT": "0"}, tmp_path / "backend2.log", port=backend.port)
+    try:
+        ids += import_tasks(ls, pid, [{"text": "a cat on the sofa"} for _ in range(40)])
+        wait_for(settled(len(ids)), 180, "the bump", backend)
+        assert state["version"] == f"{first_version}-r1"
+        tab_follows_the_ranking()
+        # the old generation is deleted in the background
+        wait_for(lambda: not client.list_predictions(pid, first_version), 180, "the clean-up", backend)
+        assert len(client.list_predictions(pid)) == len(ids)
+    finally:
+        backend.stop()
