@@ -53,10 +53,16 @@ def first_in_tab(client: LabelStudioClient, ls, pid: int, n: int) -> list[int]:
 
 
 def all_written(client: LabelStudioClient, pid: int, n: int, backend: BackendServer):
+    """Every task has a live prediction, the project shows the live version, and no job is
+    waiting or running (a re-rank may still be moving scores after the last import)."""
     def check() -> bool:
         import requests
 
-        version = requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]["version"]
+        metrics = requests.get(backend.url + "/metrics", timeout=5).json()
+        version = metrics["projects"][str(pid)]["version"]
+        jobs = metrics["jobs"]["counts"]
+        if jobs.get("queued") or jobs.get("running"):
+            return False
         tasks = {p["task"] for p in client.list_predictions(pid, version)}
         return len(tasks) == n and client.get_project(pid)["model_version"] == version
     return check

@@ -85,6 +85,9 @@ def test_text_project_is_prioritised_long_tail_first(label_studio, tmp_path):
             return requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]["version"]
 
         def written() -> bool:
+            jobs = requests.get(backend.url + "/metrics", timeout=5).json()["jobs"]["counts"]
+            if jobs.get("queued") or jobs.get("running"):
+                return False  # a re-rank may still be moving scores
             version = live_version()
             preds = client.list_predictions(pid, version)
             project_version = client.get_project(pid)["model_version"]

@@ -42,6 +42,7 @@ class ImageServer:
         files_ = files
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body in two writes: no delayed-ACK stall
             def log_message(self, *args):
                 pass
 

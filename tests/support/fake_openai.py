@@ -108,6 +108,7 @@ class FakeOpenAI:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body in two writes: no delayed-ACK stall
             protocol_version = "HTTP/1.1"
 
             def log_message(self, *args: Any) -> None:  # quiet
