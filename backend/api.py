@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
             raise ApiError(400, "'schema' must be the label config as a string")
         if schema:
             _check_config(schema)
+        engine.remember_setup_connection(body.get("hostname"), body.get("access_token"))
         model = model_class(project_id=pid, label_config=schema or None)
         return jsonify(model_version=model.model_version)
 

@@ -63,6 +63,7 @@ class Engine:
             coordination = RedisCoordination(redis_client) if redis_client is not None else LocalCoordination()
         self.coord = coordination
         self._label_studio = label_studio
+        self._setup_connection: tuple[str, str] | None = None
         self._ls_lock = threading.Lock()
         self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
         self.base_version = settings.model_version()
@@ -74,17 +75,40 @@ class Engine:
 
     def label_studio_or_none(self):
         with self._ls_lock:
-            if self._label_studio is None and self.settings.label_studio_url and self.settings.label_studio_api_key:
-                from .labelstudio import LabelStudioClient
+            if self._label_studio is None:
+                url = self.settings.label_studio_url
+                key = self.settings.label_studio_api_key
+                if not (url and key) and self._setup_connection is not None:
+                    url, key = self._setup_connection
+                if url and key:
+                    from .labelstudio import LabelStudioClient
 
-                self._label_studio = LabelStudioClient(self.settings.label_studio_url,
-                                                       self.settings.label_studio_api_key)
+                    self._label_studio = LabelStudioClient(url, key)
             return self._label_studio
+
+    def remember_setup_connection(self, hostname: Any, access_token: Any) -> None:
+        """Use the address and token Label Studio sends in /setup when none is configured.
+
+        Kept in memory only (never written to disk or Redis), so it serves the
+        embedded mode; RQ workers need LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY.
+        """
+        if self.settings.label_studio_url and self.settings.label_studio_api_key:
+            return
+        if not (isinstance(hostname, str) and hostname.startswith(("http://", "https://"))
+                and isinstance(access_token, str) and access_token.strip()):
+            return
+        pair = (hostname.rstrip("/"), access_token.strip())
+        with self._ls_lock:
+            if self._setup_connection != pair:
+                self._setup_connection = pair
+                self._label_studio = None
+                log.info("writing back to %s with the token Label Studio sent in /setup", pair[0])
 
     def label_studio(self):
         client = self.label_studio_or_none()
         if client is None:
-            raise EngineError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to write priorities back")
+            raise EngineError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to write priorities back "
+                              "(or a /setup call from Label Studio that carries its address and a token)")
         return client
 
     def project(self, pid: int, label_config: str | None = None) -> ProjectState:

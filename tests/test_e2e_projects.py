@@ -130,3 +130,22 @@ def test_image_project_uploaded_to_label_studio(label_studio, tmp_path):
             assert ls.token not in backend.log_text()
         finally:
             backend.stop()
+
+
+def test_without_label_studio_settings_the_setup_call_connects_the_backend(label_studio, tmp_path):
+    ls = label_studio
+    backend = BackendServer({"MODEL_DIR": str(tmp_path / "model"), "RERANK_DELAY": "0.5"},
+                            tmp_path / "backend.log")
+    try:
+        texts = ["a cat on the sofa", "a dog in the park"] * 15 + ["a penguin driving a tractor"]
+        pid, _ = create_project(ls, "zero config e2e", TEXT_CONFIG)
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, [{"text": t} for t in texts])
+        client = LabelStudioClient(ls.base_url, ls.token)
+        wait_for(all_written(client, pid, len(ids), backend), 120, "the write-back", backend)
+        assert first_in_tab(client, ls, pid, 1) == [ids[-1]]
+        log = backend.log_text()
+        assert "with the token Label Studio sent in /setup" in log
+        assert ls.token not in log
+    finally:
+        backend.stop()
