@@ -18,6 +18,14 @@ relative path
 Every read stops past ``max_bytes``; decoding refuses images above ``max_pixels`` before
 it decodes a pixel, and truncated files fail. Failures raise :class:`ImageError`, whose
 ``reason`` is short, readable by an admin, and free of tokens and signed query strings.
+
+A task names the URL, so plain http(s) fetches are guarded against reaching what the
+backend can reach and the task's author cannot: every address a host name resolves to
+(and every redirect hop) is checked; link-local and cloud metadata addresses are always
+refused, loopback and private ranges unless ``allow_private`` (IMAGE_ALLOW_PRIVATE_NETWORKS).
+Label Studio's own host, the S3 endpoint and the VLM endpoint are configured by the
+admin and not subject to the guard. Left open: a host name whose DNS answer changes
+between the check and the connection (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ import base64
 import binascii
 import hashlib
 import io
+import ipaddress
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +53,45 @@ _CHUNK = 256 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PRESIGNED = {"gs", "azure-blob"}
 _S3_DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+_MAX_REDIRECTS = 5
+# cloud instance metadata and similar: refused even where private networks are allowed
+_METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200",
+                                               "169.254.170.2", "192.0.0.192")}
+
+
+def check_address(ip: str, allow_private: bool) -> str | None:
+    """Why a fetch must not go to ``ip``, or None when it may."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if addr in _METADATA:
+        return "a cloud metadata address"
+    if addr.is_link_local:
+        return "a link-local address"
+    if addr.is_multicast or addr.is_unspecified:
+        return "a reserved address"
+    if addr.is_loopback or addr.is_private:
+        return None if allow_private else (
+            "a private or loopback address (set IMAGE_ALLOW_PRIVATE_NETWORKS=true to allow it)")
+    if addr.is_reserved or not addr.is_global:
+        return "a reserved address"
+    return None
+
+
+def _guard(url: str, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise ImageError("invalid URL: no host")
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ImageError(f"cannot resolve host {host[:100]}") from None
+    for info in infos:
+        why = check_address(info[4][0], allow_private)
+        if why:
+            raise ImageError(f"refused: host {host[:100]} is {why}")
 
 
 class ImageError(Exception):
@@ -124,6 +173,7 @@ class ImageFetcher:
     label_studio: Any | None = None
     s3_endpoint_url: str | None = None
     total_timeout: float = 300.0  # a whole HTTP transfer, against servers that drip bytes
+    allow_private: bool = False  # loopback and private ranges for plain http(s) fetches
 
     _s3: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
@@ -238,31 +288,44 @@ class ImageFetcher:
         return session
 
     def _http_get(self, url: str) -> bytes:
-        where = f"host {_host(url)}"
         start = time.monotonic()
-        try:
-            with self._session().get(
-                url, stream=True, timeout=(self.connect_timeout, self.read_timeout), auth=_NoAuth()
-            ) as response:
-                if response.status_code != 200:
-                    raise ImageError(f"HTTP {response.status_code} from {where}")
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise ImageError(f"too large: {_mb(int(declared))} > {_mb(self.max_bytes)}")
-                buffer = bytearray()
-                for chunk in response.iter_content(_CHUNK):
-                    buffer += chunk
-                    if len(buffer) > self.max_bytes:
-                        raise ImageError(f"too large: more than {_mb(self.max_bytes)}")
-                    if time.monotonic() - start > self.total_timeout:
-                        raise ImageError(f"timeout: transfer from {where} took over {self.total_timeout:g} s")
-                return bytes(buffer)
-        except ImageError:
-            raise
-        except requests.exceptions.InvalidURL:
-            raise ImageError("invalid URL") from None
-        except (requests.RequestException, OSError) as exc:
-            raise ImageError(_exc_reason(exc, where)) from None
+        for _ in range(_MAX_REDIRECTS + 1):
+            where = f"host {_host(url)}"
+            _guard(url, self.allow_private)
+            try:
+                with self._session().get(
+                    url, stream=True, timeout=(self.connect_timeout, self.read_timeout), auth=_NoAuth(),
+                    allow_redirects=False,
+                ) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("Location", "")
+                        url = requests.compat.urljoin(url, location)
+                        if urlsplit(url).scheme.lower() not in ("http", "https"):
+                            raise ImageError(f"{where} redirected to an unsupported scheme")
+                        continue
+                    return self._read_body(response, where, start)
+            except ImageError:
+                raise
+            except requests.exceptions.InvalidURL:
+                raise ImageError("invalid URL") from None
+            except (requests.RequestException, OSError) as exc:
+                raise ImageError(_exc_reason(exc, where)) from None
+        raise ImageError(f"more than {_MAX_REDIRECTS} redirects")
+
+    def _read_body(self, response: requests.Response, where: str, start: float) -> bytes:
+        if response.status_code != 200:
+            raise ImageError(f"HTTP {response.status_code} from {where}")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise ImageError(f"too large: {_mb(int(declared))} > {_mb(self.max_bytes)}")
+        buffer = bytearray()
+        for chunk in response.iter_content(_CHUNK):
+            buffer += chunk
+            if len(buffer) > self.max_bytes:
+                raise ImageError(f"too large: more than {_mb(self.max_bytes)}")
+            if time.monotonic() - start > self.total_timeout:
+                raise ImageError(f"timeout: transfer from {where} took over {self.total_timeout:g} s")
+        return bytes(buffer)
 
     def _presigned(self, uri: str, task_id: int | None) -> bytes:
         scheme = uri.split("://", 1)[0].lower()

@@ -185,7 +185,7 @@ class Miner:
                     connect_timeout=s.image_connect_timeout, read_timeout=s.image_read_timeout,
                     local_files_root=s.local_files_document_root,
                     label_studio=self._label_studio_factory() if self._label_studio_factory else None,
-                    s3_endpoint_url=s.aws_endpoint_url,
+                    s3_endpoint_url=s.aws_endpoint_url, allow_private=s.image_allow_private_networks,
                 )
             return self._fetcher
 

@@ -99,6 +99,7 @@ class Settings:
     image_max_pixels: int = 89_478_485
     image_connect_timeout: float = 5.0
     image_read_timeout: float = 30.0
+    image_allow_private_networks: bool = False
     local_files_document_root: str | None = None
     aws_endpoint_url: str | None = None
 

@@ -295,7 +295,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         raise SystemExit("--workers needs positive counts, e.g. 1,2")
     gen = CaptionGenerator(seed=args.seed)
     base_env = {"REDIS_URL": args.redis_url, "BATCH_SIZE": str(args.batch_size), "LOG_LEVEL": "WARNING",
-                "KEYWORD_MODE": "rules", "TEXT_KEYWORD_MODE": "rules"}
+                "KEYWORD_MODE": "rules", "IMAGE_ALLOW_PRIVATE_NETWORKS": "true", "TEXT_KEYWORD_MODE": "rules"}
     for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "VLM_API_URL", "SYNONYMS_FILE", "DESCRIPTION_FIELD"):
         os.environ.pop(name, None)
     host = vlm = None

@@ -37,7 +37,7 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(label_studio, tmp_pa
     with FakeOpenAI(by_colour=DESCRIPTIONS, delay=0.3) as vlm:
         env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
                "LABEL_STUDIO_API_KEY": ls.token, "VLM_API_URL": vlm.base_url, "VLM_API_MODEL": "fake",
-               "VLM_API_CONCURRENCY": "1", "KEYWORD_MODE": "rules", "BATCH_SIZE": "6", "RERANK_DELAY": "1"}
+               "VLM_API_CONCURRENCY": "1", "KEYWORD_MODE": "rules", "IMAGE_ALLOW_PRIVATE_NETWORKS": "true", "BATCH_SIZE": "6", "RERANK_DELAY": "1"}
         backend = BackendServer(env, tmp_path / "backend.log")
         try:
             pid, _ = create_project(ls, "rq e2e", IMAGE_CONFIG)

@@ -83,6 +83,7 @@ def images():
 
 
 def make_client(tmp_path, **overrides):
+    overrides.setdefault("image_allow_private_networks", True)  # the image server is on loopback
     settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), **overrides)
     engine = Engine(settings)
     app = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)

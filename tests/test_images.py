@@ -14,7 +14,13 @@ import boto3
 import pytest
 from PIL import Image
 
-from backend.images import ImageError, ImageFetcher, content_hash, image_ref_from_task
+import functools
+
+from backend.images import ImageError, content_hash, image_ref_from_task
+from backend.images import ImageFetcher as GuardedFetcher
+
+# the test servers are on loopback, which the fetching guard refuses by default
+ImageFetcher = functools.partial(GuardedFetcher, allow_private=True)
 
 
 def png(size=(40, 30), colour=(200, 30, 30), mode="RGB") -> bytes:
@@ -69,9 +75,10 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(20):
                 self.wfile.write(b"y" * 1000)
             return
-        if path == "/redirect":
+        if path in ("/redirect", "/to-metadata"):
             self.send_response(302)
-            self.send_header("Location", "/red.png")
+            target = "/red.png" if path == "/redirect" else "http://169.254.169.254/latest/meta-data/"
+            self.send_header("Location", target)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -327,3 +334,40 @@ def test_task_helpers():
     with pytest.raises(ImageError):
         image_ref_from_task({}, "image")
     assert content_hash(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+# ------------------------------------------------------------------ fetching guard
+@pytest.mark.parametrize("ip,refused", [
+    ("169.254.169.254", "metadata"), ("fd00:ec2::254", "metadata"), ("169.254.1.2", "link-local"),
+    ("fe80::1", "link-local"), ("127.0.0.1", "private or loopback"), ("10.1.2.3", "private or loopback"),
+    ("192.168.0.7", "private or loopback"), ("172.16.5.5", "private or loopback"), ("::1", "private or loopback"),
+    ("::ffff:127.0.0.1", "private or loopback"), ("0.0.0.0", "reserved"), ("224.0.0.1", "reserved"),
+])
+def test_guard_refuses_internal_addresses(ip, refused):
+    from backend.images import check_address
+
+    assert refused in check_address(ip, allow_private=False)
+
+
+def test_guard_allows_public_addresses_and_private_ones_only_when_told():
+    from backend.images import check_address
+
+    assert check_address("93.184.216.34", allow_private=False) is None
+    assert check_address("10.1.2.3", allow_private=True) is None
+    assert "metadata" in check_address("169.254.169.254", allow_private=True)
+
+
+def test_loopback_image_urls_are_refused_by_default(http_url):
+    text = reason(GuardedFetcher(), f"{http_url}/red.png")
+    assert text.startswith("refused: host 127.0.0.1 is a private or loopback address")
+
+
+def test_a_redirect_to_an_internal_address_is_refused(http_url):
+    # allowed to reach the (loopback) test server, which redirects to the metadata address
+    text = reason(ImageFetcher(), f"{http_url}/to-metadata")
+    assert text == "refused: host 169.254.169.254 is a cloud metadata address"
+
+
+def test_label_studio_host_is_allowed_even_on_loopback(http_url):
+    ls = FakeLabelStudio(http_url, body=RED_PNG)
+    assert GuardedFetcher(label_studio=ls).fetch_bytes(f"{http_url}/data/upload/1/x.png") == RED_PNG

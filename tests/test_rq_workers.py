@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(rq_env, tmp_p
     with FakeOpenAI(by_colour=DESCRIPTIONS, delay=0.4) as vlm:
         env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "8", "JOB_TIMEOUT": "5",
                "VLM_API_URL": vlm.base_url, "VLM_API_MODEL": "fake", "VLM_API_CONCURRENCY": "1",
-               "KEYWORD_MODE": "rules", "RERANK_DELAY": "0"}
+               "KEYWORD_MODE": "rules", "IMAGE_ALLOW_PRIVATE_NETWORKS": "true", "RERANK_DELAY": "0"}
         settings = Settings.from_env(env)
         engine = Engine(settings)
         queue = RQQueue(engine)
