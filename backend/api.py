@@ -74,6 +74,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
     def _api_error(exc: ApiError):
         return jsonify(error=exc.message), exc.status
 
+    @app.errorhandler(LabelConfigError)
+    def _config_error(exc: LabelConfigError):
+        return jsonify(error=str(exc)), 422
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return jsonify(error=exc.description or exc.name), exc.code
@@ -103,7 +107,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         if schema is not None and not isinstance(schema, str):
             raise ApiError(400, "'schema' must be the label config as a string")
         if schema:
-            _check_config(schema)
+            _check_config(schema, settings)
         engine.remember_setup_connection(body.get("hostname"), body.get("access_token"))
         model = model_class(project_id=pid, label_config=schema or None)
         return jsonify(model_version=model.model_version)
@@ -124,7 +128,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         if label_config is not None and not isinstance(label_config, str):
             raise ApiError(400, "'label_config' must be a string")
         if label_config:
-            _check_config(label_config)
+            _check_config(label_config, settings)
         model = model_class(project_id=pid, label_config=label_config or None)
         if not tasks:
             return jsonify(results=[], model_version=model.model_version)
@@ -158,7 +162,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         if label_config is not None and not isinstance(label_config, str):
             raise ApiError(400, "project.label_config must be a string")
         if label_config and action in ("TASKS_CREATED", "PROJECT_UPDATED"):
-            _check_config(label_config)
+            _check_config(label_config, settings)
         model = model_class(project_id=int(project["id"]), label_config=label_config or None)
         result = model.fit(action, body)
         return jsonify(result)
@@ -180,18 +184,43 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
             projects=projects,
         )
 
+    from .report import report_blueprint
+
+    app.register_blueprint(report_blueprint(engine))
     return app
 
 
 def _json_object() -> dict:
     if not request.data:
         raise ApiError(400, "the request body is empty; expected a JSON object")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "the request body is not valid JSON: nested too deeply") from None
     if body is None:
         raise ApiError(400, "the request body is not valid JSON")
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    return body
+    return _clean_text(body)
+
+
+def _clean_text(value: Any, depth: int = 0) -> Any:
+    """Lone surrogates (valid JSON, invalid UTF-8) become U+FFFD, so no store chokes on them."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if depth > 64:
+        raise ApiError(400, "the request body is nested too deeply")
+    if isinstance(value, dict):
+        return {_clean_text(k, depth + 1): _clean_text(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_text(v, depth + 1) for v in value]
+    return value
 
 
 def _is_id(value: Any) -> bool:
@@ -207,11 +236,12 @@ def _project(project: Any, tasks: list | None = None) -> int:
         raise ApiError(400, f"'project': {exc}") from None
 
 
-def _check_config(xml: str) -> None:
+def _check_config(xml: str, settings: Settings) -> None:
+    """The config parses and names something to mine (else 422 with the reason)."""
     from .labelconfig import LabelConfig
 
     try:
-        LabelConfig.parse(xml)
+        LabelConfig.parse(xml).source(settings.description_field, settings.image_field)
     except LabelConfigError as exc:
         raise ApiError(422, str(exc)) from None
 
