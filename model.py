@@ -12,6 +12,7 @@ import logging
 from typing import Any, ClassVar
 
 from backend.engine import Engine
+from backend.jobs import ensure_synced
 from backend.labelconfig import LabelConfig
 from backend.mlbase import LabelStudioMLBase, parse_project_id
 
@@ -26,11 +27,7 @@ class VLMineModel(LabelStudioMLBase):
         pid = self.project
         state = self.engine.project(pid, self.label_config)
         self.model_version = state.live_version or self.engine.base_version
-        if self.label_config and state.synced != state.base_version and self.engine.label_studio_or_none():
-            # first sight of this project (or new settings): mine what it already holds
-            state.synced = state.base_version
-            self.engine.store.save_project(state)
-            self.queue.submit_sync(pid)
+        ensure_synced(self.engine, self.queue, pid)
 
     def predict(self, tasks: list[dict], context: dict | None = None, **kwargs: Any) -> list[dict]:
         wait = getattr(self.queue, "mine_and_wait", None)

@@ -52,6 +52,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
                                 "started": time.time()}
     if start_workers and hasattr(queue, "start"):
         queue.start()
+    if start_workers:
+        from .jobs import ensure_synced
+
+        for pid in engine.store.projects():  # settings changed while we were down: re-mine, re-rank
+            try:
+                if ensure_synced(engine, queue, pid):
+                    log.info("project %s: settings changed since the last run; syncing", pid)
+            except Exception as exc:  # a broken project must not stop the server
+                log.error("project %s: cannot queue a sync: %s", pid, exc)
 
     @app.before_request
     def _auth() -> Response | None:

@@ -140,6 +140,22 @@ class EmbeddedQueue:
             self.store.finish(job.id)
 
 
+def ensure_synced(engine: Engine, queue: Any, pid: int) -> bool:
+    """Queue a sync when the project's tasks were never mined under the current settings.
+
+    Called on every /setup (first sight of a project) and at start-up for every known
+    project (settings changed while the backend was down). Needs a Label Studio
+    connection to read the tasks; returns whether a sync was queued.
+    """
+    state = engine.project(pid)
+    if not state.label_config or state.synced == state.base_version or engine.label_studio_or_none() is None:
+        return False
+    state.synced = state.base_version
+    engine.store.save_project(state)
+    queue.submit_sync(pid)
+    return True
+
+
 def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, Any]) -> Any:
     """Run one job; shared by the embedded runner and the RQ workers."""
     if kind == "mine":

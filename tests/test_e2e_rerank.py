@@ -101,3 +101,33 @@ def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path)
         assert len(client.list_predictions(pid)) == len(ids)
     finally:
         backend.stop()
+
+
+def test_changed_settings_rewrite_every_priority_after_a_restart(label_studio, tmp_path):
+    ls = label_studio
+    env = {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
+           "LABEL_STUDIO_API_KEY": ls.token, "RERANK_DELAY": "0.5"}
+    client = LabelStudioClient(ls.base_url, ls.token)
+    texts = [COMMON[i % len(COMMON)] for i in range(40)] + ["a yak playing chess"]
+    pid, _ = create_project(ls, "settings change e2e", TEXT_CONFIG)
+    backend = BackendServer(env, tmp_path / "backend1.log")
+    try:
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, [{"text": t} for t in texts])
+        old = Engine(Settings.from_env(env)).base_version
+        wait_for(lambda: len({p["task"] for p in client.list_predictions(pid, old)}) == len(ids), 120,
+                 "the first write-back", backend)
+    finally:
+        backend.stop()
+    # POOLING is a ranking setting: a new version, the same keywords
+    env2 = {**env, "POOLING": "min"}
+    new = Engine(Settings.from_env(env2)).base_version
+    assert new != old
+    backend = BackendServer(env2, tmp_path / "backend2.log", port=backend.port)
+    try:
+        wait_for(lambda: len({p["task"] for p in client.list_predictions(pid, new)}) == len(ids)
+                 and client.get_project(pid)["model_version"] == new, 120,
+                 "every priority under the new version, with no Label Studio call", backend)
+        assert "settings changed since the last run" in backend.log_text()
+    finally:
+        backend.stop()
