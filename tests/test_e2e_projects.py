@@ -8,7 +8,7 @@ import time
 import pytest
 
 from backend.labelstudio import LabelStudioClient
-from tests.support.backend_server import BackendServer
+from tests.support.backend_server import BackendServer, wait_for
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.label_studio import create_project, import_tasks
 from tests.test_image_pipeline import DESCRIPTIONS, png
@@ -24,15 +24,6 @@ IMAGE_CONFIG = """<View>
   <Choices name="label" toName="image"><Choice value="a"/><Choice value="b"/></Choices>
   <TextArea name="vlmine" toName="image" editable="false"/>
 </View>"""
-
-
-def wait_for(predicate, timeout: float, what: str, backend: BackendServer):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.log_tail()}")
 
 
 def backend_for(ls, tmp_path, **env: str) -> BackendServer:

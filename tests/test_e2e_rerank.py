@@ -13,7 +13,7 @@ import requests
 from backend.engine import Engine
 from backend.labelstudio import LabelStudioClient
 from backend.settings import Settings
-from tests.support.backend_server import BackendServer
+from tests.support.backend_server import BackendServer, wait_for
 from tests.support.label_studio import create_project, import_tasks
 from tests.test_e2e_projects import TEXT_CONFIG, connect
 
@@ -21,15 +21,6 @@ pytestmark = pytest.mark.e2e
 
 COMMON = ["a cat on the sofa", "a dog in the park", "a car on the road", "a bus on the street",
           "a man with a kite", "a woman on a bicycle"]
-
-
-def wait_for(predicate, timeout: float, what: str, backend: BackendServer):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.log_tail()}")
 
 
 def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from backend.labelstudio import LabelStudioClient
-from tests.support.backend_server import BackendServer
+from tests.support.backend_server import BackendServer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,17 +43,6 @@ def corpus(n_common: int, seed: int = 7) -> tuple[list[str], set[int]]:
         texts.insert(slot + offset, text)
     planted = {i for i, t in enumerate(texts) if t in PLANTED}
     return texts, planted
-
-
-def wait_for(predicate, timeout: float, what: str, backend: BackendServer):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.log_tail()}")
 
 
 def test_text_project_is_prioritised_long_tail_first(label_studio, tmp_path):

@@ -68,3 +68,14 @@ class BackendServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+
+
+def wait_for(predicate, timeout: float, what: str, backend: BackendServer, interval: float = 1.0):
+    """Poll ``predicate`` until it is truthy; on time-out fail with the backend's log tail."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; backend log:\n{backend.log_tail()}")

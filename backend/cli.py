@@ -1,0 +1,681 @@
+"""``python -m backend mine SOURCE --out FILE``: rank a dataset long-tail first, offline.
+
+The same pipeline as the server (fetch -> VLM description -> keywords -> index ->
+novelty + signals -> Pareto ranking), run in this process on an :class:`Engine`
+built from ``Settings.from_env()``, so every setting of the server applies
+(``VLM_MODEL``, ``VLM_API_URL``, ``KEYWORD_MODE``, ``POOLING``...).
+
+SOURCE is one of:
+
+* a folder of images (searched recursively: jpg, jpeg, png, webp, bmp, gif); each
+  image's id is its index in sorted path order, and it is read from disk through
+  ``/data/local-files/?d=`` references rooted at the folder (no copies in memory);
+* ``s3://bucket/prefix`` (listed with boto3; ``AWS_ENDPOINT_URL`` for MinIO and friends);
+* a Label Studio JSON export (a list of tasks with ``id`` and ``data``), or any JSON list
+  of flat rows;
+* a JSONL file of rows ``{"id", "image" or "text", optional numeric signals}``.
+
+The state lives under ``--model-dir`` (default ``MODEL_DIR``, else ``./data``) under a
+project id derived from the source, so running the same source again resumes: items
+already indexed with unchanged content are skipped, and images whose description is
+cached (by content hash) are not sent to the VLM again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+if TYPE_CHECKING:  # heavy imports stay out of argument parsing
+    import numpy as np
+
+    from .engine import Engine
+    from .mining import IndexArrays, MiningResult
+    from .settings import Settings
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+LOCAL_FILES = "/data/local-files/?d="
+DEFAULT_SIGNAL = "uncertainty"
+SHOWN_KEYWORDS = 5
+PID_BASE = 1 << 50  # synthetic project ids sit far above Label Studio's
+
+log = logging.getLogger("backend.cli")
+
+
+class UsageError(Exception):
+    """Bad arguments or an unusable source: exit code 2, the message and no traceback."""
+
+
+class SourceError(Exception):
+    """The source is fine but cannot be read right now (an unreachable S3...): exit code 1."""
+
+
+# ------------------------------------------------------------------------------ items
+@dataclass
+class Item:
+    id: int
+    task: dict  # what the pipeline sees: {"id", "data": {...}} (and "predictions" from an export)
+    ref: dict[str, Any]  # the output columns naming the item: path, image or text
+    sig: str  # changes when the item may have changed: such an item is mined again on resume
+
+
+@dataclass
+class Dataset:
+    items: list[Item]
+    kind: str  # "image" or "text"
+    key: str  # task["data"][key] holds the image reference or the text
+    identity: str  # what the synthetic project id is derived from
+    local_root: str | None = None  # LOCAL_FILES_DOCUMENT_ROOT for local files, when needed
+    field_note: str = ""
+
+    @property
+    def label_config(self) -> str:
+        tag = "Image" if self.kind == "image" else "Text"
+        return f"<View><{tag} name={quoteattr(self.kind)} value={quoteattr('$' + self.key)}/></View>"
+
+    @property
+    def ref_column(self) -> str:
+        return next(iter(self.items[0].ref)) if self.items else self.kind
+
+
+def project_id(identity: str) -> int:
+    """A stable project id for a source: the same source resumes, another one does not collide."""
+    return PID_BASE + int(hashlib.sha256(identity.encode()).hexdigest()[:12], 16)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stat_sig(path: Path) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def list_images(root: Path) -> list[str]:
+    """Image files under ``root`` (hidden folders skipped), as sorted relative POSIX paths."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTS:
+                found.append(Path(dirpath, name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def local_dataset(root: Path, rels: Sequence[str], identity: str) -> Dataset:
+    """Local images by path relative to ``root``; id = position in ``rels``."""
+    items = []
+    for i, rel in enumerate(rels):
+        task = {"id": i, "data": {"image": LOCAL_FILES + quote(rel, safe="/")}}
+        items.append(Item(i, task, {"path": rel}, f"{rel}|{_stat_sig(root / rel)}"))
+    return Dataset(items, "image", "image", identity, local_root=str(root))
+
+
+def s3_dataset(uri: str, endpoint_url: str | None) -> Dataset:
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise UsageError(f"{uri}: an S3 source is s3://bucket/prefix")
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None)
+    objects = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if Path(obj["Key"]).suffix.lower() in IMAGE_EXTS:
+                    objects.append((obj["Key"], str(obj.get("ETag", "")), obj.get("Size")))
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code == "NoSuchBucket":
+            raise UsageError(f"{uri}: the bucket {bucket!r} does not exist") from None
+        raise SourceError(f"cannot list {uri}: S3 {code or 'error'}") from None
+    except NoCredentialsError:
+        raise SourceError("S3 credentials not found (AWS_ACCESS_KEY_ID / AWS_PROFILE / role)") from None
+    except BotoCoreError as exc:
+        raise SourceError(f"cannot list {uri}: {type(exc).__name__}") from None
+    objects.sort()
+    items = []
+    for i, (key, etag, size) in enumerate(objects):
+        ref = f"s3://{bucket}/{key}"
+        items.append(Item(i, {"id": i, "data": {"image": ref}}, {"image": ref}, f"{key}|{etag}|{size}"))
+    return Dataset(items, "image", "image", f"s3|{endpoint_url or ''}|{bucket}/{prefix}")
+
+
+# -------------------------------------------------------------------- tables (JSON/JSONL)
+def _read_records(path: Path) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UsageError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        return records
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, dict) and isinstance(data.get("tasks"), list):
+        data = data["tasks"]
+    if not isinstance(data, list):
+        raise UsageError(f"{path}: expected a list of tasks (a Label Studio JSON export)")
+    return data
+
+
+def looks_like_image(value: str) -> bool:
+    value = value.strip()
+    low = value.lower()
+    if not value or len(value) > 4096 or "\n" in value:
+        return False
+    if low.startswith(("data:image/", "s3://", "gs://", "azure-blob://", "/data/upload/", "/data/local-files")):
+        return True
+    return Path(low.split("?", 1)[0].split("#", 1)[0]).suffix in IMAGE_EXTS
+
+
+def _mostly_images(values: Sequence[str]) -> bool:
+    return bool(values) and sum(looks_like_image(v) for v in values) * 2 >= len(values)
+
+
+def detect_field(datas: Sequence[dict], wanted: str | None) -> tuple[str, str, str]:
+    """(kind, key, how it was chosen) of the field to mine."""
+    strings: dict[str, list[str]] = {}
+    for data in datas:
+        for k, v in data.items():
+            if isinstance(v, str) and v.strip():
+                strings.setdefault(k, []).append(v)
+    if wanted:
+        if not any(data.get(wanted) is not None for data in datas):
+            shown = ", ".join(sorted({k for d in datas for k in d})[:20]) or "none"
+            raise UsageError(f"--field {wanted}: no row has that field (fields: {shown})")
+        return ("image" if _mostly_images(strings.get(wanted, [])) else "text"), wanted, "--field"
+    images = [k for k, vs in strings.items() if _mostly_images(vs)]
+    if images:
+        key = "image" if "image" in images else max(images, key=lambda k: len(strings[k]))
+        return "image", key, "detected"
+    if "text" in strings:
+        return "text", "text", "detected"
+    if strings:
+        key = max(strings, key=lambda k: (len(strings[k]), sum(map(len, strings[k]))))
+        return "text", key, "guessed; name another with --field"
+    raise UsageError("no field holds an image reference or a text; name it with --field")
+
+
+def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: str | None) -> Dataset:
+    if not records:
+        raise UsageError(f"{path}: no rows")
+    rows = []
+    for n, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise UsageError(f"{path}: row {n + 1} is not a JSON object")
+        if isinstance(rec.get("data"), dict):  # a Label Studio task
+            extra = {"predictions": rec["predictions"]} if isinstance(rec.get("predictions"), list) else {}
+            rows.append((rec.get("id"), dict(rec["data"]), extra))
+        else:
+            rows.append((rec.get("id"), {k: v for k, v in rec.items() if k != "id"}, {}))
+    has_id = [r[0] is not None for r in rows]
+    if any(has_id) and not all(has_id):
+        raise UsageError(f"{path}: row {has_id.index(False) + 1} has no id (others do)")
+    ids = []
+    for n, (raw, _, _) in enumerate(rows):
+        if raw is None:
+            ids.append(n)
+            continue
+        try:
+            if isinstance(raw, bool) or float(raw) != int(float(raw)):
+                raise ValueError
+            ids.append(int(float(raw)))
+        except (TypeError, ValueError):
+            raise UsageError(f"{path}: row {n + 1}: id {raw!r} is not an integer") from None
+    dupes = [t for t, c in Counter(ids).items() if c > 1]
+    if dupes:
+        raise UsageError(f"{path}: duplicate ids, e.g. {dupes[0]}")
+    kind, key, how = detect_field([r[1] for r in rows], wanted)
+    local_root = _rewrite_local_paths(rows, key, path.parent, env_root) if kind == "image" else None
+    items = []
+    for tid, (_, data, extra) in zip(ids, rows):
+        shown = data.pop(f"\0{key}", data.get(key))
+        sig = _digest([kind, data.get(key)])
+        if isinstance(data.get(key), str) and data[key].startswith(LOCAL_FILES) and local_root:
+            sig += "|" + _stat_sig(Path(local_root) / _unquote_local(data[key]))
+        items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig))
+    return Dataset(items, kind, key, f"{kind}|{key}|{path.resolve()}", local_root=local_root,
+                   field_note=f"field {key!r} ({how})")
+
+
+def _unquote_local(ref: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(ref[len(LOCAL_FILES):])
+
+
+def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None) -> str | None:
+    """Plain file paths in the rows become /data/local-files/ references under one root.
+
+    The root is ``LOCAL_FILES_DOCUMENT_ROOT`` when set, else the deepest folder holding
+    them all. The original value is kept (under a hidden key) for the output.
+    """
+    local: list[tuple[dict, Path]] = []
+    for _, data, _ in rows:
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        v = value.strip()
+        if "://" in v or v.lower().startswith(("data:", "/data/upload/", "/data/local-files")):
+            continue
+        p = Path(v).expanduser()
+        local.append((data, (p if p.is_absolute() else base / p).resolve()))
+    if not local:
+        return None
+    root = env_root or os.path.commonpath([str(p.parent) for _, p in local])
+    for data, p in local:
+        data[f"\0{key}"] = data[key]
+        data[key] = LOCAL_FILES + quote(os.path.relpath(p, root).replace(os.sep, "/"), safe="/")
+    return str(root)
+
+
+def load_source(spec: str, wanted: str | None, settings: "Settings") -> Dataset:
+    if spec.lower().startswith("s3://"):
+        return s3_dataset(spec, settings.aws_endpoint_url)
+    if "://" in spec:
+        raise UsageError(f"{spec}: a source is a folder, an s3:// prefix, a .json export or a .jsonl file")
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UsageError(f"{spec}: no such file or folder")
+    if path.is_dir():
+        root = path.resolve()
+        return local_dataset(root, list_images(root), f"folder|{root}")
+    if path.suffix.lower() not in (".json", ".jsonl", ".ndjson"):
+        raise UsageError(f"{spec}: not a folder, a .json export or a .jsonl file")
+    return table_dataset(_read_records(path), path, wanted, settings.local_files_document_root)
+
+
+# -------------------------------------------------------------------------- signals
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings") -> dict[str, "np.ndarray"]:
+    """Signal name -> values aligned with ``dataset.items`` (NaN where missing); larger = label sooner."""
+    import numpy as np
+
+    from .mining import uncertainty_from_task
+
+    datas = [it.task["data"] for it in dataset.items]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([_number(d.get(name)) for d in datas], dtype=float)
+
+    out: dict[str, np.ndarray] = {}
+    for name in dict.fromkeys(asked):
+        if name == "novelty":
+            raise UsageError("--signal novelty: novelty is always ranked; name another field")
+        values = column(name)
+        if np.isnan(values).all():
+            raise UsageError(f"--signal {name}: no row has a numeric field {name!r}")
+        out[name] = values
+    if not asked:
+        values = column(DEFAULT_SIGNAL)
+        if not np.isnan(values).all():
+            out[DEFAULT_SIGNAL] = values
+    extra = list(settings.signal_fields)
+    if settings.uncertainty_source == "field" and settings.uncertainty_field:
+        extra.append(settings.uncertainty_field)
+    for name in extra:
+        if name not in out and name != "novelty":
+            out[name] = column(name)
+    if settings.uncertainty_source in ("prediction_score", "prediction_probs", "predictions_vote") \
+            and DEFAULT_SIGNAL not in out and any(it.task.get("predictions") for it in dataset.items):
+        values = []
+        for it in dataset.items:
+            preds = [p for p in it.task.get("predictions") or [] if isinstance(p, dict)
+                     and not str(p.get("model_version") or "").startswith(settings.model_version_prefix)]
+            values.append(uncertainty_from_task(dict(it.task, predictions=preds), settings.uncertainty_source,
+                                                settings.uncertainty_model_version, settings.uncertainty_measure))
+        out[DEFAULT_SIGNAL] = np.array(values, dtype=float)
+    return out
+
+
+# --------------------------------------------------------------------------- resuming
+class Manifest:
+    """What each mined id was (path and size, S3 ETag, text digest): an append-only JSONL
+    beside the store, so an id whose item changed is mined again on resume."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[int, str] = {}
+        self._lines = 0
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        tid, sig = json.loads(line)
+                    except (ValueError, TypeError):
+                        continue  # a line cut short by an interrupted run
+                    self.entries[int(tid)] = sig
+                    self._lines += 1
+        except FileNotFoundError:
+            pass
+
+    def compact(self, keep: set[int]) -> None:
+        stale = set(self.entries) - keep
+        if not stale and self._lines <= 2 * max(len(self.entries), 1000):
+            return
+        for tid in stale:
+            del self.entries[tid]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps([t, s]) + "\n" for t, s in self.entries.items())
+        os.replace(tmp, self.path)
+        self._lines = len(self.entries)
+
+    def add(self, pairs: Iterable[tuple[int, str]]) -> None:
+        lines = []
+        for tid, sig in pairs:
+            self.entries[tid] = sig
+            lines.append(json.dumps([tid, sig]) + "\n")
+        if lines:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.writelines(lines)
+            self._lines += len(lines)
+
+
+# ---------------------------------------------------------------------------- mining
+@dataclass
+class Outcome:
+    dataset: Dataset
+    pid: int
+    arrays: "IndexArrays"
+    result: "MiningResult | None"
+    signals: dict[str, "np.ndarray"]  # aligned with dataset.items, NaN = missing
+    errors: dict[int, str]
+    descriptions: dict[int, str]
+    keywords: dict[int, list[str]]  # rarest first
+    df: dict[str, int]
+    mined_now: int = 0
+    skipped: int = 0
+    order: list[int] = field(default_factory=list)  # mined item ids, label-first first
+
+    @property
+    def ok(self) -> int:
+        return len(self.order)
+
+
+def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overrides: Any) -> "Engine":
+    from .engine import Engine
+    from .settings import Settings, SettingsError
+
+    if model_dir:
+        overrides["model_dir"] = model_dir
+    if dataset is not None and dataset.local_root:
+        overrides["local_files_document_root"] = dataset.local_root
+    try:
+        settings = Settings.from_env(invert_priority=False, **overrides)
+    except SettingsError as exc:
+        raise UsageError(f"setting: {exc}") from None
+    return Engine(settings)
+
+
+def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarray"],
+               progress: bool = True) -> Outcome:
+    """Mine what is not mined yet (in BATCH_SIZE batches, with a progress bar), then rank."""
+    import numpy as np
+
+    from .mining import mine as rank_mined
+
+    pid = project_id(dataset.identity)
+    scope = engine.scope(pid)
+    engine.project(pid, dataset.label_config)
+    engine.set_total(pid, len(dataset.items))
+    ids = [it.id for it in dataset.items]
+    current = set(ids)
+    manifest = Manifest(engine.settings.data_dir / "cli" / f"{pid}-{engine.mining_hash}.jsonl")
+    # forget items that left the source, so they count in no document frequency
+    stale = set(engine.store.get_tasks(pid)) - current
+    if engine.index.task_count(scope) > len(engine.index.contains(scope, ids)):
+        stale |= set(engine.index.arrays(scope).task_ids.tolist()) - current
+    if stale:
+        engine.delete_tasks(pid, stale)
+    manifest.compact(current)
+    indexed = engine.index.contains(scope, ids)
+    todo = [it for it in dataset.items if it.id not in indexed or manifest.entries.get(it.id) != it.sig]
+    skipped = len(ids) - len(todo)
+    failed = 0
+    if todo:
+        bar = _progress(len(ids), skipped, dataset.kind, enabled=progress)
+        try:
+            size = engine.settings.batch_size
+            for start in range(0, len(todo), size):
+                batch = todo[start:start + size]
+                mined = engine.mine_tasks(pid, [it.task for it in batch])
+                by_id = {it.id: it for it in batch}
+                manifest.add((m.task_id, by_id[m.task_id].sig) for m in mined if m.ok)
+                failed += sum(1 for m in mined if not m.ok)
+                bar.update(len(batch), failed)
+        finally:
+            bar.close()
+
+    records = engine.store.get_tasks(pid, ids)
+    indexed = engine.index.contains(scope, ids)
+    errors = {t: (records[t].error if t in records and records[t].error else "not mined")
+              for t in ids if t not in indexed}
+    descriptions = {t: r.description for t, r in records.items() if r.description and t in indexed}
+    keywords = engine.index.get_many(scope, sorted(indexed))
+    df = engine.index.document_frequencies(scope, {k for kws in keywords.values() for k in kws})
+    keywords = {t: sorted(kws, key=lambda k: (df.get(k, 0), k)) for t, kws in keywords.items()}
+
+    arrays = engine.index.arrays(scope)
+    result = None
+    order: list[int] = []
+    if arrays.n_tasks:
+        row = {tid: i for i, tid in enumerate(ids)}
+        take = np.array([row.get(int(t), -1) for t in arrays.task_ids.tolist()])
+        aligned = {}
+        for name, values in signals.items():
+            col = np.full(arrays.n_tasks, np.nan)
+            col[take >= 0] = values[take[take >= 0]]
+            aligned[name] = col
+        s = engine.settings
+        result = rank_mined(arrays, aligned, pooling=s.pooling, transform=s.novelty_transform)
+        order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")] if int(t) in current]
+    return Outcome(dataset, pid, arrays, result, signals, errors, descriptions, keywords, df,
+                   mined_now=len(todo), skipped=skipped, order=order)
+
+
+class _progress:
+    """done/total, rate and failures on stderr (tqdm)."""
+
+    def __init__(self, total: int, initial: int, kind: str, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit=" " + kind + "s", file=sys.stderr, disable=not enabled,
+                        dynamic_ncols=True, smoothing=0.1, desc="mining")
+        self.bar.set_postfix(failed=0, refresh=False)
+
+    def update(self, n: int, failed: int) -> None:
+        self.bar.set_postfix(failed=failed, refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+# ---------------------------------------------------------------------------- output
+def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
+    """One row per item, label-first first; failed items last, with priority 0 and no front."""
+    ds = outcome.dataset
+    pos = {it.id: i for i, it in enumerate(ds.items)}
+    res = outcome.result
+    row_of = {int(t): i for i, t in enumerate(res.task_ids.tolist())} if res is not None else {}
+    rows = []
+    for tid in outcome.order + sorted(outcome.errors):
+        item = ds.items[pos[tid]]
+        r = row_of.get(tid) if tid not in outcome.errors else None
+        row: dict[str, Any] = {
+            "id": tid,
+            "priority": round(float(res.priority[r]), 6) if r is not None else 0.0,
+            "front": int(res.front[r]) if r is not None else None,
+            "novelty": round(float(res.novelty[r]), 6) if r is not None else None,
+        }
+        for name, values in outcome.signals.items():
+            value = float(values[pos[tid]])
+            row[name] = None if math.isnan(value) else value
+        row["keywords"] = outcome.keywords.get(tid, []) if r is not None else []
+        row.update(item.ref)
+        if ds.kind == "image":
+            row["description"] = outcome.descriptions.get(tid)
+        row["error"] = outcome.errors.get(tid)
+        rows.append(row)
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        if path.suffix.lower() == ".csv":
+            columns = list(rows[0]) if rows else ["id", "priority", "front", "novelty", "keywords", "error"]
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("; ".join(v) if isinstance(v, list) else "" if v is None else v)
+                                 for k, v in row.items()})
+        else:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def print_selection(outcome: Outcome, rows: list[dict[str, Any]], budget: int, out=None) -> None:
+    out = out or sys.stdout
+    ref = outcome.dataset.ref_column
+    print("rank\tid\tpriority\tfront\trarest keywords\t" + ref, file=out)
+    for n, row in enumerate([r for r in rows if r["error"] is None][:budget], 1):
+        kws = ", ".join(f"{k} ({outcome.df.get(k, 0)})" for k in row["keywords"][:SHOWN_KEYWORDS])
+        shown = str(row.get(ref) or "").replace("\n", " ").replace("\t", " ")
+        print(f"{n}\t{row['id']}\t{row['priority']:.4f}\t{row['front']}\t{kws}\t{shown[:120]}", file=out)
+
+
+def summarise(outcome: Outcome, err=None) -> None:
+    err = err or sys.stderr
+    total = len(outcome.dataset.items)
+    print(f"{outcome.ok} of {total} {outcome.dataset.kind}s mined, {len(outcome.errors)} failed "
+          f"({outcome.mined_now} processed now, {outcome.skipped} already mined)", file=err)
+    for reason, n in Counter(outcome.errors.values()).most_common(5):
+        print(f"  failed: {n} x {reason}", file=err)
+
+
+# ------------------------------------------------------------------------------ main
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m backend mine",
+        description="Rank a dataset long-tail first with the backend's pipeline and settings (VLM_MODEL, "
+                    "VLM_API_URL, KEYWORD_MODE, POOLING... from the environment). Re-running the same source "
+                    "resumes.",
+        epilog="examples:\n"
+               "  python -m backend mine photos/ --out ranking.csv --budget 50\n"
+               "  VLM_API_URL=http://gpu:8000/v1 python -m backend mine s3://bucket/images/ --out ranking.jsonl\n"
+               "  python -m backend mine export.json --field image --out ranking.csv\n"
+               "  python -m backend mine rows.jsonl --signal uncertainty --out ranking.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="a folder of images, s3://bucket/prefix, a Label Studio JSON export or a .jsonl file")
+    p.add_argument("--out", help="where to write the ranking: .csv or .jsonl")
+    p.add_argument("--field", help="the data field to mine (default: detected from the rows)")
+    p.add_argument("--signal", action="append", default=[], metavar="NAME",
+                   help="a numeric row field ranked beside novelty, larger = label sooner (repeatable; "
+                        "default: 'uncertainty' when the rows have it)")
+    p.add_argument("--budget", type=int, metavar="K", help="print the K items to label first")
+    p.add_argument("--model-dir", help="state and description cache (default: MODEL_DIR, else ./data)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log the pipeline's progress")
+    return p
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        if args.out is None and args.budget is None:
+            raise UsageError("give --out FILE (.csv or .jsonl), --budget K, or both")
+        if args.out is not None and Path(args.out).suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"--out {args.out}: the file name must end in .csv or .jsonl")
+        if args.budget is not None and args.budget < 1:
+            raise UsageError("--budget must be at least 1")
+        probe = build_engine_settings(args.model_dir)
+        dataset = load_source(args.source, args.field, probe)
+        if not dataset.items:
+            print(f"error: {args.source}: no {dataset.kind}s found", file=sys.stderr)
+            return 1
+        signals = gather_signals(dataset, args.signal, probe)
+        engine = build_engine(args.model_dir, dataset)
+        print(f"{len(dataset.items)} {dataset.kind}s from {args.source}"
+              + (f", {dataset.field_note}" if dataset.field_note else "")
+              + (f"; signals: novelty, {', '.join(signals)}" if signals else "; signal: novelty"), file=sys.stderr)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            outcome = run_mining(engine, dataset, signals, progress=not args.quiet)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    rows = output_rows(outcome)
+    if args.out:
+        write_rows(Path(args.out), rows)
+        print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
+    summarise(outcome)
+    if not outcome.ok:
+        print("error: nothing could be mined", file=sys.stderr)
+        return 1
+    if args.budget:
+        print_selection(outcome, rows, args.budget)
+    return 0
+
+
+def build_engine_settings(model_dir: str | None) -> "Settings":
+    """The settings as the environment gives them (for reading the source before the engine exists)."""
+    from .settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env(**({"model_dir": model_dir} if model_dir else {}))
+    except SettingsError as exc:
+        raise UsageError(f"setting: {exc}") from None

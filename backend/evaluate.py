@@ -1,0 +1,381 @@
+"""``python -m backend evaluate``: does VLMine find the long tail of *your* data?
+
+The paper (Ye et al., arXiv 2409.15486) reports 10-50% gains over uncertainty-based
+selection on ImageNet-LT, Places-LT and LVIS. This harness is how a team with a GPU
+checks that claim on a labeled long-tail image set of its own: it mines every image with
+the backend's pipeline and settings (resumable, like ``python -m backend mine``), then
+lets each method pick the same budget of K images and measures what it picked:
+
+* ``random`` (seeded, mean and standard deviation over ``--seeds`` runs);
+* ``uncertainty``: the K most uncertain images by your model (with ``--uncertainty``);
+* ``vlmine_mean``, ``vlmine_min``, ``vlmine_gmean``: VLMine novelty with each pooling;
+* ``pareto_gmean+uncertainty``: Pareto fronts of gmean novelty and uncertainty, as the
+  backend ranks them (with ``--uncertainty``).
+
+Classes are split by how many images they have in the set: many-shot (> ``--many``,
+default 100), few-shot (< ``--few``, default 20), medium-shot between. That is the
+ImageNet-LT / Places-LT convention, where the counts are those of the long-tailed
+*training* split: evaluate on that split's list (e.g. ImageNet_LT_train.txt) to compare
+with published numbers. Per method: the share of the selection from many / medium /
+few-shot classes, class coverage (share of classes with at least one selected image),
+few-shot class coverage, and tail recall (share of the few-shot images selected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+from .cli import (SourceError, UsageError, build_engine, build_engine_settings, list_images, local_dataset,
+                  output_rows, run_mining, setup_logging, summarise, write_rows, project_id)
+
+SPLITS = ("many", "medium", "few")
+METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
+POOLINGS = ("mean", "min", "gmean")
+
+
+# ------------------------------------------------------------------------------ input
+def labeled_images(args: argparse.Namespace) -> tuple[Path, list[str], list[str], str]:
+    """(root, relative paths, class labels, identity) of the labeled set."""
+    if args.images:
+        root = Path(args.images).expanduser()
+        if not root.is_dir():
+            raise UsageError(f"--images {args.images}: not a folder")
+        root = root.resolve()
+        rels, labels, loose = [], [], 0
+        for rel in list_images(root):
+            if "/" not in rel:
+                loose += 1  # not in a class folder
+                continue
+            rels.append(rel)
+            labels.append(rel.split("/", 1)[0])
+        if loose:
+            print(f"note: {loose} images directly in {args.images} have no class folder; left out", file=sys.stderr)
+        return root, rels, labels, f"evaluate|folder|{root}"
+    listing = Path(args.list).expanduser()
+    if not listing.is_file():
+        raise UsageError(f"--list {args.list}: no such file")
+    root = Path(args.root).expanduser() if args.root else listing.parent
+    if not root.is_dir():
+        raise UsageError(f"--root {args.root}: not a folder")
+    root = root.resolve()
+    rels, labels = [], []
+    for n, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise UsageError(f"{args.list}:{n}: expected 'relative/path.jpg LABEL'")
+        rels.append(parts[0].lstrip("/"))
+        labels.append(parts[1])
+    return root, rels, labels, f"evaluate|list|{root}|{listing.resolve()}"
+
+
+def _norm(path: str, root: Path) -> str:
+    text = path.strip().replace("\\", "/")
+    p = Path(text)
+    if p.is_absolute():
+        try:
+            text = p.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return text
+    while text.startswith("./"):
+        text = text[2:]
+    return text
+
+
+def read_uncertainty(path: str, rels: Sequence[str], root: Path):
+    """Uncertainty per image (NaN where the file has none), matched by ``path`` or by ``id``."""
+    import numpy as np
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UsageError(f"--uncertainty {path}: no such file")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+        if file.suffix.lower() == ".csv":
+            rows = list(csv.DictReader(text.splitlines()))
+        elif file.suffix.lower() == ".json":
+            rows = json.loads(text)
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"--uncertainty {path}: cannot read: {exc}") from None
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        raise UsageError(f"--uncertainty {path}: expected rows with 'path' (or 'id') and 'uncertainty'")
+    if not all("uncertainty" in r and ("path" in r or "id" in r) for r in rows):
+        raise UsageError(f"--uncertainty {path}: every row needs 'uncertainty' and 'path' or 'id'")
+    by_path = {rel: i for i, rel in enumerate(rels)}
+    values = np.full(len(rels), np.nan)
+    matched = 0
+    for r in rows:
+        i = None
+        if r.get("path") not in (None, ""):
+            i = by_path.get(_norm(str(r["path"]), root))
+        elif str(r.get("id", "")).strip().lstrip("-").isdigit():
+            i = int(str(r["id"]).strip())
+            i = i if 0 <= i < len(rels) else None
+        try:
+            value = float(r["uncertainty"])
+        except (TypeError, ValueError):
+            continue
+        if i is not None and math.isfinite(value):
+            values[i] = value
+            matched += 1
+    if not matched:
+        raise UsageError(f"--uncertainty {path}: no row matches an image of the set (paths are relative to "
+                         f"{root}; ids are line or sorted-path positions)")
+    return values, matched
+
+
+# ---------------------------------------------------------------------------- metrics
+def split_of(count: int, many: int, few: int) -> str:
+    return "many" if count > many else "few" if count < few else "medium"
+
+
+def measure(selected: Sequence[int], labels: Sequence[str], splits: dict[str, str]) -> dict[str, Any]:
+    """The metrics of one selection (row indices into the pool ``labels``)."""
+    chosen = [labels[i] for i in selected]
+    k = max(len(chosen), 1)
+    by_split = Counter(splits[c] for c in chosen)
+    classes = set(labels)
+    few_classes = {c for c in classes if splits[c] == "few"}
+    few_images = sum(1 for c in labels if splits[c] == "few")
+    out: dict[str, Any] = {"selected": len(chosen)}
+    for s in SPLITS:
+        out[f"share_{s}"] = by_split[s] / k
+    out["coverage"] = len(set(chosen)) / len(classes) if classes else None
+    out["few_class_coverage"] = len(set(chosen) & few_classes) / len(few_classes) if few_classes else None
+    out["tail_recall"] = by_split["few"] / few_images if few_images else None
+    return out
+
+
+def _mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
+    out: dict[str, Any] = {"selected": runs[0]["selected"], "seeds": len(runs)}
+    for m in METRICS:
+        values = [r[m] for r in runs if r[m] is not None]
+        out[m] = float(np.mean(values)) if values else None
+        out[f"{m}_std"] = float(np.std(values)) if values else None
+    return out
+
+
+def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac: float, seeds: int,
+             many: int, few: int, uncertainty=None, transform: str = "neglog") -> dict[str, Any]:
+    """Every method's selection of K images from the mined pool, measured."""
+    import numpy as np
+
+    from .mining import fill_missing, novelty, select
+
+    arrays = outcome.arrays
+    pos = {it.id: i for i, it in enumerate(outcome.dataset.items)}
+    keep = np.array([int(t) in pos for t in arrays.task_ids.tolist()], dtype=bool)
+    ids = arrays.task_ids
+    rows = [pos[int(t)] for t in ids[keep].tolist()]  # pool row -> item index
+    labels = [labels_all[i] for i in rows]
+    counts = Counter(labels_all)
+    splits = {c: split_of(n, many, few) for c, n in counts.items()}
+    n = len(rows)
+    k = min(budget if budget else max(1, round(budget_frac * n)), n)
+    nov = {p: novelty(arrays, pooling=p, transform=transform)[keep] for p in POOLINGS}
+    pool_ids = ids[keep]
+
+    methods: dict[str, Any] = {}
+    runs = [measure(np.random.default_rng(seed).permutation(n)[:k], labels, splits) for seed in range(seeds)]
+    methods["random"] = _mean_std(runs)
+    unc = None
+    if uncertainty is not None:
+        unc = fill_missing(np.asarray(uncertainty, dtype=float)[rows], "min")
+        methods["uncertainty"] = measure(select(unc[:, None], k, pool_ids), labels, splits)
+    for p in POOLINGS:
+        methods[f"vlmine_{p}"] = measure(select(nov[p][:, None], k, pool_ids), labels, splits)
+    if unc is not None:
+        both = np.column_stack([nov["gmean"], unc])
+        methods["pareto_gmean+uncertainty"] = measure(select(both, k, pool_ids), labels, splits)
+
+    gains: dict[str, dict[str, float | None]] = {}
+    for name, m in methods.items():
+        if name == "random" or name == "uncertainty":
+            continue
+        gains[name] = {f"vs_{b}": _gain(m["tail_recall"], methods[b]["tail_recall"])
+                       for b in ("random", "uncertainty") if b in methods}
+    pool_counts = Counter(labels)
+    return {
+        "images": len(labels_all),
+        "mined": n,
+        "failed": len(outcome.errors),
+        "classes": len(counts),
+        "budget": k,
+        "splits": {
+            "rule": f"many: more than {many} images of the class in the set, few: fewer than {few}, "
+                    "medium: in between (ImageNet-LT / Places-LT: 100 and 20, training-split counts)",
+            "many": many, "few": few,
+            "classes": {s: sum(1 for v in splits.values() if v == s) for s in SPLITS},
+            "images": {s: sum(c for cls, c in pool_counts.items() if splits[cls] == s) for s in SPLITS},
+        },
+        "methods": methods,
+        "tail_recall_gain": gains,
+    }
+
+
+def _gain(value: float | None, base: float | None) -> float | None:
+    if value is None or base is None or base <= 0:
+        return None
+    return (value - base) / base
+
+
+# ----------------------------------------------------------------------------- report
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{report['mined']} images mined ({report['failed']} failed), {report['classes']} classes, "
+             f"budget K={report['budget']}",
+             f"{'method':<26}{'many':>7}{'medium':>8}{'few':>7}{'coverage':>10}{'few cov':>9}{'tail recall':>13}"]
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for name, m in report["methods"].items():
+        shown = f"random (mean of {m['seeds']})" if name == "random" else name
+        lines.append(f"{shown:<26}{fmt(m['share_many']):>7}{fmt(m['share_medium']):>8}{fmt(m['share_few']):>7}"
+                     f"{fmt(m['coverage']):>10}{fmt(m['few_class_coverage']):>9}{fmt(m['tail_recall']):>13}")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(report["methods"])
+    shown = [("tail_recall", "tail recall"), ("few_class_coverage", "few-shot class coverage"),
+             ("coverage", "class coverage"), ("share_few", "share of few-shot images")]
+    x = np.arange(len(names))
+    width = 0.8 / len(shown)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names) + 2), 4.2))
+    for j, (metric, label) in enumerate(shown):
+        values = [report["methods"][n].get(metric) or 0.0 for n in names]
+        at = x + (j - (len(shown) - 1) / 2) * width
+        ax.bar(at, values, width, label=label)
+        for i, n in enumerate(names):  # the random baseline's spread over seeds
+            std = report["methods"][n].get(f"{metric}_std")
+            if std:
+                ax.errorbar(at[i], values[i], yerr=std, fmt="none", ecolor="black", capsize=2, lw=1)
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=20, ha="right")
+    ax.set_ylim(0, 1.22)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("at the budget")
+    ax.set_title(f"Long-tail selection, K={report['budget']} of {report['mined']} images")
+    ax.legend(fontsize=8, loc="upper center", ncol=len(shown), frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------- main
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m backend evaluate",
+        description="Compare VLMine with random and uncertainty selection on a labeled long-tail image set: "
+                    "how a team with a GPU checks the paper's claim (10-50%% over uncertainty baselines) on its "
+                    "own data. Mining uses the backend's settings (VLM_MODEL, VLM_API_URL, KEYWORD_MODE...) and "
+                    "resumes when run again.",
+        epilog="examples:\n"
+               "  python -m backend evaluate --images my_set/ --uncertainty unc.csv --budget 500 --out eval/\n"
+               "  python -m backend evaluate --list ImageNet_LT_train.txt --root /data/imagenet \\\n"
+               "      --budget-frac 0.05 --uncertainty unc.jsonl --out eval/\n"
+               "uncertainty file: CSV or JSONL rows with 'uncertainty' and 'path' (relative to the root) or 'id'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", metavar="DIR", help="a folder with one sub-folder per class")
+    src.add_argument("--list", metavar="FILE", help="lines 'relative/path.jpg LABEL' (ImageNet-LT, Places-LT)")
+    p.add_argument("--root", metavar="DIR", help="the folder --list paths are relative to (default: the list's)")
+    p.add_argument("--uncertainty", metavar="FILE", help="your model's uncertainty per image (CSV or JSONL)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=int, metavar="K", help="images each method selects")
+    budget.add_argument("--budget-frac", type=float, default=0.05, metavar="F",
+                        help="or this share of the mined images (default 0.05)")
+    p.add_argument("--seeds", type=int, default=5, help="random baseline runs (default 5)")
+    p.add_argument("--many", type=int, default=100, help="many-shot: more than this many images (default 100)")
+    p.add_argument("--few", type=int, default=20, help="few-shot: fewer than this many images (default 20)")
+    p.add_argument("--out", required=True, metavar="DIR", help="writes evaluation.json, evaluation.png, items.csv")
+    p.add_argument("--model-dir", help="state and description cache (default: MODEL_DIR, else ./data)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log the pipeline's progress")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        if args.root and not args.list:
+            raise UsageError("--root goes with --list")
+        if args.budget is not None and args.budget < 1:
+            raise UsageError("--budget must be at least 1")
+        if not 0 < args.budget_frac <= 1:
+            raise UsageError("--budget-frac must be in (0, 1]")
+        if args.seeds < 1:
+            raise UsageError("--seeds must be at least 1")
+        if not 0 < args.few <= args.many + 1:
+            raise UsageError("--few must be positive and at most --many + 1")
+        build_engine_settings(args.model_dir)  # a bad setting is a usage error before any work
+        root, rels, labels, identity = labeled_images(args)
+        if not rels:
+            print("error: no labeled images found", file=sys.stderr)
+            return 1
+        uncertainty, matched = read_uncertainty(args.uncertainty, rels, root) if args.uncertainty else (None, 0)
+        dataset = local_dataset(root, rels, identity)
+        signals = {"uncertainty": uncertainty} if uncertainty is not None else {}
+        engine = build_engine(args.model_dir, dataset)
+        print(f"{len(rels)} images in {len(set(labels))} classes"
+              + (f"; uncertainty for {matched}" if uncertainty is not None else ""), file=sys.stderr)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            outcome = run_mining(engine, dataset, signals, progress=not args.quiet)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    summarise(outcome)
+    if not outcome.ok:
+        print("error: nothing could be mined", file=sys.stderr)
+        return 1
+    s = engine.settings
+    report = evaluate(outcome, labels, args.budget, args.budget_frac, args.seeds, args.many, args.few,
+                      uncertainty, transform=s.novelty_transform)
+    report = {
+        "source": {"images": args.images, "list": args.list, "root": str(root), "project": project_id(identity)},
+        "settings": {"model_version": s.model_version(), "vlm": s.vlm_name, "keyword_mode": s.keyword_mode,
+                     "novelty_transform": s.novelty_transform},
+        "uncertainty": {"file": args.uncertainty, "matched": matched} if args.uncertainty else None,
+        **report,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = output_rows(outcome)
+    by_path = dict(zip(rels, labels))
+    for row in rows:
+        row["label"] = by_path.get(row["path"])
+    write_rows(out / "items.csv", rows)
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot(report, out / "evaluation.png")
+    print(table(report))
+    print(f"wrote {out / 'evaluation.json'}, {out / 'evaluation.png'}, {out / 'items.csv'}", file=sys.stderr)
+    return 0

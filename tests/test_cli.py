@@ -1,0 +1,325 @@
+"""``python -m backend mine`` and ``python -m backend evaluate`` as real subprocesses.
+
+A long-tail image set is generated in tmp (3 head classes x 30, 2 tail classes x 3, solid
+colours with unique bytes); the FakeOpenAI stand-in describes each colour, the tail ones
+with rare words, and records every request, so resuming can be checked by counting.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from backend.settings import Settings
+from tests.support.fake_openai import COLOURS, FakeOpenAI
+from tests.support.tiny_llava import build_tiny_llava
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+DESCRIPTIONS = {
+    "red": "a red bus on a road",
+    "green": "a green tree in a park",
+    "blue": "a blue car on a street",
+    "yellow": "a yellow submarine beside a lighthouse",
+    "purple": "a purple octopus under a glacier",
+}
+SIZES = {"red": 30, "green": 30, "blue": 30, "yellow": 3, "purple": 3}
+TAIL = {"yellow", "purple"}
+_counter = iter(range(10**6))
+
+
+def png(colour: str) -> bytes:
+    """A solid-colour PNG whose bytes no other call returns (one pixel encodes a counter)."""
+    k = next(_counter)
+    image = Image.new("RGB", (32, 32), COLOURS[colour])
+    image.putpixel((k % 32, (k // 32) % 32), (k % 251, (k // 251) % 251, 7))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def make_set(root: Path, sizes: dict[str, int]) -> Path:
+    for colour, n in sizes.items():
+        (root / colour).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            (root / colour / f"{i:03d}.png").write_bytes(png(colour))
+    return root
+
+
+def image_requests(vlm: FakeOpenAI) -> int:
+    return sum(1 for r in vlm.requests if isinstance(r["body"]["messages"][-1]["content"], list))
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment less every backend setting (a developer's REDIS_URL must not leak in)."""
+    names = {f.upper() for f in Settings.__dataclass_fields__}
+    env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("AWS_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "backend", *map(str, args)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def longtail(tmp_path_factory) -> Path:
+    return make_set(tmp_path_factory.mktemp("longtail"), SIZES)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("model")
+
+
+# ------------------------------------------------------------------------------- mine
+def test_folder_to_csv_then_jsonl_resumes_without_new_vlm_requests(longtail, vlm, model_dir, tmp_path):
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(model_dir), BATCH_SIZE="16")
+    before = image_requests(vlm)
+    done = run("mine", longtail, "--out", tmp_path / "ranking.csv", env=env)
+    assert done.returncode == 0, done.stderr
+    assert image_requests(vlm) - before == 96
+    assert "96 of 96 images mined, 0 failed" in done.stderr
+    assert "images/s" in done.stderr and "96/96" in done.stderr  # the progress bar: done/total and rate
+
+    rows = read_csv(tmp_path / "ranking.csv")
+    assert list(rows[0]) == ["id", "priority", "front", "novelty", "keywords", "path", "description", "error"]
+    assert len(rows) == 96 and sorted(int(r["id"]) for r in rows) == list(range(96))
+    priorities = [float(r["priority"]) for r in rows]
+    assert priorities == sorted(priorities, reverse=True) and priorities[0] == 1.0
+    top = rows[:6]
+    assert {r["path"].split("/")[0] for r in top} == TAIL
+    assert all(r["front"] == "0" for r in top) and all(r["error"] == "" for r in rows)
+    yellow = next(r for r in top if r["path"].startswith("yellow/"))
+    assert yellow["description"] == DESCRIPTIONS["yellow"]
+    assert set(yellow["keywords"].split("; ")) >= {"submarine", "lighthouse"}
+    # ids are positions in sorted path order
+    paths = sorted(r["path"] for r in rows)
+    assert all(paths[int(r["id"])] == r["path"] for r in rows)
+
+    before = image_requests(vlm)
+    again = run("mine", longtail, "--out", tmp_path / "ranking.jsonl", "--budget", "3", "-q", env=env)
+    assert again.returncode == 0, again.stderr
+    assert image_requests(vlm) == before  # resumed: nothing was described again
+    assert "0 processed now, 96 already mined" in again.stderr
+    lines = read_jsonl(tmp_path / "ranking.jsonl")
+    assert [r["id"] for r in lines] == [int(r["id"]) for r in rows]
+    assert isinstance(lines[0]["keywords"], list) and lines[0]["front"] == 0 and lines[0]["error"] is None
+
+    printed = [line.split("\t") for line in again.stdout.strip().splitlines()]
+    assert printed[0][:4] == ["rank", "id", "priority", "front"]
+    assert len(printed) == 4 and [int(p[1]) for p in printed[1:]] == [int(r["id"]) for r in rows[:3]]
+
+
+def test_a_broken_image_gets_an_error_row_and_the_rest_is_ranked(vlm, tmp_path):
+    root = make_set(tmp_path / "set", {"red": 5, "yellow": 1})
+    (root / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    done = run("mine", root, "--out", tmp_path / "out.jsonl", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "6 of 7 images mined, 1 failed" in done.stderr and "image: not an image" in done.stderr
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert len(rows) == 7 and rows[0]["path"] == "yellow/000.png"
+    broken = rows[-1]
+    assert broken["path"] == "red/broken.png" and broken["error"] == "image: not an image"
+    assert broken["priority"] == 0 and broken["front"] is None and broken["keywords"] == []
+    assert all(r["error"] is None and r["priority"] > 0 for r in rows[:-1])
+
+    for f in (root / "red").glob("0*.png"):
+        f.write_bytes(b"nope")
+    (root / "yellow" / "000.png").write_bytes(b"nope")
+    nothing = run("mine", root, "--out", tmp_path / "none.csv", "-q", env=env)
+    assert nothing.returncode == 1 and "nothing could be mined" in nothing.stderr
+    assert len(read_csv(tmp_path / "none.csv")) == 7  # every item still gets its row
+
+
+def test_jsonl_text_rows_with_an_uncertainty_signal(tmp_path):
+    rows = [{"id": i, "text": f"a cat sleeping on a sofa number {i}", "uncertainty": 0.1} for i in range(1, 21)]
+    rows[4]["uncertainty"] = 0.95  # a common text the user's model is unsure about
+    rows += [{"id": 50, "text": "a walrus riding a unicycle in a blizzard", "uncertainty": 0.2},
+             {"id": 51, "text": "a walrus juggling lanterns in a blizzard"}]  # no uncertainty: ranked as the lowest
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = clean_env(MODEL_DIR=str(tmp_path / "model"))  # text needs no model
+    done = run("mine", source, "--out", tmp_path / "out.csv", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "signals: novelty, uncertainty" in done.stderr
+    out = read_csv(tmp_path / "out.csv")
+    assert list(out[0]) == ["id", "priority", "front", "novelty", "uncertainty", "keywords", "text", "error"]
+    assert len(out) == 22
+    front0 = {int(r["id"]) for r in out if r["front"] == "0"}
+    assert {50, 5} <= front0  # the rarest text, and the most uncertain one
+    assert int(out[0]["id"]) in (50, 51, 5)
+    by_id = {int(r["id"]): r for r in out}
+    assert by_id[51]["uncertainty"] == "" and "walrus" in by_id[51]["keywords"]
+    assert by_id[50]["text"].startswith("a walrus riding")
+
+    bad = run("mine", source, "--out", tmp_path / "x.csv", "--signal", "confidence", env=env)
+    assert bad.returncode == 2 and "no row has a numeric field 'confidence'" in bad.stderr
+
+
+def test_label_studio_export_and_jsonl_with_local_paths(longtail, vlm, model_dir, tmp_path):
+    names = [f"red/{i:03d}.png" for i in range(8)] + ["yellow/000.png", "yellow/001.png"]
+    export = [{"id": 1000 + i, "data": {"photo": f"/data/local-files/?d={name}", "caption_id": i},
+               "annotations": [], "predictions": []} for i, name in enumerate(names)]
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(model_dir), LOCAL_FILES_DOCUMENT_ROOT=str(longtail))
+    before = image_requests(vlm)
+    done = run("mine", tmp_path / "export.json", "--out", tmp_path / "out.jsonl", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "field 'photo' (detected)" in done.stderr
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert sorted(r["id"] for r in rows) == [1000 + i for i in range(10)]
+    assert {r["id"] for r in rows[:2]} == {1008, 1009}
+    assert rows[0]["image"].startswith("/data/local-files/?d=yellow/")
+    assert image_requests(vlm) == before  # the folder run described these bytes: cached by content hash
+
+    # JSONL rows with plain paths relative to the file
+    (longtail / "rows.jsonl").write_text("".join(json.dumps({"id": i, "image": n}) + "\n" for i, n in enumerate(names)))
+    env.pop("LOCAL_FILES_DOCUMENT_ROOT")
+    done = run("mine", longtail / "rows.jsonl", "--out", tmp_path / "rows.csv", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    out = read_csv(tmp_path / "rows.csv")
+    assert [r["image"] for r in out[:2]] == ["yellow/000.png", "yellow/001.png"]
+    assert all(r["error"] == "" for r in out)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mine", "/no/such/folder", "--out", "x.csv"], "no such file or folder"),
+    (["mine", "{set}", "--out", "x.txt"], "must end in .csv or .jsonl"),
+    (["mine", "{set}"], "give --out FILE"),
+    (["mine", "{set}", "--budget", "0"], "--budget must be at least 1"),
+    (["mine", "{set}", "--out", "x.csv", "--bogus"], "unrecognized arguments"),
+    (["frobnicate"], "unknown command"),
+    (["evaluate", "--images", "/no/such/folder", "--out", "x"], "not a folder"),
+    (["evaluate", "--images", "{set}"], "the following arguments are required: --out"),
+])
+def test_bad_arguments_exit_2_with_a_message(args, message, longtail, tmp_path):
+    done = run(*[a.replace("{set}", str(longtail)) for a in args], env=clean_env(MODEL_DIR=str(tmp_path)))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_setting_exits_2(longtail, tmp_path):
+    done = run("mine", longtail, "--out", tmp_path / "x.csv", env=clean_env(MODEL_DIR=str(tmp_path), POOLING="max"))
+    assert done.returncode == 2 and "POOLING must be one of" in done.stderr and "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------- evaluate
+def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longtail, vlm, model_dir, tmp_path):
+    rng = random.Random(7)
+    with open(tmp_path / "unc.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "uncertainty"])
+        for colour, n in SIZES.items():
+            for i in range(n):
+                writer.writerow([f"{colour}/{i:03d}.png", round(rng.random(), 4)])
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(model_dir))
+    out = tmp_path / "eval"
+    done = run("evaluate", "--images", longtail, "--uncertainty", tmp_path / "unc.csv", "--budget", "10",
+               "--many", "10", "--few", "5", "--out", out, "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((out / "evaluation.json").read_text())
+    methods = report["methods"]
+    assert set(methods) == {"random", "uncertainty", "vlmine_mean", "vlmine_min", "vlmine_gmean",
+                            "pareto_gmean+uncertainty"}
+    for m in methods.values():
+        assert m["selected"] == 10
+        assert {"share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall"} <= set(m)
+        assert abs(m["share_many"] + m["share_medium"] + m["share_few"] - 1) < 1e-9
+    assert methods["random"]["seeds"] == 5 and "tail_recall_std" in methods["random"]
+    assert report["splits"]["classes"] == {"many": 3, "medium": 0, "few": 2}
+    assert report["mined"] == 96 and report["budget"] == 10 and report["uncertainty"]["matched"] == 96
+    for pooling in ("mean", "min", "gmean"):
+        assert methods[f"vlmine_{pooling}"]["tail_recall"] == 1.0  # all 6 tail images within K=10
+    assert methods["vlmine_gmean"]["tail_recall"] > methods["random"]["tail_recall"]
+    assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    items = read_csv(out / "items.csv")
+    assert len(items) == 96 and items[0]["label"] in TAIL
+    assert "vlmine_gmean" in done.stdout and "tail recall" in done.stdout
+
+    # the ImageNet-LT list format gives the same selection
+    (tmp_path / "train.txt").write_text("".join(f"{c}/{i:03d}.png {k}\n" for k, (c, n) in enumerate(SIZES.items())
+                                                for i in range(n)))
+    listed = run("evaluate", "--list", tmp_path / "train.txt", "--root", longtail, "--budget", "10",
+                 "--many", "10", "--few", "5", "--out", tmp_path / "eval2", "-q", env=env)
+    assert listed.returncode == 0, listed.stderr
+    again = json.loads((tmp_path / "eval2" / "evaluation.json").read_text())
+    assert set(again["methods"]) == {"random", "vlmine_mean", "vlmine_min", "vlmine_gmean"}
+    assert again["methods"]["vlmine_gmean"] == methods["vlmine_gmean"]
+
+
+# ------------------------------------------------------------------- local model, s3
+def test_tiny_llava_through_the_command_line_offline(tmp_path):
+    model = build_tiny_llava(tmp_path / "tiny-llava")
+    root = make_set(tmp_path / "set", {"red": 3, "blue": 2})
+    env = clean_env(VLM_MODEL=model, MODEL_DIR=str(tmp_path / "model"), KEYWORD_MODE="rules",
+                    VLM_MAX_NEW_TOKENS="8", VLM_DEVICE="cpu")
+    done = run("mine", root, "--out", tmp_path / "out.jsonl", "-q", env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    assert len(rows) == 5 and all(r["error"] is None and r["description"] for r in rows)
+    assert sum(len(r["keywords"]) for r in rows) > 0
+
+
+@pytest.fixture()
+def s3(monkeypatch):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    for key, value in creds.items():
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket="pics")
+    for i in range(6):
+        client.put_object(Bucket="pics", Key=f"set/red/{i}.png", Body=png("red"))
+    for i in range(2):
+        client.put_object(Bucket="pics", Key=f"set/yellow/{i}.png", Body=png("yellow"))
+    client.put_object(Bucket="pics", Key="set/readme.txt", Body=b"not an image")
+    client.put_object(Bucket="pics", Key="other/blue.png", Body=png("blue"))
+    yield endpoint, creds
+    server.stop()
+
+
+def test_s3_prefix_source(s3, vlm, tmp_path):
+    endpoint, creds = s3
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"), AWS_ENDPOINT_URL=endpoint, **creds)
+    done = run("mine", "s3://pics/set/", "--out", tmp_path / "out.csv", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = read_csv(tmp_path / "out.csv")
+    assert len(rows) == 8 and all(r["image"].startswith("s3://pics/set/") for r in rows)
+    assert {r["image"] for r in rows[:2]} == {"s3://pics/set/yellow/0.png", "s3://pics/set/yellow/1.png"}
+    assert all(r["error"] == "" for r in rows)
+
+    missing = run("mine", "s3://nobucket/x", "--out", tmp_path / "x.csv", env=env)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
