@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ORDERING = ["-tasks:predictions_score"]
 UNCERTAINTY = "uncertainty"
+UNCERTAINTY_MAX_AGE_S = 300.0
 
 
 class EngineError(RuntimeError):
@@ -64,6 +65,7 @@ class Engine:
         self.coord = coordination
         self._label_studio = label_studio
         self._setup_connection: tuple[str, str] | None = None
+        self._uncertainty: dict[int, tuple[float, dict[int, float]]] = {}
         self._ls_lock = threading.Lock()
         self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
         self.base_version = settings.model_version()
@@ -185,12 +187,15 @@ class Engine:
         return [t for t in ids if t not in known and t not in failed]
 
     # ---------------------------------------------------------------- ranking
-    def ranking(self, pid: int, fresh_tasks: Sequence[dict] = ()) -> tuple[list[int], Any]:
-        """The project's order, label-first first, and the mining result behind it."""
+    def ranking(self, pid: int, fresh_tasks: Sequence[dict] = (), refresh: bool = True) -> tuple[list[int], Any]:
+        """The project's order, label-first first, and the mining result behind it.
+
+        ``refresh=False`` (the /predict path) reuses signals read from Label Studio recently.
+        """
         arrays = self.index.arrays(self.scope(pid))
         if arrays.n_tasks == 0:
             return [], None
-        signals = self._signals(pid, arrays.task_ids, fresh_tasks)
+        signals = self._signals(pid, arrays.task_ids, fresh_tasks, refresh)
         result = mine_priorities(arrays, signals, pooling=self.settings.pooling,
                                  transform=self.settings.novelty_transform,
                                  invert=self.settings.invert_priority)
@@ -201,7 +206,8 @@ class Engine:
         """Tasks from the highest score to the lowest: label-first first, or last when inverted."""
         return order[::-1] if self.settings.invert_priority else order
 
-    def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict]) -> dict[str, np.ndarray]:
+    def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
+                 refresh: bool = True) -> dict[str, np.ndarray]:
         s = self.settings
         names = list(s.signal_fields)
         if s.uncertainty_source == "field":
@@ -217,24 +223,38 @@ class Engine:
                         col[i] = rec.signals[name]
                 out[UNCERTAINTY if name == s.uncertainty_field and s.uncertainty_source == "field" else name] = col
         if s.uncertainty_source in ("prediction_score", "prediction_probs", "predictions_vote"):
-            out[UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks)
+            out[UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
         return out
 
-    def _prediction_uncertainty(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict]) -> np.ndarray:
-        """Uncertainty from predictions of another model stored with each task in Label Studio."""
+    def _prediction_uncertainty(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
+                                refresh: bool) -> np.ndarray:
+        """Uncertainty from predictions of another model stored with each task in Label Studio.
+
+        Reading every task from Label Studio costs seconds per 10,000 tasks, so a
+        re-rank reads them (``refresh``) and /predict reuses what the last read
+        found (at most UNCERTAINTY_MAX_AGE_S old), updated with the tasks in the
+        request, which carry their predictions.
+        """
         s = self.settings
-        values: dict[int, float] = {}
+        cached = self._uncertainty.get(pid)
         client = self.label_studio_or_none()
-        tasks: Iterable[dict] = list(fresh_tasks)
-        if client is not None:
-            tasks = list(client.iter_tasks(pid)) + list(fresh_tasks)
-        for task in tasks:
-            preds = [p for p in task.get("predictions") or []
-                     if not str(p.get("model_version") or "").startswith(s.model_version_prefix)]
-            task = dict(task, predictions=preds)
-            values[int(task["id"])] = uncertainty_from_task(task, s.uncertainty_source, s.uncertainty_model_version,
-                                                            s.uncertainty_measure)
+        values: dict[int, float]
+        if client is not None and (refresh or cached is None
+                                   or time.monotonic() - cached[0] > UNCERTAINTY_MAX_AGE_S):
+            values = {int(t["id"]): self._task_uncertainty(t) for t in client.iter_tasks(pid)}
+            self._uncertainty[pid] = (time.monotonic(), values)
+        else:
+            values = cached[1] if cached else {}
+        for task in fresh_tasks:
+            values[int(task["id"])] = self._task_uncertainty(task)
         return np.array([values.get(t, np.nan) for t in task_ids.tolist()], dtype=float)
+
+    def _task_uncertainty(self, task: dict) -> float:
+        s = self.settings
+        preds = [p for p in task.get("predictions") or []
+                 if not str(p.get("model_version") or "").startswith(s.model_version_prefix)]
+        return uncertainty_from_task(dict(task, predictions=preds), s.uncertainty_source,
+                                     s.uncertainty_model_version, s.uncertainty_measure)
 
     # ---------------------------------------------------------------- write-back
     def rerank(self, pid: int) -> dict[str, Any]:
@@ -336,7 +356,7 @@ class Engine:
         if unknown:
             self.mine_tasks(pid, [t for t in tasks if int(t["id"]) in unknown])
         with self.coord.project_lock(pid):
-            order, _ = self.ranking(pid, fresh_tasks=tasks)
+            order, _ = self.ranking(pid, fresh_tasks=tasks, refresh=False)
             version = state.live_version
             written = self.store.written(pid, version)
             # Label Studio asks only for tasks without a live prediction: plan as if they had none.

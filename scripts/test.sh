@@ -52,5 +52,11 @@ if [ -z "${REDIS_TEST_URL:-}" ]; then
   fi
 fi
 
+# Headless Chromium for the report page's browser test (tests/test_report.py).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing chromium"
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null
+fi
+
 export PYTHONHASHSEED=0
 exec .venv/bin/python -m pytest "$@"

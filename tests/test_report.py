@@ -1,0 +1,367 @@
+"""GET /report: the long tail as one self-contained HTML page.
+
+Unit level with Flask's test client (the project is built through /predict, as
+Label Studio builds it), then a browser test: the backend as a real server, Debian's
+headless Chromium renders the page (scripts/test.sh installs it), the rendered DOM must
+hold three non-empty charts and Chromium's log no JavaScript error.
+VLMINE_UPDATE_SCREENSHOT=1 writes the screenshot to docs/report.png.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from backend.api import create_app
+from backend.engine import Engine
+from backend.jobs import EmbeddedQueue
+from backend.settings import Settings
+from tests.support.backend_server import BackendServer
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ('<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/>'
+          '<Choices name="label" toName="text"><Choice value="common"/><Choice value="rare"/></Choices></View>')
+XSS = "<script>alert(1)</script>"
+
+SUBJECTS = ["cat", "dog", "man", "woman", "car", "bus", "bicycle", "truck", "child", "horse", "boat", "train",
+            "bird", "cow", "sheep", "motorcycle", "umbrella", "skateboard", "kite", "surfboard", "elephant",
+            "zebra", "pizza", "laptop", "clock", "vase", "teddy", "toaster", "tractor", "canoe", "scooter",
+            "wheelchair", "goat", "donkey", "pelican", "tram", "forklift", "unicycle"]
+VERBS = ["standing", "sitting", "parked", "lying", "waiting", "resting"]
+PLACES = ["street", "park", "road", "sofa", "kitchen", "beach", "field", "table", "station", "river", "bridge",
+          "garden", "market", "harbour", "forest", "desert", "rooftop", "tunnel", "glacier", "volcano", "vineyard",
+          "lagoon", "quarry", "monastery", "lighthouse"]
+THINGS = ["ball", "bag", "hat", "dog", "umbrella", "bottle", "phone", "book", "cup", "chair", "suitcase", "frisbee",
+          "backpack", "guitar", "camera", "newspaper", "bench", "ladder", "basket", "helmet", "lantern", "flag",
+          "bucket", "kettle", "violin", "parasol", "wheelbarrow", "telescope", "accordion", "harp", "globe", "anchor",
+          "typewriter", "birdcage", "hourglass", "compass", "easel", "saxophone", "trophy", "sundial", "cauldron",
+          "periscope", "metronome", "chandelier", "abacus", "gramophone", "barometer", "quill", "harpoon", "sextant"]
+PLANTED = [
+    "a giraffe wearing a tuxedo beside a lighthouse",
+    "a hovercraft crossing a frozen glacier",
+    "an astronaut holding a trombone in a cornfield",
+    "a flamingo inside a yellow submarine",
+    "a camel riding an escalator in a mall",
+    "a penguin steering a gondola through a canal",
+    "a walrus asleep on a trampoline",
+    "an octopus juggling pineapples on a pier",
+    "a llama wearing a sombrero at a rodeo",
+    "a rhinoceros pulling a rickshaw past a pagoda",
+]
+
+
+def zipf_choice(rng: random.Random, items: list[str], s: float = 1.25) -> str:
+    weights = [1.0 / (i + 1) ** s for i in range(len(items))]
+    return rng.choices(items, weights)[0]
+
+
+def long_tail_corpus(n: int, seed: int = 3) -> list[dict]:
+    """Captions with Zipf-distributed nouns, planted oddities, a numeric uncertainty field."""
+    rng = random.Random(seed)
+    tasks = []
+    for i in range(n):
+        text = f"a {zipf_choice(rng, SUBJECTS)} {rng.choice(VERBS)} near the {zipf_choice(rng, PLACES)}"
+        if rng.random() < 0.55:
+            text += f" with a {zipf_choice(rng, THINGS, 1.1)}"
+        tasks.append({"text": text, "uncertainty": round(rng.betavariate(2, 4), 4)})
+    for text in PLANTED:
+        tasks.insert(rng.randrange(len(tasks)), {"text": text, "uncertainty": round(rng.uniform(0.05, 0.95), 4)})
+    return [{"id": i + 1, "data": data, "predictions": []} for i, data in enumerate(tasks)]
+
+
+# ------------------------------------------------------------------------------ unit level
+def make_app(tmp_path: Path, **overrides):
+    settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0, **overrides)
+    engine = Engine(settings)
+    queue = EmbeddedQueue(engine)
+    app = create_app(settings, engine=engine, queue=queue, start_workers=False)
+    return app.test_client(), engine
+
+
+def build_project(client, pid: int = 5) -> list[dict]:
+    texts = ["a cat on the sofa", "a dog in the park", "a man riding a bicycle along the street"] * 12
+    texts += ["a giraffe wearing a tuxedo", "a hovercraft beside a glacier", f"a zeppelin {XSS} over the harbour"]
+    tasks = [{"id": i + 1, "data": {"text": t}, "predictions": []} for i, t in enumerate(texts)]
+    tasks.append({"id": 100, "data": {"image": "s3://bucket/missing.jpg"}, "predictions": []})  # no text: fails
+    resp = client.post("/predict", json={"tasks": tasks, "project": f"{pid}.1795911544", "label_config": CONFIG})
+    assert resp.status_code == 200, resp.get_json()
+    # any webhook carries the project's task count: 50 tasks in Label Studio, 40 seen so far
+    resp = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": pid, "task_number": 50}})
+    assert resp.status_code == 200, resp.get_json()
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Project 5, built once for the tests that only read it."""
+    client, engine = make_app(tmp_path_factory.mktemp("report"))
+    build_project(client)
+    return client, engine
+
+
+def card(page: str, key: str) -> str:
+    m = re.search(rf'data-key="{key}"><b>([^<]*)</b>', page)
+    assert m, f"no {key} card"
+    return m.group(1)
+
+
+def test_report_page_shows_the_long_tail(built):
+    client, _ = built
+    resp = client.get("/report?project=5")
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/html"
+    page = resp.get_data(as_text=True)
+    assert page.count("<svg") == 3
+    # no second signal: novelty against the place in the queue
+    assert 'aria-label="novelty against place in the queue"' in page
+    # text stays text (svg.fonttype none), and no TeX leaks into tick labels
+    assert "<text" in page and "mathdefault" not in page
+    # the rarest keywords, with their df
+    for word in ("giraffe", "tuxedo", "hovercraft", "glacier", "zeppelin"):
+        assert f'data-v="{word}">{word}</td><td class="num" data-v="1">1</td>' in page, word
+    # progress: 39 mined, 1 failed, 50 - 40 pending, and the failure's reason
+    assert (card(page, "total"), card(page, "mined"), card(page, "failed"), card(page, "pending")) == (
+        "50", "39", "1", "10")
+    assert "task data has no text field" in page and "#100" in page
+    # no Label Studio address known: plain ids, no links
+    assert "/data?task=" not in page
+    # self-contained: nothing from elsewhere
+    assert not re.search(r'\s(?:src|href)="(?:https?:)?//', page)
+    assert "@import" not in page and not re.search(r"url\((?!#)", page)  # only clip-path="url(#id)"
+
+
+def test_report_escapes_task_text(built):
+    client, _ = built
+    resp = client.get("/report?project=5")
+    page = resp.get_data(as_text=True)
+    assert XSS not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script") == 1  # the page's own, and it carries the CSP nonce
+    nonce = re.search(r"script-src 'nonce-([^']+)'", resp.headers["Content-Security-Policy"]).group(1)
+    assert f'<script nonce="{nonce}">' in page
+    assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+
+
+def test_links_to_label_studio_when_its_address_is_known(tmp_path):
+    client, _ = make_app(tmp_path, label_studio_url="http://ls.example:8080/")
+    build_project(client)
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'href="http://ls.example:8080/projects/5/data?task=37"' in page  # the giraffe
+
+
+def test_links_use_the_connection_label_studio_sent_in_setup(tmp_path):
+    client, _ = make_app(tmp_path)
+    build_project(client)
+    resp = client.post("/setup", json={"project": "5.1795911544", "hostname": "http://studio.local:8080",
+                                       "access_token": "abc123"})
+    assert resp.status_code == 200, resp.get_json()
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'href="http://studio.local:8080/projects/5/data?task=38"' in page  # the hovercraft
+    assert "abc123" not in page
+
+
+def test_many_signals_draw_novelty_against_uncertainty(tmp_path):
+    client, _ = make_app(tmp_path, uncertainty_source="field", uncertainty_field="u", signal_fields=["views"])
+    rng = random.Random(2)
+    tasks = [{"id": i + 1, "data": {"text": t, "u": rng.random(), "views": rng.randrange(100)}}
+             for i, t in enumerate(["a cat on the sofa", "a dog in the park", "a kite over the beach"] * 5)]
+    assert client.post("/predict", json={"tasks": tasks, "project": 4, "label_config": CONFIG}).status_code == 200
+    page = client.get("/report?project=4").get_data(as_text=True)
+    assert page.count("<svg") == 3 and 'aria-label="novelty against uncertainty"' in page
+    assert "computed over all 3 signals (novelty, views, uncertainty)" in page
+
+
+def test_budget_marks_the_first_tasks(built):
+    client, _ = built
+    default = client.get("/report?project=5").get_data(as_text=True)
+    assert "the first 2 to label" in default  # 5% of 39, rounded up
+    page = client.get("/report?project=5&budget=7").get_data(as_text=True)
+    assert "the first 7 to label" in page and "the first 7 tasks of the queue" in page
+    assert "the first 39 to label" in client.get("/report?project=5&budget=1000").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query, status, fragment", [
+    ("", 400, "'project' is required"),
+    ("?project=", 400, "'project' is required"),
+    ("?project=abc", 400, "'project'"),
+    ("?project=0", 400, "positive"),
+    ("?project=-3", 400, "'project'"),
+    ("?project=999", 404, "unknown"),
+    ("?project=5&budget=-1", 400, "'budget'"),
+    ("?project=5&budget=lots", 400, "'budget'"),
+])
+def test_bad_parameters_get_json_errors(built, query, status, fragment):
+    client, _ = built
+    resp = client.get("/report" + query)
+    assert resp.status_code == status
+    assert resp.is_json and fragment in resp.get_json()["error"]
+
+
+def test_a_project_with_nothing_mined_yet(tmp_path):
+    client, _ = make_app(tmp_path)
+    # Label Studio announced the project (20 tasks), and the one task sent so far failed
+    client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 8, "task_number": 20}})
+    resp = client.get("/report?project=8")
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    assert "Nothing is mined yet" in page
+    assert page.count("<svg") == 1  # the progress chart only
+    client.post("/predict", json={"tasks": [{"id": 1, "data": {"other": "x"}}], "project": 8, "label_config": CONFIG})
+    page = client.get("/report?project=8").get_data(as_text=True)
+    assert "Nothing is mined yet" in page and "task data has no text field" in page
+    assert card(page, "failed") == "1" and card(page, "pending") == "19"
+
+
+def test_report_is_behind_basic_auth(tmp_path):
+    client, _ = make_app(tmp_path, basic_auth_user="ann", basic_auth_pass="s3cret")
+    good = {"Authorization": "Basic " + base64.b64encode(b"ann:s3cret").decode()}
+    bad = {"Authorization": "Basic " + base64.b64encode(b"ann:nope").decode()}
+    resp = client.post("/predict", headers=good, json={"tasks": [{"id": 1, "data": {"text": "a kite"}}],
+                                                       "project": 3, "label_config": CONFIG})
+    assert resp.status_code == 200
+    for headers in ({}, bad):
+        resp = client.get("/report?project=3", headers=headers)
+        assert resp.status_code == 401 and resp.is_json
+        assert "Basic" in resp.headers["WWW-Authenticate"]
+    assert client.get("/report?project=3", headers=good).status_code == 200
+
+
+def test_big_projects_are_subsampled_and_charts_stay_small():
+    import matplotlib
+
+    from backend import report
+
+    rng = np.random.default_rng(1)
+    n = 60_000
+    novelty, uncertainty = rng.gamma(2.0, 1.0, n), rng.random(n)
+    front = np.minimum(rng.geometric(0.02, n) - 1, 40)
+    position = rng.permutation(n)
+    with matplotlib.rc_context(report._RC):
+        svg, shown, note = report.scatter_chart(novelty, uncertainty, front, position, budget=3000,
+                                                y_label="uncertainty", is_place=False, n_signals=2)
+        front0 = int((front == 0).sum())
+        assert shown == front0 + report.BUDGET_CAP + report.SCATTER_SAMPLE < n
+        assert note.startswith(f"{shown:,} of 60,000 tasks drawn: all of front 0, and a random sample of 1,000 of ")
+        assert len(svg) < 450_000, len(svg)
+        # a small project is drawn whole
+        svg, shown, note = report.scatter_chart(novelty[:900], uncertainty[:900], front[:900],
+                                                np.argsort(np.argsort(position[:900])), budget=45,
+                                                y_label="uncertainty", is_place=False, n_signals=2)
+        assert (shown, note) == (900, "")
+        # a huge vocabulary: the frequency curve keeps few points
+        df = np.sort(np.maximum(1, (200_000 / np.arange(1, 300_001)).astype(np.int64)))[::-1]
+        curve = report.frequency_chart(df, [("person", int(df[0]))])
+        assert len(curve) < 200_000, len(curve)
+        assert "person" in curve
+
+
+# ------------------------------------------------------------------------------ browser
+CHROMIUM = "/usr/bin/chromium"
+CONSOLE = re.compile(r":CONSOLE[:(]|Uncaught")
+
+
+def chromium(args: list[str], url: str, profile: Path, timeout: float = 90) -> tuple[str, str]:
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.fail("headless Chromium is missing: scripts/test.sh installs it (apt-get install chromium)")
+    cmd = [CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), "--headless", "--no-sandbox",
+           "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr",
+           "--v=0", *args, url]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, done.stderr
+
+
+def js_problems(log: str) -> list[str]:
+    """Console output and uncaught errors in Chromium's log: the report page logs nothing."""
+    return [line for line in log.splitlines() if CONSOLE.search(line)]
+
+
+class Charts(HTMLParser):
+    """Each <svg> of the DOM and how many drawn elements (path, use, circle, rect, text) it holds."""
+
+    DRAWN = {"path", "use", "circle", "rect", "text", "polyline", "line"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charts: list[dict] = []
+        self.depth = 0
+        self.body: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "body":
+            self.body = dict(attrs)
+        if tag == "svg":
+            if self.depth == 0:
+                self.charts.append({"label": dict(attrs).get("aria-label"), "drawn": 0})
+            self.depth += 1
+        elif self.depth and tag in self.DRAWN:
+            self.charts[-1]["drawn"] += 1
+
+    def handle_startendtag(self, tag, attrs):
+        if self.depth and tag in self.DRAWN:
+            self.charts[-1]["drawn"] += 1
+
+    def handle_endtag(self, tag):
+        if tag == "svg" and self.depth:
+            self.depth -= 1
+
+
+def test_chromium_log_shows_javascript_errors(tmp_path):
+    """The detector itself: a page with a console error and an uncaught one is caught."""
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><html><body><p>x</p><script>console.error('bad');"
+                    "notDefinedAnywhere();</script></body></html>")
+    dom, log = chromium(["--dump-dom"], page.as_uri(), tmp_path / "profile")
+    assert "<p>x</p>" in dom
+    problems = js_problems(log)
+    assert any("'bad'" in p or '"bad"' in p for p in problems), log[-2000:]
+    assert any("Uncaught ReferenceError" in p for p in problems), log[-2000:]
+
+
+def test_report_renders_in_chromium(tmp_path):
+    env = {"MODEL_DIR": str(tmp_path / "model"), "UNCERTAINTY_SOURCE": "field", "UNCERTAINTY_FIELD": "uncertainty",
+           "LABEL_STUDIO_URL": "http://localhost:8080", "LOG_LEVEL": "WARNING", "RERANK_DELAY": "0"}
+    backend = BackendServer(env, tmp_path / "backend.log")
+    try:
+        pid = 3
+        tasks = long_tail_corpus(420)
+        tasks += [{"id": 1000 + i, "data": {"image": f"s3://photos/missing-{i}.jpg"}} for i in range(3)]
+        for i in range(0, len(tasks), 100):
+            resp = requests.post(backend.url + "/predict", timeout=60,
+                                 json={"tasks": tasks[i:i + 100], "project": pid, "label_config": CONFIG})
+            assert resp.status_code == 200, resp.text
+        requests.post(backend.url + "/webhook", timeout=30, json={
+            "action": "ANNOTATION_CREATED", "project": {"id": pid, "task_number": len(tasks) + 57}})
+        url = f"{backend.url}/report?project={pid}"
+
+        dom, log = chromium(["--dump-dom"], url, tmp_path / "profile")
+        assert not js_problems(log), "\n".join(js_problems(log))
+        parser = Charts()
+        parser.feed(dom)
+        assert [c["label"] for c in parser.charts] == [
+            "keyword frequency curve", "novelty against uncertainty", "mining progress"]
+        assert all(c["drawn"] >= 10 for c in parser.charts), parser.charts
+        assert parser.body.get("data-ready") == "3", "the page's script did not run"
+        assert "giraffe" in dom and "tuxedo" in dom
+        assert 'href="http://localhost:8080/projects/3/data?task=' in dom
+
+        shot = (ROOT / "docs" / "report.png" if os.environ.get("VLMINE_UPDATE_SCREENSHOT") == "1"
+                else tmp_path / "report.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        _, log = chromium([f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars"], url,
+                          tmp_path / "profile2")
+        assert not js_problems(log), "\n".join(js_problems(log))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    finally:
+        backend.stop()
