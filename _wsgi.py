@@ -6,18 +6,9 @@ import argparse
 import json
 import logging
 import os
-import sys
 
 from backend.api import create_app
-from backend.settings import Settings, SettingsError
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+from backend.settings import Settings, SettingsError, configure_logging
 
 
 def build_app(settings: Settings | None = None):

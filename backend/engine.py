@@ -235,7 +235,6 @@ class Engine:
         found (at most UNCERTAINTY_MAX_AGE_S old), updated with the tasks in the
         request, which carry their predictions.
         """
-        s = self.settings
         cached = self._uncertainty.get(pid)
         client = self.label_studio_or_none()
         values: dict[int, float]

@@ -262,3 +262,19 @@ def _file_digest(path: str | None) -> str | None:
 def _slug(text: str) -> str:
     out = "".join(ch if ch.isalnum() or ch in ".+_" else "-" for ch in text)
     return out.strip("-") or "x"
+
+
+def configure_logging(level: str) -> None:
+    """One log format for the server and the workers.
+
+    urllib3 and httpcore log whole request lines at DEBUG, query strings included,
+    and a presigned image URL carries its signature there: they stay at INFO or above
+    whatever LOG_LEVEL says.
+    """
+    import logging
+    import sys
+
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("urllib3", "httpcore", "botocore", "boto3", "s3transfer"):
+        logging.getLogger(name).setLevel(max(numeric, logging.INFO))

@@ -37,7 +37,7 @@ from rq import SimpleWorker
 from rq.utils import now
 
 from .rq_queue import MINE_QUEUE, WRITE_QUEUE, runtime
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, configure_logging
 
 log = logging.getLogger("vlmine.worker")
 
@@ -125,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"configuration error: {exc}\n")
     if not settings.redis_url:
         parser.exit(2, "configuration error: REDIS_URL must be set for RQ workers\n")
-    logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(settings.log_level)
     engine, queue = runtime()
     names = {"mine": MINE_QUEUE, "write": WRITE_QUEUE}
     try:

@@ -3,7 +3,6 @@ image project whose files were uploaded to Label Studio."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 

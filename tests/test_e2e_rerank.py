@@ -4,7 +4,6 @@ every task keeps exactly one live prediction, and old generations are deleted.""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 import pytest

@@ -7,7 +7,6 @@ the backend runs as a real server process; nothing is mocked.
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 
 import pytest

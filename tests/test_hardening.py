@@ -126,7 +126,7 @@ def test_the_catalogue(server, http_url, s3):  # noqa: F811
         4: f"{http_url}/missing.png", 5: f"{http_url}/corrupt.png", 6: f"{http_url}/truncated.png",
         7: f"{http_url}/text", 8: f"{http_url}/bomb-warn.png", 9: "s3://pics/no-such-key.png",
         10: "s3://no-such-bucket/a.png", 11: "http://169.254.169.254/latest/meta-data/", 12: "file:///etc/passwd",
-        13: f"s3://pics/cats/red cat?.png",
+        13: "s3://pics/cats/red cat?.png",
     }
     tasks = [{"id": tid, "data": ({"image": ref} if ref else {"photo": "x"})} for tid, ref in cases.items()]
     resp = post(server, "/predict", {"tasks": tasks, "project": "8.1", "label_config": IMAGE})

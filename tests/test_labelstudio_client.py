@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from backend.labelstudio import PREDICTION_SCORE_DESC, LabelStudioClient, LabelStudioError, looks_like_jwt
-from tests.support.label_studio import create_project, free_port, import_tasks
+from tests.support.label_studio import create_project, free_port
 
 pytestmark = pytest.mark.e2e
 
