@@ -50,6 +50,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_request_mb * 2**20)
     app.extensions["vlmine"] = {"settings": settings, "engine": engine, "queue": queue, "model": model_class,
                                 "started": time.time()}
+    # Imported now, not on the first /setup: the SDK takes over a second to import and
+    # Label Studio gives /setup 3 s.
+    from . import labelstudio  # noqa: F401
+
     if start_workers and hasattr(queue, "start"):
         queue.start()
     if start_workers:
