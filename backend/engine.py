@@ -15,9 +15,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .coordination import LocalCoordination, RedisCoordination
 from .labelconfig import LabelConfig, LabelConfigError, Source
 from .mining import mine as mine_priorities
-from .coordination import LocalCoordination, RedisCoordination
 from .mining import open_index, uncertainty_from_task
 from .pipeline import MinedTask, Miner
 from .settings import Settings
@@ -115,17 +115,18 @@ class Engine:
 
     def project(self, pid: int, label_config: str | None = None) -> ProjectState:
         """The project's state, created on first sight; a new label config is remembered."""
-        state = self.store.get_project(pid) or ProjectState(pid=pid)
-        changed = False
+        state = self.store.get_project(pid)
+        if state is None:
+            state = ProjectState(pid=pid, label_config=label_config, base_version=self.base_version)
+            self.store.save_project(state)
+            return state
         if state.base_version != self.base_version:
-            # first sight, or settings changed since the last run: a new version line
+            # settings changed since the last run: a new version line
             state.base_version, state.generation = self.base_version, 0
-            changed = True
+            self.store.update_project(pid, base_version=state.base_version, generation=0)
         if label_config and label_config != state.label_config:
             state.label_config = label_config
-            changed = True
-        if changed:
-            self.store.save_project(state)
+            self.store.update_project(pid, label_config=label_config)
         return state
 
     def live_version(self, pid: int) -> str:
@@ -171,8 +172,7 @@ class Engine:
         if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
             state = self.project(pid)
             if state.total != total:
-                state.total = total
-                self.store.save_project(state)
+                self.store.update_project(pid, total=total)
 
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> int:
         ids = [int(t) for t in task_ids]
@@ -276,15 +276,21 @@ class Engine:
         if state.view_id is None:
             # the tab first, so it is there when the first scores land
             state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
-            self.store.save_project(state)
+            self.store.update_project(pid, view_id=state.view_id)
         version = state.live_version
         written = self.store.written(pid, version)
+        if state.dirty == version:
+            written = self._reconcile(pid, version, written)
         plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
         old_version = None
         if plan.bump:
             old_version = version
             state.generation += 1
             version = state.live_version
+            # recorded before the import: a crash must never reuse the old generation's records
+            self.store.update_project(pid, generation=state.generation, dirty=version)
+        elif plan.imports or plan.patches:
+            self.store.update_project(pid, dirty=version)
         config = self.config(state)
         if plan.imports:
             preds = self._predictions(pid, config, plan.imports, version)
@@ -298,16 +304,42 @@ class Engine:
             client.update_prediction_scores({ids[t]: s for t, s in plan.patches.items() if t in ids})
         changes = {t: (s, None) for t, s in {**plan.imports, **plan.patches}.items()}
         self.store.set_written(pid, version, changes, replace=plan.bump)
+        if plan.bump or plan.imports or plan.patches:
+            self.store.update_project(pid, dirty=None)
         if plan.bump or plan.imports:
             # a bump switches the whole order at once; the old generation is deleted afterwards
             client.set_model_version(pid, version)
-        self.store.save_project(state)
         self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
                   "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,
                   "old_version": old_version, "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
+
+    def _reconcile(self, pid: int, version: str, written: dict[int, tuple[float, int | None]]
+                   ) -> dict[int, tuple[float, int | None]]:
+        """After a write that did not finish (a crash, a timeout), ask Label Studio what it holds.
+
+        Every prediction of ``version`` that Label Studio has becomes known, so the
+        next plan neither imports a second one for a task nor forgets to move it; a
+        task holding two (a retried request that had in fact landed) keeps the first.
+        """
+        client = self.label_studio()
+        found: dict[int, tuple[float, int | None]] = {}
+        extra: list[int] = []
+        for p in sorted(client.list_predictions(pid, version), key=lambda p: int(p["id"])):
+            task = int(p["task"])
+            if task in found:
+                extra.append(int(p["id"]))
+            else:
+                found[task] = (float(p.get("score") or 0.0), int(p["id"]))
+        if extra:
+            client.delete_predictions(extra)
+        log.warning("project %s: reconciled %d predictions of %s with Label Studio (%d duplicates removed)",
+                    pid, len(found), version, len(extra))
+        self.store.set_written(pid, version, found, replace=True)
+        self.store.update_project(pid, dirty=None)
+        return found
 
     def _predictions(self, pid: int, config: LabelConfig, scores: dict[int, float], version: str) -> list[dict]:
         results = self.explanations(pid, config, list(scores))

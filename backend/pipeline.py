@@ -175,16 +175,17 @@ class Miner:
         return hashlib.sha256(f"{blob}|{image_hash}".encode()).hexdigest()
 
     def fetcher(self):
+        """The image fetcher, rebuilt when the Label Studio connection changes (e.g. a later /setup)."""
+        client = self._label_studio_factory() if self._label_studio_factory else None
         with self._lock:
-            if self._fetcher is None:
+            if self._fetcher is None or self._fetcher.label_studio is not client:
                 from .images import ImageFetcher
 
                 s = self.settings
                 self._fetcher = ImageFetcher(
                     max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels,
                     connect_timeout=s.image_connect_timeout, read_timeout=s.image_read_timeout,
-                    local_files_root=s.local_files_document_root,
-                    label_studio=self._label_studio_factory() if self._label_studio_factory else None,
+                    local_files_root=s.local_files_document_root, label_studio=client,
                     s3_endpoint_url=s.aws_endpoint_url, allow_private=s.image_allow_private_networks,
                 )
             return self._fetcher

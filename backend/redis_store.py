@@ -35,7 +35,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from .store import ProjectState, TaskRecord
+from .store import PROJECT_FIELDS, ProjectState, TaskRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import redis
@@ -187,6 +187,7 @@ class RedisStore:
             view_id=int(view_id) if view_id is not None else None,
             synced=h.get("synced"),
             total=int(h["total"]) if h.get("total") is not None else None,
+            dirty=h.get("dirty"),
         )
 
     def save_project(self, state: ProjectState) -> None:
@@ -197,6 +198,7 @@ class RedisStore:
             "view_id": None if state.view_id is None else int(state.view_id),
             "synced": state.synced,
             "total": None if state.total is None else int(state.total),
+            "dirty": state.dirty,
             "updated": repr(time.time()),
         }
         key = self._key(state.pid, "project")
@@ -204,6 +206,22 @@ class RedisStore:
         pipe.delete(key)
         pipe.hset(key, mapping={k: v for k, v in fields.items() if v is not None})
         pipe.sadd(f"{self._base}:projects", int(state.pid))
+        pipe.execute()
+
+    def update_project(self, pid: int, **fields: Any) -> None:
+        unknown = set(fields) - PROJECT_FIELDS
+        if unknown:
+            raise ValueError(f"unknown project fields: {sorted(unknown)}")
+        if not fields:
+            return
+        key = self._key(pid, "project")
+        pipe = self._client.pipeline(transaction=True)
+        present = {k: (int(v) if isinstance(v, bool) else v) for k, v in fields.items() if v is not None}
+        present["updated"] = repr(time.time())
+        pipe.hset(key, mapping=present)
+        gone = [k for k, v in fields.items() if v is None]
+        if gone:
+            pipe.hdel(key, *gone)
         pipe.execute()
 
     def projects(self) -> list[int]:

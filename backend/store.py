@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS projects (
     view_id INTEGER,
     synced TEXT,
     total INTEGER,
+    dirty TEXT,
     updated REAL
 );
 CREATE TABLE IF NOT EXISTS written (
@@ -75,6 +76,9 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, not_before);
 """
 
 
+PROJECT_FIELDS = {"label_config", "base_version", "generation", "view_id", "synced", "total", "dirty"}
+
+
 @dataclass
 class ProjectState:
     pid: int
@@ -84,6 +88,7 @@ class ProjectState:
     view_id: int | None = None
     synced: str | None = None  # the base version for which every task of the project was queued
     total: int | None = None  # tasks in the project, as Label Studio last said
+    dirty: str | None = None  # a version whose write to Label Studio began and was not recorded as done
 
     @property
     def live_version(self) -> str | None:
@@ -125,7 +130,7 @@ class SQLiteStore:
         with self._conn() as conn:
             conn.executescript(SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
-            for name, kind in (("synced", "TEXT"), ("total", "INTEGER")):  # stores made by earlier versions
+            for name, kind in (("synced", "TEXT"), ("total", "INTEGER"), ("dirty", "TEXT")):  # stores made by earlier versions
                 if name not in columns:
                     conn.execute(f"ALTER TABLE projects ADD COLUMN {name} {kind}")
 
@@ -150,19 +155,39 @@ class SQLiteStore:
     def get_project(self, pid: int) -> ProjectState | None:
         with self._conn() as c:
             row = c.execute(
-                "SELECT pid, label_config, base_version, generation, view_id, synced, total FROM projects WHERE pid=?", (pid,)
+                "SELECT pid, label_config, base_version, generation, view_id, synced, total, dirty FROM projects "
+                "WHERE pid=?", (pid,)
             ).fetchone()
         return ProjectState(*row) if row else None
 
     def save_project(self, state: ProjectState) -> None:
         with self._conn() as c:
             c.execute(
-                "INSERT INTO projects (pid, label_config, base_version, generation, view_id, synced, total, updated) "
-                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(pid) DO UPDATE SET label_config=excluded.label_config, "
-                "base_version=excluded.base_version, generation=excluded.generation, "
-                "view_id=excluded.view_id, synced=excluded.synced, total=excluded.total, updated=excluded.updated",
+                "INSERT INTO projects (pid, label_config, base_version, generation, view_id, synced, total, dirty, "
+                "updated) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(pid) DO UPDATE SET "
+                "label_config=excluded.label_config, base_version=excluded.base_version, "
+                "generation=excluded.generation, view_id=excluded.view_id, synced=excluded.synced, "
+                "total=excluded.total, dirty=excluded.dirty, updated=excluded.updated",
                 (state.pid, state.label_config, state.base_version, state.generation, state.view_id,
-                 state.synced, state.total, time.time()),
+                 state.synced, state.total, state.dirty, time.time()),
+            )
+
+    def update_project(self, pid: int, **fields: Any) -> None:
+        """Change only the named fields, so two writers of different fields never undo each other.
+
+        (A whole-record save from a stale copy could, for example, put back an old
+        generation while a re-rank bumps it.) The project must exist.
+        """
+        unknown = set(fields) - PROJECT_FIELDS
+        if unknown:
+            raise ValueError(f"unknown project fields: {sorted(unknown)}")
+        if not fields:
+            return
+        names = list(fields)
+        with self._conn() as c:
+            c.execute(
+                f"UPDATE projects SET {', '.join(f'{n}=?' for n in names)}, updated=? WHERE pid=?",
+                (*[fields[n] for n in names], time.time(), pid),
             )
 
     def projects(self) -> list[int]:

@@ -121,3 +121,41 @@ def test_changed_settings_rewrite_every_priority_after_a_restart(label_studio, t
         assert "settings changed since the last run" in backend.log_text()
     finally:
         backend.stop()
+
+
+def test_a_write_that_landed_but_was_not_recorded_leaves_no_duplicate(label_studio, tmp_path):
+    """The import reaches Label Studio, then the worker dies (here: the call raises after
+    landing). The next re-rank asks Label Studio what it holds instead of importing again."""
+    ls = label_studio
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
+                                       "LABEL_STUDIO_API_KEY": ls.token}))
+    pid, ids = create_project(ls, "crash e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(30)])
+    tasks = [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)]
+    engine.mine_tasks(pid, tasks[:20], TEXT_CONFIG)
+    engine.rerank(pid)
+    engine.mine_tasks(pid, tasks[20:] + [{"id": ids[0], "data": {"text": "an okapi on a unicycle"}}])
+
+    client = engine.label_studio()
+    real_import = client.import_predictions
+
+    def landed_then_lost(project_id, predictions, **kw):
+        real_import(project_id, predictions, **kw)
+        raise ConnectionError("the answer was lost")
+
+    client.import_predictions = landed_then_lost
+    with pytest.raises(ConnectionError):
+        engine.rerank(pid)
+    client.import_predictions = real_import
+    version = engine.live_version(pid)
+    assert engine.store.get_project(pid).dirty == version
+
+    report = engine.rerank(pid)
+    assert report["imported"] == 0  # everything had landed: nothing imported twice
+    per_task = Counter(p["task"] for p in client.list_predictions(pid, version))
+    assert set(per_task) == set(ids) and set(per_task.values()) == {1}
+    assert engine.store.get_project(pid).dirty is None
+    views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
+    view = next(v for v in views if v["data"].get("title") == "Long-tail first")
+    order, _ = engine.ranking(pid)
+    assert [t["id"] for t in client.tasks_in_view(view["id"])] == order
+    assert order[0] == ids[0]
