@@ -303,3 +303,19 @@ def test_cache_get_put(store):
     many = {f"k{i}": (f"d{i}", [str(i)]) for i in range(1200)}
     store.cache_put(many)
     assert store.cache_get(many) == many
+
+
+def test_update_project_changes_only_the_named_fields(store):
+    store.save_project(ProjectState(3, label_config="<View/>", base_version="v", generation=2, view_id=9,
+                                    total=10))
+    stale = store.get_project(3)
+    store.update_project(3, generation=3, dirty="v-r3")
+    store.update_project(3, total=12)  # a writer holding a stale copy touches only its field
+    state = store.get_project(3)
+    assert (state.generation, state.dirty, state.total, state.view_id, state.label_config) == (3, "v-r3", 12, 9,
+                                                                                                "<View/>")
+    assert stale.generation == 2
+    store.update_project(3, dirty=None)
+    assert store.get_project(3).dirty is None and store.get_project(3).live_version == "v-r3"
+    with pytest.raises(ValueError):
+        store.update_project(3, colour="red")
