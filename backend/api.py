@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from typing import Any
 
@@ -214,7 +215,11 @@ def _json_object() -> dict:
         raise ApiError(400, "the request body is not valid JSON")
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    return _clean_text(body)
+    # a lone surrogate can only arrive as a \\uD800-\\uDFFF escape: walk the body only then
+    return _clean_text(body) if _SURROGATE_ESCAPE.search(request.data) else body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 def _clean_text(value: Any, depth: int = 0) -> Any:
