@@ -121,9 +121,14 @@ class Engine:
             self.store.save_project(state)
             return state
         if state.base_version != self.base_version:
-            # settings changed since the last run: a new version line
+            # settings changed since the last run: a new version line; the old one is
+            # deleted from Label Studio once the new one has been written
+            retired = [v for v in (state.retired or "").split(",") if v]
+            if state.live_version and state.live_version not in retired:
+                retired.append(state.live_version)
             state.base_version, state.generation = self.base_version, 0
-            self.store.update_project(pid, base_version=state.base_version, generation=0)
+            state.retired = ",".join(retired) or None
+            self.store.update_project(pid, base_version=state.base_version, generation=0, retired=state.retired)
         if label_config and label_config != state.label_config:
             state.label_config = label_config
             self.store.update_project(pid, label_config=label_config)
@@ -309,10 +314,14 @@ class Engine:
         if plan.bump or plan.imports:
             # a bump switches the whole order at once; the old generation is deleted afterwards
             client.set_model_version(pid, version)
+        retired = [v for v in (state.retired or "").split(",") if v and v != version]
+        if state.retired:
+            self.store.update_project(pid, retired=None)  # their clean-up jobs are queued by the caller
         self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
                   "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,
-                  "old_version": old_version, "seconds": round(time.perf_counter() - started, 3)}
+                  "old_version": old_version, "retired": retired,
+                  "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
 

@@ -175,8 +175,9 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         queue.submit_rerank(pid)
     elif kind == "rerank":
         report = engine.rerank(pid)
-        if report.get("old_version"):
-            queue.submit_cleanup(pid, report["old_version"])
+        for version in [report.get("old_version"), *report.get("retired", [])]:
+            if version:
+                queue.submit_cleanup(pid, version)
         return report
     elif kind == "cleanup":
         engine.label_studio().delete_model_version(pid, payload["version"])

@@ -188,6 +188,7 @@ class RedisStore:
             synced=h.get("synced"),
             total=int(h["total"]) if h.get("total") is not None else None,
             dirty=h.get("dirty"),
+            retired=h.get("retired"),
         )
 
     def save_project(self, state: ProjectState) -> None:
@@ -199,6 +200,7 @@ class RedisStore:
             "synced": state.synced,
             "total": None if state.total is None else int(state.total),
             "dirty": state.dirty,
+            "retired": state.retired,
             "updated": repr(time.time()),
         }
         key = self._key(state.pid, "project")

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS projects (
     synced TEXT,
     total INTEGER,
     dirty TEXT,
+    retired TEXT,
     updated REAL
 );
 CREATE TABLE IF NOT EXISTS written (
@@ -76,7 +77,7 @@ CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, not_before);
 """
 
 
-PROJECT_FIELDS = {"label_config", "base_version", "generation", "view_id", "synced", "total", "dirty"}
+PROJECT_FIELDS = {"label_config", "base_version", "generation", "view_id", "synced", "total", "dirty", "retired"}
 
 
 @dataclass
@@ -89,6 +90,7 @@ class ProjectState:
     synced: str | None = None  # the base version for which every task of the project was queued
     total: int | None = None  # tasks in the project, as Label Studio last said
     dirty: str | None = None  # a version whose write to Label Studio began and was not recorded as done
+    retired: str | None = None  # comma-separated versions of earlier settings, to delete once replaced
 
     @property
     def live_version(self) -> str | None:
@@ -130,7 +132,7 @@ class SQLiteStore:
         with self._conn() as conn:
             conn.executescript(SCHEMA)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(projects)")}
-            for name, kind in (("synced", "TEXT"), ("total", "INTEGER"), ("dirty", "TEXT")):  # stores made by earlier versions
+            for name, kind in (("synced", "TEXT"), ("total", "INTEGER"), ("dirty", "TEXT"), ("retired", "TEXT")):  # stores made by earlier versions
                 if name not in columns:
                     conn.execute(f"ALTER TABLE projects ADD COLUMN {name} {kind}")
 
@@ -155,8 +157,8 @@ class SQLiteStore:
     def get_project(self, pid: int) -> ProjectState | None:
         with self._conn() as c:
             row = c.execute(
-                "SELECT pid, label_config, base_version, generation, view_id, synced, total, dirty FROM projects "
-                "WHERE pid=?", (pid,)
+                "SELECT pid, label_config, base_version, generation, view_id, synced, total, dirty, retired "
+                "FROM projects WHERE pid=?", (pid,)
             ).fetchone()
         return ProjectState(*row) if row else None
 
@@ -164,12 +166,12 @@ class SQLiteStore:
         with self._conn() as c:
             c.execute(
                 "INSERT INTO projects (pid, label_config, base_version, generation, view_id, synced, total, dirty, "
-                "updated) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(pid) DO UPDATE SET "
+                "retired, updated) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(pid) DO UPDATE SET "
                 "label_config=excluded.label_config, base_version=excluded.base_version, "
                 "generation=excluded.generation, view_id=excluded.view_id, synced=excluded.synced, "
-                "total=excluded.total, dirty=excluded.dirty, updated=excluded.updated",
+                "total=excluded.total, dirty=excluded.dirty, retired=excluded.retired, updated=excluded.updated",
                 (state.pid, state.label_config, state.base_version, state.generation, state.view_id,
-                 state.synced, state.total, state.dirty, time.time()),
+                 state.synced, state.total, state.dirty, state.retired, time.time()),
             )
 
     def update_project(self, pid: int, **fields: Any) -> None:

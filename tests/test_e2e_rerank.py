@@ -119,6 +119,9 @@ def test_changed_settings_rewrite_every_priority_after_a_restart(label_studio, t
                  and client.get_project(pid)["model_version"] == new, 120,
                  "every priority under the new version, with no Label Studio call", backend)
         assert "settings changed since the last run" in backend.log_text()
+        # the old settings' predictions are deleted once the new ones are written
+        wait_for(lambda: not client.list_predictions(pid, old), 120, "the old version's clean-up", backend)
+        assert len(client.list_predictions(pid)) == len(ids)
     finally:
         backend.stop()
 
