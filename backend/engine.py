@@ -397,21 +397,18 @@ class Engine:
             self.mine_tasks(pid, [t for t in tasks if int(t["id"]) in unknown])
         with self.coord.project_lock(pid):
             order, _ = self.ranking(pid, fresh_tasks=tasks, refresh=False)
-            version = state.live_version
+            version = self.project(pid).live_version  # read under the lock: a re-rank may have bumped
             written = self.store.written(pid, version)
             # Label Studio asks only for tasks without a live prediction: plan as if they had none.
             asked = set(ids)
             plan = writeback.plan(self.score_order(order), {t: v for t, v in written.items() if t not in asked},
                                   patch_limit=len(order) + 1)
-            explanations = self.explanations(pid, config, ids)
-            out = []
-            for t in ids:
-                # a failed (or not yet mined) task: the lowest place; the reason is in /metrics
-                score = float(plan.scores.get(t, 0.0))
-                out.append({"result": explanations.get(t, []), "score": score, "model_version": version})
+            # a failed (or not yet mined) task: the lowest place; the reason is in /metrics
+            scores = {t: float(plan.scores.get(t, 0.0)) for t in ids}
             # Label Studio stores what we answer: remember it, so no second prediction is ever imported
-            self.store.set_written(pid, version, {t: (r["score"], None) for t, r in zip(ids, out)})
-        return out
+            self.store.set_written(pid, version, {t: (s, None) for t, s in scores.items()})
+        explanations = self.explanations(pid, config, ids)  # outside the lock: half the work
+        return [{"result": explanations.get(t, []), "score": scores[t], "model_version": version} for t in ids]
 
     # ---------------------------------------------------------------- status
     def progress(self, pid: int) -> dict[str, Any]:
