@@ -43,9 +43,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +53,7 @@ for p in (str(ROOT), str(BENCH)):
         sys.path.insert(0, p)
 
 from predict import CaptionGenerator, load_average  # noqa: E402
+from tests.support.image_server import ImageServer  # noqa: E402
 
 log = logging.getLogger("bench.pipeline")
 
@@ -83,45 +82,6 @@ def make_png(index: int, size: int = 64) -> bytes:
     return buf.getvalue()
 
 
-class ImageHost:
-    """A threaded loopback HTTP server answering GET /img<N>.png from memory."""
-
-    def __init__(self, images: dict[str, bytes]) -> None:
-        files = images
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body go out in two writes: without TCP_NODELAY a keep-alive client waits
-            # for its delayed ACK (about 40 ms) before the body arrives
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                data = files.get(self.path.split("?", 1)[0])
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.1,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def captioning_vlm(captions: list[str], delay: float):
     """The suite's FakeOpenAI, answering images with a caption picked by the image's hash."""
     from tests.support.fake_openai import FakeOpenAI
@@ -129,7 +89,7 @@ def captioning_vlm(captions: list[str], delay: float):
     class CaptioningVLM(FakeOpenAI):
         def _handler(self):
             handler = super()._handler()
-            handler.disable_nagle_algorithm = True  # see ImageHost: else ~40 ms per call on keep-alive
+            handler.disable_nagle_algorithm = True  # see tests/support/image_server.py: else ~40 ms per call on keep-alive
             return handler
 
         def _answer(self, body):
@@ -308,7 +268,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         else:
             config = IMAGE_CONFIG
             log.info("making %d images", args.tasks)
-            host = ImageHost({f"/img{i}.png": make_png(i) for i in range(1, args.tasks + 1)})
+            host = ImageServer({f"/img{i}.png": make_png(i) for i in range(1, args.tasks + 1)})
             vlm = captioning_vlm(gen.captions(max(args.tasks, 1000)), args.vlm_delay).start()
             base_env.update({"VLM_API_URL": vlm.base_url, "VLM_API_MODEL": "stand-in", "VLM_API_CONCURRENCY": "1"})
             tasks = [{"id": i, "data": {"image": f"{host.url}/img{i}.png"}} for i in range(1, args.tasks + 1)]

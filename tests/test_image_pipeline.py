@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
@@ -16,6 +14,7 @@ from backend.engine import Engine
 from backend.jobs import EmbeddedQueue
 from backend.settings import Settings
 from tests.support.fake_openai import COLOURS, FakeOpenAI
+from tests.support.image_server import ImageServer
 from tests.support.tiny_llava import build_tiny_llava
 
 CONFIG = ('<View><Image name="image" value="$image"/><TextArea name="vlmine" toName="image"/>'
@@ -35,36 +34,6 @@ def png(colour: str, seed: int, size: int = 48) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
-
-
-class ImageServer:
-    def __init__(self, files: dict[str, bytes]) -> None:
-        files_ = files
-
-        class Handler(BaseHTTPRequestHandler):
-            disable_nagle_algorithm = True  # headers and body in two writes: no delayed-ACK stall
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                body = files_.get(self.path)
-                if body is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture()

@@ -22,7 +22,8 @@ from backend.rq_queue import MINE_QUEUE, RQQueue
 from backend.settings import Settings
 from tests.support.fake_openai import FakeOpenAI
 from tests.test_image_pipeline import CONFIG as IMAGE_CONFIG
-from tests.test_image_pipeline import DESCRIPTIONS, ImageServer, png
+from tests.support.image_server import ImageServer
+from tests.test_image_pipeline import DESCRIPTIONS, png
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_CONFIG = '<View><Text name="text" value="$text"/></View>'
