@@ -38,11 +38,9 @@ import logging
 import os
 import platform
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +50,7 @@ for p in (str(ROOT), str(BENCH)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from predict import run_in_workdir  # noqa: E402
 from predict import CaptionGenerator, load_average  # noqa: E402
 from tests.support.image_server import ImageServer  # noqa: E402
 
@@ -313,17 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tasks < 1:
         parser.error("--tasks must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="vlmine-bench-pipeline-"))
-    try:
-        out = run(args, work)
-    finally:
-        if args.keep:
-            log.info("kept %s", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out), flush=True)
-    return 0
+    return run_in_workdir(args, "vlmine-bench-pipeline-", run)
 
 
 if __name__ == "__main__":

@@ -312,6 +312,21 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     return out
 
 
+def run_in_workdir(args: argparse.Namespace, prefix: str, run) -> int:
+    """``run(args, work)`` in a fresh temporary directory (kept with ``--keep``); print its JSON line."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        out = run(args, work)
+    finally:
+        if args.keep:
+            logging.getLogger("bench").info("kept %s", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=1000, help="tasks in each /predict request (default 1000)")
@@ -330,17 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.repeats < 1:
         parser.error("--tasks and --repeats must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="vlmine-bench-predict-"))
-    try:
-        out = run(args, work)
-    finally:
-        if args.keep:
-            log.info("kept %s", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out), flush=True)
-    return 0
+    return run_in_workdir(args, "vlmine-bench-predict-", run)
 
 
 if __name__ == "__main__":

@@ -37,9 +37,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -50,6 +48,7 @@ for p in (str(ROOT), str(BENCH)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from predict import run_in_workdir  # noqa: E402
 from predict import (CaptionGenerator, TEXT_CONFIG, load_average, peak_rss_mb, percentile,  # noqa: E402
                      rss_mb, scrubbed_environ, start_backend)
 
@@ -296,17 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tasks < 1 or args.probes < 0:
         parser.error("--tasks must be at least 1 and --probes at least 0")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="vlmine-bench-webhook-"))
-    try:
-        out = run(args, work)
-    finally:
-        if args.keep:
-            log.info("kept %s", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(out), flush=True)
-    return 0
+    return run_in_workdir(args, "vlmine-bench-webhook-", run)
 
 
 if __name__ == "__main__":
