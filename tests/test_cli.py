@@ -21,6 +21,7 @@ from PIL import Image
 
 from backend.settings import Settings
 from tests.support.fake_openai import COLOURS, FakeOpenAI
+from tests.support.s3 import moto_s3
 from tests.support.tiny_llava import build_tiny_llava
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,27 +289,12 @@ def test_tiny_llava_through_the_command_line_offline(tmp_path):
 
 
 @pytest.fixture()
-def s3(monkeypatch):
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    for key, value in creds.items():
-        monkeypatch.setenv(key, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket="pics")
-    for i in range(6):
-        client.put_object(Bucket="pics", Key=f"set/red/{i}.png", Body=png("red"))
-    for i in range(2):
-        client.put_object(Bucket="pics", Key=f"set/yellow/{i}.png", Body=png("yellow"))
-    client.put_object(Bucket="pics", Key="set/readme.txt", Body=b"not an image")
-    client.put_object(Bucket="pics", Key="other/blue.png", Body=png("blue"))
-    yield endpoint, creds
-    server.stop()
+def s3():
+    pngs = {f"set/red/{i}.png": png("red") for i in range(6)}
+    pngs.update({f"set/yellow/{i}.png": png("yellow") for i in range(2)})
+    pngs.update({"set/readme.txt": b"not an image", "other/blue.png": png("blue")})
+    with moto_s3({"pics": pngs}) as served:
+        yield served
 
 
 def test_s3_prefix_source(s3, vlm, tmp_path):

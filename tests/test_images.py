@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import struct
 import threading
@@ -14,10 +15,9 @@ import boto3
 import pytest
 from PIL import Image
 
-import functools
-
 from backend.images import ImageError, content_hash, image_ref_from_task
 from backend.images import ImageFetcher as GuardedFetcher
+from tests.support.s3 import moto_s3
 
 # the test servers are on loopback, which the fetching guard refuses by default
 ImageFetcher = functools.partial(GuardedFetcher, allow_private=True)
@@ -104,23 +104,9 @@ def http_url():
 
 @pytest.fixture(scope="module")
 def s3():
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_SESSION_TOKEN": "testing"}.items():
-            mp.setenv(key, value)
-        mp.delenv("AWS_PROFILE", raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint)
-        client.create_bucket(Bucket="pics")
-        client.put_object(Bucket="pics", Key="cats/red cat?.png", Body=RED_PNG)
-        client.put_object(Bucket="pics", Key="big.bin", Body=b"z" * 5000)
+    objects = {"pics": {"cats/red cat?.png": RED_PNG, "big.bin": b"z" * 5000}}
+    with moto_s3(objects) as (endpoint, _):
         yield endpoint
-        server.stop()
 
 
 class FakeLabelStudio:
