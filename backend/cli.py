@@ -645,19 +645,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(dataset.items)} {dataset.kind}s from {args.source}"
               + (f", {dataset.field_note}" if dataset.field_note else "")
               + (f"; signals: novelty, {', '.join(signals)}" if signals else "; signal: novelty"), file=sys.stderr)
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        with logging_redirect_tqdm():
-            outcome = run_mining(engine, dataset, signals, progress=not args.quiet)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
+        outcome = mine_with_progress(engine, dataset, signals, quiet=args.quiet)
+    except (UsageError, SourceError, KeyboardInterrupt) as exc:
+        return command_error(exc)
     rows = output_rows(outcome)
     if args.out:
         write_rows(Path(args.out), rows)
@@ -669,6 +659,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.budget:
         print_selection(outcome, rows, args.budget)
     return 0
+
+
+def mine_with_progress(engine, dataset, signals, quiet: bool):
+    """``run_mining`` with its progress bar, log lines printed above the bar."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        return run_mining(engine, dataset, signals, progress=not quiet)
+
+
+def command_error(exc: BaseException) -> int:
+    """Print why a command stopped early and give its exit code: 2 usage, 1 source, 130 Ctrl-C."""
+    if isinstance(exc, KeyboardInterrupt):
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"error: {exc}", file=sys.stderr)
+    return 2 if isinstance(exc, UsageError) else 1
 
 
 def build_engine_settings(model_dir: str | None) -> "Settings":

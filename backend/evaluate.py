@@ -32,8 +32,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli import (SourceError, UsageError, build_engine, build_engine_settings, list_images, local_dataset,
-                  output_rows, run_mining, setup_logging, summarise, write_rows, project_id)
+from .cli import (SourceError, UsageError, build_engine, build_engine_settings, command_error, list_images,
+                  local_dataset, mine_with_progress, output_rows, project_id, setup_logging, summarise,
+                  write_rows)
 
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
@@ -340,19 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = build_engine(args.model_dir, dataset)
         print(f"{len(rels)} images in {len(set(labels))} classes"
               + (f"; uncertainty for {matched}" if uncertainty is not None else ""), file=sys.stderr)
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        with logging_redirect_tqdm():
-            outcome = run_mining(engine, dataset, signals, progress=not args.quiet)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
+        outcome = mine_with_progress(engine, dataset, signals, quiet=args.quiet)
+    except (UsageError, SourceError, KeyboardInterrupt) as exc:
+        return command_error(exc)
     summarise(outcome)
     if not outcome.ok:
         print("error: nothing could be mined", file=sys.stderr)
