@@ -365,7 +365,8 @@ class Engine:
         keywords = self.index.get_many(scope, task_ids)
         vocab = {k for kws in keywords.values() for k in kws}
         df = self.index.document_frequencies(scope, vocab) if vocab else {}
-        records = self.store.get_tasks(pid, task_ids) if self.source(self.project(pid)).kind == "image" else {}
+        source = config.source(self.settings.description_field, self.settings.image_field)
+        records = self.store.get_tasks(pid, task_ids) if source.kind == "image" else {}
         out: dict[int, list[dict]] = {}
         for t in task_ids:
             kws = sorted(keywords.get(t, []), key=lambda k: (df.get(k, 0), k))[: self.settings.rare_keywords_shown]

@@ -164,14 +164,10 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         engine.delete_tasks(pid, payload["task_ids"])
         queue.submit_rerank(pid)
     elif kind == "sync":
-        client = engine.label_studio()
-        missing: list[dict] = []
-        for task in client.iter_tasks(pid):
-            missing.append(task)
-        engine.set_total(pid, len(missing))
-        todo = engine.unknown(pid, [t["id"] for t in missing])
-        wanted = set(todo)
-        queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in missing if t["id"] in wanted])
+        tasks = list(engine.label_studio().iter_tasks(pid))
+        engine.set_total(pid, len(tasks))
+        unknown = set(engine.unknown(pid, [t["id"] for t in tasks]))
+        queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in tasks if t["id"] in unknown])
         queue.submit_rerank(pid)
     elif kind == "rerank":
         report = engine.rerank(pid)
