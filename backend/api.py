@@ -129,14 +129,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
     @app.post("/predict")
     def predict():
         body = _json_object()
-        tasks = body.get("tasks")
-        if not isinstance(tasks, list):
-            raise ApiError(400, "'tasks' must be a list of tasks")
-        for i, task in enumerate(tasks):
-            if not isinstance(task, dict) or not _is_id(task.get("id")):
-                raise ApiError(400, f"tasks[{i}] must be an object with an integer 'id'")
-            if "data" in task and not isinstance(task["data"], dict):
-                raise ApiError(400, f"tasks[{i}].data must be an object")
+        tasks = _tasks(body.get("tasks"), "'tasks' must be a list of tasks", data=True)
         pid = _project(body.get("project"), tasks)
         label_config = body.get("label_config")
         if label_config is not None and not isinstance(label_config, str):
@@ -146,10 +139,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         model = model_class(project_id=pid, label_config=label_config or None)
         if not tasks:
             return jsonify(results=[], model_version=model.model_version)
-        try:
-            results = model.predict(tasks, context=body.get("context"), params=body.get("params"))
-        except LabelConfigError as exc:
-            raise ApiError(422, str(exc)) from None
+        results = model.predict(tasks, context=body.get("context"), params=body.get("params"))
         return jsonify(results=results, model_version=model.model_version)
 
     @app.post("/webhook")
@@ -165,13 +155,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         project = body.get("project")
         if not isinstance(project, dict) or not _is_id(project.get("id")):
             raise ApiError(400, "'project' must be an object with an integer 'id'")
-        tasks = body.get("tasks")
         if action in ("TASKS_CREATED", "TASKS_DELETED"):
-            if not isinstance(tasks, list):
-                raise ApiError(400, f"{action} needs 'tasks' as a list")
-            for i, task in enumerate(tasks):
-                if not isinstance(task, dict) or not _is_id(task.get("id")):
-                    raise ApiError(400, f"tasks[{i}] must be an object with an integer 'id'")
+            _tasks(body.get("tasks"), f"{action} needs 'tasks' as a list")
         label_config = project.get("label_config")
         if label_config is not None and not isinstance(label_config, str):
             raise ApiError(400, "project.label_config must be a string")
@@ -238,6 +223,18 @@ def _clean_text(value: Any, depth: int = 0) -> Any:
         return {_clean_text(k, depth + 1): _clean_text(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [_clean_text(v, depth + 1) for v in value]
+    return value
+
+
+def _tasks(value: Any, not_a_list: str, data: bool = False) -> list:
+    """A list of task objects with integer ids (and, with ``data``, object data), else a 400."""
+    if not isinstance(value, list):
+        raise ApiError(400, not_a_list)
+    for i, task in enumerate(value):
+        if not isinstance(task, dict) or not _is_id(task.get("id")):
+            raise ApiError(400, f"tasks[{i}] must be an object with an integer 'id'")
+        if data and "data" in task and not isinstance(task["data"], dict):
+            raise ApiError(400, f"tasks[{i}].data must be an object")
     return value
 
 
