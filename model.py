@@ -56,13 +56,14 @@ class VLMineModel(LabelStudioMLBase):
             self.queue.submit_delete(pid, ids)
             return {"status": "queued", "deleted": len(ids)}
         if event == "PROJECT_UPDATED" and self.label_config:
-            return self._label_config_changed(pid)
+            return self._label_config_changed(pid, kwargs.get("previous_label_config"))
         return {"status": "ignored", "event": event}
 
-    def _label_config_changed(self, pid: int) -> dict[str, Any]:
-        """A new label config: re-mine when the field to mine changed, else only remember it."""
-        state = self.engine.store.get_project(pid)
-        old = state.label_config if state else None
+    def _label_config_changed(self, pid: int, old: str | None) -> dict[str, Any]:
+        """A new label config: re-mine when the field to mine changed, else only remember it.
+
+        ``old`` is the config known before this request (setup() has already stored the new one).
+        """
         new_source = LabelConfig.parse(self.label_config).source(
             self.engine.settings.description_field, self.engine.settings.image_field)
         old_source = None

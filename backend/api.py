@@ -162,8 +162,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
             raise ApiError(400, "project.label_config must be a string")
         if label_config and action in ("TASKS_CREATED", "PROJECT_UPDATED"):
             _check_config(label_config, settings)
+        # read before the model is built: its setup() already remembers the new label config
+        previous = engine.store.get_project(int(project["id"]))
         model = model_class(project_id=int(project["id"]), label_config=label_config or None)
-        result = model.fit(action, body)
+        result = model.fit(action, body, previous_label_config=previous.label_config if previous else None)
         return jsonify(result)
 
     @app.get("/versions")

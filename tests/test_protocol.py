@@ -184,3 +184,21 @@ def test_basic_auth_guards_every_route(tmp_path):
     good = base64.b64encode(b"ls:s3cret-pass").decode()
     assert client.get("/health", headers={"Authorization": f"Basic {good}"}).status_code == 200
     assert client.get("/metrics", headers={"Authorization": f"Basic {good}"}).status_code == 200
+
+
+def test_a_label_config_that_mines_another_field_re_mines(backend):
+    client, engine, queue = backend
+    created = {"action": "TASKS_CREATED", "project": {"id": 6, "label_config": TEXT_CONFIG},
+               "tasks": [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}]}
+    client.post("/webhook", json=created)
+    queue.run_pending(kinds=("mine",))
+    assert engine.index.task_count(engine.scope(6)) == 1
+    same_field = TEXT_CONFIG.replace('<Choice value="a"/>', '<Choice value="a"/><Choice value="b"/>')
+    resp = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 6, "label_config": same_field}})
+    assert resp.get_json() == {"status": "ok", "remine": False}
+    assert engine.index.task_count(engine.scope(6)) == 1
+    other_field = same_field.replace('value="$text"', 'value="$caption"')
+    resp = client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 6, "label_config": other_field}})
+    assert resp.get_json() == {"status": "ok", "remine": True}
+    assert engine.index.task_count(engine.scope(6)) == 0
+    assert engine.store.get_project(6).label_config == other_field
