@@ -263,20 +263,6 @@ class RedisStore:
         if len(pipe):
             pipe.execute()
 
-    def forget_written(self, pid: int, task_ids: Iterable[int] | None = None) -> None:
-        key = self._key(pid, "written")
-        if task_ids is None:
-            self._client.delete(key)
-            return
-        ids = [int(t) for t in task_ids]
-        if not ids:
-            return
-        pipe = self._client.pipeline(transaction=True)
-        for chunk in _chunks(ids):
-            pipe.hdel(key, *chunk)
-        pipe.execute()
-
-    # ------------------------------------------------------------ tasks
     def save_tasks(self, pid: int, records: Iterable[TaskRecord]) -> None:
         rows = [(int(r.task_id), r.status, _pack_task(r)) for r in records]
         if not rows:

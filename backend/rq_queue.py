@@ -137,9 +137,6 @@ class RQQueue:
                 out.append({"id": job.id, "kind": kind, "project": pid, "error": error[-1] if error else ""})
         return out[:limit]
 
-    def ping(self) -> None:
-        self.redis.ping()
-
     def start(self) -> None:  # the workers are separate processes
         return None
 
@@ -161,11 +158,6 @@ def runtime() -> tuple[Any, RQQueue]:
         engine = Engine(Settings.from_env())
         _runtime = (engine, RQQueue(engine))
     return _runtime
-
-
-def set_runtime(engine, queue: RQQueue) -> None:
-    global _runtime
-    _runtime = (engine, queue)
 
 
 def perform(kind: str, pid: int, payload: dict[str, Any]) -> Any:

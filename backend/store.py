@@ -221,14 +221,6 @@ class SQLiteStore:
             )
             c.execute("COMMIT")
 
-    def forget_written(self, pid: int, task_ids: Iterable[int] | None = None) -> None:
-        with self._conn() as c:
-            if task_ids is None:
-                c.execute("DELETE FROM written WHERE pid=?", (pid,))
-            else:
-                c.executemany("DELETE FROM written WHERE pid=? AND task_id=?", [(pid, t) for t in task_ids])
-
-    # ------------------------------------------------------------ tasks
     def save_tasks(self, pid: int, records: Iterable[TaskRecord]) -> None:
         now = time.time()
         with self._conn() as c:

@@ -131,13 +131,6 @@ def test_written_set_replace_forget(store):
     store.set_written(pid, "v3", {}, replace=True)
     assert store.written(pid, "v3") == {}
 
-    store.set_written(pid, "v4", {t: (t / 10, t) for t in range(10)})
-    store.set_written(6, "v4", {1: (9.0, 99)})
-    store.forget_written(pid, [1, 2, 42])
-    assert set(store.written(pid, "v4")) == {0, 3, 4, 5, 6, 7, 8, 9}
-    store.forget_written(pid)
-    assert store.written(pid, "v4") == {}
-    assert store.written(6, "v4") == {1: (9.0, 99)}
 
 
 def test_written_prediction_id_coalesce(store):
