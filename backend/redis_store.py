@@ -263,6 +263,7 @@ class RedisStore:
         if len(pipe):
             pipe.execute()
 
+    # ------------------------------------------------------------ tasks
     def save_tasks(self, pid: int, records: Iterable[TaskRecord]) -> None:
         rows = [(int(r.task_id), r.status, _pack_task(r)) for r in records]
         if not rows:

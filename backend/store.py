@@ -221,6 +221,7 @@ class SQLiteStore:
             )
             c.execute("COMMIT")
 
+    # ------------------------------------------------------------ tasks
     def save_tasks(self, pid: int, records: Iterable[TaskRecord]) -> None:
         now = time.time()
         with self._conn() as c:
