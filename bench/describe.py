@@ -124,6 +124,32 @@ def synthetic_images(n: int, width: int, height: int):
     return images
 
 
+def flop_per_image(config, prompt_tokens: int, image_tokens: int, output_tokens: int) -> float:
+    """Forward FLOPs of one description: 2 per weight per token, plus attention scores.
+
+    The vision tower runs all its layers on image tokens + CLS (transformers computes every
+    layer even when a middle one is selected); the projector maps the image tokens; the
+    language model reads the prompt (image tokens included) once, then one token per output
+    step, each attending to all before it (QK^T and AV: 4 * hidden FLOPs per layer per
+    pair). The LM head runs only for generated tokens.
+    """
+    vision, text = config.vision_config, config.text_config
+
+    def layer_weights(hidden: int, inter: int, gated: bool) -> int:
+        return 4 * hidden * hidden + (3 if gated else 2) * hidden * inter
+
+    v_tokens = image_tokens + 1
+    vision_flop = vision.num_hidden_layers * (
+        2 * v_tokens * layer_weights(vision.hidden_size, vision.intermediate_size, False)
+        + 4 * vision.hidden_size * v_tokens * v_tokens)
+    projector = 2 * image_tokens * (vision.hidden_size * text.hidden_size + text.hidden_size * text.hidden_size)
+    per_token = 2 * text.num_hidden_layers * layer_weights(text.hidden_size, text.intermediate_size, True)
+    lm_head = 2 * text.vocab_size * text.hidden_size * output_tokens
+    attention = 4 * text.num_hidden_layers * text.hidden_size * (
+        prompt_tokens * prompt_tokens / 2 + output_tokens * (prompt_tokens + output_tokens / 2))
+    return float(vision_flop + projector + per_token * (prompt_tokens + output_tokens) + lm_head + attention)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="hub id or local directory (not with --random-weights)")
@@ -137,6 +163,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dtype", default=None, help="float16 | bfloat16 | float32")
     parser.add_argument("--attn-implementation", default=None)
     parser.add_argument("--image-size", default="640x480", help="WxH of the synthetic images")
+    parser.add_argument("--max-batches", type=int, default=0,
+                        help="time at most this many batches per batch size (0: all --images)")
+    parser.add_argument("--generation-kwargs", default="{}",
+                        help='extra generate() arguments as JSON, e.g. \'{"cache_implementation": "static"}\'')
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's dense bf16 peak, for the roofline (default 790 on CUDA: an H200)")
     parser.add_argument("--prompt", default=DEFAULT_DESCRIBE_PROMPT)
     args = parser.parse_args(argv)
     if bool(args.model) == bool(args.random_weights):
@@ -150,6 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     fixed = args.fixed_length or bool(args.random_weights)
     generation = {"min_new_tokens": args.max_new_tokens} if fixed else {}
+    generation.update(json.loads(args.generation_kwargs))
+    peak = args.peak_tflops or (790.0 if device.startswith("cuda") else None)
 
     started = time.perf_counter()
     if args.random_weights:
@@ -182,22 +216,25 @@ def main(argv: list[str] | None = None) -> dict:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
+    flop = flop_per_image(vlm.model.config, prompt_tokens, image_tokens, output_tokens)
     results = []
     for batch_size in batch_sizes:
         vlm.batch_size = batch_size
         vlm.oom_splits = 0
+        timed = images if args.max_batches <= 0 else images[:max(batch_size * args.max_batches, 1)]
         vlm.describe(images[:batch_size], args.prompt)  # warm-up: kernels, allocator
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         sync()
         t0 = time.perf_counter()
-        texts = vlm.describe(images, args.prompt)
+        texts = vlm.describe(timed, args.prompt)
         sync()
         seconds = time.perf_counter() - t0
         row = {
-            "batch_size": batch_size, "seconds": round(seconds, 3),
-            "images_per_s": round(len(images) / seconds, 3), "oom_splits": vlm.oom_splits,
+            "batch_size": batch_size, "images": len(timed), "seconds": round(seconds, 3),
+            "images_per_s": round(len(timed) / seconds, 3), "oom_splits": vlm.oom_splits,
             "descriptions": len(texts),
+            "tflops": float(f"{flop * len(timed) / seconds / 1e12:.4g}"),
         }
         if device.startswith("cuda"):
             row["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -214,6 +251,10 @@ def main(argv: list[str] | None = None) -> dict:
         "max_new_tokens": args.max_new_tokens, "fixed_length": fixed,
         "prompt_tokens": prompt_tokens, "image_tokens": image_tokens, "output_tokens": output_tokens,
         "parameters_b": round(sum(p.numel() for p in vlm.model.parameters()) / 1e9, 3),
+        "tflop_per_image": float(f"{flop / 1e12:.4g}"),
+        "peak_tflops": peak,
+        "roofline_images_per_s": round(peak * 1e12 / flop, 1) if peak else None,
+        "generation_kwargs": generation,
         "load_s": round(load_s, 2),
         "images_per_s": {str(r["batch_size"]): r["images_per_s"] for r in results},
         "results": results,

@@ -115,15 +115,66 @@ def test_bad_settings_are_refused():
         TransformersDescriber(batch_size=0)
 
 
-def test_bench_random_weights_tiny(capsys):
-    """bench/describe.py builds on meta, materialises, and times the describer."""
+def test_next_batch_is_encoded_while_this_one_generates(vlm, tiny_dir):
+    """The processor runs one chunk ahead in a helper thread; the output is unchanged."""
+    reference = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)
+    ahead = TransformersDescriber(model=tiny_dir, batch_size=2, max_new_tokens=8)
+    ahead._setup(vlm.model, vlm.processor)
+    threads: list[str] = []
+    real = vlm.processor
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    ahead._processor = recording
+    recording.tokenizer = real.tokenizer
+    recording.chat_template = real.chat_template
+    recording.apply_chat_template = real.apply_chat_template
+    assert ahead.describe(images(), DEFAULT_DESCRIBE_PROMPT) == reference
+    assert len(threads) == 3  # 6 images in chunks of 2, each encoded once
+    assert threads[0] == threading.current_thread().name
+    assert all(name.startswith("vlm-encode") for name in threads[1:])
+
+
+def test_a_chunk_that_cannot_be_encoded_is_a_describer_error(vlm):
+    bad = images()[:3] + [Image.new("RGB", (0, 0))]  # the second chunk of 3 holds an empty image
+    with pytest.raises(DescriberError, match="generation failed"):
+        vlm.describe(bad, DEFAULT_DESCRIBE_PROMPT)
+    assert vlm.describe(images()[:2], DEFAULT_DESCRIBE_PROMPT)  # the describer still works
+
+
+def _bench_module():
     path = Path(__file__).resolve().parent.parent / "bench" / "describe.py"
     spec = importlib.util.spec_from_file_location("bench_describe", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    report = bench.main(["--random-weights", "tiny", "--batch-sizes", "1,3", "--images", "3",
-                         "--max-new-tokens", "5", "--image-size", "64x48"])
+    return bench
+
+
+def test_bench_random_weights_tiny(capsys):
+    """bench/describe.py builds on meta, materialises, and times the describer."""
+    bench = _bench_module()
+    report = bench.main(["--random-weights", "tiny", "--batch-sizes", "1,3", "--images", "6", "--max-batches", "1",
+                         "--max-new-tokens", "5", "--image-size", "64x48",
+                         "--generation-kwargs", '{"cache_implementation": "static"}', "--peak-tflops", "1"])
     assert set(report["images_per_s"]) == {"1", "3"}
+    assert [r["images"] for r in report["results"]] == [1, 3]  # --max-batches 1
     assert report["image_tokens"] == 16 and report["output_tokens"] == 5
     assert report["device"] == "cpu" and report["dtype"] == "float32"
+    assert report["generation_kwargs"] == {"min_new_tokens": 5, "cache_implementation": "static"}
+    assert report["roofline_images_per_s"] == pytest.approx(1e12 / (report["tflop_per_image"] * 1e12), rel=0.01)
     assert capsys.readouterr().out.count("\n") == 1
+
+
+def test_bench_flop_count_of_llava_7b():
+    """The roofline's FLOPs for the real 7B shape: about 9.8 TFLOP an image (issue #4's figure)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    bench = _bench_module()
+    arch = bench.ARCHS["llava-1.5-7b"]
+    config = LlavaConfig(vision_config=CLIPVisionConfig(**arch["vision"]), text_config=LlamaConfig(**arch["text"]))
+    flop = bench.flop_per_image(config, prompt_tokens=576 + 60, image_tokens=576, output_tokens=60)
+    assert 9.0e12 < flop < 10.5e12
+    longer = bench.flop_per_image(config, prompt_tokens=576 + 60, image_tokens=576, output_tokens=120)
+    assert longer - flop == pytest.approx(60 * 2 * 6.7e9, rel=0.05)  # each output token: ~2 FLOPs per LM weight

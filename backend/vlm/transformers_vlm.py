@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .base import Describer, DescriberError
@@ -161,17 +162,28 @@ class TransformersDescriber(Describer):
         return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def _run(self, encode, items: Sequence[Any], max_new_tokens: int | None) -> list[str]:
-        """Run ``items`` in chunks of ``batch_size``; halve a chunk that runs out of GPU memory."""
+        """Run ``items`` in chunks of ``batch_size``; halve a chunk that runs out of GPU memory.
+
+        ``encode`` (the processor: resizing, normalising, tokenising; CPU work) runs one chunk
+        ahead in a helper thread, so the next batch is ready when generation of this one
+        ends. Only the transfer to the device happens on the calling thread.
+        """
         import torch
 
         oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
         texts: list[str] = []
         pending = [list(items[i:i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
-        with self._run_lock:
+        with self._run_lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-encode") as pool:
+            ahead: tuple[list[Any], Future] | None = None  # the next chunk, being encoded
             while pending:
                 chunk = pending.pop(0)
                 try:
-                    texts.extend(self._generate(encode(chunk), max_new_tokens))
+                    if ahead is not None and ahead[0] is chunk:
+                        inputs = ahead[1].result()
+                    else:
+                        inputs = encode(chunk)
+                    ahead = (pending[0], pool.submit(encode, pending[0])) if pending else None
+                    texts.extend(self._generate(inputs.to(self.device), max_new_tokens))
                 except oom as exc:
                     if len(chunk) == 1:
                         raise DescriberError(f"out of memory on {self.device} with a single input") from exc
@@ -201,8 +213,8 @@ class TransformersDescriber(Describer):
             inputs = self._processor(
                 images=rgb, text=[text] * len(rgb), padding=True,
                 return_tensors="pt", add_special_tokens=add_special,
-            ).to(self.device)
-            if "pixel_values" in inputs:
+            )
+            if "pixel_values" in inputs:  # cast on the CPU: bf16 halves the copy to the GPU
                 inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
             return inputs
 
@@ -217,9 +229,7 @@ class TransformersDescriber(Describer):
         add_special = self._add_special_tokens(texts[0])
 
         def encode(chunk: list[str]) -> Any:
-            return self._tokenizer()(
-                chunk, padding=True, return_tensors="pt", add_special_tokens=add_special
-            ).to(self.device)
+            return self._tokenizer()(chunk, padding=True, return_tensors="pt", add_special_tokens=add_special)
 
         return self._run(encode, texts, max_new_tokens)
 
