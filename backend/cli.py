@@ -7,13 +7,17 @@ built from ``Settings.from_env()``, so every setting of the server applies
 
 SOURCE is one of:
 
-* a folder of images (searched recursively: jpg, jpeg, png, webp, bmp, gif); each
-  image's id is its index in sorted path order, and it is read from disk through
-  ``/data/local-files/?d=`` references rooted at the folder (no copies in memory);
+* a folder of images (searched recursively: jpg, jpeg, png, webp, bmp, gif), read from
+  disk through ``/data/local-files/?d=`` references rooted at the folder (no copies in
+  memory);
 * ``s3://bucket/prefix`` (listed with boto3; ``AWS_ENDPOINT_URL`` for MinIO and friends);
 * a Label Studio JSON export (a list of tasks with ``id`` and ``data``), or any JSON list
   of flat rows;
 * a JSONL file of rows ``{"id", "image" or "text", optional numeric signals}``.
+
+A folder's and an S3 prefix's items get stable ids (:class:`ItemIds`): the first run numbers
+them in sorted order, later runs keep each path's id and give new paths the next free ones,
+so adding or removing files renumbers nothing and mines only what is new.
 
 The state lives under ``--model-dir`` (default ``MODEL_DIR``, else ``./data``) under a
 project id derived from the source, so running the same source again resumes: items
@@ -69,6 +73,7 @@ class Item:
     task: dict  # what the pipeline sees: {"id", "data": {...}} (and "predictions" from an export)
     ref: dict[str, Any]  # the output columns naming the item: path, image or text
     sig: str  # changes when the item may have changed: such an item is mined again on resume
+    name: str | None = None  # a folder's relative path or an S3 key: the id is kept per name (ItemIds)
 
 
 @dataclass
@@ -119,11 +124,11 @@ def list_images(root: Path) -> list[str]:
 
 
 def local_dataset(root: Path, rels: Sequence[str], identity: str) -> Dataset:
-    """Local images by path relative to ``root``; id = position in ``rels``."""
+    """Local images by path relative to ``root``; ids are positions until ItemIds makes them stable."""
     items = []
     for i, rel in enumerate(rels):
         task = {"id": i, "data": {"image": LOCAL_FILES + quote(rel, safe="/")}}
-        items.append(Item(i, task, {"path": rel}, f"{rel}|{_stat_sig(root / rel)}"))
+        items.append(Item(i, task, {"path": rel}, f"{rel}|{_stat_sig(root / rel)}", name=rel))
     return Dataset(items, "image", "image", identity, local_root=str(root))
 
 
@@ -154,7 +159,7 @@ def s3_dataset(uri: str, endpoint_url: str | None) -> Dataset:
     items = []
     for i, (key, etag, size) in enumerate(objects):
         ref = f"s3://{bucket}/{key}"
-        items.append(Item(i, {"id": i, "data": {"image": ref}}, {"image": ref}, f"{key}|{etag}|{size}"))
+        items.append(Item(i, {"id": i, "data": {"image": ref}}, {"image": ref}, f"{key}|{etag}|{size}", name=key))
     return Dataset(items, "image", "image", f"s3|{endpoint_url or ''}|{bucket}/{prefix}")
 
 
@@ -409,6 +414,50 @@ class Manifest:
             self._lines += len(lines)
 
 
+class ItemIds:
+    """Stable ids by item name (a folder's relative path, an S3 key), in an append-only JSONL.
+
+    A name keeps the id it got first; a new name gets the next free id (new names in
+    sorted order), so the first run numbers a sorted listing 0..n-1 and later runs number
+    nothing twice. Ids of names that left the source are never reused.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ids: dict[str, int] = {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        name, tid = json.loads(line)
+                        self.ids[str(name)] = int(tid)
+                    except (ValueError, TypeError):
+                        continue  # a line cut short by an interrupted run
+        except FileNotFoundError:
+            pass
+
+    def assign(self, names: Sequence[str]) -> list[int]:
+        new = sorted(set(names) - set(self.ids))
+        if new:
+            start = max(self.ids.values(), default=-1) + 1
+            fresh = {name: start + k for k, name in enumerate(new)}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps([name, tid]) + "\n" for name, tid in fresh.items())
+            self.ids.update(fresh)
+        return [self.ids[name] for name in names]
+
+
+def stabilise_ids(dataset: Dataset, path: Path) -> None:
+    """Give named items (folder, S3) their stable ids from ``path`` (see ItemIds)."""
+    named = [it for it in dataset.items if it.name is not None]
+    if not named:
+        return
+    for item, tid in zip(named, ItemIds(path).assign([it.name for it in named])):
+        item.id = tid
+        item.task["id"] = tid
+
+
 # ---------------------------------------------------------------------------- mining
 @dataclass
 class Outcome:
@@ -454,6 +503,7 @@ def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarra
 
     pid = project_id(dataset.identity)
     scope = engine.scope(pid)
+    stabilise_ids(dataset, engine.settings.data_dir / "cli" / f"{pid}-ids.jsonl")
     engine.project(pid, dataset.label_config)
     engine.set_total(pid, len(dataset.items))
     ids = [it.id for it in dataset.items]

@@ -119,7 +119,7 @@ def test_folder_to_csv_then_jsonl_resumes_without_new_vlm_requests(longtail, vlm
     yellow = next(r for r in top if r["path"].startswith("yellow/"))
     assert yellow["description"] == DESCRIPTIONS["yellow"]
     assert set(yellow["keywords"].split("; ")) >= {"submarine", "lighthouse"}
-    # ids are positions in sorted path order
+    # a first run numbers the images in sorted path order
     paths = sorted(r["path"] for r in rows)
     assert all(paths[int(r["id"])] == r["path"] for r in rows)
 
@@ -135,6 +135,27 @@ def test_folder_to_csv_then_jsonl_resumes_without_new_vlm_requests(longtail, vlm
     printed = [line.split("\t") for line in again.stdout.strip().splitlines()]
     assert printed[0][:4] == ["rank", "id", "priority", "front"]
     assert len(printed) == 4 and [int(p[1]) for p in printed[1:]] == [int(r["id"]) for r in rows[:3]]
+
+
+def test_adding_and_removing_files_keeps_every_other_id_and_mines_only_the_new(vlm, tmp_path):
+    folder = make_set(tmp_path / "set", {"red": 4, "green": 3})
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    assert run("mine", folder, "--out", tmp_path / "first.csv", env=env).returncode == 0
+    first = {r["path"]: int(r["id"]) for r in read_csv(tmp_path / "first.csv")}
+    assert sorted(first.values()) == list(range(7))
+
+    (folder / "blue").mkdir()
+    (folder / "blue" / "000.png").write_bytes(png("blue"))  # sorts before every other path
+    (folder / "red" / "001.png").unlink()
+    before = image_requests(vlm)
+    again = run("mine", folder, "--out", tmp_path / "second.csv", env=env)
+    assert again.returncode == 0, again.stderr
+    assert image_requests(vlm) - before == 1  # only the new image is described
+    assert "1 processed now, 6 already mined" in again.stderr
+    second = {r["path"]: int(r["id"]) for r in read_csv(tmp_path / "second.csv")}
+    assert "red/001.png" not in second and second["blue/000.png"] == 7  # the next id; 1 is not reused
+    assert {p: t for p, t in second.items() if p != "blue/000.png"} == {
+        p: t for p, t in first.items() if p != "red/001.png"}
 
 
 def test_a_broken_image_gets_an_error_row_and_the_rest_is_ranked(vlm, tmp_path):
