@@ -153,6 +153,10 @@ def test_from_text_verbs_and_nouns_by_context(kn):
     assert kn.from_text("A glass building with an office building behind it") == [
         "glass building", "building", "office building",
     ]
+    # a base verb between a plural subject and a determiner is a verb, not a compound's head
+    assert kn.from_text("Two dogs chase a ball while horses pull the cart") == ["dog", "ball", "horse", "cart"]
+    assert kn.from_text("Bus stops line the road") == ["bus stop", "stop", "road"]
+    assert kn.from_text("A fire truck and a hose line") == ["fire truck", "truck", "hose line", "line"]
 
 
 def test_from_text_numbers_possessives_and_accents(kn):

@@ -420,7 +420,7 @@ def _tag_one(w: str, prev: int, prev_word: str, nxt: str) -> int:
         return DESC
     if "-" in w:
         return _tag_hyphenated(w)
-    return _tag_open_class(w, prev, prev_word)
+    return _tag_open_class(w, prev, prev_word, nxt)
 
 
 def _looks_nominal(word: str) -> bool:
@@ -436,7 +436,7 @@ def _tag_hyphenated(w: str) -> int:
     return NOUN
 
 
-def _tag_open_class(w: str, prev: int, prev_word: str) -> int:
+def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "") -> int:
     pos = _pos(w)
     if not pos:
         return DESC if w.endswith("ly") else NOUN  # out of lexicon: most likely a noun
@@ -450,6 +450,8 @@ def _tag_open_class(w: str, prev: int, prev_word: str) -> int:
         return VERB
     if w in VERB_BASE_FORMS and _plural_subject(prev, prev_word):
         return VERB
+    if w in verb_lemmas and nxt in DETERMINERS and _plural_subject(prev, prev_word):
+        return VERB  # any base verb between a plural subject and its object: "dogs chase a ball"
     if "NOUN" in pos or "PROPN" in pos:
         return MOD if (w.endswith("ed") and inflected_verb) else NOUN
     if "ADJ" in pos:
