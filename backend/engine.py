@@ -284,10 +284,15 @@ class Engine:
             self.store.update_project(pid, view_id=state.view_id)
         version = state.live_version
         written = self.store.written(pid, version)
-        if state.dirty == version:
+        recovering = state.dirty == version
+        if recovering:
             written = self._reconcile(pid, version, written)
         plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
         old_version = None
+        # The write that did not finish may have been a bump: Label Studio may still sort by
+        # the generation before it, and nothing has scheduled that generation's deletion.
+        leftover = ([self._generation_version(state, state.generation - 1)]
+                    if recovering and state.generation > 0 else [])
         if plan.bump:
             old_version = version
             state.generation += 1
@@ -311,10 +316,10 @@ class Engine:
         self.store.set_written(pid, version, changes, replace=plan.bump)
         if plan.bump or plan.imports or plan.patches:
             self.store.update_project(pid, dirty=None)
-        if plan.bump or plan.imports:
+        if plan.bump or plan.imports or (recovering and written):
             # a bump switches the whole order at once; the old generation is deleted afterwards
             client.set_model_version(pid, version)
-        retired = [v for v in (state.retired or "").split(",") if v and v != version]
+        retired = [v for v in (state.retired or "").split(",") if v and v != version] + leftover
         if state.retired:
             self.store.update_project(pid, retired=None)  # their clean-up jobs are queued by the caller
         self.coord.incr("reranks")
@@ -324,6 +329,10 @@ class Engine:
                   "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
+
+    @staticmethod
+    def _generation_version(state: ProjectState, generation: int) -> str:
+        return ProjectState(state.pid, base_version=state.base_version, generation=generation).live_version
 
     def _reconcile(self, pid: int, version: str, written: dict[int, tuple[float, int | None]]
                    ) -> dict[int, tuple[float, int | None]]:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -123,20 +124,24 @@ class Miner:
 
         mode = self.settings.keyword_mode
         prompt = self.settings.vlm_prompt or (DEFAULT_DIRECT_PROMPT if mode == "direct" else DEFAULT_DESCRIBE_PROMPT)
-        describer = self.describer()
-        bs = max(1, self.settings.vlm_batch_size)
-        for start in range(0, len(fresh), bs):
-            chunk = fresh[start:start + bs]
-            try:
-                texts = describer.describe([img for _, _, img in chunk], prompt)
-            except Exception as exc:  # a failing model fails this chunk's tasks, not the batch
-                reason = _short(exc)
-                log.error("VLM failed on %d images: %s", len(chunk), reason)
-                for i, _, _ in chunk:
-                    out[i].error = f"vlm: {reason}"
-                continue
-            for (i, _, _), text in zip(chunk, texts):
-                out[i].description = text
+        images = [img for _, _, img in fresh]
+        try:
+            # one call: a local model keeps its batches back to back (the next one is encoded
+            # while this one generates), an endpoint keeps its requests in flight; a failure
+            # fails only its own batch or image
+            results: list[Any] = self.describer().describe_each(images, prompt)
+        except Exception as exc:  # a describer that cannot run at all (a model that will not load)
+            results = [exc] * len(images)
+        failures: Counter[str] = Counter()
+        for (i, _, _), result in zip(fresh, results):
+            if isinstance(result, BaseException):
+                reason = _short(result)
+                out[i].error = f"vlm: {reason}"
+                failures[reason] += 1
+            else:
+                out[i].description = result
+        for reason, count in failures.items():
+            log.error("VLM failed on %d images: %s", count, reason)
         described = [(i, c) for i, c, _ in fresh if out[i].error is None]
         items = [out[i] for i, _ in described]
         if mode == "direct":

@@ -3,6 +3,7 @@
     python bench/describe.py --model llava-hf/llava-1.5-7b-hf --batch-sizes 1,8,32 --images 128
     python bench/describe.py --random-weights llava-1.5-7b --batch-sizes 1,8,32,64 --images 256
     python bench/describe.py --random-weights tiny --batch-sizes 1,4 --images 8     # CPU smoke run
+    bash bench/h200.sh      # the prepared GPU measurement: one device call, results under $OUT
 
 Prints one JSON line. ``--random-weights llava-1.5-7b`` builds the real LLaVA-1.5-7B
 architecture (CLIP ViT-L/14-336, 576 image tokens, LLaMA-7B) with random weights straight
@@ -11,7 +12,11 @@ materialised on the device with ``to_empty`` and initialised there, in bf16 on a
 Nothing is downloaded. Its tokenizer is a word-level stand-in of about the same prompt
 length; every run generates exactly ``--max-new-tokens`` tokens (EOS ignored), so the
 figure is what a real checkpoint would do at that output length. The timed path is the
-backend's own ``TransformersDescriber.describe``.
+backend's own ``TransformersDescriber``, called as the mining pipeline calls it: all images
+in one call, ``batch_size`` per generate, the next batch encoded while this one generates.
+``--max-batches`` bounds the images timed per batch size (batch 1 is slow on a 7B model),
+``--generation-kwargs`` passes extra ``generate()`` arguments (a static KV cache...), and
+the report gives the FLOPs of one description and the roofline at ``--peak-tflops``.
 """
 
 from __future__ import annotations

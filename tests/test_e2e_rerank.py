@@ -162,3 +162,48 @@ def test_a_write_that_landed_but_was_not_recorded_leaves_no_duplicate(label_stud
     order, _ = engine.ranking(pid)
     assert [t["id"] for t in client.tasks_in_view(view["id"])] == order
     assert order[0] == ids[0]
+
+
+def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_studio, tmp_path):
+    """A bump imports every score under a new generation, then switches project.model_version.
+    If the worker dies in between, Label Studio still sorts by the old generation; the next
+    re-rank must switch it and have the old generation deleted."""
+    ls = label_studio
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0"}))
+    pid, ids = create_project(ls, "bump crash e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
+    tasks = [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)]
+    engine.mine_tasks(pid, tasks, TEXT_CONFIG)
+    first = engine.rerank(pid)["version"]
+    client = engine.label_studio()
+    assert client.get_project(pid)["model_version"] == first
+
+    # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 bumps
+    engine.mine_tasks(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
+    real_import = client.import_predictions
+
+    def landed_then_died(project_id, predictions, **kw):
+        real_import(project_id, predictions, **kw)
+        raise ConnectionError("the worker died")
+
+    client.import_predictions = landed_then_died
+    with pytest.raises(ConnectionError):
+        engine.rerank(pid)
+    client.import_predictions = real_import
+    bumped = engine.live_version(pid)
+    assert bumped == f"{first}-r1" and engine.store.get_project(pid).dirty == bumped
+    assert client.get_project(pid)["model_version"] == first  # the tab still sorts by the old scores
+
+    report = engine.rerank(pid)
+    assert report["version"] == bumped and report["imported"] == 0
+    assert first in report["retired"]  # its deletion is scheduled by whoever ran the re-rank
+    assert client.get_project(pid)["model_version"] == bumped
+    views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
+    view = next(v for v in views if v["data"].get("title") == "Long-tail first")
+    order, _ = engine.ranking(pid)
+    assert [t["id"] for t in client.tasks_in_view(view["id"])] == order and order[0] == ids[-1]
+
+    client.delete_model_version(pid, first)  # what the clean-up job does
+    per_task = Counter(p["task"] for p in client.list_predictions(pid))
+    assert set(per_task) == set(ids) and set(per_task.values()) == {1}
+    assert engine.rerank(pid)["retired"] == []  # recovered: nothing left over

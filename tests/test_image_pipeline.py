@@ -95,6 +95,26 @@ def test_endpoint_vlm_planted_images_first_and_broken_ones_fail_alone(tmp_path, 
         assert again == image_calls
 
 
+def test_an_image_the_vlm_refuses_fails_alone(tmp_path, images):
+    """The endpoint answers 400 for the yellow images: those two tasks fail with the reason,
+    every other image of the same job is described and ranked."""
+    tasks, planted = images
+    with FakeOpenAI(by_colour=DESCRIPTIONS, refuse_colours={"yellow"}) as vlm:
+        client, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                     keyword_mode="rules")
+        resp = client.post("/predict", json={"tasks": tasks, "project": 9, "label_config": CONFIG})
+        assert resp.status_code == 200, resp.get_json()
+        by_id = {t["id"]: r for t, r in zip(tasks, resp.get_json()["results"])}
+        metrics = client.get("/metrics").get_json()["projects"]["9"]
+    assert metrics["failed"] == 3 + len(planted) and metrics["mined"] == len(tasks) - 3 - len(planted)
+    reasons = {f["task"]: f["error"] for f in metrics["last_failures"]}
+    for tid in planted:
+        assert by_id[tid]["score"] == 0.0
+        assert reasons[tid].startswith("vlm: ") and "HTTP 400" in reasons[tid]
+    described = [tid for tid in by_id if tid not in planted and tid < 100]
+    assert all(by_id[tid]["score"] > 0 for tid in described)
+
+
 def test_a_restart_reuses_cached_descriptions(tmp_path, images):
     tasks, _ = images
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:

@@ -116,6 +116,19 @@ def test_concurrency_is_bounded():
     assert 2 <= server.max_concurrent <= 3
 
 
+def test_describe_each_fails_only_the_refused_image():
+    with FakeOpenAI(by_colour=DESCRIPTIONS, refuse_colours={"purple"}, api_key=KEY) as server:
+        vlm = describer(server, concurrency=3)
+        names = ["red", "purple", "green", "blue", "purple", "red"]
+        results = vlm.describe_each([solid(n) for n in names], "Describe.")
+        with pytest.raises(DescriberError, match="HTTP 400"):
+            vlm.describe([solid(n) for n in names], "Describe.")  # describe raises the first failure
+    assert [r for r, n in zip(results, names) if n != "purple"] == [DESCRIPTIONS[n] for n in names if n != "purple"]
+    for result in (results[1], results[4]):
+        assert isinstance(result, DescriberError) and "HTTP 400" in str(result) and KEY not in str(result)
+    assert len(server.requests) >= 6  # every image was sent, one request each
+
+
 def test_complete_answers_keyword_prompts():
     prompts = [render_keyword_prompt(DESCRIPTIONS[n], DEFAULT_KEYWORD_PROMPT) for n in ("red", "blue")]
     with FakeOpenAI(by_colour=DESCRIPTIONS) as server:

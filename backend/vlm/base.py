@@ -28,6 +28,18 @@ class Describer(abc.ABC):
     def describe(self, images: Sequence["Image"], prompt: str) -> list[str]:
         """One description per image, in the order given. Implementations batch."""
 
+    def describe_each(self, images: Sequence["Image"], prompt: str) -> list["str | DescriberError"]:
+        """Like :meth:`describe`, but a failure fails only the images it concerns.
+
+        Each entry is a description or the :class:`DescriberError` of that image. This
+        default fails them all together; the implementations narrow it down (one batch
+        for a local model, one request for an endpoint) and keep the rest going.
+        """
+        try:
+            return list(self.describe(images, prompt))
+        except DescriberError as exc:
+            return [exc] * len(images)
+
     @abc.abstractmethod
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Text-only generation, one answer per prompt (the keyword pass)."""

@@ -129,15 +129,25 @@ class OpenAIDescriber(Describer):
     # ------------------------------------------------------------------ public
     def describe(self, images: Sequence["Image"], prompt: str) -> list[str]:
         """One description per image, in order, ``concurrency`` requests at a time."""
-        bodies = []
+        return self._map([self._image_body(image, prompt) for image in images])
+
+    def describe_each(self, images: Sequence["Image"], prompt: str) -> list[str | DescriberError]:
+        """As :meth:`describe`; a request that fails fails its own image only."""
+        bodies: list[Any] = []
         for image in images:
-            url = encode_image(image, self.image_format, self.max_image_side)
-            content = [
-                {"type": "image_url", "image_url": {"url": url}},
-                {"type": "text", "text": prompt},
-            ]
-            bodies.append(self._body(content, json_mode=False))
-        return self._map(bodies)
+            try:
+                bodies.append(self._image_body(image, prompt))
+            except Exception as exc:  # an image the encoder cannot write
+                bodies.append(DescriberError(f"cannot encode the image: {type(exc).__name__}: {exc}"))
+        return self._map(bodies, keep_errors=True)
+
+    def _image_body(self, image: "Image", prompt: str) -> dict[str, Any]:
+        url = encode_image(image, self.image_format, self.max_image_side)
+        content = [
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": prompt},
+        ]
+        return self._body(content, json_mode=False)
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """One text-only answer per prompt (with ``response_format`` json_object if ``json_mode``)."""
@@ -169,17 +179,32 @@ class OpenAIDescriber(Describer):
                 self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="vlm-endpoint")
             return self._pool
 
-    def _map(self, bodies: list[dict[str, Any]]) -> list[str]:
+    def _map(self, bodies: list[Any], keep_errors: bool = False) -> list[Any]:
+        """Every request, ``concurrency`` in flight. With ``keep_errors`` a failed one gives its
+        DescriberError in place of its text (a body may already be one), else it is raised."""
         if not bodies:
             return []
-        if len(bodies) == 1:
+        if not keep_errors and len(bodies) == 1:
             return [self._call(bodies[0])]
-        futures = [self._executor().submit(self._call, body) for body in bodies]
+        futures = [body if isinstance(body, DescriberError) else self._executor().submit(self._call, body)
+                   for body in bodies]
+        out: list[Any] = []
         try:
-            return [future.result() for future in futures]
+            for future in futures:
+                if isinstance(future, DescriberError):
+                    out.append(future)
+                    continue
+                try:
+                    out.append(future.result())
+                except DescriberError as exc:
+                    if not keep_errors:
+                        raise
+                    out.append(exc)
+            return out
         except BaseException:
             for future in futures:
-                future.cancel()
+                if not isinstance(future, DescriberError):
+                    future.cancel()
             raise
 
     def _session(self) -> requests.Session:

@@ -161,17 +161,20 @@ class TransformersDescriber(Describer):
         new_tokens = output[:, inputs["input_ids"].shape[1]:]  # left padding: one prompt length for all
         return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
-    def _run(self, encode, items: Sequence[Any], max_new_tokens: int | None) -> list[str]:
+    def _run(self, encode, items: Sequence[Any], max_new_tokens: int | None,
+             keep_errors: bool = False) -> list[Any]:
         """Run ``items`` in chunks of ``batch_size``; halve a chunk that runs out of GPU memory.
 
         ``encode`` (the processor: resizing, normalising, tokenising; CPU work) runs one chunk
         ahead in a helper thread, so the next batch is ready when generation of this one
-        ends. Only the transfer to the device happens on the calling thread.
+        ends. Only the transfer to the device happens on the calling thread. With
+        ``keep_errors`` a chunk that fails gets its DescriberError in place of each text
+        and the next chunk goes on; otherwise the first failure is raised.
         """
         import torch
 
         oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-        texts: list[str] = []
+        texts: list[Any] = []
         pending = [list(items[i:i + self.batch_size]) for i in range(0, len(items), self.batch_size)]
         with self._run_lock, ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlm-encode") as pool:
             ahead: tuple[list[Any], Future] | None = None  # the next chunk, being encoded
@@ -186,16 +189,24 @@ class TransformersDescriber(Describer):
                     texts.extend(self._generate(inputs.to(self.device), max_new_tokens))
                 except oom as exc:
                     if len(chunk) == 1:
-                        raise DescriberError(f"out of memory on {self.device} with a single input") from exc
+                        error = DescriberError(f"out of memory on {self.device} with a single input")
+                        if not keep_errors:
+                            raise error from exc
+                        texts.append(error)
+                        continue
                     log.warning("out of memory at batch %d on %s; halving", len(chunk), self.device)
                     self.oom_splits += 1
                     torch.cuda.empty_cache()
                     half = len(chunk) // 2
                     pending[:0] = [chunk[:half], chunk[half:]]
-                except DescriberError:
-                    raise
                 except Exception as exc:
-                    raise DescriberError(f"{self.name}: generation failed: {type(exc).__name__}: {exc}") from exc
+                    error = exc
+                    if not isinstance(exc, DescriberError):
+                        error = DescriberError(f"{self.name}: generation failed: {type(exc).__name__}: {exc}")
+                        error.__cause__ = exc
+                    if not keep_errors:
+                        raise error
+                    texts.extend([error] * len(chunk))
         return texts
 
     def describe(
@@ -204,6 +215,15 @@ class TransformersDescriber(Describer):
         """One description per image, same order, ``batch_size`` images per forward pass."""
         if not images:
             return []
+        return self._run(self._image_encoder(prompt), list(images), max_new_tokens)
+
+    def describe_each(self, images: Sequence["Image"], prompt: str) -> list[str | DescriberError]:
+        """As :meth:`describe`; a batch that fails gets its error and the next one goes on."""
+        if not images:
+            return []
+        return self._run(self._image_encoder(prompt), list(images), None, keep_errors=True)
+
+    def _image_encoder(self, prompt: str):
         self.load()
         text = self._chat_text(prompt, with_image=True)
         add_special = self._add_special_tokens(text)
@@ -218,7 +238,7 @@ class TransformersDescriber(Describer):
                 inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
             return inputs
 
-        return self._run(encode, list(images), max_new_tokens)
+        return encode
 
     def complete(self, prompts: Sequence[str], *, max_new_tokens: int | None = None) -> list[str]:
         """Text-only generation through the same model and chat template."""

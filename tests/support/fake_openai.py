@@ -62,8 +62,10 @@ class FakeOpenAI:
         fail_status: int = 429,
         retry_after: str | None = "0",
         delay: float = 0.0,
+        refuse_colours: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         self.by_colour = dict(by_colour or {})
+        self.refuse_colours = set(refuse_colours)  # images mostly of these colours get a 400
         self.by_hash = dict(by_hash or {})
         self.complete_fn = complete_fn or self._default_complete
         self.api_key = api_key
@@ -102,6 +104,15 @@ class FakeOpenAI:
         if self.by_colour:
             return self.by_colour[dominant_colour(data, list(self.by_colour))]
         return "an image"
+
+    def refused(self, body: dict[str, Any]) -> bool:
+        content = body["messages"][-1]["content"]
+        if not self.refuse_colours or isinstance(content, str):
+            return False
+        urls = [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
+        palette = sorted(set(self.by_colour) | self.refuse_colours)
+        return any(dominant_colour(base64.b64decode(u.split(",", 1)[1]), palette) in self.refuse_colours
+                   for u in urls)
 
     # ------------------------------------------------------------------ server
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -146,6 +157,8 @@ class FakeOpenAI:
                     if call <= fake.fail_first:
                         headers = {"Retry-After": fake.retry_after} if fake.retry_after is not None else {}
                         return self._reply(fake.fail_status, {"error": {"message": "try later"}}, headers)
+                    if fake.refused(body):
+                        return self._reply(400, {"error": {"message": "this image is refused"}})
                     text = fake._answer(body)
                     return self._reply(200, {
                         "id": f"chatcmpl-{call}", "object": "chat.completion", "model": body.get("model"),
