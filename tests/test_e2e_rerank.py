@@ -126,6 +126,24 @@ def test_changed_settings_rewrite_every_priority_after_a_restart(label_studio, t
         backend.stop()
 
 
+def rerank_that_dies_after_its_import(engine: Engine, pid: int) -> None:
+    """A re-rank whose import reaches Label Studio, after which the call raises, as when the
+    worker dies or the answer is lost before anything is recorded."""
+    client = engine.label_studio()
+    real_import = client.import_predictions
+
+    def landed_then_lost(project_id, predictions, **kw):
+        real_import(project_id, predictions, **kw)
+        raise ConnectionError("the answer was lost")
+
+    client.import_predictions = landed_then_lost
+    try:
+        with pytest.raises(ConnectionError):
+            engine.rerank(pid)
+    finally:
+        client.import_predictions = real_import
+
+
 def test_a_write_that_landed_but_was_not_recorded_leaves_no_duplicate(label_studio, tmp_path):
     """The import reaches Label Studio, then the worker dies (here: the call raises after
     landing). The next re-rank asks Label Studio what it holds instead of importing again."""
@@ -139,16 +157,7 @@ def test_a_write_that_landed_but_was_not_recorded_leaves_no_duplicate(label_stud
     engine.mine_tasks(pid, tasks[20:] + [{"id": ids[0], "data": {"text": "an okapi on a unicycle"}}])
 
     client = engine.label_studio()
-    real_import = client.import_predictions
-
-    def landed_then_lost(project_id, predictions, **kw):
-        real_import(project_id, predictions, **kw)
-        raise ConnectionError("the answer was lost")
-
-    client.import_predictions = landed_then_lost
-    with pytest.raises(ConnectionError):
-        engine.rerank(pid)
-    client.import_predictions = real_import
+    rerank_that_dies_after_its_import(engine, pid)
     version = engine.live_version(pid)
     assert engine.store.get_project(pid).dirty == version
 
@@ -180,16 +189,7 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
 
     # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 bumps
     engine.mine_tasks(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
-    real_import = client.import_predictions
-
-    def landed_then_died(project_id, predictions, **kw):
-        real_import(project_id, predictions, **kw)
-        raise ConnectionError("the worker died")
-
-    client.import_predictions = landed_then_died
-    with pytest.raises(ConnectionError):
-        engine.rerank(pid)
-    client.import_predictions = real_import
+    rerank_that_dies_after_its_import(engine, pid)
     bumped = engine.live_version(pid)
     assert bumped == f"{first}-r1" and engine.store.get_project(pid).dirty == bumped
     assert client.get_project(pid)["model_version"] == first  # the tab still sorts by the old scores
