@@ -3,7 +3,8 @@
 ``setup`` reports the live model version, ``predict`` answers Label Studio's
 /predict (tasks it asks for get their long-tail priority as the prediction
 score), and ``fit`` takes webhook events: new tasks are queued for mining,
-deleted ones leave the index, a changed label config is remembered.
+deleted ones leave the index, a changed label config is remembered, and
+START_TRAINING (the model card's "Start Training") re-reads the project and re-ranks.
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ class VLMineModel(LabelStudioMLBase):
             return {"status": "queued", "deleted": len(ids)}
         if event == "PROJECT_UPDATED" and self.label_config:
             return self._label_config_changed(pid, kwargs.get("previous_label_config"))
+        if event == "START_TRAINING":
+            # Nothing to train: the admin's way to say "re-rank now". Every task is read
+            # again (tasks the webhooks missed are mined; other models' latest predictions
+            # give the uncertainty) and the order is written.
+            if not self.engine.label_studio_or_none():
+                return {"status": "ignored", "event": event,
+                        "reason": "no Label Studio connection yet (LABEL_STUDIO_URL, or a /setup call)"}
+            log.info("project %s: START_TRAINING: reading every task again, then re-ranking", pid)
+            self.queue.submit_sync(pid)
+            return {"status": "queued", "event": event, "sync": True}
         return {"status": "ignored", "event": event}
 
     def _label_config_changed(self, pid: int, old: str | None) -> dict[str, Any]:

@@ -31,9 +31,11 @@ def backend_for(ls, tmp_path, **env: str) -> BackendServer:
     return BackendServer({**base, **env}, tmp_path / "backend.log")
 
 
-def connect(ls, pid: int, backend: BackendServer) -> None:
+def connect(ls, pid: int, backend: BackendServer) -> int:
+    """Connect the backend to the project as its ML backend; returns the connection's id."""
     resp = ls.api("POST", "/api/ml", json={"project": pid, "url": backend.url, "title": "VLMine"})
     assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
 
 
 def first_in_tab(client: LabelStudioClient, ls, pid: int, n: int) -> list[int]:
@@ -78,7 +80,7 @@ def test_uncertainty_stored_with_the_tasks_joins_novelty(label_studio, tmp_path)
                           UNCERTAINTY_MODEL_VERSION="classifier-v1")
     try:
         pid, _ = create_project(ls, "uncertainty e2e", TEXT_CONFIG)
-        connect(ls, pid, backend)
+        ml = connect(ls, pid, backend)
         ids = import_tasks(ls, pid, tasks)
         client = LabelStudioClient(ls.base_url, ls.token)
         wait_for(all_written(client, pid, len(ids), backend), 180, "the write-back", backend)
@@ -86,6 +88,16 @@ def test_uncertainty_stored_with_the_tasks_joins_novelty(label_studio, tmp_path)
         assert set(first_in_tab(client, ls, pid, 6)) == expected
         version = client.get_project(pid)["model_version"]
         assert "novelty+predictionscore" in version
+
+        # the classifier changes its mind about a common task (no webhook tells the backend);
+        # the model card's "Start Training" has the backend re-read the project and re-rank
+        changed = ids[7]  # "a bus on the street": a little rarer than the unsure dogs
+        assert changed not in first_in_tab(client, ls, pid, 6)
+        pred = next(p for p in client.list_predictions(pid, "classifier-v1") if p["task"] == changed)
+        assert ls.api("PATCH", f"/api/predictions/{pred['id']}", json={"score": 0.001}).status_code == 200
+        assert ls.api("POST", f"/api/ml/{ml}/train", json={}).status_code == 200
+        wait_for(lambda: first_in_tab(client, ls, pid, 1) == [changed], 120, "the re-rank after training", backend)
+        assert "START_TRAINING" in backend.log_text()
     finally:
         backend.stop()
 

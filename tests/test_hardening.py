@@ -115,6 +115,12 @@ def test_the_catalogue(server, http_url, s3):  # noqa: F811
         resp = post(server, "/webhook", created, headers=headers)
         answers.append(resp.text)
         assert resp.status_code == 401 and "X-VLMine-Secret" in resp.json()["error"]
+    # Label Studio's "Start Training" sends no custom header: basic auth is enough for it alone
+    training = {"action": "START_TRAINING", "project": {"id": 9, "label_config": TEXT}}
+    resp = post(server, "/webhook", training)
+    assert resp.status_code == 200 and resp.json()["event"] == "START_TRAINING", resp.text
+    resp = requests.post(server.url + "/webhook", json=training, timeout=10)
+    assert resp.status_code == 401  # and basic auth is still needed
 
     # 3. accepted work is not lost: odd Unicode included, the webhook's tasks get mined
     resp = post(server, "/webhook", created, headers=HOOK)

@@ -151,6 +151,14 @@ def test_other_webhook_events_are_ignored(backend):
     assert resp.status_code == 200 and resp.get_json()["status"] == "ignored"
 
 
+def test_start_training_without_label_studio_says_why_it_does_nothing(backend):
+    client, _, queue = backend
+    resp = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4}})
+    assert resp.status_code == 200
+    answer = resp.get_json()
+    assert answer["status"] == "ignored" and "no Label Studio connection" in answer["reason"]
+
+
 @pytest.mark.parametrize("route,body,status,fragment", [
     ("/predict", b"not json", 400, "not valid JSON"),
     ("/predict", b"[1, 2]", 400, "JSON object"),
