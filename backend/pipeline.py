@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -89,32 +90,43 @@ class Miner:
         from .images import ImageError, content_hash, image_ref_from_task
 
         fetcher = self.fetcher()
-        out: list[MinedTask] = []
-        to_describe: list[tuple[int, str, Any]] = []  # (index in out, cache key, image)
-        for task in tasks:
+
+        def fetch(task: dict) -> tuple[MinedTask, str | None, bytes | None]:
             tid = _task_id(task)
             try:
-                ref = image_ref_from_task(task, key)
-                data = fetcher.fetch_bytes(ref, task_id=tid)
-                ckey = self.cache_key(content_hash(data))
-                out.append(MinedTask(tid, None, signals=self._field_signals(task)))
-                to_describe.append((len(out) - 1, ckey, data))
+                data = fetcher.fetch_bytes(image_ref_from_task(task, key), task_id=tid)
             except ImageError as exc:
                 log.warning("task %s: image failed: %s", tid, exc.reason)
-                out.append(MinedTask(tid, None, error=f"image: {exc.reason}"))
-        if not to_describe:
-            return out
-        cached = self.store.cache_get({c for _, c, _ in to_describe})
-        fresh: list[tuple[int, str, Any]] = []
-        for i, ckey, data in to_describe:
-            if ckey in cached:
-                out[i].description, out[i].keywords = cached[ckey][0], list(cached[ckey][1])
-            else:
-                try:
-                    fresh.append((i, ckey, fetcher.decode(data)))
-                except ImageError as exc:
-                    log.warning("task %s: image failed: %s", out[i].task_id, exc.reason)
-                    out[i].error = f"image: {exc.reason}"
+                return MinedTask(tid, None, error=f"image: {exc.reason}"), None, None
+            return MinedTask(tid, None, signals=self._field_signals(task)), self.cache_key(content_hash(data)), data
+
+        def decode(data: bytes) -> Any:
+            try:
+                return fetcher.decode(data)
+            except ImageError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=self.settings.image_fetch_concurrency,
+                                thread_name_prefix="image-fetch") as pool:
+            # storage round trips (and Pillow's decoding, which releases the GIL) overlap;
+            # the order of the tasks is kept
+            fetched = list(pool.map(fetch, tasks))
+            out = [mined for mined, _, _ in fetched]
+            to_describe = [(i, ckey, data) for i, (_, ckey, data) in enumerate(fetched) if ckey is not None]
+            if not to_describe:
+                return out
+            cached = self.store.cache_get({c for _, c, _ in to_describe})
+            for i, ckey, _ in to_describe:
+                if ckey in cached:
+                    out[i].description, out[i].keywords = cached[ckey][0], list(cached[ckey][1])
+            new = [(i, ckey, data) for i, ckey, data in to_describe if ckey not in cached]
+            fresh: list[tuple[int, str, Any]] = []
+            for (i, ckey, _), image in zip(new, pool.map(decode, [data for _, _, data in new])):
+                if isinstance(image, ImageError):
+                    log.warning("task %s: image failed: %s", out[i].task_id, image.reason)
+                    out[i].error = f"image: {image.reason}"
+                else:
+                    fresh.append((i, ckey, image))
         if fresh:
             self._describe(out, fresh)
         return out

@@ -99,6 +99,7 @@ class Settings:
     image_max_pixels: int = 89_478_485
     image_connect_timeout: float = 5.0
     image_read_timeout: float = 30.0
+    image_fetch_concurrency: int = 8
     image_allow_private_networks: bool = False
     local_files_document_root: str | None = None
     aws_endpoint_url: str | None = None
@@ -146,7 +147,7 @@ class Settings:
             raise SettingsError("BASIC_AUTH_USER and BASIC_AUTH_PASS must be set together")
         for name in ("batch_size", "vlm_batch_size", "vlm_max_new_tokens", "vlm_api_concurrency", "job_timeout",
                      "image_max_bytes", "image_max_pixels", "image_connect_timeout", "image_read_timeout",
-                     "max_request_mb", "rare_keywords_shown", "predict_wait"):
+                     "image_fetch_concurrency", "max_request_mb", "rare_keywords_shown", "predict_wait"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be positive")
         for name in ("patch_limit", "job_retries", "rerank_delay"):

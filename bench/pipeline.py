@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pipeline.py --tasks 2000 --workers 1,2
     .venv/bin/python bench/pipeline.py --tasks 2000 --workers 1,2 --vlm-delay 0.1
+    .venv/bin/python bench/pipeline.py --tasks 1000 --workers 1 --image-delay 0.05 --fetch-concurrency 1
     .venv/bin/python bench/pipeline.py --tasks 20000 --workers 1,2 --text
 
 What it measures: the queue and worker overhead of the RQ deployment and how it scales
@@ -15,8 +16,10 @@ tasks with ``RQQueue.submit_tasks`` (BATCH_SIZE 32 a job), start that many real 
 (``python -m backend.worker --burst --queues mine``, each in a session of its own), and
 time from their start until every task is in the index. Image tasks point at a loopback
 HTTP image server (one distinct PNG a task, so the description cache never hits); each
-worker has VLM_API_CONCURRENCY=1 and KEYWORD_MODE=rules. ``--text`` mines text tasks
-instead (rule keywords, no VLM, no images).
+worker has VLM_API_CONCURRENCY=1 and KEYWORD_MODE=rules. ``--image-delay`` makes each image
+download take that long (an object store's round trip), and ``--fetch-concurrency`` sets the
+workers' IMAGE_FETCH_CONCURRENCY. ``--text`` mines text tasks instead (rule keywords, no VLM,
+no images).
 
 Reported per worker count: tasks/s from the workers' start (``tasks_per_s``, worker start-up
 included) and from the first indexed task on (``steady_tasks_per_s``); CPU seconds of the
@@ -267,11 +270,14 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         else:
             config = IMAGE_CONFIG
             log.info("making %d images", args.tasks)
-            host = ImageServer({f"/img{i}.png": make_png(i) for i in range(1, args.tasks + 1)})
+            host = ImageServer({f"/img{i}.png": make_png(i) for i in range(1, args.tasks + 1)},
+                               delay=args.image_delay)
             vlm = captioning_vlm(gen.captions(max(args.tasks, 1000)), args.vlm_delay).start()
-            base_env.update({"VLM_API_URL": vlm.base_url, "VLM_API_MODEL": "stand-in", "VLM_API_CONCURRENCY": "1"})
+            base_env.update({"VLM_API_URL": vlm.base_url, "VLM_API_MODEL": "stand-in", "VLM_API_CONCURRENCY": "1",
+                             "IMAGE_FETCH_CONCURRENCY": str(args.fetch_concurrency)})
             tasks = [{"id": i, "data": {"image": f"{host.url}/img{i}.png"}} for i in range(1, args.tasks + 1)]
-            out.update({"vlm_delay_s": args.vlm_delay, "vlm_concurrency_per_worker": 1})
+            out.update({"vlm_delay_s": args.vlm_delay, "vlm_concurrency_per_worker": 1,
+                        "image_delay_s": args.image_delay, "fetch_concurrency": args.fetch_concurrency})
         runs = []
         for w in counts:
             runs.append(run_once(args, w, tasks, config, base_env, work))
@@ -301,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
     parser.add_argument("--vlm-delay", type=float, default=0.05,
                         help="seconds the stand-in VLM sleeps per call, standing for GPU time (default 0.05)")
+    parser.add_argument("--image-delay", type=float, default=0.0,
+                        help="seconds the image server waits before each answer: storage latency (default 0)")
+    parser.add_argument("--fetch-concurrency", type=int, default=8,
+                        help="IMAGE_FETCH_CONCURRENCY of the workers (default 8)")
     parser.add_argument("--text", action="store_true", help="text tasks (rule keywords, no VLM) instead of images")
     parser.add_argument("--batch-size", type=int, default=32, help="BATCH_SIZE: tasks per mining job (default 32)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10",

@@ -115,6 +115,23 @@ def test_an_image_the_vlm_refuses_fails_alone(tmp_path, images):
     assert all(by_id[tid]["score"] > 0 for tid in described)
 
 
+@pytest.mark.parametrize("concurrency", [1, 6])
+def test_images_of_a_job_are_fetched_concurrently_and_kept_in_order(tmp_path, concurrency):
+    colours = ["red", "green", "blue", "yellow"] * 3
+    server = ImageServer({f"/c{i}.png": png(c, 100 + i) for i, c in enumerate(colours)}, delay=0.2)
+    tasks = [{"id": i + 1, "data": {"image": f"{server.url}/c{i}.png"}} for i in range(len(colours))]
+    try:
+        with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+            _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                    keyword_mode="rules", image_fetch_concurrency=concurrency)
+            mined = engine.mine_tasks(3, tasks, CONFIG)
+    finally:
+        server.stop()
+    assert [m.task_id for m in mined] == [t["id"] for t in tasks]
+    assert [m.description for m in mined] == [DESCRIPTIONS[c] for c in colours]
+    assert server.max_in_flight == concurrency  # 12 requests: the pool fills up
+
+
 def test_a_restart_reuses_cached_descriptions(tmp_path, images):
     tasks, _ = images
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:

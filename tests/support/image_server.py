@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ImageServer:
-    """``GET <path>`` answers ``files[path]`` (query strings ignored), else 404."""
+    """``GET <path>`` answers ``files[path]`` (query strings ignored), else 404.
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    ``delay`` seconds pass before each answer (a storage round trip); ``max_in_flight`` is
+    the most requests it has served at once.
+    """
+
+    def __init__(self, files: dict[str, bytes], delay: float = 0.0) -> None:
         served = files
+        server = self
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -22,6 +31,18 @@ class ImageServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if delay:
+                        time.sleep(delay)
+                    self._answer()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _answer(self) -> None:
                 data = served.get(self.path.split("?", 1)[0])
                 if data is None:
                     self.send_response(404)
