@@ -15,8 +15,9 @@ figure is what a real checkpoint would do at that output length. The timed path 
 backend's own ``TransformersDescriber``, called as the mining pipeline calls it: all images
 in one call, ``batch_size`` per generate, the next batch encoded while this one generates.
 ``--max-batches`` bounds the images timed per batch size (batch 1 is slow on a 7B model),
-``--generation-kwargs`` passes extra ``generate()`` arguments (a static KV cache...), and
-the report gives the FLOPs of one description and the roofline at ``--peak-tflops``.
+``--generation-kwargs`` passes extra ``generate()`` arguments (a static KV cache...),
+``--keyword-pass`` also times KEYWORD_MODE=llm's second, text-only pass on the same model,
+and the report gives the FLOPs of one description and the roofline at ``--peak-tflops``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.vlm.prompts import DEFAULT_DESCRIBE_PROMPT  # noqa: E402
+from backend.vlm.prompts import DEFAULT_DESCRIBE_PROMPT, render_keyword_prompt  # noqa: E402
 from backend.vlm.transformers_vlm import TransformersDescriber  # noqa: E402
 
 CHAT_TEMPLATE = (
@@ -172,6 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="time at most this many batches per batch size (0: all --images)")
     parser.add_argument("--generation-kwargs", default="{}",
                         help='extra generate() arguments as JSON, e.g. \'{"cache_implementation": "static"}\'')
+    parser.add_argument("--keyword-pass", action="store_true",
+                        help="also time KEYWORD_MODE=llm's second pass: the same model, text only, on the descriptions")
+    parser.add_argument("--keyword-tokens", type=int, default=48,
+                        help="output tokens of a keyword answer (fixed length with random weights; default 48)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's dense bf16 peak, for the roofline (default 790 on CUDA: an H200)")
     parser.add_argument("--prompt", default=DEFAULT_DESCRIBE_PROMPT)
@@ -241,6 +246,19 @@ def main(argv: list[str] | None = None) -> dict:
             "descriptions": len(texts),
             "tflops": float(f"{flop * len(timed) / seconds / 1e12:.4g}"),
         }
+        if args.keyword_pass:
+            prompts = [render_keyword_prompt(text) for text in texts]
+            kept = vlm.generation_kwargs
+            vlm.generation_kwargs = {**kept, "min_new_tokens": args.keyword_tokens} if fixed else kept
+            sync()
+            t0 = time.perf_counter()
+            vlm.complete(prompts, max_new_tokens=args.keyword_tokens)
+            sync()
+            keyword_s = time.perf_counter() - t0
+            vlm.generation_kwargs = kept
+            row["keyword_images_per_s"] = round(len(timed) / keyword_s, 3)
+            # KEYWORD_MODE=llm on one GPU: both passes, one after the other
+            row["llm_mode_images_per_s"] = round(len(timed) / (seconds + keyword_s), 3)
         if device.startswith("cuda"):
             row["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         results.append(row)

@@ -168,9 +168,12 @@ def test_bench_random_weights_tiny(capsys):
     bench = _bench_module()
     report = bench.main(["--random-weights", "tiny", "--batch-sizes", "1,3", "--images", "6", "--max-batches", "1",
                          "--max-new-tokens", "5", "--image-size", "64x48",
-                         "--generation-kwargs", '{"cache_implementation": "static"}', "--peak-tflops", "1"])
+                         "--generation-kwargs", '{"cache_implementation": "static"}', "--peak-tflops", "1",
+                         "--keyword-pass", "--keyword-tokens", "4"])
     assert set(report["images_per_s"]) == {"1", "3"}
     assert [r["images"] for r in report["results"]] == [1, 3]  # --max-batches 1
+    for row in report["results"]:  # the keyword pass is timed too, and both passes take longer than one
+        assert 0 < row["llm_mode_images_per_s"] < min(row["images_per_s"], row["keyword_images_per_s"])
     assert report["image_tokens"] == 16 and report["output_tokens"] == 5
     assert report["device"] == "cpu" and report["dtype"] == "float32"
     assert report["generation_kwargs"] == {"min_new_tokens": 5, "cache_implementation": "static"}
