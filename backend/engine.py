@@ -17,6 +17,7 @@ import numpy as np
 
 from .coordination import LocalCoordination, RedisCoordination
 from .labelconfig import LabelConfig, LabelConfigError, Source
+from .labelstudio import LabelStudioError
 from .mining import mine as mine_priorities
 from .mining import open_index, uncertainty_from_task
 from .pipeline import MinedTask, Miner
@@ -185,6 +186,23 @@ class Engine:
         self.store.delete_tasks(pid, ids)
         return removed
 
+    def forget_deleted(self, pid: int, existing: Iterable[int] | None = None) -> list[int]:
+        """Forget the tasks Label Studio no longer has; returns their ids.
+
+        TASKS_DELETED reaches the backend only while it is up; a task deleted meanwhile
+        would stay in the index and make every bulk write of the project fail (Label
+        Studio refuses the whole import for one unknown task). ``existing``: the ids
+        Label Studio holds, when the caller has just read them.
+        """
+        present = set(existing) if existing is not None else self.label_studio().task_ids(pid)
+        known = set(self.store.get_tasks(pid)) | {int(t) for t in self.index.arrays(self.scope(pid)).task_ids.tolist()}
+        gone = sorted(known - present)
+        if gone:
+            self.delete_tasks(pid, gone)
+            log.warning("project %s: %d tasks are no longer in Label Studio (no TASKS_DELETED reached the "
+                        "backend); forgotten: %s%s", pid, len(gone), gone[:10], " ..." if len(gone) > 10 else "")
+        return gone
+
     def unknown(self, pid: int, task_ids: Iterable[int]) -> list[int]:
         ids = [int(t) for t in task_ids]
         known = self.index.contains(self.scope(pid), ids)
@@ -262,8 +280,20 @@ class Engine:
 
     # ---------------------------------------------------------------- write-back
     def rerank(self, pid: int) -> dict[str, Any]:
-        """Rank the project and bring Label Studio's scores in line; returns what was done."""
+        """Rank the project and bring Label Studio's scores in line; returns what was done.
+
+        A write refused as a bad request (a bulk import naming a task that is gone) or a
+        PATCH of a prediction that is gone makes it check which tasks Label Studio still
+        has; when some are gone they are forgotten and the project is ranked and written
+        once more (the failed write left the project marked dirty, so nothing is doubled).
+        """
         with self.coord.project_lock(pid):
+            order, _ = self.ranking(pid)
+            try:
+                return self.write_order(pid, order)
+            except LabelStudioError as exc:
+                if exc.status not in (400, 404) or not self.forget_deleted(pid):
+                    raise
             order, _ = self.ranking(pid)
             return self.write_order(pid, order)
 

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from backend.engine import Engine
+from backend.jobs import EmbeddedQueue
 from backend.labelstudio import LabelStudioClient
 from backend.settings import Settings
 from tests.support.backend_server import BackendServer, wait_for
@@ -207,3 +208,43 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
     per_task = Counter(p["task"] for p in client.list_predictions(pid))
     assert set(per_task) == set(ids) and set(per_task.values()) == {1}
     assert engine.rerank(pid)["retired"] == []  # recovered: nothing left over
+
+
+def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio, tmp_path):
+    """Label Studio refuses a whole bulk import that names one task it no longer has. Tasks
+    deleted without a TASKS_DELETED reaching the backend (it was down) must not block the
+    project's write-back: the re-rank finds them gone, forgets them and writes again; a sync
+    (Start Training, a settings change) forgets them too."""
+    ls = label_studio
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0"}))
+    pid, ids = create_project(ls, "deleted e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
+    engine.mine_tasks(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
+    first = engine.rerank(pid)["version"]
+    client = engine.label_studio()
+    scope = engine.scope(pid)
+
+    for task in ids[:2]:  # deleted while the backend was down: no webhook
+        assert ls.api("DELETE", f"/api/tasks/{task}").status_code == 204
+    new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}])
+    engine.mine_tasks(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}}])
+    report = engine.rerank(pid)  # a bump: its bulk import named the two deleted tasks and was refused
+    live = ids[2:] + new
+    # the second try found the new generation empty (the refused import wrote nothing) and
+    # imported it whole; the generation before is scheduled for deletion
+    assert report["version"] == f"{first}-r1" and report["imported"] == len(live)
+    assert first in report["retired"]
+    assert engine.index.contains(scope, ids[:2]) == set()
+    assert client.get_project(pid)["model_version"] == report["version"]
+    per_task = Counter(p["task"] for p in client.list_predictions(pid, report["version"]))
+    assert set(per_task) == set(live) and set(per_task.values()) == {1}
+    views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
+    view = next(v for v in views if v["data"].get("title") == "Long-tail first")
+    order, _ = engine.ranking(pid)
+    assert [t["id"] for t in client.tasks_in_view(view["id"])] == order and order[0] == new[0]
+
+    assert ls.api("DELETE", f"/api/tasks/{ids[2]}").status_code == 204
+    queue = EmbeddedQueue(engine)
+    queue.submit_sync(pid)
+    queue.run_pending(kinds=("sync",))
+    assert engine.index.contains(scope, [ids[2]]) == set() and ids[2] not in engine.store.get_tasks(pid)
