@@ -185,11 +185,13 @@ def test_update_prediction_scores_changes_the_order(client, project):
 def test_next_task_with_the_view_serves_the_highest_scored_unlabeled_task(client, project, label_studio):
     pid, tids = project
     view = client.ensure_view(pid, "VLMine", PREDICTION_SCORE_DESC)
-    scores = {t: s for t, s in zip(tids, [0.3, 0.9, 0.1, 0.7, 0.5] * 4)}
-    client.import_predictions(pid, [{"task": t, "score": s + t / 1e4, "model_version": "v1", "result": []}
+    # distinct scores in [0, 1]: the tie-break is the task's place in the project, not its id
+    # (ids grow with every task the shared Label Studio has seen, and would pass 1.0)
+    scores = {t: s + i / 1e4 for i, (t, s) in enumerate(zip(tids, [0.3, 0.9, 0.1, 0.7, 0.5] * 4))}
+    client.import_predictions(pid, [{"task": t, "score": s, "model_version": "v1", "result": []}
                                     for t, s in scores.items()])
     client.set_model_version(pid, "v1")
-    expected = sorted(tids, key=lambda t: -(scores[t] + t / 1e4))
+    expected = sorted(tids, key=lambda t: -scores[t])
 
     served = client.next_task(pid, view)
     assert served["id"] == expected[0]
