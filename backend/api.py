@@ -58,12 +58,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
     if start_workers and hasattr(queue, "start"):
         queue.start()
     if start_workers:
-        from .jobs import ensure_synced
+        from .jobs import catch_up
 
-        for pid in engine.store.projects():  # settings changed while we were down: re-mine, re-rank
+        for pid in engine.store.projects():  # what happened while we were down: read each project again
             try:
-                if ensure_synced(engine, queue, pid):
-                    log.info("project %s: settings changed since the last run; syncing", pid)
+                why = catch_up(engine, queue, pid)
+                if why:
+                    log.info("project %s: %s; syncing", pid, why)
             except Exception as exc:  # a broken project must not stop the server
                 log.error("project %s: cannot queue a sync: %s", pid, exc)
 

@@ -155,6 +155,22 @@ def ensure_synced(engine: Engine, queue: Any, pid: int) -> bool:
     return True
 
 
+def catch_up(engine: Engine, queue: Any, pid: int) -> str | None:
+    """At start-up: queue a sync of a known project; returns why, or None when none was queued.
+
+    A changed setting re-mines (see :func:`ensure_synced`). Otherwise, with SYNC_ON_START,
+    the project is read again anyway: webhooks sent while the backend was down are lost,
+    so tasks imported meanwhile are mined and tasks deleted meanwhile forgotten.
+    """
+    if ensure_synced(engine, queue, pid):
+        return "settings changed since the last run"
+    state = engine.project(pid)
+    if engine.settings.sync_on_start and state.label_config and engine.label_studio_or_none() is not None:
+        queue.submit_sync(pid)
+        return "catching up on webhooks missed while the backend was down"
+    return None
+
+
 def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, Any]) -> Any:
     """Run one job; shared by the embedded runner and the RQ workers."""
     if kind == "mine":

@@ -91,6 +91,7 @@ class Settings:
     # --- jobs ------------------------------------------------------------------
     batch_size: int = 32
     predict_wait: float = 60.0
+    sync_on_start: bool = True
     job_timeout: int = 3600
     job_retries: int = 3
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 import pytest
+import requests
 
 from backend.labelstudio import LabelStudioClient
 from tests.support.backend_server import BackendServer, wait_for
@@ -25,10 +26,13 @@ IMAGE_CONFIG = """<View>
 </View>"""
 
 
+def backend_env(ls, tmp_path, **env: str) -> dict[str, str]:
+    return {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
+            "LABEL_STUDIO_API_KEY": ls.token, "RERANK_DELAY": "0.5", **env}
+
+
 def backend_for(ls, tmp_path, **env: str) -> BackendServer:
-    base = {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
-            "LABEL_STUDIO_API_KEY": ls.token, "RERANK_DELAY": "0.5"}
-    return BackendServer({**base, **env}, tmp_path / "backend.log")
+    return BackendServer(backend_env(ls, tmp_path, **env), tmp_path / "backend.log")
 
 
 def connect(ls, pid: int, backend: BackendServer) -> int:
@@ -149,5 +153,35 @@ def test_without_label_studio_settings_the_setup_call_connects_the_backend(label
         log = backend.log_text()
         assert "with the token Label Studio sent in /setup" in log
         assert ls.token not in log
+    finally:
+        backend.stop()
+
+
+def test_a_restarted_backend_catches_up_on_what_happened_while_it_was_down(label_studio, tmp_path):
+    """Webhooks sent while the backend is down are lost. At start-up it reads every known
+    project again: tasks imported meanwhile are mined and ranked, deleted ones forgotten."""
+    ls = label_studio
+    backend = backend_for(ls, tmp_path)
+    client = LabelStudioClient(ls.base_url, ls.token)
+    try:
+        pid, _ = create_project(ls, "catch-up e2e", TEXT_CONFIG)
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, [{"text": ["a cat on the sofa", "a dog in the park"][i % 2]} for i in range(20)])
+        wait_for(all_written(client, pid, len(ids), backend), 120, "the first write-back", backend)
+    finally:
+        backend.stop()
+
+    # while it is down: an import (its webhook fails) and a deletion (likewise)
+    new = import_tasks(ls, pid, [{"text": "a walrus playing a harp"}, {"text": "a cat on the sofa"}])
+    assert ls.api("DELETE", f"/api/tasks/{ids[0]}").status_code == 204
+    live = ids[1:] + new
+
+    backend = BackendServer(backend_env(ls, tmp_path), tmp_path / "backend2.log", port=backend.port)
+    try:
+        wait_for(all_written(client, pid, len(live), backend), 120, "the catch-up", backend)
+        assert first_in_tab(client, ls, pid, 1) == [new[0]]
+        metrics = requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]
+        assert metrics["indexed"] == len(live) and metrics["total"] == len(live)
+        assert "catching up on webhooks missed while the backend was down" in backend.log_text()
     finally:
         backend.stop()
