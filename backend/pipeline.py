@@ -204,6 +204,7 @@ class Miner:
                     connect_timeout=s.image_connect_timeout, read_timeout=s.image_read_timeout,
                     local_files_root=s.local_files_document_root, label_studio=client,
                     s3_endpoint_url=s.aws_endpoint_url, allow_private=s.image_allow_private_networks,
+                    decode_min_side=s.image_decode_min_side,
                 )
             return self._fetcher
 

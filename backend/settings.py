@@ -101,6 +101,7 @@ class Settings:
     image_connect_timeout: float = 5.0
     image_read_timeout: float = 30.0
     image_fetch_concurrency: int = 8
+    image_decode_min_side: int = 1024
     image_allow_private_networks: bool = False
     local_files_document_root: str | None = None
     aws_endpoint_url: str | None = None
@@ -151,7 +152,7 @@ class Settings:
                      "image_fetch_concurrency", "max_request_mb", "rare_keywords_shown", "predict_wait"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be positive")
-        for name in ("patch_limit", "job_retries", "rerank_delay"):
+        for name in ("patch_limit", "job_retries", "rerank_delay", "image_decode_min_side"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
 

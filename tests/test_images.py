@@ -176,6 +176,32 @@ def test_max_pixels_is_checked_before_decoding(http_url):
     assert reason(ImageFetcher(max_pixels=100), f"{http_url}/red.png") == "decompression bomb: 40x30 pixels > 100"
 
 
+def _photo(fmt: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
+    """A smooth photo-like image: a gradient, which shrinks well at reduced DCT scales."""
+    w, h = size
+    image = Image.linear_gradient("L").resize((w, h)).convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, quality=90) if fmt == "JPEG" else image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_big_jpegs_decode_at_a_reduced_scale_and_nothing_else_does():
+    fetcher = ImageFetcher()  # decode_min_side 1024
+    big = fetcher.decode(_photo("JPEG", (4200, 2800)))
+    assert big.size == (2100, 1400) and big.mode == "RGB"  # 1/2: 1/4 would make the short side 700
+    assert ImageFetcher(decode_min_side=600).decode(_photo("JPEG", (4200, 2800))).size == (1050, 700)
+    assert ImageFetcher(decode_min_side=0).decode(_photo("JPEG", (4200, 2800))).size == (4200, 2800)
+    assert fetcher.decode(_photo("JPEG", (2000, 1500))).size == (2000, 1500)  # short side under 2 x 1024
+    assert fetcher.decode(_photo("PNG", (4200, 2800))).size == (4200, 2800)  # only JPEG has DCT scaling
+    grey = fetcher.decode(_photo("JPEG", (3000, 2400), mode="L"))
+    assert grey.size == (1500, 1200) and grey.mode == "RGB"
+    # the reduced image is the same picture: its mean brightness per column band is kept
+    full = ImageFetcher(decode_min_side=0).decode(_photo("JPEG", (4200, 2800))).resize((2100, 1400))
+    diff = [abs(a - b) for a, b in zip(big.convert("L").resize((21, 14)).getdata(),
+                                       full.convert("L").resize((21, 14)).getdata())]
+    assert max(diff) <= 4
+
+
 def test_refused_schemes():
     fetcher = ImageFetcher()
     assert reason(fetcher, "file:///etc/passwd") == "unsupported scheme file://"
