@@ -8,6 +8,8 @@ writes only what changed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -30,6 +32,12 @@ log = logging.getLogger(__name__)
 ORDERING = ["-tasks:predictions_score"]
 UNCERTAINTY = "uncertainty"
 UNCERTAINTY_MAX_AGE_S = 300.0
+
+
+def data_digest(data: Any) -> str:
+    """A short fingerprint of a task's data, to notice edits made in Label Studio."""
+    raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class EngineError(RuntimeError):
@@ -158,9 +166,10 @@ class Engine:
             self.index.upsert_many(self.scope(pid), ok)
         if failed:
             self.index.delete(self.scope(pid), failed)
+        digests = {int(t["id"]): data_digest(t.get("data")) for t in tasks}
         self.store.save_tasks(pid, [
             TaskRecord(m.task_id, self.mining_hash, "mined" if m.ok else "failed",
-                       m.description, m.error, m.signals) for m in mined
+                       m.description, m.error, m.signals, digests.get(m.task_id)) for m in mined
         ])
         self.coord.incr("tasks_mined", len(ok))
         self.coord.incr("tasks_failed", len(failed))
@@ -202,6 +211,16 @@ class Engine:
             log.warning("project %s: %d tasks are no longer in Label Studio (no TASKS_DELETED reached the "
                         "backend); forgotten: %s%s", pid, len(gone), gone[:10], " ..." if len(gone) > 10 else "")
         return gone
+
+    def changed(self, pid: int, tasks: Sequence[dict]) -> list[int]:
+        """Known tasks whose data differs from the data they were mined from (edited in Label Studio)."""
+        records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
+        out = []
+        for task in tasks:
+            rec = records.get(int(task["id"]))
+            if rec is not None and rec.data_digest and rec.data_digest != data_digest(task.get("data")):
+                out.append(int(task["id"]))
+        return out
 
     def unknown(self, pid: int, task_ids: Iterable[int]) -> list[int]:
         ids = [int(t) for t in task_ids]

@@ -183,8 +183,8 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         tasks = list(engine.label_studio().iter_tasks(pid))
         engine.set_total(pid, len(tasks))
         engine.forget_deleted(pid, [t["id"] for t in tasks])  # deleted while nobody told the backend
-        unknown = set(engine.unknown(pid, [t["id"] for t in tasks]))
-        queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in tasks if t["id"] in unknown])
+        todo = set(engine.unknown(pid, [t["id"] for t in tasks])) | set(engine.changed(pid, tasks))
+        queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in tasks if t["id"] in todo])
         queue.submit_rerank(pid)
     elif kind == "rerank":
         report = engine.rerank(pid)

@@ -145,12 +145,14 @@ def _unpack_written(value: bytes | str) -> tuple[float, int | None, str]:
 
 
 def _pack_task(r: TaskRecord) -> str:
-    return json.dumps([r.status, r.mining_hash, r.description, r.error, r.signals or None])
+    return json.dumps([r.status, r.mining_hash, r.description, r.error, r.signals or None, r.data_digest])
 
 
 def _unpack_task(task_id: int, value: bytes | str) -> TaskRecord:
-    status, mining_hash, description, error, signals = json.loads(value)
-    return TaskRecord(task_id, mining_hash, status, description, error, signals or {})
+    fields = json.loads(value)
+    status, mining_hash, description, error, signals = fields[:5]
+    digest = fields[5] if len(fields) > 5 else None  # records written before the digest existed
+    return TaskRecord(task_id, mining_hash, status, description, error, signals or {}, digest)
 
 
 class RedisStore:

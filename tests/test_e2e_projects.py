@@ -171,17 +171,23 @@ def test_a_restarted_backend_catches_up_on_what_happened_while_it_was_down(label
     finally:
         backend.stop()
 
-    # while it is down: an import (its webhook fails) and a deletion (likewise)
+    # while it is down: an import (its webhook fails), a deletion, and an edit of a task's data
     new = import_tasks(ls, pid, [{"text": "a walrus playing a harp"}, {"text": "a cat on the sofa"}])
     assert ls.api("DELETE", f"/api/tasks/{ids[0]}").status_code == 204
+    edited = ids[5]
+    resp = ls.api("PATCH", f"/api/tasks/{edited}", json={"data": {"text": "a narwhal reading a map"}})
+    assert resp.status_code == 200, resp.text
     live = ids[1:] + new
 
     backend = BackendServer(backend_env(ls, tmp_path), tmp_path / "backend2.log", port=backend.port)
     try:
         wait_for(all_written(client, pid, len(live), backend), 120, "the catch-up", backend)
-        assert first_in_tab(client, ls, pid, 1) == [new[0]]
-        metrics = requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]
-        assert metrics["indexed"] == len(live) and metrics["total"] == len(live)
+        wait_for(lambda: set(first_in_tab(client, ls, pid, 2)) == {new[0], edited}, 60, "the edit ranked", backend)
+        metrics = requests.get(backend.url + "/metrics", timeout=5).json()
+        project = metrics["projects"][str(pid)]
+        assert project["indexed"] == len(live) and project["total"] == len(live)
+        # only the new and the edited tasks were mined again: the others' data had not changed
+        assert metrics["counters"]["tasks_mined"] == 3
         assert "catching up on webhooks missed while the backend was down" in backend.log_text()
     finally:
         backend.stop()

@@ -210,6 +210,14 @@ def test_tasks_round_trip_counts_failures(store):
     assert store.get_tasks(pid) == {}
 
 
+def test_task_data_digest_round_trip(store):
+    store.save_tasks(8, [TaskRecord(1, "h", "mined", "d", None, {}, "0123abcd"), rec(2)])
+    got = store.get_tasks(8)
+    assert got[1].data_digest == "0123abcd" and got[2].data_digest is None
+    store.save_tasks(8, [TaskRecord(1, "h", "failed", None, "gone", {}, "ffff0000")])
+    assert store.get_tasks(8, [1])[1].data_digest == "ffff0000"
+
+
 def test_tasks_big_batch_and_duplicates(store):
     pid = 4
     records = [rec(t, "failed" if t % 7 == 0 else "mined", f"e{t}" if t % 7 == 0 else None, s=float(t))
@@ -312,3 +320,10 @@ def test_update_project_changes_only_the_named_fields(store):
     assert store.get_project(3).dirty is None and store.get_project(3).live_version == "v-r3"
     with pytest.raises(ValueError):
         store.update_project(3, colour="red")
+
+
+def test_redis_task_records_written_before_the_data_digest_still_read():
+    from backend.redis_store import _unpack_task
+
+    old = '["mined", "h1", "a cat", null, {"u": 0.5}]'
+    assert _unpack_task(1, old) == TaskRecord(1, "h1", "mined", "a cat", None, {"u": 0.5}, None)
