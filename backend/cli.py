@@ -38,7 +38,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -369,6 +369,30 @@ def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings")
 
 
 # --------------------------------------------------------------------------- resuming
+def _read_pairs(path: Path, convert: Callable[[Any, Any], tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """The ``[a, b]`` lines of an append-only JSONL file, through ``convert``; none if it is missing."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    a, b = json.loads(line)
+                    yield convert(a, b)
+                except (ValueError, TypeError):
+                    continue  # a line cut short by an interrupted run
+    except FileNotFoundError:
+        return
+
+
+def _append_pairs(path: Path, pairs: Iterable[tuple[Any, Any]]) -> int:
+    """Append ``[a, b]`` lines; returns how many."""
+    lines = [json.dumps([a, b]) + "\n" for a, b in pairs]
+    if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.writelines(lines)
+    return len(lines)
+
+
 class Manifest:
     """What each mined id was (path and size, S3 ETag, text digest): an append-only JSONL
     beside the store, so an id whose item changed is mined again on resume."""
@@ -377,17 +401,9 @@ class Manifest:
         self.path = path
         self.entries: dict[int, str] = {}
         self._lines = 0
-        try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        tid, sig = json.loads(line)
-                    except (ValueError, TypeError):
-                        continue  # a line cut short by an interrupted run
-                    self.entries[int(tid)] = sig
-                    self._lines += 1
-        except FileNotFoundError:
-            pass
+        for tid, sig in _read_pairs(path, lambda t, s: (int(t), s)):
+            self.entries[tid] = sig
+            self._lines += 1
 
     def compact(self, keep: set[int]) -> None:
         stale = set(self.entries) - keep
@@ -403,15 +419,9 @@ class Manifest:
         self._lines = len(self.entries)
 
     def add(self, pairs: Iterable[tuple[int, str]]) -> None:
-        lines = []
-        for tid, sig in pairs:
-            self.entries[tid] = sig
-            lines.append(json.dumps([tid, sig]) + "\n")
-        if lines:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.writelines(lines)
-            self._lines += len(lines)
+        pairs = list(pairs)
+        self.entries.update(pairs)
+        self._lines += _append_pairs(self.path, pairs)
 
 
 class ItemIds:
@@ -424,26 +434,14 @@ class ItemIds:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.ids: dict[str, int] = {}
-        try:
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        name, tid = json.loads(line)
-                        self.ids[str(name)] = int(tid)
-                    except (ValueError, TypeError):
-                        continue  # a line cut short by an interrupted run
-        except FileNotFoundError:
-            pass
+        self.ids: dict[str, int] = dict(_read_pairs(path, lambda name, tid: (str(name), int(tid))))
 
     def assign(self, names: Sequence[str]) -> list[int]:
         new = sorted(set(names) - set(self.ids))
         if new:
             start = max(self.ids.values(), default=-1) + 1
             fresh = {name: start + k for k, name in enumerate(new)}
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.writelines(json.dumps([name, tid]) + "\n" for name, tid in fresh.items())
+            _append_pairs(self.path, fresh.items())
             self.ids.update(fresh)
         return [self.ids[name] for name in names]
 
