@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from backend.engine import Engine
 from backend.jobs import ensure_synced
-from backend.labelconfig import LabelConfig
 from backend.mlbase import LabelStudioMLBase, parse_project_id
 
 log = logging.getLogger(__name__)
@@ -71,26 +70,11 @@ class VLMineModel(LabelStudioMLBase):
         return {"status": "ignored", "event": event}
 
     def _label_config_changed(self, pid: int, old: str | None) -> dict[str, Any]:
-        """A new label config: re-mine when the field to mine changed, else only remember it.
-
-        ``old`` is the config known before this request (setup() has already stored the new one).
-        """
-        new_source = LabelConfig.parse(self.label_config).source(
-            self.engine.settings.description_field, self.engine.settings.image_field)
-        old_source = None
-        if old:
-            try:
-                old_source = LabelConfig.parse(old).source(self.engine.settings.description_field,
-                                                           self.engine.settings.image_field)
-            except ValueError:
-                old_source = None
-        self.engine.project(pid, self.label_config)
-        if old_source is not None and old_source == new_source:
-            return {"status": "ok", "remine": False}
-        self.engine.index.drop_scope(self.engine.scope(pid))
-        if self.engine.label_studio_or_none():
-            self.queue.submit_sync(pid)
-        return {"status": "ok", "remine": True}
-
+        """Whether a new label config mines another field (``old``: the config known before
+        this request). The work is done already: ``setup()`` passed the new config to the
+        engine, which dropped the index and queued a sync when the field changed."""
+        new_source = self.engine.source_of(self.label_config)
+        old_source = self.engine.source_of(old)
+        return {"status": "ok", "remine": old_source is None or old_source != new_source}
 
 __all__ = ["VLMineModel", "parse_project_id"]

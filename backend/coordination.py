@@ -7,10 +7,13 @@ two workers must not re-rank one project at once, so both live in Redis.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from contextlib import contextmanager
 from typing import Iterator
+
+log = logging.getLogger(__name__)
 
 
 class LocalCoordination:
@@ -70,19 +73,40 @@ class RedisCoordination:
         return {_s(k): _s(v) for k, v in self.client.hgetall(self._key("errors")).items()}
 
     @contextmanager
-    def project_lock(self, pid: int, timeout: float = 600.0) -> Iterator[None]:
-        # the lock expires on its own if its holder dies (a killed worker never blocks a project)
-        lock = self.client.lock(self._key("lock", pid), timeout=timeout, blocking_timeout=timeout)
+    def project_lock(self, pid: int, timeout: float = 600.0, lease: float = 60.0) -> Iterator[None]:
+        """Hold the project's lock for as long as the block runs, however long that is.
+
+        The lock is a lease of ``lease`` seconds that a helper thread renews while the
+        block runs: a re-rank of a big project may take longer than any fixed expiry,
+        and a killed holder still frees the project within ``lease`` seconds.
+        ``timeout``: how long to wait for the lock.
+        """
+        # thread_local=False: the renewing thread must see the token the acquiring thread got
+        lock = self.client.lock(self._key("lock", pid), timeout=lease, blocking_timeout=timeout,
+                                thread_local=False)
         if not lock.acquire():
             raise TimeoutError(f"project {pid} is busy (lock held for over {timeout:.0f}s)")
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(lock, lease, done, pid),
+                                   name=f"vlmine-lock-{pid}", daemon=True)
+        renewer.start()
         try:
             yield
         finally:
+            done.set()
+            renewer.join()
             try:
                 lock.release()
-            except Exception:  # expired meanwhile: nothing to release
+            except Exception:  # lost meanwhile (Redis was unreachable past the lease): nothing to release
                 pass
 
+    @staticmethod
+    def _renew(lock, lease: float, done: threading.Event, pid: int) -> None:
+        while not done.wait(lease / 3):
+            try:
+                lock.reacquire()
+            except Exception as exc:  # Redis unreachable for a moment: try again at the next tick
+                log.warning("project %s: renewing the project lock failed (%s)", pid, type(exc).__name__)
 
 def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -123,7 +123,13 @@ class Engine:
         return client
 
     def project(self, pid: int, label_config: str | None = None) -> ProjectState:
-        """The project's state, created on first sight; a new label config is remembered."""
+        """The project's state, created on first sight; a new label config is remembered.
+
+        Every path that brings a label config (/setup, /predict, webhooks) passes through
+        here, so this is where a config that mines another field is noticed, even one
+        changed while the backend was down: the index is dropped and the project marked
+        for a sync, which the caller's ``ensure_synced`` queues.
+        """
         state = self.store.get_project(pid)
         if state is None:
             state = ProjectState(pid=pid, label_config=label_config, base_version=self.base_version)
@@ -139,9 +145,27 @@ class Engine:
             state.retired = ",".join(retired) or None
             self.store.update_project(pid, base_version=state.base_version, generation=0, retired=state.retired)
         if label_config and label_config != state.label_config:
+            fields: dict[str, Any] = {"label_config": label_config}
+            old_source = self.source_of(state.label_config)
+            new_source = self.source_of(label_config)
+            if state.label_config and old_source != new_source:
+                # what the index holds was mined from another field: mine the project again
+                self.index.drop_scope(self.scope(pid))
+                fields["synced"] = state.synced = None
+                log.info("project %s: the label config now mines %s (was %s); mining every task again",
+                         pid, new_source, old_source)
             state.label_config = label_config
-            self.store.update_project(pid, label_config=label_config)
+            self.store.update_project(pid, **fields)
         return state
+
+    def source_of(self, label_config: str | None) -> Source | None:
+        if not label_config:
+            return None
+        try:
+            return LabelConfig.parse(label_config).source(self.settings.description_field,
+                                                          self.settings.image_field)
+        except (LabelConfigError, ValueError):
+            return None
 
     def live_version(self, pid: int) -> str:
         return self.project(pid).live_version or self.base_version
@@ -156,8 +180,14 @@ class Engine:
 
     # ---------------------------------------------------------------- mining
     def mine_tasks(self, pid: int, tasks: Sequence[dict], label_config: str | None = None) -> list[MinedTask]:
-        """Describe and index a batch of tasks (idempotent)."""
-        state = self.project(pid, label_config)
+        """Describe and index a batch of tasks (idempotent).
+
+        ``label_config``: the config the tasks were queued under, used only for a project
+        that has none yet; a queued job must never put back a config changed since.
+        """
+        state = self.project(pid)
+        if not state.label_config and label_config:
+            state = self.project(pid, label_config)
         source = self.source(state)
         mined = self.miner.mine(tasks, source)
         ok = {m.task_id: m.keywords for m in mined if m.ok}
@@ -195,17 +225,30 @@ class Engine:
         self.store.delete_tasks(pid, ids)
         return removed
 
-    def forget_deleted(self, pid: int, existing: Iterable[int] | None = None) -> list[int]:
+    def known_tasks(self, pid: int) -> set[int]:
+        """Every task the backend holds anything of (a record or keywords)."""
+        return set(self.store.get_tasks(pid)) | {int(t) for t in self.index.arrays(self.scope(pid)).task_ids.tolist()}
+
+    def forget_deleted(self, pid: int, existing: Iterable[int] | None = None,
+                       known: set[int] | None = None) -> list[int]:
         """Forget the tasks Label Studio no longer has; returns their ids.
 
         TASKS_DELETED reaches the backend only while it is up; a task deleted meanwhile
         would stay in the index and make every bulk write of the project fail (Label
         Studio refuses the whole import for one unknown task). ``existing``: the ids
-        Label Studio holds, when the caller has just read them.
+        Label Studio holds, when the caller has just read them; ``known``: what the
+        backend held *before* that listing began (``known_tasks``), so a task imported
+        and mined while the listing ran is not taken for a deleted one.
         """
+        if known is None:
+            known = self.known_tasks(pid)
         present = set(existing) if existing is not None else self.label_studio().task_ids(pid)
-        known = set(self.store.get_tasks(pid)) | {int(t) for t in self.index.arrays(self.scope(pid)).task_ids.tolist()}
-        gone = sorted(known - present)
+        candidates = known - present
+        if candidates:
+            # Label Studio lists by page number: a deletion during the listing shifts the
+            # pages and one task is never listed. Only a task missing twice is gone.
+            candidates -= self.label_studio().task_ids(pid)
+        gone = sorted(candidates)
         if gone:
             self.delete_tasks(pid, gone)
             log.warning("project %s: %d tasks are no longer in Label Studio (no TASKS_DELETED reached the "
@@ -222,10 +265,19 @@ class Engine:
                 out.append(int(task["id"]))
         return out
 
-    def unknown(self, pid: int, task_ids: Iterable[int]) -> list[int]:
+    def unknown(self, pid: int, task_ids: Iterable[int], retry_failed: bool = False) -> list[int]:
+        """The tasks to mine: not in the index, and not failed under the current settings.
+
+        A failure under other settings (or a label config mining another field) counts as
+        unknown; ``retry_failed`` (a sync: start-up, Start Training) tries every failed
+        task again, so a passing outage (the VLM endpoint, an image host) leaves no task
+        at the end of the queue for good.
+        """
         ids = [int(t) for t in task_ids]
         known = self.index.contains(self.scope(pid), ids)
-        failed = {t for t, r in self.store.get_tasks(pid, ids).items() if r.status == "failed"}
+        failed = set() if retry_failed else {
+            t for t, r in self.store.get_tasks(pid, ids).items()
+            if r.status == "failed" and r.mining_hash == self.mining_hash}
         return [t for t in ids if t not in known and t not in failed]
 
     # ---------------------------------------------------------------- ranking
@@ -247,6 +299,12 @@ class Engine:
     def score_order(self, order: list[int]) -> list[int]:
         """Tasks from the highest score to the lowest: label-first first, or last when inverted."""
         return order[::-1] if self.settings.invert_priority else order
+
+    @property
+    def end_score(self) -> float:
+        """The score of a task that has no place in the order (it failed, or is not mined yet):
+        the end of the queue, 0 (1 when inverted: its consumer takes the lowest score first)."""
+        return 1.0 if self.settings.invert_priority else 0.0
 
     def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
                  refresh: bool = True) -> dict[str, np.ndarray]:
@@ -337,6 +395,15 @@ class Engine:
         if recovering:
             written = self._reconcile(pid, version, written)
         plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
+        # Failed tasks holding a prediction (mined once, failing now) go to the end of the
+        # queue; so many that PATCHes would cost more than a bump make it one: a bump writes
+        # no prediction for them, and Label Studio sorts those last.
+        ends = self._ended(pid, order, written)
+        if ends and not plan.bump and len(plan.patches) + len(ends) > self.settings.patch_limit:
+            plan = writeback.bump(self.score_order(order))
+        if plan.bump:
+            ends = {}
+        patches = {**plan.patches, **ends}
         old_version = None
         # The write that did not finish may have been a bump: Label Studio may still sort by
         # the generation before it, and nothing has scheduled that generation's deletion.
@@ -348,36 +415,50 @@ class Engine:
             version = state.live_version
             # recorded before the import: a crash must never reuse the old generation's records
             self.store.update_project(pid, generation=state.generation, dirty=version)
-        elif plan.imports or plan.patches:
+        elif plan.imports or patches:
             self.store.update_project(pid, dirty=version)
         config = self.config(state)
-        if plan.imports:
-            preds = self._predictions(pid, config, plan.imports, version)
-            client.import_predictions(pid, preds)
-        if plan.patches:
+        imports = dict(plan.imports)
+        if patches:
             ids = {t: p for t, (_, p) in written.items() if p is not None}
-            missing = [t for t in plan.patches if t not in ids]
-            if missing:
+            if any(t not in ids for t in patches):
                 for p in client.list_predictions(pid, version):
                     ids.setdefault(int(p["task"]), int(p["id"]))
-            client.update_prediction_scores({ids[t]: s for t, s in plan.patches.items() if t in ids})
-        changes = {t: (s, None) for t, s in {**plan.imports, **plan.patches}.items()}
+            # A task believed written whose prediction Label Studio lacks (a /predict answer
+            # it never stored, say) gets one imported instead of a PATCH of nothing.
+            imports.update({t: s for t, s in patches.items() if t not in ids})
+            patches = {t: s for t, s in patches.items() if t in ids}
+        if imports:
+            client.import_predictions(pid, self._predictions(pid, config, imports, version))
+        if patches:
+            client.update_prediction_scores({ids[t]: s for t, s in patches.items()})
+        changes = {t: (s, None) for t, s in {**imports, **patches}.items()}
         self.store.set_written(pid, version, changes, replace=plan.bump)
-        if plan.bump or plan.imports or plan.patches:
-            self.store.update_project(pid, dirty=None)
-        if plan.bump or plan.imports or (recovering and written):
+        if plan.bump or imports or (recovering and written):
             # a bump switches the whole order at once; the old generation is deleted afterwards
             client.set_model_version(pid, version)
+        if plan.bump or imports or patches or recovering:
+            # only now: a write (or switch) that failed must be checked and finished by the next try
+            self.store.update_project(pid, dirty=None)
         retired = [v for v in (state.retired or "").split(",") if v and v != version] + leftover
         if state.retired:
             self.store.update_project(pid, retired=None)  # their clean-up jobs are queued by the caller
         self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
-                  "imported": len(plan.imports), "patched": len(plan.patches), "kept": plan.kept,
+                  "imported": len(imports), "patched": len(patches), "ended": len(ends), "kept": plan.kept,
                   "old_version": old_version, "retired": retired,
                   "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
+
+    def _ended(self, pid: int, order: list[int], written: dict[int, tuple[float, int | None]]) -> dict[int, float]:
+        """Failed tasks whose prediction is not yet at the end of the queue -> the end score."""
+        placed = set(order)
+        out = {t for t, v in written.items() if t not in placed and v[0] != self.end_score}
+        if not out:
+            return {}
+        records = self.store.get_tasks(pid, sorted(out))
+        return {t: self.end_score for t in sorted(out) if t in records and records[t].status == "failed"}
 
     @staticmethod
     def _generation_version(state: ProjectState, generation: int) -> str:
@@ -404,8 +485,7 @@ class Engine:
             client.delete_predictions(extra)
         log.warning("project %s: reconciled %d predictions of %s with Label Studio (%d duplicates removed)",
                     pid, len(found), version, len(extra))
-        self.store.set_written(pid, version, found, replace=True)
-        self.store.update_project(pid, dirty=None)
+        self.store.set_written(pid, version, found, replace=True)  # the caller clears ``dirty`` once done
         return found
 
     def _predictions(self, pid: int, config: LabelConfig, scores: dict[int, float], version: str) -> list[dict]:
@@ -462,8 +542,8 @@ class Engine:
             asked = set(ids)
             plan = writeback.plan(self.score_order(order), {t: v for t, v in written.items() if t not in asked},
                                   patch_limit=len(order) + 1)
-            # a failed (or not yet mined) task: the lowest place; the reason is in /metrics
-            scores = {t: float(plan.scores.get(t, 0.0)) for t in ids}
+            # a failed (or not yet mined) task: the end of the queue; the reason is in /metrics
+            scores = {t: float(plan.scores.get(t, self.end_score)) for t in ids}
             # Label Studio stores what we answer: remember it, so no second prediction is ever imported
             self.store.set_written(pid, version, {t: (s, None) for t, s in scores.items()})
         explanations = self.explanations(pid, config, ids)  # outside the lock: half the work

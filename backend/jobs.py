@@ -5,7 +5,8 @@ Five kinds of job, each idempotent, each taking plain JSON:
 - ``mine``:    {"tasks": [...], "label_config": str|None} -> describe and index a chunk
 - ``delete``:  {"task_ids": [...]}                          -> drop tasks from the index
 - ``sync``:    {}                                           -> mine every task of the project
-               that the index lacks (first connection, changed settings)
+               that the index lacks, failed before or was edited (first connection,
+               changed settings, start-up, Start Training)
 - ``rerank``:  {}                                           -> rank and write back (debounced:
                one waiting re-rank per project)
 - ``cleanup``: {"version": str}                             -> delete an old version's predictions
@@ -119,7 +120,12 @@ class EmbeddedQueue:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
                 continue
-            self._run(job)
+            try:
+                self._run(job)
+            except Exception:  # recording the outcome failed (the store is busy): the lane carries on
+                log.exception("job %s %s (project %s): recording its outcome failed; it is run again "
+                              "at the next start", job.id, job.kind, job.project)
+                self._stop.wait(self.poll_interval)
 
     def _run(self, job) -> None:
         try:
@@ -180,10 +186,12 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         engine.delete_tasks(pid, payload["task_ids"])
         queue.submit_rerank(pid)
     elif kind == "sync":
+        known = engine.known_tasks(pid)  # before the listing: tasks mined while it runs are not "deleted"
         tasks = list(engine.label_studio().iter_tasks(pid))
         engine.set_total(pid, len(tasks))
-        engine.forget_deleted(pid, [t["id"] for t in tasks])  # deleted while nobody told the backend
-        todo = set(engine.unknown(pid, [t["id"] for t in tasks])) | set(engine.changed(pid, tasks))
+        engine.forget_deleted(pid, [t["id"] for t in tasks], known=known)  # deleted while nobody told us
+        # new, failed (tried again) and edited tasks
+        todo = set(engine.unknown(pid, [t["id"] for t in tasks], retry_failed=True)) | set(engine.changed(pid, tasks))
         queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in tasks if t["id"] in todo])
         queue.submit_rerank(pid)
     elif kind == "rerank":

@@ -67,16 +67,18 @@ def plan(order: Sequence[int], written: Mapping[int, tuple[float, int | None]] |
         kept.discard(scores)
         repaired += 1
         if len(positions) - len(kept) > patch_limit:
-            return _bump(order)
+            return bump(order)
     patches = {t: scores[t] for i, t in enumerate(order) if t in current and i not in kept}
     if len(patches) > patch_limit:
-        return _bump(order)
+        return bump(order)
     imports = {t: scores[t] for t in order if t not in current}
     return WritePlan(bump=False, scores=scores, imports=imports, patches=patches, kept=len(kept),
                      repaired=repaired)
 
 
-def _bump(order: list[int]) -> WritePlan:
+def bump(order: Sequence[int]) -> WritePlan:
+    """Every task written again, under a new generation."""
+    order = [int(t) for t in order]
     scores = rank_scores(order)
     return WritePlan(bump=True, scores=scores, imports=dict(scores), patches={}, kept=0)
 
