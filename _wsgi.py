@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 
 from backend.api import create_app
 from backend.settings import Settings, SettingsError, configure_logging
@@ -39,4 +40,8 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 else:
-    app = build_app()
+    try:
+        app = build_app()
+    except SettingsError as exc:  # one readable line before the server's traceback
+        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
+        raise

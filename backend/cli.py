@@ -113,7 +113,11 @@ def _stat_sig(path: Path) -> str:
 
 
 def list_images(root: Path) -> list[str]:
-    """Image files under ``root`` (hidden folders skipped), as sorted relative POSIX paths."""
+    """Image files under ``root`` (hidden folders skipped), as sorted relative POSIX paths.
+
+    Symbolic links to files are listed too, and read where they point; linked folders are
+    not entered.
+    """
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

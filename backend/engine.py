@@ -23,7 +23,7 @@ from .labelstudio import LabelStudioError
 from .mining import mine as mine_priorities
 from .mining import open_index, uncertainty_from_task
 from .pipeline import MinedTask, Miner
-from .settings import Settings
+from .settings import Settings, mask_url
 from .store import ProjectState, SQLiteStore, TaskRecord
 from . import writeback
 
@@ -77,8 +77,9 @@ class Engine:
         self._uncertainty: dict[int, tuple[float, dict[int, float]]] = {}
         self._ls_lock = threading.Lock()
         self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
-        self.base_version = settings.model_version()
-        self.mining_hash = settings.mining_hash()
+        # from the miner's fingerprint: SYNONYMS_FILE is read once, by the miner
+        self.base_version = settings.model_version(self.miner.fingerprint)
+        self.mining_hash = settings.mining_hash(self.miner.fingerprint)
 
     # ---------------------------------------------------------------- plumbing
     def scope(self, pid: int) -> str:
@@ -113,7 +114,7 @@ class Engine:
             if self._setup_connection != pair:
                 self._setup_connection = pair
                 self._label_studio = None
-                log.info("writing back to %s with the token Label Studio sent in /setup", pair[0])
+                log.info("writing back to %s with the token Label Studio sent in /setup", mask_url(pair[0]))
 
     def label_studio(self):
         client = self.label_studio_or_none()

@@ -15,8 +15,9 @@ relative path
 ``data:image/...;base64,...``      decoded in place
 =================================  ==============================================
 
-Every read stops past ``max_bytes``; decoding refuses images above ``max_pixels`` before
-it decodes a pixel, and truncated files fail. Failures raise :class:`ImageError`, whose
+Every read stops past ``max_bytes``; decoding refuses images above ``max_pixels`` and
+images whose long side is more than ``max_aspect_ratio`` times the short side before it
+decodes a pixel, and truncated files fail. Failures raise :class:`ImageError`, whose
 ``reason`` is short, readable by an admin, and free of tokens and signed query strings.
 
 A task names the URL, so plain http(s) fetches are guarded against reaching what the
@@ -36,16 +37,18 @@ import hashlib
 import io
 import ipaddress
 import math
+import os
 import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, unquote_to_bytes, urlsplit
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import SplitResult, parse_qs, unquote, unquote_to_bytes, urlsplit
 
 import requests
+import urllib3
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -131,20 +134,54 @@ def _redact(text: str) -> str:
     return text[:300]
 
 
+def _split(url: str) -> SplitResult:
+    """``urlsplit(url)`` with its port read once: a malformed URL (``http://[bad/``, a port
+    out of range or not a number) is an ImageError, not the ValueError urllib raises."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed lazily; a bad one raises here
+    except ValueError as exc:
+        raise ImageError(f"invalid URL: {_url_problem(exc)}") from None
+    return parts
+
+
+def _url_problem(exc: ValueError) -> str:
+    """What urllib's ValueError about a URL means, in a few words."""
+    text = str(exc).lower()
+    if "out of range" in text:
+        return "port out of range 0-65535"
+    if "port" in text:
+        return "port is not a number"
+    if "ipv6" in text:
+        return "malformed host in brackets"
+    return _redact(str(exc))[:100]
+
+
 def _host(url: str) -> str:
-    parts = urlsplit(url)
+    parts = _split(url)
     host = parts.hostname or "?"
     return f"{host}:{parts.port}" if parts.port else host
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+    except ValueError:  # a malformed host
+        return "", "", None
     try:
         port = parts.port or _DEFAULT_PORTS.get(scheme)
     except ValueError:  # a port that is not a number
         port = None
     return scheme, (parts.hostname or "").lower(), port
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why fetching or decoding an image failed: an ImageError's reason, or, for anything
+    else (a bug, a library's surprise), the exception's type and message, redacted."""
+    if isinstance(exc, ImageError):
+        return exc.reason
+    return _redact(f"unexpected {type(exc).__name__}: {exc}")
 
 
 def _exc_reason(exc: BaseException, where: str) -> str:
@@ -176,6 +213,7 @@ class ImageFetcher:
     total_timeout: float = 300.0  # a whole HTTP transfer, against servers that drip bytes
     allow_private: bool = False  # loopback and private ranges for plain http(s) fetches
     decode_min_side: int = 1024  # big JPEGs are decoded at a reduced scale down to this short side; 0: never
+    max_aspect_ratio: float = 20.0  # the long side over the short side; 0: any shape
 
     _s3: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
@@ -189,7 +227,7 @@ class ImageFetcher:
         ref = ref.strip()
         if ref[:5].lower() == "data:":
             return self._data_uri(ref)
-        scheme = urlsplit(ref).scheme.lower() if "://" in ref else ""
+        scheme = _split(ref).scheme.lower() if "://" in ref else ""
         if scheme in ("http", "https"):
             if self._is_label_studio(ref):
                 return self._from_label_studio_url(ref)
@@ -263,8 +301,13 @@ class ImageFetcher:
         values = parse_qs(query).get("d")
         if not values or not values[0]:
             raise ImageError("local-files URL without ?d=")
+        if "\0" in values[0]:
+            raise ImageError("local file path contains a NUL byte")
+        # '..' is resolved by the name alone, before the file system sees the path: a path
+        # that climbs out of the root is refused, while symbolic links inside the root are
+        # followed wherever they point (as Label Studio serves them; the CLI lists them)
         root = Path(self.local_files_root).resolve()  # type: ignore[arg-type]
-        target = (root / values[0].lstrip("/")).resolve()
+        target = Path(os.path.normpath(root / values[0].lstrip("/")))
         if target != root and root not in target.parents:
             raise ImageError("local file path escapes LOCAL_FILES_DOCUMENT_ROOT")
         try:
@@ -300,16 +343,15 @@ class ImageFetcher:
                     allow_redirects=False,
                 ) as response:
                     if response.is_redirect:
-                        location = response.headers.get("Location", "")
-                        url = requests.compat.urljoin(url, location)
-                        if urlsplit(url).scheme.lower() not in ("http", "https"):
-                            raise ImageError(f"{where} redirected to an unsupported scheme")
+                        url = _redirect_target(url, response.headers.get("Location", ""), where)
                         continue
                     return self._read_body(response, where, start)
             except ImageError:
                 raise
             except requests.exceptions.InvalidURL:
                 raise ImageError("invalid URL") from None
+            except ValueError as exc:  # requests parses a redirect's Location even when it does not follow it
+                raise ImageError(f"{where} redirected to an invalid URL: {_url_problem(exc)}") from None
             except (requests.RequestException, OSError) as exc:
                 raise ImageError(_exc_reason(exc, where)) from None
         raise ImageError(f"more than {_MAX_REDIRECTS} redirects")
@@ -321,7 +363,7 @@ class ImageFetcher:
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise ImageError(f"too large: {_mb(int(declared))} > {_mb(self.max_bytes)}")
         buffer = bytearray()
-        for chunk in response.iter_content(_CHUNK):
+        for chunk in _arriving(response, where):
             buffer += chunk
             if len(buffer) > self.max_bytes:
                 raise ImageError(f"too large: more than {_mb(self.max_bytes)}")
@@ -339,7 +381,7 @@ class ImageFetcher:
             url = self.label_studio.presign(task_id, uri)
         except Exception as exc:
             raise ImageError(_exc_reason(exc, "Label Studio presign")) from None
-        if not isinstance(url, str) or urlsplit(url).scheme.lower() not in ("http", "https", ""):
+        if not isinstance(url, str) or _split(url).scheme.lower() not in ("http", "https", ""):
             raise ImageError(f"Label Studio did not presign {scheme}:// to an http URL")
         if not urlsplit(url).scheme or self._is_label_studio(url):  # proxied through Label Studio
             return self._ls_download(url)
@@ -426,6 +468,10 @@ class ImageFetcher:
             raise ImageError(f"decompression bomb: {width}x{height} pixels > {self.max_pixels}")
         if width <= 0 or height <= 0:
             raise ImageError("image has no pixels")
+        if self.max_aspect_ratio and max(width, height) > self.max_aspect_ratio * min(width, height):
+            # a few hundred bytes of PNG, but LLaVA's processor scales the short side up to
+            # 336 pixels, and the long side with it: gigabytes for a 4000x1 strip
+            raise ImageError(f"image is {width}x{height} pixels: aspect ratio over {self.max_aspect_ratio:g}:1")
         self._draft(image)
         try:
             image.load()
@@ -473,6 +519,41 @@ def _to_rgb(image: "Image") -> "Image":
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit greyscale: scale to 8 bits
         image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     return image.convert("RGB")
+
+
+def _arriving(response: requests.Response, where: str) -> Iterator[bytes]:
+    """The body of ``response`` as it arrives, each piece from one read of the socket.
+
+    ``iter_content`` waits until a whole chunk has come (with Content-Length it reads on
+    until the chunk is full), so a server that drips a byte now and then, each within the
+    read timeout, would hold the fetch past any deadline. Here the caller checks its
+    deadline after every socket read. urllib3 before 2.3 has no ``read1``: whole chunks.
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:
+        yield from response.iter_content(_CHUNK)
+        return
+    try:
+        while chunk := read1(_CHUNK, decode_content=True):
+            yield chunk
+    except urllib3.exceptions.ReadTimeoutError:
+        raise ImageError(f"timeout reading from {where}") from None
+    except urllib3.exceptions.HTTPError as exc:  # a broken or short body, a bad encoding
+        raise ImageError(_exc_reason(exc, where)) from None
+
+
+def _redirect_target(url: str, location: str, where: str) -> str:
+    """The absolute URL a redirect points to; one that is malformed or not http(s) is refused."""
+    try:
+        target = requests.compat.urljoin(url, location)
+        parts = _split(target)
+    except ValueError as exc:
+        raise ImageError(f"{where} redirected to an invalid URL: {_url_problem(exc)}") from None
+    except ImageError as exc:
+        raise ImageError(f"{where} redirected to an {exc.reason}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ImageError(f"{where} redirected to an unsupported scheme")
+    return target
 
 
 class _NoAuth(requests.auth.AuthBase):

@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .settings import mask_url
+
 try:
     from label_studio_sdk.client import LabelStudio
     from label_studio_sdk.core.api_error import ApiError
@@ -82,7 +84,7 @@ class LabelStudioClient:
 
     def __init__(self, url: str, api_key: str, timeout: float = 30.0, *, bulk_timeout: float | None = None) -> None:
         if not url or not urlsplit(url).scheme:
-            raise LabelStudioError(f"Label Studio URL must be absolute, got {url!r}")
+            raise LabelStudioError(f"Label Studio URL must be absolute, got {mask_url(url or '')!r}")
         key = _strip_scheme(api_key)
         if not key:
             raise LabelStudioError("Label Studio API key is empty")
@@ -360,6 +362,27 @@ class LabelStudioClient:
             self._call("PATCH", path, lambda: self._sdk.views.update(id=str(view.id), project=pid, data=data))
         return int(view.id)
 
+    # ================================================================== webhooks
+    def list_webhooks(self, project_id: int, timeout: float | None = None) -> list[dict]:
+        """The project's webhooks as plain JSON: ``[{id, url, headers, actions, ...}]``."""
+        path = "api/webhooks/"
+        resp = self._raw("GET", path, params={"project": int(project_id)}, timeout=timeout)
+        rows = self._json("GET", path, resp)
+        if isinstance(rows, dict):  # a paginated answer, should a later version add it
+            rows = rows.get("results", [])
+        return [row for row in rows if isinstance(row, dict)]
+
+    def set_webhook_headers(self, webhook: Mapping[str, Any], headers: Mapping[str, str],
+                            timeout: float | None = None) -> None:
+        """Replace the extra headers Label Studio sends with ``webhook`` (a row of :meth:`list_webhooks`).
+
+        The webhook's actions are sent along: Label Studio 1.23's partial update otherwise
+        clears them (its serializer defaults a missing ``actions`` to ``[]``).
+        """
+        path = f"api/webhooks/{int(webhook['id'])}/"
+        body = {"headers": dict(headers), "actions": list(webhook.get("actions") or [])}
+        self._raw("PATCH", path, json_body=body, timeout=timeout, retries=0)
+
     # ===================================================================== tasks
     def _task_pages(self, params: dict[str, Any], page_size: int, limit: int | None) -> Iterator[dict]:
         path = "api/tasks/"
@@ -436,7 +459,8 @@ class LabelStudioClient:
         url = self._url(url_or_path)
         path = self._path_of(url)
         if not self._same_origin(url):
-            raise LabelStudioError(f"refusing to send Label Studio credentials to another host: {urlsplit(url).netloc}",
+            host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+            raise LabelStudioError(f"refusing to send Label Studio credentials to another host: {host}",
                                    method="GET", path=path)
         if isinstance(timeout, (tuple, list)):
             connect, read = float(timeout[0]), float(timeout[1])
@@ -515,4 +539,4 @@ class LabelStudioClient:
             pass
 
     def __repr__(self) -> str:
-        return f"LabelStudioClient({self.base_url!r}, auth={'pat' if self.is_pat else 'legacy'})"
+        return f"LabelStudioClient({mask_url(self.base_url)!r}, auth={'pat' if self.is_pat else 'legacy'})"

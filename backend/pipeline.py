@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from .labelconfig import Source
 from .mining import KeywordNormaliser
-from .settings import Settings
+from .settings import Settings, read_synonyms_file
 from .store import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,14 @@ class Miner:
                  label_studio_factory: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.normaliser = KeywordNormaliser.from_file(settings.synonyms_file)
+        # SYNONYMS_FILE is read once: the normaliser and the fingerprint of the cache keys
+        # come from the same bytes, so an edit while running (picked up at the next start)
+        # never files keywords of the old mapping under the new key, and a file that is
+        # briefly unreadable fails no batch
+        synonyms = read_synonyms_file(settings.synonyms_file) if settings.synonyms_file else None
+        self.normaliser = KeywordNormaliser.from_file(settings.synonyms_file, data=synonyms)
+        self.fingerprint = settings.mining_fingerprint(synonyms=synonyms)
+        self._fingerprint_blob = json.dumps(self.fingerprint, sort_keys=True, default=str)
         self._label_studio_factory = label_studio_factory
         self._describer = None
         self._keyword_llm = None
@@ -87,7 +94,7 @@ class Miner:
 
     # ---------------------------------------------------------------- images
     def _mine_images(self, tasks: Sequence[dict], key: str) -> list[MinedTask]:
-        from .images import ImageError, content_hash, image_ref_from_task
+        from .images import ImageError, content_hash, failure_reason, image_ref_from_task
 
         fetcher = self.fetcher()
 
@@ -95,9 +102,12 @@ class Miner:
             tid = _task_id(task)
             try:
                 data = fetcher.fetch_bytes(image_ref_from_task(task, key), task_id=tid)
-            except ImageError as exc:
-                log.warning("task %s: image failed: %s", tid, exc.reason)
-                return MinedTask(tid, None, error=f"image: {exc.reason}"), None, None
+            except Exception as exc:  # an ImageError, or a surprise: either fails this task only
+                # no traceback: it could show a signed URL; the reason is redacted
+                reason = failure_reason(exc)
+                log.log(logging.WARNING if isinstance(exc, ImageError) else logging.ERROR,
+                        "task %s: image failed: %s", tid, reason)
+                return MinedTask(tid, None, error=f"image: {reason}"), None, None
             return MinedTask(tid, None, signals=self._field_signals(task)), self.cache_key(content_hash(data)), data
 
         def decode(data: bytes) -> Any:
@@ -105,6 +115,8 @@ class Miner:
                 return fetcher.decode(data)
             except ImageError as exc:
                 return exc
+            except Exception as exc:  # a surprise from the decoder: this image fails alone
+                return ImageError(failure_reason(exc))
 
         with ThreadPoolExecutor(max_workers=self.settings.image_fetch_concurrency,
                                 thread_name_prefix="image-fetch") as pool:
@@ -176,20 +188,25 @@ class Miner:
         template = self.settings.keyword_prompt or DEFAULT_KEYWORD_PROMPT
         prompts = [render_keyword_prompt(item.description or "", template) for item in items]
         try:
-            answers = self.keyword_llm().complete(prompts)
-        except Exception as exc:
-            reason = _short(exc)
-            log.error("keyword LLM failed on %d tasks: %s", len(items), reason)
-            for item in items:
-                item.keywords, item.error = None, f"keyword llm: {reason}"
-            return
+            # a request (or a local batch) that fails fails only its own tasks: one huge
+            # text or one refused prompt leaves the rest of the batch its keywords
+            answers: list[Any] = self.keyword_llm().complete_each(prompts)
+        except Exception as exc:  # a keyword LLM that cannot run at all
+            answers = [exc] * len(items)
+        failures: Counter[str] = Counter()
         for item, answer in zip(items, answers):
-            item.keywords = self.normaliser.from_list(answer)
+            if isinstance(answer, BaseException):
+                reason = _short(answer)
+                item.keywords, item.error = None, f"keyword llm: {reason}"
+                failures[reason] += 1
+            else:
+                item.keywords = self.normaliser.from_list(answer)
+        for reason, count in failures.items():
+            log.error("keyword LLM failed on %d tasks: %s", count, reason)
 
     # ---------------------------------------------------------------- parts, built lazily
     def cache_key(self, image_hash: str) -> str:
-        blob = json.dumps(self.settings.mining_fingerprint(), sort_keys=True, default=str)
-        return hashlib.sha256(f"{blob}|{image_hash}".encode()).hexdigest()
+        return hashlib.sha256(f"{self._fingerprint_blob}|{image_hash}".encode()).hexdigest()
 
     def fetcher(self):
         """The image fetcher, rebuilt when the Label Studio connection changes (e.g. a later /setup)."""
@@ -204,7 +221,7 @@ class Miner:
                     connect_timeout=s.image_connect_timeout, read_timeout=s.image_read_timeout,
                     local_files_root=s.local_files_document_root, label_studio=client,
                     s3_endpoint_url=s.aws_endpoint_url, allow_private=s.image_allow_private_networks,
-                    decode_min_side=s.image_decode_min_side,
+                    decode_min_side=s.image_decode_min_side, max_aspect_ratio=s.image_max_aspect_ratio,
                 )
             return self._fetcher
 

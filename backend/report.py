@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
@@ -43,6 +44,7 @@ FREQ_POINTS = 1500  # points of the frequency curve at most (log-spaced ranks)
 FAILURES_SHOWN = 20
 SNIPPET_CHARS = 90
 DEFAULT_BUDGET_SHARE = 0.05
+BUDGET_DIGITS = 12  # a budget beyond any project's size is cut to it; a longer number is refused
 
 FRONT_COLOURS = ("#d62728", "#ff7f0e", "#2ca02c")  # fronts 0, 1, 2
 REST_COLOUR = "#9aa5b1"
@@ -110,9 +112,13 @@ def _budget_param(raw: str | None, n_tasks: int) -> int:
     if raw is None or raw.strip() == "":
         return min(n_tasks, max(1, math.ceil(DEFAULT_BUDGET_SHARE * n_tasks))) if n_tasks else 0
     text = raw.strip()
-    if not text.isdigit():
+    # ASCII digits only: str.isdigit also takes "²", which int() refuses
+    if not (text.isascii() and text.isdigit()):
         raise ReportError(400, f"'budget' must be a whole number of tasks (0 or more), got {text[:40]!r}")
-    return min(int(text), n_tasks)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > BUDGET_DIGITS:
+        raise ReportError(400, f"'budget' must be at most {10**BUDGET_DIGITS - 1} tasks")
+    return min(int(digits), n_tasks)
 
 
 @dataclass
@@ -152,6 +158,12 @@ def link_base(engine: Any, pid: int) -> str | None:
         url = connection[0] if connection else None
     if not url or not url.startswith(("http://", "https://")):
         return None
+    # a user:password in the address must not end up in the page's links
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    url = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", ""))
     return f"{url.rstrip('/')}/projects/{pid}/data?task="
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 
 class SettingsError(ValueError):
@@ -98,6 +101,7 @@ class Settings:
     # --- images ----------------------------------------------------------------
     image_max_bytes: int = 50 * 2**20
     image_max_pixels: int = 89_478_485
+    image_max_aspect_ratio: float = 20.0
     image_connect_timeout: float = 5.0
     image_read_timeout: float = 30.0
     image_fetch_concurrency: int = 8
@@ -143,6 +147,17 @@ class Settings:
             value = getattr(self, name)
             if value not in allowed:
                 raise SettingsError(f"{name.upper()} must be one of {sorted(allowed)}, got {value!r}")
+        for f in fields(self):  # overrides skip _convert: nan and inf are caught here too
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SettingsError(f"{f.name.upper()}: expected a finite number, got {value!r}")
+        for name, schemes in URL_SCHEMES.items():
+            value = getattr(self, name)
+            if value:
+                _check_url(name, value, schemes)
+        if str(self.log_level).upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"LOG_LEVEL must be one of {sorted(logging.getLevelNamesMapping())}, "
+                                f"got {str(self.log_level)[:40]!r}")
         if self.uncertainty_source == "field" and not self.uncertainty_field:
             raise SettingsError("UNCERTAINTY_SOURCE=field needs UNCERTAINTY_FIELD")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
@@ -155,6 +170,8 @@ class Settings:
         for name in ("patch_limit", "job_retries", "rerank_delay", "image_decode_min_side"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
+        if not (self.image_max_aspect_ratio == 0 or self.image_max_aspect_ratio >= 1):
+            raise SettingsError("IMAGE_MAX_ASPECT_RATIO must be 0 (no limit) or at least 1")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -172,8 +189,12 @@ class Settings:
             return f"endpoint:{self.vlm_api_model or 'default'}"
         return self.vlm_model.rstrip("/").split("/")[-1]
 
-    def mining_fingerprint(self) -> dict[str, Any]:
-        """The settings that decide a task's keywords: change one and tasks are re-mined."""
+    def mining_fingerprint(self, synonyms: bytes | None = None) -> dict[str, Any]:
+        """The settings that decide a task's keywords: change one and tasks are re-mined.
+
+        ``synonyms``: the SYNONYMS_FILE's bytes as already read (by the keyword normaliser);
+        by default the file is read here.
+        """
         return {
             "description_field": self.description_field,
             "image_field": self.image_field,
@@ -185,7 +206,7 @@ class Settings:
             "keyword_mode": self.keyword_mode,
             "keyword_prompt": self.keyword_prompt,
             "keyword_llm": [self.keyword_llm_url, self.keyword_llm_model],
-            "synonyms": _file_digest(self.synonyms_file),
+            "synonyms": _file_digest(self.synonyms_file, synonyms),
         }
 
     def ranking_fingerprint(self) -> dict[str, Any]:
@@ -199,10 +220,11 @@ class Settings:
             "invert": self.invert_priority,
         }
 
-    def mining_hash(self) -> str:
-        return _digest(self.mining_fingerprint())
+    def mining_hash(self, fingerprint: dict[str, Any] | None = None) -> str:
+        """``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's)."""
+        return _digest(fingerprint if fingerprint is not None else self.mining_fingerprint())
 
-    def model_version(self) -> str:
+    def model_version(self, fingerprint: dict[str, Any] | None = None) -> str:
         """A readable name of everything that produces the predictions.
 
         Example: ``vlmine-llava-1.5-7b-hf-llm-gmean-novelty+entropy-3f2a9c1d``.
@@ -218,21 +240,65 @@ class Settings:
         elif self.uncertainty_source != "none":
             signals.append(self.uncertainty_source.replace("_", ""))
         signals.extend(self.signal_fields)
-        digest = _digest({"mining": self.mining_fingerprint(), "ranking": self.ranking_fingerprint()})
+        mining = fingerprint if fingerprint is not None else self.mining_fingerprint()
+        digest = _digest({"mining": mining, "ranking": self.ranking_fingerprint()})
         parts = [self.model_version_prefix, self.vlm_name, self.keyword_mode, self.pooling,
                  "+".join(signals), digest]
         return "-".join(_slug(p) for p in parts if p)
 
     def public(self) -> dict[str, Any]:
-        """Settings as shown to users: secrets masked."""
+        """Settings as shown to users: secrets masked, and so are passwords inside URLs."""
         shown = asdict(self)
         for key in SECRET_FIELDS:
             if shown.get(key):
                 shown[key] = "***"
+        for key in URL_SCHEMES:
+            if shown.get(key):
+                shown[key] = mask_url(shown[key])
         return shown
 
 
 SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "vlm_api_key", "keyword_llm_api_key", "webhook_secret")
+
+#: the settings that are URLs, and the schemes each accepts
+URL_SCHEMES = {
+    "redis_url": ("redis", "rediss", "unix"),
+    "label_studio_url": ("http", "https"),
+    "vlm_api_url": ("http", "https"),
+    "keyword_llm_url": ("http", "https"),
+    "aws_endpoint_url": ("http", "https"),
+}
+_SECRET_QUERY = ("pass", "secret", "token", "key", "auth", "signature", "credential")
+
+
+def mask_url(url: str) -> str:
+    """``url`` fit for a log: the user:password part and secret-looking query values become ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***" if any(word in k.lower() for word in _SECRET_QUERY) else v)
+                           for k, v in pairs], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        raise SettingsError(f"{name.upper()} is not a valid URL: {mask_url(value)[:80]!r}") from None
+    if parts.scheme.lower() not in schemes:
+        shown = "://, ".join(schemes) + "://"
+        raise SettingsError(f"{name.upper()} must start with {shown}, got {mask_url(value)[:80]!r}")
+    if parts.scheme.lower() != "unix" and not parts.hostname:
+        raise SettingsError(f"{name.upper()} names no host: {mask_url(value)[:80]!r}")
 
 
 def _convert(type_name: Any, raw: str) -> Any:
@@ -244,7 +310,10 @@ def _convert(type_name: Any, raw: str) -> Any:
     if text.startswith("int"):
         return int(raw)
     if text.startswith("float"):
-        return float(raw)
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {raw.strip()[:40]!r}")
+        return value
     return raw
 
 
@@ -253,11 +322,18 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:8]
 
 
-def _file_digest(path: str | None) -> str | None:
+def _file_digest(path: str | None, data: bytes | None = None) -> str | None:
     if not path:
         return None
+    if data is None:
+        data = read_synonyms_file(path)
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def read_synonyms_file(path: str) -> bytes:
+    """SYNONYMS_FILE's bytes, or a SettingsError saying why they cannot be read."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+        return Path(path).read_bytes()
     except OSError as exc:
         raise SettingsError(f"SYNONYMS_FILE cannot be read: {exc.strerror}") from None
 

@@ -18,7 +18,10 @@ What a plain SimpleWorker gives up, and what ``VLMineWorker`` adds back:
   ``Retry`` and goes back to its queue; mining is idempotent, so the tasks the
   dead worker had already indexed are not counted twice;
 - a lost Redis connection ends RQ's work loop; ``main`` starts it again after a
-  pause, so a worker rides out a Redis restart.
+  pause, so a worker rides out a Redis restart. The old loop could not record its
+  end in Redis then, so its key still says "alive" (RQ would refuse a new worker of
+  the same ``--name``): ``main`` records that end first, and waits out a key that is
+  not its own.
 
 Start one worker per GPU (``CUDA_VISIBLE_DEVICES``), on as many machines as you
 like, all pointing at the same ``REDIS_URL``.
@@ -34,7 +37,7 @@ import time
 
 import redis
 from rq import SimpleWorker
-from rq.utils import now
+from rq.utils import now, utcformat
 
 from .rq_queue import MINE_QUEUE, WRITE_QUEUE, runtime
 from .settings import Settings, SettingsError, configure_logging
@@ -136,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         describer = engine.miner.describer()
         describer.load()
         log.info("loaded %s", describer.name)
+    previous: VLMineWorker | None = None
     while True:
+        if previous is not None:
+            _end_registration(previous)
         worker = VLMineWorker(queues, connection=queue.redis, name=args.name,
                               maintenance_interval=args.maintenance_interval)
         log.info("worker %s serving %s", worker.name, ", ".join(q.name for q in queues))
@@ -144,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level.upper())
         except redis.exceptions.ConnectionError as exc:
             log.error("lost Redis (%s); starting again in 5 s", type(exc).__name__)
+        except ValueError as exc:  # RQ's register_birth: the name is held by a live-looking key
+            if previous is None or "active worker named" not in str(exc):
+                raise  # a fresh process whose --name another worker uses: RQ's own refusal stands
+            _wait_for_name(worker)
+            continue
+        previous = worker
         if args.burst or worker._stop_requested or worker._shutdown_requested_date is not None:
             return 0
         time.sleep(2)
@@ -151,6 +163,38 @@ def main(argv: list[str] | None = None) -> int:
             log.error("Redis is unreachable; waiting for it")
         while not _redis_up(queue.redis):
             time.sleep(5)
+
+
+def _end_registration(old: VLMineWorker) -> None:
+    """Record the end of this process's previous work loop, if a Redis outage kept it from doing so.
+
+    Only a key that is this loop's own (its birth time) is touched: another process that
+    took the name meanwhile keeps it.
+    """
+    if old.birth_date is None:
+        return
+    try:
+        birth, death = old.connection.hmget(old.key, ["birth", "death"])
+        if isinstance(birth, bytes):
+            birth = birth.decode()
+        if birth is None or death is not None or birth != utcformat(old.birth_date):
+            return
+        old.register_death()
+        log.info("worker %s: recorded the end of the work loop that lost Redis", old.name)
+    except redis.exceptions.RedisError as exc:  # the next start says what is wrong
+        log.warning("worker %s: cannot clean up after the lost work loop (%s)", old.name, type(exc).__name__)
+
+
+def _wait_for_name(worker: VLMineWorker) -> None:
+    """Wait (at most 30 s at a time) while another registration of ``worker``'s name is alive."""
+    try:
+        ttl = int(worker.connection.ttl(worker.key))
+    except redis.exceptions.RedisError:
+        ttl = 5
+    pause = min(max(ttl, 1), 30)
+    log.warning("worker name %s is registered as alive by another worker loop (expires in %s s); "
+                "trying again in %d s", worker.name, ttl if ttl >= 0 else "?", pause)
+    time.sleep(pause)
 
 
 def _redis_up(client) -> bool:

@@ -180,6 +180,33 @@ def test_a_broken_image_gets_an_error_row_and_the_rest_is_ranked(vlm, tmp_path):
     assert len(read_csv(tmp_path / "none.csv")) == 7  # every item still gets its row
 
 
+def test_symlinked_images_in_a_folder_are_read(vlm, tmp_path):
+    """A link to an image elsewhere is listed from the folder, so it is read where it points."""
+    outside = make_set(tmp_path / "outside", {"yellow": 1})
+    root = make_set(tmp_path / "set", {"red": 3})
+    (root / "red" / "linked.png").symlink_to(outside / "yellow" / "000.png")
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    done = run("mine", root, "--out", tmp_path / "out.jsonl", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "4 of 4 images mined, 0 failed" in done.stderr
+    linked = next(r for r in read_jsonl(tmp_path / "out.jsonl") if r["path"] == "red/linked.png")
+    assert linked["error"] is None and linked["description"] == DESCRIPTIONS["yellow"]
+
+
+def test_a_malformed_image_url_in_a_row_fails_that_row_only(vlm, longtail, tmp_path):
+    rows = [{"id": 1, "image": str(longtail / "yellow" / "000.png")}, {"id": 2, "image": "http://[bad/a.jpg"},
+            {"id": 3, "image": "http://example.com:99999/a.jpg"}, {"id": 4, "image": str(longtail / "red" / "000.png")}]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    done = run("mine", source, "--out", tmp_path / "out.jsonl", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "2 of 4 images mined, 2 failed" in done.stderr
+    errors = {r["id"]: r["error"] for r in read_jsonl(tmp_path / "out.jsonl")}
+    assert errors == {1: None, 2: "image: invalid URL: malformed host in brackets",
+                      3: "image: invalid URL: port out of range 0-65535", 4: None}
+
+
 def test_jsonl_text_rows_with_an_uncertainty_signal(tmp_path):
     rows = [{"id": i, "text": f"a cat sleeping on a sofa number {i}", "uncertainty": 0.1} for i in range(1, 21)]
     rows[4]["uncertainty"] = 0.95  # a common text the user's model is unsure about

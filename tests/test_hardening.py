@@ -86,6 +86,19 @@ BAD_REQUESTS = [
     ("/webhook", {"action": "TASKS_DELETED", "project": {"id": 1}, "tasks": [{"id": None}]}, 400, "integer 'id'"),
     ("/webhook", {"action": "PROJECT_UPDATED", "project": {"id": 1, "label_config": "<View/>"}}, 422,
      "no Image or Text object"),
+    # ids past a signed 64-bit integer (what SQLite and Label Studio store)
+    ("/predict", {"tasks": [{"id": 2**63, "data": {"text": "x"}}], "project": 1, "label_config": TEXT}, 400,
+     "integer 'id'"),
+    ("/predict", {"tasks": [{"id": 1, "data": {"text": "x"}}], "project": "99999999999999999999.1"}, 400,
+     "at most"),
+    ("/webhook", {"action": "TASKS_CREATED", "project": {"id": 2**63}, "tasks": []}, 400, "'project'"),
+    ("/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1, "task_number": 2**63}}, 400,
+     "task_number"),
+    # stored predictions Label Studio would never send
+    ("/predict", {"tasks": [{"id": 1, "data": {"text": "x"}, "predictions": ["x"]}], "project": 1,
+                  "label_config": TEXT}, 400, "predictions must be a list of prediction objects"),
+    ("/predict", {"tasks": [{"id": 1, "data": {"text": "x"}, "predictions": 5}], "project": 1,
+                  "label_config": TEXT}, 400, "predictions must be a list of prediction objects"),
 ]
 
 
@@ -191,7 +204,8 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=25,
 )
-task = st.fixed_dictionaries({"id": st.one_of(st.integers(-3, 50), st.text(max_size=3), st.none())},
+task = st.fixed_dictionaries({"id": st.one_of(st.integers(-3, 50), st.integers(2**63 - 2, 2**64), st.text(max_size=3),
+                                              st.none())},
                              optional={"data": st.one_of(st.dictionaries(st.sampled_from(["text", "image", "x"]),
                                                                         json_values, max_size=2), json_values),
                                        "predictions": json_values})
@@ -199,10 +213,13 @@ bodies = st.one_of(
     json_values,
     st.fixed_dictionaries({}, optional={
         "tasks": st.one_of(st.lists(task, max_size=4), json_values),
-        "project": st.one_of(st.integers(-2, 5), st.sampled_from(["1.23", "abc", "", "2"]), json_values),
+        "project": st.one_of(st.integers(-2, 5), st.integers(2**63 - 2, 2**64),
+                             st.sampled_from(["1.23", "abc", "", "2", "99999999999999999999.1", "\u00b2.1"]),
+                             json_values),
         "label_config": st.one_of(st.sampled_from([TEXT, IMAGE, "<View/>", "<bad", ""]), json_values),
         "action": st.one_of(st.sampled_from(["TASKS_CREATED", "TASKS_DELETED", "PROJECT_UPDATED",
                                              "ANNOTATION_CREATED"]), json_values),
+        "task_number": st.one_of(st.integers(-1, 100), st.integers(2**63 - 2, 2**64), json_values),
     }),
 )
 
@@ -218,7 +235,10 @@ def fuzz_client(tmp_path_factory):
 @given(route=st.sampled_from(["/predict", "/webhook", "/setup"]), body=bodies)
 def test_generated_json_never_gets_a_5xx(fuzz_client, route, body):
     if isinstance(body, dict) and route == "/webhook" and isinstance(body.get("project"), int):
-        body = {**body, "project": {"id": body["project"], "label_config": body.get("label_config")}}
+        project = {"id": body["project"], "label_config": body.get("label_config")}
+        if "task_number" in body:
+            project["task_number"] = body["task_number"]
+        body = {**body, "project": project}
     resp = fuzz_client.post(route, data=json.dumps(body), content_type="application/json")
     assert resp.status_code < 500, (route, body, resp.get_data(as_text=True))
     assert isinstance(resp.get_json(), dict)

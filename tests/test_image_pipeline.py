@@ -157,3 +157,157 @@ def test_tiny_llava_through_from_pretrained(tmp_path_factory, tmp_path, images, 
     kws = engine.index.get_many(engine.scope(9), [t["id"] for t in tasks[:6]])
     assert len(kws) == 6
     assert sum(len(v) for v in kws.values()) > 0  # the word-level tiny model emits words
+
+
+class RefusingPrompts(FakeOpenAI):
+    """Answers 400 to a text-only prompt holding ``word`` or longer than ``limit`` characters
+    (as an endpoint does past its context length); images as FakeOpenAI."""
+
+    def __init__(self, word: str = "", limit: int = 10**9, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.word, self.limit = word, limit
+
+    def refused(self, body) -> bool:
+        content = body["messages"][-1]["content"]
+        if isinstance(content, str) and ((self.word and self.word in content) or len(content) > self.limit):
+            return True
+        return super().refused(body)
+
+
+def test_malformed_image_references_fail_alone(tmp_path):
+    """urllib's ValueErrors (a bad host, a bad port) and a NUL byte in a local path fail their own
+    task with a reason; the other images of the batch are described."""
+    server = ImageServer({"/a.png": png("red", 1), "/b.png": png("blue", 2)})
+    (tmp_path / "files").mkdir()
+    refs = [f"{server.url}/a.png", "http://[bad/a.jpg", "http://example.com:99999/a.jpg",
+            "http://example.com:abc/a.jpg", "/data/local-files/?d=a%00.jpg", f"{server.url}/b.png"]
+    tasks = [{"id": i + 1, "data": {"image": ref}} for i, ref in enumerate(refs)]
+    try:
+        with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+            _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                    keyword_mode="rules", local_files_document_root=str(tmp_path / "files"))
+            mined = engine.mine_tasks(3, tasks, CONFIG)
+    finally:
+        server.stop()
+    assert [m.error for m in mined] == [
+        None,
+        "image: invalid URL: malformed host in brackets",
+        "image: invalid URL: port out of range 0-65535",
+        "image: invalid URL: port is not a number",
+        "image: local file path contains a NUL byte",
+        None,
+    ]
+    assert [mined[0].description, mined[5].description] == [DESCRIPTIONS["red"], DESCRIPTIONS["blue"]]
+    assert engine.index.task_count(engine.scope(3)) == 2
+
+
+def test_an_unexpected_error_fetching_or_decoding_fails_its_task_alone(tmp_path, images, monkeypatch):
+    """The backstop: whatever the fetcher raises besides ImageError stays with its task, redacted."""
+    from backend.images import ImageFetcher
+
+    tasks, _ = images
+    fetch_bug, decode_bug = tasks[0]["data"]["image"], tasks[8]["data"]["image"]
+    real_fetch, real_decode = ImageFetcher.fetch_bytes, ImageFetcher.decode
+    poisoned = real_fetch(ImageFetcher(allow_private=True), decode_bug)
+
+    def fetch_bytes(self, ref, task_id=None):
+        if ref == fetch_bug:
+            raise RuntimeError("lost http://bucket.example/x.png?X-Amz-Signature=SECRET")
+        return real_fetch(self, ref, task_id)
+
+    def decode(self, data):
+        if data == poisoned:
+            raise KeyError("no such band")
+        return real_decode(self, data)
+
+    monkeypatch.setattr(ImageFetcher, "fetch_bytes", fetch_bytes)
+    monkeypatch.setattr(ImageFetcher, "decode", decode)
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm", keyword_mode="rules")
+        mined = engine.mine_tasks(4, tasks, CONFIG)
+    errors = {m.task_id: m.error for m in mined if not m.ok}
+    assert errors[tasks[0]["id"]] == "image: unexpected RuntimeError: lost http://bucket.example/x.png"
+    assert errors[tasks[8]["id"]] == "image: unexpected KeyError: 'no such band'"
+    assert set(errors) == {tasks[0]["id"], tasks[8]["id"], 100, 101, 102}
+    assert all(m.keywords for m in mined if m.ok) and sum(m.ok for m in mined) == len(tasks) - 5
+
+
+def test_a_refused_keyword_prompt_fails_only_its_task(tmp_path, images):
+    """KEYWORD_MODE=llm: the keyword endpoint answers 400 for the submarine descriptions; those two
+    tasks fail with the reason, every other task of the batch keeps its keywords."""
+    tasks, planted = images
+    with RefusingPrompts(word="submarine", by_colour=DESCRIPTIONS) as vlm:
+        _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm", keyword_mode="llm")
+        mined = engine.mine_tasks(5, tasks, CONFIG)
+    by_id = {m.task_id: m for m in mined}
+    for tid in planted:
+        assert by_id[tid].keywords is None
+        assert by_id[tid].error.startswith("keyword llm: ") and "HTTP 400" in by_id[tid].error
+    described = [m for m in mined if m.task_id not in planted and m.task_id < 100]
+    assert len(described) == 24 and all(m.ok and m.keywords for m in described)
+    assert {"bus", "road"} <= set(by_id[1].keywords)
+    assert engine.index.task_count(engine.scope(5)) == 24
+
+
+def test_one_huge_text_fails_alone_with_llm_keywords(tmp_path):
+    """TEXT_KEYWORD_MODE=llm: one text too long for the endpoint fails; the others get keywords."""
+    config = '<View><Text name="text" value="$text"/></View>'
+    texts = ["a red bus on a road", "a walrus on a glacier " * 3000, "a green tree in a park"]
+    tasks = [{"id": i + 1, "data": {"text": text}} for i, text in enumerate(texts)]
+    with RefusingPrompts(limit=20_000, by_colour=DESCRIPTIONS) as llm:
+        _, engine = make_client(tmp_path, vlm_api_url=llm.base_url, vlm_api_model="fake-llm", text_keyword_mode="llm")
+        mined = engine.mine_tasks(6, tasks, config)
+    assert mined[1].keywords is None and "HTTP 400" in mined[1].error
+    assert {"bus", "road"} <= set(mined[0].keywords) and {"tree", "park"} <= set(mined[2].keywords)
+
+
+def test_the_synonyms_file_is_read_once_for_keywords_and_cache_keys(tmp_path):
+    """SYNONYMS_FILE edited (or briefly gone) while running: keywords still come from the mapping
+    loaded at start, and so does every cache key; the next start picks the edit up."""
+    from backend.pipeline import Miner
+    from backend.store import SQLiteStore
+
+    path = tmp_path / "synonyms.json"
+    path.write_text('{"bus": "coach"}')
+    settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), synonyms_file=str(path))
+    at_start = settings.mining_fingerprint()
+    store = SQLiteStore(tmp_path / "state.sqlite3")
+    miner = Miner(settings, store)
+    key = miner.cache_key("abc")
+    assert miner.fingerprint == at_start  # the same digest as the settings' own: the engine's hash agrees
+
+    path.write_text('{"bus": "omnibus"}')
+    assert miner.cache_key("abc") == key and miner.normaliser.from_text("a red bus") == ["coach"]
+    restarted = Miner(settings, store)
+    assert restarted.cache_key("abc") != key and restarted.normaliser.from_text("a red bus") == ["omnibus"]
+    path.unlink()
+    assert miner.cache_key("abc") == key  # no SettingsError in the middle of a batch
+
+
+def test_thin_images_fail_alone_under_image_max_aspect_ratio(tmp_path):
+    """A 4000x1 PNG is a few hundred bytes, but LLaVA's processor would blow it up to 336 pixels
+    high: refused at decode time, by IMAGE_MAX_ASPECT_RATIO (20 by default, 0: no limit)."""
+    from backend.settings import SettingsError
+
+    thin = io.BytesIO()
+    Image.new("RGB", (4000, 1), COLOURS["red"]).save(thin, format="PNG")
+    server = ImageServer({"/thin.png": thin.getvalue(), "/a.png": png("blue", 3)})
+    tasks = [{"id": 1, "data": {"image": f"{server.url}/thin.png"}},
+             {"id": 2, "data": {"image": f"{server.url}/a.png"}}]
+    try:
+        with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+            _, engine = make_client(tmp_path / "one", vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                    keyword_mode="rules")
+            refused = engine.mine_tasks(3, tasks, CONFIG)
+            env = {"IMAGE_MAX_ASPECT_RATIO": "0", "IMAGE_ALLOW_PRIVATE_NETWORKS": "true", "VLM_API_URL": vlm.base_url,
+                   "KEYWORD_MODE": "rules"}
+            unlimited = Engine(Settings.from_env(env, model_dir=str(tmp_path / "two"))).mine_tasks(3, tasks, CONFIG)
+    finally:
+        server.stop()
+    assert refused[0].error == "image: image is 4000x1 pixels: aspect ratio over 20:1"
+    assert refused[1].ok and refused[1].description == DESCRIPTIONS["blue"]
+    assert [m.ok for m in unlimited] == [True, True] and unlimited[0].description == DESCRIPTIONS["red"]
+    assert Settings.from_env({"IMAGE_MAX_ASPECT_RATIO": "2.5"}).image_max_aspect_ratio == 2.5
+    for bad in ("0.5", "-1"):
+        with pytest.raises(SettingsError, match="IMAGE_MAX_ASPECT_RATIO"):
+            Settings.from_env({"IMAGE_MAX_ASPECT_RATIO": bad})

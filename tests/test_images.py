@@ -58,6 +58,17 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
 }
 
 
+REDIRECTS = {
+    "/redirect": "/red.png",
+    "/to-metadata": "http://169.254.169.254/latest/meta-data/",
+    "/to-bad-port": "http://127.0.0.1:99999/red.png",
+    "/to-bad-host": "http://[bad/red.png",
+}
+
+
+TRICKLE = {"sent": 0, "left": threading.Event()}
+
+
 class Handler(BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
 
@@ -75,9 +86,22 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(20):
                 self.wfile.write(b"y" * 1000)
             return
-        if path in ("/redirect", "/to-metadata"):
+        if path == "/trickle":  # 10 MB announced, then a byte every 20 ms (55 hours): never a read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**7))
+            self.end_headers()
+            try:
+                for _ in range(10**7):
+                    self.wfile.write(b"t")
+                    self.wfile.flush()
+                    TRICKLE["sent"] += 1
+                    time.sleep(0.02)
+            except OSError:  # the client gave up
+                TRICKLE["left"].set()
+            return
+        if path in REDIRECTS:
             self.send_response(302)
-            target = "/red.png" if path == "/redirect" else "http://169.254.169.254/latest/meta-data/"
+            target = REDIRECTS[path]
             self.send_header("Location", target)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -170,6 +194,50 @@ def test_byte_cap_with_and_without_content_length(http_url):
 
 def test_read_timeout(http_url):
     assert "timeout" in reason(ImageFetcher(read_timeout=0.2), f"{http_url}/slow")
+
+
+@pytest.mark.timeout(60)  # without the deadline between socket reads, this fetch would hang for 55 hours
+def test_the_total_timeout_holds_against_a_server_that_trickles_a_declared_body(http_url):
+    """Content-Length 10 MB, then a byte every 20 ms: no read times out, the transfer deadline must end it."""
+    host = http_url.split("://", 1)[1]
+    text = reason(ImageFetcher(read_timeout=5, total_timeout=0.3), f"{http_url}/trickle")
+    assert text == f"timeout: transfer from host {host} took over 0.3 s"
+    assert TRICKLE["left"].wait(30)  # the connection was dropped: the server stopped sending
+    assert TRICKLE["sent"] < 10**7
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("http://[bad/a.jpg", "invalid URL: malformed host in brackets"),
+    ("https://[bad/a.jpg", "invalid URL: malformed host in brackets"),
+    ("http://example.com:99999/a.jpg", "invalid URL: port out of range 0-65535"),
+    ("http://example.com:abc/a.jpg", "invalid URL: port is not a number"),
+])
+def test_malformed_urls_fail_with_a_reason(ref, expected):
+    assert reason(GuardedFetcher(), ref) == expected
+    presigned = FakeLabelStudio("http://ls.invalid:8080", presigned=ref)
+    assert reason(GuardedFetcher(label_studio=presigned), "gs://bucket/a.png", task_id=3) == expected
+
+
+def test_a_redirect_to_a_malformed_url_fails_with_a_reason(http_url):
+    host = http_url.split("://", 1)[1]
+    assert reason(ImageFetcher(), f"{http_url}/to-bad-port") == (
+        f"host {host} redirected to an invalid URL: port out of range 0-65535")
+    assert reason(ImageFetcher(), f"{http_url}/to-bad-host") == (
+        f"host {host} redirected to an invalid URL: malformed host in brackets")
+
+
+def test_thin_images_are_refused_before_decoding():
+    def refused(fetcher, size):
+        with pytest.raises(ImageError) as info:
+            fetcher.decode(png(size))
+        return info.value.reason
+
+    fetcher = ImageFetcher()  # at most 20:1
+    assert refused(fetcher, (4000, 1)) == "image is 4000x1 pixels: aspect ratio over 20:1"
+    assert refused(fetcher, (3, 400)) == "image is 3x400 pixels: aspect ratio over 20:1"
+    assert fetcher.decode(png((40, 2))).size == (40, 2)  # 20:1 itself is fine
+    assert refused(ImageFetcher(max_aspect_ratio=2.5), (40, 15)) == "image is 40x15 pixels: aspect ratio over 2.5:1"
+    assert ImageFetcher(max_aspect_ratio=0).decode(png((4000, 1))).size == (4000, 1)
 
 
 def test_max_pixels_is_checked_before_decoding(http_url):
@@ -289,6 +357,24 @@ def test_local_files_root(tmp_path):
     assert "directory" in reason(fetcher, "/data/local-files/?d=sub%20dir")
     assert reason(ImageFetcher(local_files_root=str(tmp_path / "root"), max_bytes=10),
                   "/data/local-files/?d=sub%20dir/a.png").startswith("too large")
+
+
+def test_local_files_refuse_nul_bytes_and_climbing_but_follow_links(tmp_path):
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "photo.png").write_bytes(RED_PNG)
+    (tmp_path / "secret.png").write_bytes(RED_PNG)
+    (root / "linked.png").symlink_to(elsewhere / "photo.png")  # as `python -m backend mine` lists them
+    (root / "linkdir").symlink_to(elsewhere, target_is_directory=True)
+    fetcher = ImageFetcher(local_files_root=str(root))
+    assert reason(fetcher, "/data/local-files/?d=a%00.jpg") == "local file path contains a NUL byte"
+    assert fetcher.load("/data/local-files/?d=linked.png").size == (40, 30)
+    assert fetcher.load("/data/local-files/?d=linkdir/photo.png").size == (40, 30)
+    for climbing in ("../secret.png", "linkdir/../../secret.png", "%2E%2E/secret.png",
+                     "linkdir/../../root/../secret.png"):
+        assert reason(fetcher, f"/data/local-files/?d={climbing}") == (
+            "local file path escapes LOCAL_FILES_DOCUMENT_ROOT")
 
 
 # ----------------------------------------------------------------------- data:

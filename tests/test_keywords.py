@@ -50,6 +50,32 @@ def test_parse_keyword_list_edge_cases():
     assert parse_keyword_list("• tram\n• ferry") == ["tram", "ferry"]
 
 
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ('["red bus", "dog", "fire hyd', ["red bus", "dog"]),  # cut inside the last item
+        ('["red bus", "dog", ', ["red bus", "dog"]),  # cut after a comma
+        ('["red bus", "dog"', ["red bus", "dog"]),  # cut before the bracket: every item is whole
+        ('```json\n["red bus", "dog", "fire hyd', ["red bus", "dog"]),  # and the fence never closes
+        ('Sure! {"keywords": ["red bus", "dog", "fire', ["red bus", "dog"]),
+        ('[{"keyword": "red bus"}, {"keyword": "dog"}, {"keyword": "fi', ["red bus", "dog"]),
+        ('["fire hyd', []),
+        ("```json\nred bus, dog", ["red bus", "dog"]),  # an unclosed fence around a plain list
+        ("```json", []),
+        ("```\n- red bus\n- dog", ["red bus", "dog"]),
+        ("[red bus, dog", ["red bus", "dog"]),  # not JSON: read as a plain list
+    ],
+)
+def test_parse_keyword_list_of_a_cut_off_answer(raw, expected):
+    """An answer cut off by the token limit: no half keyword, no language tag as a keyword."""
+    assert parse_keyword_list(raw) == expected
+
+
+def test_from_list_of_a_cut_off_answer_gives_no_junk(kn):
+    assert kn.from_list('```json\n["red bus", "dog", "fire hyd') == ["bus", "dog"]
+    assert kn.from_list("```json\n") == []
+
+
 # -- normalise ------------------------------------------------------------------------------
 
 

@@ -234,6 +234,31 @@ def test_iter_tasks_of_an_empty_project(client, label_studio):
     assert list(client.iter_tasks(pid)) == []
 
 
+# ---------------------------------------------------------------------------- webhooks
+def test_webhook_headers_are_replaced_and_the_actions_kept(client, project, label_studio):
+    pid, _ = project
+    other_pid, _ = create_project(label_studio, f"webhooks {next(_names)}", TEXT_CONFIG, [])
+    made = label_studio.api("POST", "/api/webhooks/", json={
+        "project": pid, "url": "http://127.0.0.1:9/webhook", "send_payload": True, "send_for_all_actions": False,
+        "actions": ["TASKS_CREATED", "TASKS_DELETED"], "headers": {"X-Other": "1"}}).json()
+    label_studio.api("POST", "/api/webhooks/", json={"project": other_pid, "url": "http://127.0.0.1:9/webhook"})
+    hooks = client.list_webhooks(pid)
+    assert [h["id"] for h in hooks] == [made["id"]]  # the other project's webhook is not listed
+    assert hooks[0]["headers"] == {"X-Other": "1"}
+    client.set_webhook_headers(hooks[0], {"X-Other": "1", "X-VLMine-Secret": "s"})
+    after = label_studio.api("GET", f"/api/webhooks/{made['id']}/").json()
+    assert after["headers"] == {"X-Other": "1", "X-VLMine-Secret": "s"}
+    assert sorted(after["actions"]) == ["TASKS_CREATED", "TASKS_DELETED"] and after["send_for_all_actions"] is False
+    assert after["url"] == "http://127.0.0.1:9/webhook" and after["is_active"] is True
+
+
+def test_a_refused_webhook_update_is_a_clean_error(client, project):
+    pid, _ = project
+    with pytest.raises(LabelStudioError) as err:
+        client.set_webhook_headers({"id": 987654, "actions": []}, {"X-A": "b"})
+    assert err.value.status == 404 and err.value.path == "/api/webhooks/987654/"
+
+
 # ------------------------------------------------------------------------------- auth
 def test_personal_access_token_path(label_studio, project):
     pid, tids = project

@@ -210,3 +210,140 @@ def test_a_label_config_that_mines_another_field_re_mines(backend):
     assert resp.get_json() == {"status": "ok", "remine": True}
     assert engine.index.task_count(engine.scope(6)) == 0
     assert engine.store.get_project(6).label_config == other_field
+
+
+# ------------------------------------------------------------------ ids past 64 bits
+BIG = 2**63
+
+
+@pytest.mark.parametrize("route,body,fragment", [
+    ("/predict", {"tasks": [{"id": BIG, "data": {"text": "a kite"}}], "project": 1, "label_config": TEXT_CONFIG},
+     "tasks[0]"),
+    ("/predict", {"tasks": [{"id": 1, "data": {"text": "a kite"}}], "project": BIG, "label_config": TEXT_CONFIG},
+     "'project'"),
+    ("/predict", {"tasks": [{"id": 1, "data": {"text": "a kite"}}], "project": "99999999999999999999.1",
+                  "label_config": TEXT_CONFIG}, "'project'"),
+    ("/setup", {"project": "99999999999999999999.1", "schema": TEXT_CONFIG}, "'project'"),
+    ("/setup", {"project": "9" * 5000 + ".1", "schema": TEXT_CONFIG}, "'project'"),
+    ("/setup", {"project": "\u00b2.1", "schema": TEXT_CONFIG}, "'project'"),
+    ("/webhook", {"action": "TASKS_CREATED", "project": {"id": BIG, "label_config": TEXT_CONFIG},
+                  "tasks": [{"id": 1, "data": {"text": "a kite"}}]}, "'project'"),
+    ("/webhook", {"action": "TASKS_CREATED", "project": {"id": 1, "label_config": TEXT_CONFIG},
+                  "tasks": [{"id": BIG, "data": {"text": "a kite"}}]}, "tasks[0]"),
+    ("/webhook", {"action": "TASKS_CREATED", "project": {"id": 1, "label_config": TEXT_CONFIG, "task_number": BIG},
+                  "tasks": [{"id": 1, "data": {"text": "a kite"}}]}, "task_number"),
+    ("/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1, "task_number": -1}}, "task_number"),
+    ("/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1, "task_number": "12"}}, "task_number"),
+])
+def test_ids_past_64_bits_get_a_400(backend, route, body, fragment):
+    client, engine, _ = backend
+    resp = client.post(route, json=body)
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert fragment in resp.get_json()["error"]
+    assert engine.store.projects() == []  # nothing reached the store
+
+
+def test_the_largest_64_bit_ids_still_work(backend):
+    client, engine, queue = backend
+    top = BIG - 1
+    body = {"action": "TASKS_CREATED", "project": {"id": top, "label_config": TEXT_CONFIG, "task_number": top},
+            "tasks": [{"id": top, "data": {"text": "a walrus on a sofa"}}]}
+    resp = client.post("/webhook", json=body)
+    assert resp.status_code == 200, resp.get_json()
+    queue.run_pending(kinds=("mine",))
+    assert engine.index.contains(engine.scope(top), [top]) == {top}
+    assert engine.store.get_project(top).total == top
+    resp = client.post("/setup", json={"project": f"{top}.1795911544", "schema": TEXT_CONFIG})
+    assert resp.status_code == 200, resp.get_json()
+
+
+# ------------------------------------------------------------------ malformed stored predictions
+@pytest.mark.parametrize("source", ["prediction_score", "prediction_probs", "predictions_vote"])
+@pytest.mark.parametrize("predictions", [["x"], 5, "x", {"score": 0.5}, [{"score": 0.5}, None]])
+def test_malformed_predictions_get_a_400(tmp_path, source, predictions):
+    settings = Settings.from_env({"UNCERTAINTY_SOURCE": source}, model_dir=str(tmp_path), rerank_delay=0.0)
+    engine = Engine(settings)
+    client = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
+    tasks = text_tasks(["a cat on a sofa", "a walrus on a sofa"])
+    tasks[1]["predictions"] = predictions
+    resp = client.post("/predict", json={"tasks": tasks, "project": "3.1", "label_config": TEXT_CONFIG})
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    assert "tasks[1].predictions must be a list of prediction objects" in resp.get_json()["error"]
+    # well-formed ones (or none at all) are fine
+    tasks[1]["predictions"] = [{"model_version": "clf", "score": 0.2, "result": []}]
+    tasks[0].pop("predictions")
+    resp = client.post("/predict", json={"tasks": tasks, "project": "3.1", "label_config": TEXT_CONFIG})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert len(resp.get_json()["results"]) == 2
+
+
+# ------------------------------------------------------------------ webhooks and auth
+def auth_app(tmp_path, **env):
+    settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass", **env},
+                                 model_dir=str(tmp_path), rerank_delay=0.0)
+    engine = Engine(settings)
+    app = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    return app.test_client(), engine
+
+
+BASIC = {"Authorization": "Basic " + base64.b64encode(b"ls:s3cret-pass").decode()}
+CREATED = {"action": "TASKS_CREATED", "project": {"id": 5, "label_config": TEXT_CONFIG},
+           "tasks": text_tasks(["a kite", "a boat"])}
+
+
+def test_the_webhook_secret_lets_a_webhook_past_basic_auth(tmp_path):
+    client, _ = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77")
+    resp = client.post("/webhook", json=CREATED, headers={"X-VLMine-Secret": "hook-secret-77"})
+    assert resp.status_code == 200 and resp.get_json()["tasks"] == 2, resp.get_data(as_text=True)
+    for headers in ({}, {"X-VLMine-Secret": "wrong"}, {"Authorization": BASIC["Authorization"][:-2] + "xx"}):
+        assert client.post("/webhook", json=CREATED, headers=headers).status_code == 401
+    # basic auth still works, but then the secret is needed too (Start Training excepted)
+    assert client.post("/webhook", json=CREATED, headers=BASIC).status_code == 401
+    assert client.post("/webhook", json=CREATED, headers={**BASIC, "X-VLMine-Secret": "hook-secret-77"}).status_code \
+        == 200
+    # the secret opens /webhook only
+    for route in ("/setup", "/predict", "/metrics"):
+        assert client.post(route, json={}, headers={"X-VLMine-Secret": "hook-secret-77"}).status_code == 401
+
+
+def test_a_refused_webhook_says_what_to_add_once_a_minute_per_project(tmp_path, caplog):
+    client, _ = auth_app(tmp_path)
+    caplog.set_level("WARNING", logger="backend.api")
+    other = {**CREATED, "project": {"id": 6, "label_config": TEXT_CONFIG}}
+    for body in (CREATED, CREATED, other, CREATED):
+        assert client.post("/webhook", json=body).status_code == 401
+    warnings = [r.getMessage() for r in caplog.records if "refused a webhook" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("project 5:") and warnings[1].startswith("project 6:")
+    assert "no basic auth" in warnings[0] and "Authorization" in warnings[0] and "Webhooks" in warnings[0]
+    assert "s3cret-pass" not in caplog.text and base64.b64encode(b"ls:s3cret-pass").decode() not in caplog.text
+
+
+def test_a_refused_webhook_names_the_secret_header_when_one_is_set(tmp_path, caplog):
+    client, _ = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77")
+    caplog.set_level("WARNING", logger="backend.api")
+    assert client.post("/webhook", json=CREATED, headers={**BASIC, "X-VLMine-Secret": "nope"}).status_code == 401
+    warnings = [r.getMessage() for r in caplog.records if "refused a webhook" in r.getMessage()]
+    assert len(warnings) == 1 and "X-VLMine-Secret is wrong" in warnings[0] and "WEBHOOK_SECRET" in warnings[0]
+    assert "hook-secret-77" not in caplog.text and "nope" not in caplog.text
+
+
+def test_setup_still_answers_when_label_studio_cannot_be_reached(tmp_path, caplog):
+    from tests.support.backend_server import free_port
+
+    client, engine = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77", LABEL_STUDIO_API_KEY="ls-key-123456",
+                              LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}")
+    caplog.set_level("WARNING", logger="backend.api")
+    hooks = client.application.extensions["vlmine"]["webhook_headers"]
+    hooks.WAIT_S = 60  # wait for the look-up to finish (it fails at once: nothing listens there)
+    resp = client.post("/setup", json={"project": "7.1", "schema": TEXT_CONFIG}, headers=BASIC)
+    assert resp.status_code == 200 and resp.get_json()["model_version"] == engine.base_version
+    warnings = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("project 7: cannot check Label Studio's webhook")
+    assert "X-VLMine-Secret" in warnings[0]
+    for secret in ("hook-secret-77", "s3cret-pass", "ls-key-123456"):
+        assert secret not in caplog.text
+    # looked at once: the next /setup (Label Studio sends one before every predict) does not ask again
+    caplog.clear()
+    assert client.post("/setup", json={"project": "7.1", "schema": TEXT_CONFIG}, headers=BASIC).status_code == 200
+    assert not [r for r in caplog.records if "webhook" in r.getMessage()]

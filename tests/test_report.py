@@ -159,6 +159,14 @@ def test_links_to_label_studio_when_its_address_is_known(tmp_path):
     assert 'href="http://ls.example:8080/projects/5/data?task=37"' in page  # the giraffe
 
 
+def test_links_carry_no_password_of_the_label_studio_url(tmp_path):
+    client, _ = make_app(tmp_path, label_studio_url="https://admin:ls-pass-93@ls.example:8443/studio")
+    build_project(client)
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'href="https://ls.example:8443/studio/projects/5/data?task=37"' in page
+    assert "ls-pass-93" not in page and "admin:" not in page
+
+
 def test_links_use_the_connection_label_studio_sent_in_setup(tmp_path):
     client, _ = make_app(tmp_path)
     build_project(client)
@@ -188,6 +196,8 @@ def test_budget_marks_the_first_tasks(built):
     page = client.get("/report?project=5&budget=7").get_data(as_text=True)
     assert "the first 7 to label" in page and "the first 7 tasks of the queue" in page
     assert "the first 39 to label" in client.get("/report?project=5&budget=1000").get_data(as_text=True)
+    assert "the first 39 to label" in client.get("/report?project=5&budget=999999999999").get_data(as_text=True)
+    assert "the first 3 to label" in client.get("/report?project=5&budget=" + "0" * 5000 + "3").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("query, status, fragment", [
@@ -199,6 +209,14 @@ def test_budget_marks_the_first_tasks(built):
     ("?project=999", 404, "unknown"),
     ("?project=5&budget=-1", 400, "'budget'"),
     ("?project=5&budget=lots", 400, "'budget'"),
+    ("?project=99999999999999999999", 400, "at most 9223372036854775807"),
+    ("?project=9223372036854775808", 400, "at most 9223372036854775807"),
+    ("?project=" + "9" * 5000, 400, "at most"),
+    ("?project=%C2%B2", 400, "'project'"),
+    ("?project=5&budget=%C2%B2", 400, "whole number"),
+    ("?project=5&budget=%D9%A3", 400, "whole number"),  # an Arabic-Indic three
+    ("?project=5&budget=" + "9" * 5000, 400, "at most"),
+    ("?project=5&budget=1" + "0" * 12, 400, "at most"),
 ])
 def test_bad_parameters_get_json_errors(built, query, status, fragment):
     client, _ = built

@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TEXT_CONFIG = '<View><Text name="text" value="$text"/></View>'
 
 
-def redis_url(db: int = 11) -> str:
+def redis_url(db: int | None = None) -> str:
+    """A database on REDIS_TEST_URL's server: ``db``, else VLMINE_RQ_TEST_DB (default 11)."""
     base = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13").rsplit("/", 1)[0]
-    return f"{base}/{db}"
+    return f"{base}/{db if db is not None else int(os.environ.get('VLMINE_RQ_TEST_DB', '11'))}"
 
 
 @pytest.fixture()
@@ -184,6 +185,62 @@ def test_health_reports_redis_down_and_recovers(tmp_path):
     finally:
         if worker is not None:
             kill_group(worker, signal.SIGTERM)
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_named_worker_rides_out_a_redis_restart_that_cuts_off_a_job(tmp_path):
+    """A job in hand when Redis goes away ends RQ's work loop, and the loop's end cannot be
+    recorded: the worker's key survives the restart (append-only file) still saying "alive".
+    The restarted loop, with the same --name, must not be refused by RQ."""
+    from tests.support.backend_server import free_port
+
+    port = free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+           "--appendfsync", "always", "--dir", str(data)]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    name = f"gpu-{uuid.uuid4().hex[:6]}"
+    colours = ["red", "green", "blue", "yellow"] * 2
+    images = ImageServer({f"/img{i}.png": png(c, i) for i, c in enumerate(colours)})
+    worker = None
+    try:
+        client = redis.Redis.from_url(url)
+        wait_until(lambda: _pings(client), 10, "redis to start")
+        with FakeOpenAI(by_colour=DESCRIPTIONS, delay=0.5) as vlm:
+            env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "8", "VLM_API_URL": vlm.base_url,
+                   "VLM_API_MODEL": "fake", "VLM_API_CONCURRENCY": "1", "KEYWORD_MODE": "rules",
+                   "IMAGE_ALLOW_PRIVATE_NETWORKS": "true", "RERANK_DELAY": "0"}
+            engine = Engine(Settings.from_env(env))
+            queue = RQQueue(engine)
+            engine.project(4, IMAGE_CONFIG)
+            tasks = [{"id": i + 1, "data": {"image": f"{images.url}/img{i}.png"}} for i in range(len(colours))]
+            assert queue.submit_tasks(4, tasks, IMAGE_CONFIG) == 1
+            log = tmp_path / "worker.log"
+            worker = start_worker(env, log, "--queues", "mine", "--name", name)
+            wait_until(lambda: vlm.calls >= 1, 60, "the worker to start the job", log)
+
+            server.terminate()  # mid-job: the append-only file keeps the worker's key
+            server.wait(10)
+            wait_until(lambda: "lost Redis" in log.read_text(), 60, "the work loop to end", log)
+            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until(lambda: _pings(client), 10, "redis to restart")
+
+            # the same process serves again under the same name, and mines new work
+            text = [{"id": 100 + i, "data": {"text": f"a kite number {i}"}} for i in range(3)]
+            engine.project(5, TEXT_CONFIG)
+            queue.submit_tasks(5, text, TEXT_CONFIG)
+            wait_until(lambda: engine.index.task_count(engine.scope(5)) == 3, 90, "work after the restart", log)
+            assert worker.poll() is None, log.read_text()[-3000:]
+            assert client.hget(f"rq:worker:{name}", "death") is None  # registered alive again
+            assert f"rq:worker:{name}".encode() in client.smembers("rq:workers")
+            assert "There exists an active worker" not in log.read_text()
+    finally:
+        if worker is not None:
+            kill_group(worker, signal.SIGTERM)
+        images.stop()
         server.terminate()
         server.wait(10)
 

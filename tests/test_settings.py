@@ -184,3 +184,113 @@ def test_public_leaves_unset_secrets_unset_and_the_rest_alone():
     assert all(shown[name.lower()] is None for name in SECRETS)
     assert shown["batch_size"] == 5
     assert set(shown) == {f.name for f in fields(Settings)}
+
+
+@pytest.mark.parametrize("env", [
+    {"REDIS_URL": "redis://:hunter2@redis-host:6379/0"},
+    {"REDIS_URL": "rediss://worker:hunter2@redis-host:6380/1"},
+    {"LABEL_STUDIO_URL": "http://admin:hunter2@ls.example:8080"},
+    {"VLM_API_URL": "https://user:hunter2@gpu-box:8000/v1"},
+    {"KEYWORD_LLM_URL": "http://u:hunter2@llm:9000/v1"},
+    {"AWS_ENDPOINT_URL": "http://minio:hunter2@minio:9000"},
+    {"REDIS_URL": "redis://redis-host:6379/0?password=hunter2"},
+])
+def test_public_masks_passwords_inside_urls(env):
+    (name, raw), = env.items()
+    settings = Settings.from_env(env)
+    assert getattr(settings, name.lower()) == raw  # the backend itself still uses the password
+    shown = settings.public()[name.lower()]
+    assert "hunter2" not in shown and "hunter2" not in repr(Settings.from_env(env).public())
+    assert "***" in shown and raw.split("://")[0] + "://" in shown
+    host = raw.split("@")[-1].split("/")[0].split("?")[0] if "@" in raw else "redis-host:6379"
+    assert host in shown  # still says where it points
+
+
+def test_public_leaves_urls_without_credentials_as_they_are():
+    shown = Settings.from_env({"REDIS_URL": "redis://r:6379/1", "VLM_API_URL": "http://gpu:8000/v1"}).public()
+    assert shown["redis_url"] == "redis://r:6379/1" and shown["vlm_api_url"] == "http://gpu:8000/v1"
+
+
+# ---------------------------------------------------------------------------- nonsense values
+@pytest.mark.parametrize("name", ["RERANK_DELAY", "MAX_REQUEST_MB", "PREDICT_WAIT", "IMAGE_READ_TIMEOUT"])
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "Infinity", "1e999"])
+def test_floats_must_be_finite(name, raw):
+    with pytest.raises(SettingsError, match=f"{name}.*finite"):
+        Settings.from_env({name: raw})
+
+
+def test_non_finite_overrides_are_refused_too():
+    with pytest.raises(SettingsError, match="RERANK_DELAY"):
+        Settings.from_env({}, rerank_delay=float("nan"))
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"LABEL_STUDIO_URL": "localhost:8080"}, "LABEL_STUDIO_URL"),
+    ({"LABEL_STUDIO_URL": "ftp://ls.example"}, "LABEL_STUDIO_URL"),
+    ({"LABEL_STUDIO_URL": "http://"}, "LABEL_STUDIO_URL"),
+    ({"VLM_API_URL": "gpu-box:8000/v1"}, "VLM_API_URL"),
+    ({"KEYWORD_LLM_URL": "file:///etc/passwd"}, "KEYWORD_LLM_URL"),
+    ({"AWS_ENDPOINT_URL": "s3://bucket"}, "AWS_ENDPOINT_URL"),
+    ({"AWS_ENDPOINT_URL": "http://minio:port"}, "AWS_ENDPOINT_URL"),
+    ({"REDIS_URL": "http://redis:6379/0"}, "REDIS_URL"),
+    ({"REDIS_URL": "redis-host:6379"}, "REDIS_URL"),
+])
+def test_urls_need_their_scheme(env, name):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)
+
+
+def test_a_bad_url_error_shows_no_password():
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"REDIS_URL": "http://:hunter2@redis:6379/0"})
+    assert "hunter2" not in str(info.value) and "redis://" in str(info.value)
+
+
+@pytest.mark.parametrize("env", [
+    {"REDIS_URL": "redis://r:6379/0"}, {"REDIS_URL": "rediss://r:6380/0"}, {"REDIS_URL": "unix:///tmp/redis.sock"},
+    {"LABEL_STUDIO_URL": "https://ls.example/sub/path"}, {"VLM_API_URL": "http://[::1]:8000/v1"},
+    {"AWS_ENDPOINT_URL": "HTTP://MinIO:9000"},
+])
+def test_good_urls_are_accepted(env):
+    (name, raw), = env.items()
+    assert getattr(Settings.from_env(env), name.lower()) == raw
+
+
+@pytest.mark.parametrize("raw, ok", [("DEBUG", True), ("info", True), ("Warning", True), ("ERROR", True),
+                                     ("CRITICAL", True), ("verbose", False), ("10", False), ("INFO ", False)])
+def test_log_level_must_be_a_standard_name(raw, ok):
+    if ok:
+        assert Settings.from_env({"LOG_LEVEL": raw}).log_level == raw
+    else:
+        with pytest.raises(SettingsError, match="LOG_LEVEL"):
+            Settings.from_env({"LOG_LEVEL": raw})
+
+
+def test_the_server_refuses_a_bad_setting_at_start_up_with_a_clear_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MODEL_DIR": str(tmp_path), "RERANK_DELAY": "nan"}
+    proc = subprocess.run([sys.executable, "_wsgi.py", "--port", "1"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "configuration error: RERANK_DELAY" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_start_up_log_shows_no_password_of_a_url(tmp_path):
+    from tests.support.backend_server import BackendServer, free_port
+
+    env = {"MODEL_DIR": str(tmp_path / "model"), "LOG_LEVEL": "INFO",
+           "LABEL_STUDIO_URL": f"http://admin:ls-url-pass-41@127.0.0.1:{free_port()}",
+           "LABEL_STUDIO_API_KEY": "k" * 40, "SYNC_ON_START": "false",
+           "VLM_API_URL": "http://u:vlm-url-pass-42@127.0.0.1:9/v1",
+           "KEYWORD_LLM_URL": "http://u:llm-url-pass-43@127.0.0.1:9/v1"}
+    server = BackendServer(env, tmp_path / "backend.log")
+    try:
+        log = server.log_text()
+    finally:
+        server.stop()
+    assert "settings: " in log and "127.0.0.1:9/v1" in log  # the settings line is there
+    for secret in ("ls-url-pass-41", "vlm-url-pass-42", "llm-url-pass-43"):
+        assert secret not in log

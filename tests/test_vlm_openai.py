@@ -148,3 +148,28 @@ def test_empty_inputs_make_no_requests():
         vlm = describer(server)
         assert vlm.describe([], "p") == [] and vlm.complete([]) == []
     assert server.calls == 0
+
+
+class RefusingLongPrompts(FakeOpenAI):
+    """Answers 400 to a text prompt over ``limit`` characters, as a server past its context length."""
+
+    def __init__(self, limit: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def refused(self, body) -> bool:
+        content = body["messages"][-1]["content"]
+        return (isinstance(content, str) and len(content) > self.limit) or super().refused(body)
+
+
+def test_complete_each_fails_only_the_refused_prompt():
+    texts = [DESCRIPTIONS["red"], "a tent in a field " * 2000, DESCRIPTIONS["blue"]]
+    prompts = [render_keyword_prompt(text, DEFAULT_KEYWORD_PROMPT) for text in texts]
+    with RefusingLongPrompts(10_000, by_colour=DESCRIPTIONS, api_key=KEY) as server:
+        vlm = describer(server, concurrency=2)
+        answers = vlm.complete_each(prompts)
+        with pytest.raises(DescriberError, match="HTTP 400"):
+            vlm.complete(prompts)  # complete raises the first failure
+    assert json.loads(answers[0]) == ["red", "double-decker", "bus", "flooded", "street"]
+    assert json.loads(answers[2]) == ["blue", "boat", "lighthouse"]
+    assert isinstance(answers[1], DescriberError) and "HTTP 400" in str(answers[1]) and KEY not in str(answers[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,50 @@ def test_bench_flop_count_of_llava_7b():
     assert 9.0e12 < flop < 10.5e12
     longer = bench.flop_per_image(config, prompt_tokens=576 + 60, image_tokens=576, output_tokens=120)
     assert longer - flop == pytest.approx(60 * 2 * 6.7e9, rel=0.05)  # each output token: ~2 FLOPs per LM weight
+
+
+class PickyTokenizer:
+    """The tiny model's tokenizer, but a batch holding the word ``volcano`` cannot be tokenised."""
+
+    def __init__(self, real) -> None:
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def __call__(self, texts, **kwargs):
+        if any("volcano" in text for text in texts):
+            raise ValueError("cannot tokenise a volcano")
+        return self._real(texts, **kwargs)
+
+
+def test_complete_each_fails_only_the_prompt_that_failed(vlm, tiny_dir):
+    picky = TransformersDescriber(model=tiny_dir, batch_size=3, max_new_tokens=4)
+    picky._setup(vlm.model, vlm.processor)
+    real = vlm.processor
+    picky._processor = SimpleNamespace(tokenizer=PickyTokenizer(real.tokenizer), chat_template=real.chat_template,
+                                       apply_chat_template=real.apply_chat_template)
+    prompts = ["red bus", "a volcano at night", "dog on a beach", "cat", "tall tower", "boat"]
+    results = picky.complete_each(prompts)
+    assert len(results) == 6
+    assert isinstance(results[1], DescriberError) and "cannot tokenise a volcano" in str(results[1])
+    good = [i for i in range(6) if i != 1]
+    assert [results[i] for i in good] == [picky.complete([prompts[i]])[0] for i in good]
+    assert all(results[i] and set(results[i].split()) <= VOCAB for i in good)
+    with pytest.raises(DescriberError, match="cannot tokenise a volcano"):
+        picky.complete(prompts)  # complete raises the first failure
+
+
+def test_a_loaded_model_is_never_seen_without_its_device(vlm, tiny_dir):
+    """load()'s fast path reads ``_model`` without the lock: by then device and dtype must be set."""
+    seen = []
+
+    class Watching(TransformersDescriber):
+        def __setattr__(self, name, value):
+            if name == "_model" and value is not None:
+                seen.append((self.device, self.dtype, self._processor is not None))
+            super().__setattr__(name, value)
+
+    watched = Watching(model=tiny_dir, max_new_tokens=4)
+    watched.load()
+    assert seen == [("cpu", vlm.dtype, True)]

@@ -202,6 +202,10 @@ DESCRIPTIVE = COLOURS | SIZES | GENERIC_ADJECTIVES
 # --------------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*(.*?)```", re.S)
+#: what is left of a fence that never closes (the answer was cut off): the backticks, and
+#: a language tag when it ends its line ("```json"), so the tag never becomes a keyword
+_OPEN_FENCE = re.compile(r"```(?:[a-zA-Z0-9_-]*[ \t]*(?=\r?\n|\Z))?")
+_JSON_OPENERS = "\"[{"
 _BULLET = re.compile(r"^\s*(?:[-*•·–—>]+|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)](?=\s))\s*")
 _QUOTES = "\"'`“”‘’«»"
 _TRAIL = ".,;:!?\"'`“”‘’«»)]}"
@@ -218,11 +222,57 @@ def parse_keyword_list(raw: str) -> list[str]:
     """
     if not raw or not raw.strip():
         return []
-    for candidate in _json_candidates(raw):
-        items = _items_from_json(candidate)
-        if items is not None:
-            return [c for c in (_clean_item(i) for i in items) if c]
-    return [c for c in (_clean_item(i) for i in _split_plain(raw)) if c]
+    # a list cut off first: the candidates would take its first complete {...} item for the answer
+    items = _unclosed_json_list(_unfence(raw))
+    if items is None:
+        items = next((found for found in map(_items_from_json, _json_candidates(raw)) if found is not None), None)
+    if items is None:
+        items = _split_plain(raw)
+    return [c for c in (_clean_item(i) for i in items) if c]
+
+
+def _unfence(raw: str) -> str:
+    """``raw`` with code fences replaced by their content, an unclosed one included."""
+    return _OPEN_FENCE.sub("", _FENCE.sub(lambda m: m.group(1), raw))
+
+
+def _unclosed_json_list(text: str) -> list[str] | None:
+    """The complete items of a JSON list that never closes, or None when there is no such list.
+
+    An answer cut off by the token limit ends inside its list, often inside an item
+    (``["red bus", "dog", "fire hyd``): the items before the cut are kept, the partial
+    one is dropped. Text that only looks like a list (``[red bus, dog``) is None too.
+    """
+    start = text.find("[")
+    if start < 0 or "]" in text[start:]:
+        return None
+    decoder = json.JSONDecoder()
+    values: list = []
+    pos = start + 1
+    while True:
+        pos = _skip_space(text, pos)
+        if pos == len(text):
+            break  # cut right after a comma
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            if text[pos] not in _JSON_OPENERS:
+                return None  # not JSON: a plain list
+            break  # the partial last item
+        values.append(value)
+        pos = _skip_space(text, pos)
+        if pos == len(text):
+            break  # cut right after an item
+        if text[pos] != ",":
+            return None
+        pos += 1
+    return _flatten(values)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
 
 
 def _json_candidates(raw: str) -> list[str]:
@@ -267,7 +317,7 @@ def _flatten(values: list) -> list[str]:
 
 def _split_plain(raw: str) -> list[str]:
     """Comma / semicolon / newline / bullet separated text."""
-    raw = _FENCE.sub(lambda m: m.group(1), raw)
+    raw = _unfence(raw)
     items: list[str] = []
     for line in raw.splitlines():
         line = line.strip()
@@ -536,12 +586,13 @@ class KeywordNormaliser:
                 self._synonyms[key] = value or ""
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike | None) -> "KeywordNormaliser":
+    def from_file(cls, path: str | os.PathLike | None, data: bytes | None = None) -> "KeywordNormaliser":
         """Load synonyms: JSON ``{variant: canonical}`` or lines ``variant,canonical`` /
-        ``variant => canonical`` / ``variant<TAB>canonical``; ``#`` starts a comment."""
+        ``variant => canonical`` / ``variant<TAB>canonical``; ``#`` starts a comment.
+        ``data``: the file's bytes when the caller has read them already."""
         if path is None:
             return cls()
-        return cls(synonyms=read_synonyms(path))
+        return cls(synonyms=read_synonyms(path, data))
 
     # -- single phrases ----------------------------------------------------------------
 
@@ -630,9 +681,9 @@ def _is_descriptive(word: str) -> bool:
     return "-" in word and last in DESCRIPTIVE
 
 
-def read_synonyms(path: str | os.PathLike) -> dict[str, str]:
-    """Parse a synonyms file (see ``KeywordNormaliser.from_file``)."""
-    text = Path(path).read_text(encoding="utf-8")
+def read_synonyms(path: str | os.PathLike, data: bytes | None = None) -> dict[str, str]:
+    """Parse a synonyms file (see ``KeywordNormaliser.from_file``), or ``data``, its bytes."""
+    text = Path(path).read_text(encoding="utf-8") if data is None else data.decode("utf-8")
     if text.lstrip().startswith("{"):
         data = json.loads(text)
         if not isinstance(data, dict):

@@ -44,5 +44,25 @@ class Describer(abc.ABC):
     def complete(self, prompts: Sequence[str]) -> list[str]:
         """Text-only generation, one answer per prompt (the keyword pass)."""
 
+    def complete_each(self, prompts: Sequence[str]) -> list["str | DescriberError"]:
+        """Like :meth:`complete`, but a failure fails only the prompts it concerns.
+
+        Each entry is an answer or the :class:`DescriberError` of that prompt. This default
+        tries them together and, if that fails, each prompt alone; the implementations
+        narrow a failure down without running the others twice.
+        """
+        try:
+            return list(self.complete(prompts))
+        except DescriberError as exc:
+            if len(prompts) < 2:
+                return [exc] * len(prompts)
+        out: list[str | DescriberError] = []
+        for prompt in prompts:
+            try:
+                out.append(self.complete([prompt])[0])
+            except DescriberError as exc:
+                out.append(exc)
+        return out
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -153,6 +153,11 @@ class OpenAIDescriber(Describer):
         """One text-only answer per prompt (with ``response_format`` json_object if ``json_mode``)."""
         return self._map([self._body(prompt, json_mode=self.json_mode) for prompt in prompts])
 
+    def complete_each(self, prompts: Sequence[str]) -> list[str | DescriberError]:
+        """As :meth:`complete`; a request that fails (a 400 for a prompt too long for the
+        model, retries used up) fails its own prompt only."""
+        return self._map([self._body(prompt, json_mode=self.json_mode) for prompt in prompts], keep_errors=True)
+
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None:

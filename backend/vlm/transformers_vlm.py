@@ -86,9 +86,9 @@ class TransformersDescriber(Describer):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._processor = processor
-        self._model = model.eval()
         self.device = str(model.device)
         self.dtype = model.dtype
+        self._model = model.eval()  # last: load()'s fast path takes a set _model as fully loaded
 
     def load(self) -> None:
         """Load the model now (otherwise the first describe/complete does). Idempotent."""
@@ -162,14 +162,16 @@ class TransformersDescriber(Describer):
         return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def _run(self, encode, items: Sequence[Any], max_new_tokens: int | None,
-             keep_errors: bool = False) -> list[Any]:
+             keep_errors: bool = False, isolate: bool = False) -> list[Any]:
         """Run ``items`` in chunks of ``batch_size``; halve a chunk that runs out of GPU memory.
 
         ``encode`` (the processor: resizing, normalising, tokenising; CPU work) runs one chunk
         ahead in a helper thread, so the next batch is ready when generation of this one
         ends. Only the transfer to the device happens on the calling thread. With
         ``keep_errors`` a chunk that fails gets its DescriberError in place of each text
-        and the next chunk goes on; otherwise the first failure is raised.
+        and the next chunk goes on; otherwise the first failure is raised. With ``isolate``
+        as well, a failed chunk of several items is halved and run again, down to the item
+        that fails, so only that one gets the error.
         """
         import torch
 
@@ -200,6 +202,12 @@ class TransformersDescriber(Describer):
                     half = len(chunk) // 2
                     pending[:0] = [chunk[:half], chunk[half:]]
                 except Exception as exc:
+                    if keep_errors and isolate and len(chunk) > 1:
+                        log.warning("batch of %d failed on %s (%s); running its halves", len(chunk),
+                                    self.device, type(exc).__name__)
+                        half = len(chunk) // 2
+                        pending[:0] = [chunk[:half], chunk[half:]]
+                        continue
                     error = exc
                     if not isinstance(exc, DescriberError):
                         error = DescriberError(f"{self.name}: generation failed: {type(exc).__name__}: {exc}")
@@ -244,6 +252,17 @@ class TransformersDescriber(Describer):
         """Text-only generation through the same model and chat template."""
         if not prompts:
             return []
+        return self._run(*self._text_encoder(prompts), max_new_tokens)
+
+    def complete_each(self, prompts: Sequence[str], *, max_new_tokens: int | None = None
+                      ) -> list[str | DescriberError]:
+        """As :meth:`complete`; a batch that fails is halved until the prompt that fails is
+        found, which alone gets the DescriberError."""
+        if not prompts:
+            return []
+        return self._run(*self._text_encoder(prompts), max_new_tokens, keep_errors=True, isolate=True)
+
+    def _text_encoder(self, prompts: Sequence[str]) -> tuple[Any, list[str]]:
         self.load()
         texts = [self._chat_text(p, with_image=False) for p in prompts]
         add_special = self._add_special_tokens(texts[0])
@@ -251,7 +270,7 @@ class TransformersDescriber(Describer):
         def encode(chunk: list[str]) -> Any:
             return self._tokenizer()(chunk, padding=True, return_tensors="pt", add_special_tokens=add_special)
 
-        return self._run(encode, texts, max_new_tokens)
+        return encode, texts
 
 
 _CACHE: dict[tuple, TransformersDescriber] = {}
