@@ -483,7 +483,16 @@ class ImageFetcher:
             image = ImageOps.exif_transpose(image) or image  # the model should see it upright
         except Exception:
             pass  # broken EXIF is not worth refusing the image for
-        return _to_rgb(image)
+        return self._reduce(_to_rgb(image))
+
+    def _reduce(self, image: "Image") -> "Image":
+        """Any other big image: the same reduction right after decoding (a box filter), so a
+        mining job holds reduced images only while the VLM describes them (32 decoded
+        80-megapixel PNGs would take 8 GB)."""
+        short = min(image.size)
+        if not self.decode_min_side or short < 2 * self.decode_min_side:
+            return image
+        return image.reduce(short // self.decode_min_side)
 
     def _draft(self, image: "Image") -> None:
         """Let a big JPEG decode at 1/2, 1/4 or 1/8 scale (the DCT does the shrinking).

@@ -139,6 +139,7 @@ class Miner:
                     out[i].error = f"image: {image.reason}"
                 else:
                     fresh.append((i, ckey, image))
+            del fetched, to_describe, new  # the files' bytes: only the decoded images wait for the VLM
         if fresh:
             self._describe(out, fresh)
         return out

@@ -253,19 +253,33 @@ def _photo(fmt: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
-def test_big_jpegs_decode_at_a_reduced_scale_and_nothing_else_does():
+def test_big_jpegs_decode_at_a_reduced_scale():
     fetcher = ImageFetcher()  # decode_min_side 1024
     big = fetcher.decode(_photo("JPEG", (4200, 2800)))
     assert big.size == (2100, 1400) and big.mode == "RGB"  # 1/2: 1/4 would make the short side 700
     assert ImageFetcher(decode_min_side=600).decode(_photo("JPEG", (4200, 2800))).size == (1050, 700)
     assert ImageFetcher(decode_min_side=0).decode(_photo("JPEG", (4200, 2800))).size == (4200, 2800)
     assert fetcher.decode(_photo("JPEG", (2000, 1500))).size == (2000, 1500)  # short side under 2 x 1024
-    assert fetcher.decode(_photo("PNG", (4200, 2800))).size == (4200, 2800)  # only JPEG has DCT scaling
     grey = fetcher.decode(_photo("JPEG", (3000, 2400), mode="L"))
     assert grey.size == (1500, 1200) and grey.mode == "RGB"
     # the reduced image is the same picture: its mean brightness per column band is kept
     full = ImageFetcher(decode_min_side=0).decode(_photo("JPEG", (4200, 2800))).resize((2100, 1400))
     diff = [abs(a - b) for a, b in zip(big.convert("L").resize((21, 14)).getdata(),
+                                       full.convert("L").resize((21, 14)).getdata())]
+    assert max(diff) <= 4
+
+
+def test_other_big_images_are_reduced_right_after_decoding():
+    fetcher = ImageFetcher()  # decode_min_side 1024
+    png = fetcher.decode(_photo("PNG", (4200, 2800)))
+    assert png.size == (2100, 1400) and png.mode == "RGB"
+    assert fetcher.decode(_photo("PNG", (5000, 3100))).size == (1667, 1034)  # 1/3: short side still >= 1024
+    assert fetcher.decode(_photo("PNG", (3000, 2000))).size == (3000, 2000)  # short side under 2 x 1024
+    assert ImageFetcher(decode_min_side=0).decode(_photo("PNG", (4200, 2800))).size == (4200, 2800)
+    grey = fetcher.decode(_photo("PNG", (4200, 2800), mode="L"))
+    assert grey.size == (2100, 1400) and grey.mode == "RGB"
+    full = ImageFetcher(decode_min_side=0).decode(_photo("PNG", (4200, 2800))).resize((2100, 1400))
+    diff = [abs(a - b) for a, b in zip(png.convert("L").resize((21, 14)).getdata(),
                                        full.convert("L").resize((21, 14)).getdata())]
     assert max(diff) <= 4
 
