@@ -14,7 +14,7 @@ import logging
 import pytest
 import requests
 
-from backend.api import WebhookHeaders
+from backend.webhook_auth import WebhookHeaders
 from backend.engine import Engine
 from backend.labelstudio import LabelStudioClient
 from backend.settings import Settings
