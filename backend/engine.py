@@ -191,6 +191,12 @@ class Engine:
             state = self.project(pid, label_config)
         source = self.source(state)
         mined = self.miner.mine(tasks, source)
+        if self.source_of(self.project(pid).label_config) != source:
+            # the label config changed to another field while this batch was described: its
+            # keywords are of the old field; the sync that the change queued mines these tasks
+            log.info("project %s: the field to mine changed while %d tasks were mined; left to the sync",
+                     pid, len(tasks))
+            return mined
         ok = {m.task_id: m.keywords for m in mined if m.ok}
         failed = [m.task_id for m in mined if not m.ok]
         if ok:

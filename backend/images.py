@@ -24,8 +24,10 @@ A task names the URL, so plain http(s) fetches are guarded against reaching what
 backend can reach and the task's author cannot: every address a host name resolves to
 (and every redirect hop) is checked; link-local and cloud metadata addresses are always
 refused, loopback and private ranges unless ``allow_private`` (IMAGE_ALLOW_PRIVATE_NETWORKS).
-Label Studio's own host, the S3 endpoint and the VLM endpoint are configured by the
-admin and not subject to the guard. Left open: a host name whose DNS answer changes
+Addresses that embed an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64) are judged by
+it. Label Studio's own host, the S3 endpoint and the VLM endpoint are configured by the
+admin and not subject to the guard; a redirect from Label Studio's downloads to another
+origin is (``LabelStudioClient.download``). Left open: a host name whose DNS answer changes
 between the check and the connection (DNS rebinding).
 """
 
@@ -61,13 +63,35 @@ _MAX_REDIRECTS = 5
 # cloud instance metadata and similar: refused even where private networks are allowed
 _METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200",
                                                "169.254.170.2", "192.0.0.192")}
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are the IPv4 address
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition address leads to, or None for a plain IPv6 one:
+    IPv4-mapped (``::ffff:a.b.c.d``), 6to4 (``2002::/16``), Teredo (``2001::/32``, its client)
+    and NAT64 (``64:ff9b::/96``). IPv4-compatible ``::a.b.c.d`` stays as it is: reserved."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    if addr in _NAT64:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
 
 
 def check_address(ip: str, allow_private: bool) -> str | None:
-    """Why a fetch must not go to ``ip``, or None when it may."""
+    """Why a fetch must not go to ``ip``, or None when it may.
+
+    An IPv6 address that embeds an IPv4 one (see :func:`_embedded_ipv4`) is judged by the
+    IPv4 address, whatever Python's ``ipaddress`` thinks of the IPv6 prefix.
+    """
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(addr)
+        if embedded is not None:
+            addr = embedded
     if addr in _METADATA:
         return "a cloud metadata address"
     if addr.is_link_local:
@@ -266,7 +290,8 @@ class ImageFetcher:
             )
         timeout = (self.connect_timeout, self.read_timeout)
         try:
-            data = self.label_studio.download(url_or_path, max_bytes=self.max_bytes, timeout=timeout)
+            data = self.label_studio.download(url_or_path, max_bytes=self.max_bytes, timeout=timeout,
+                                              allow_private=self.allow_private)  # for redirects elsewhere
         except Exception as exc:
             raise ImageError(_exc_reason(exc, "Label Studio")) from None
         return self._capped(bytes(data))

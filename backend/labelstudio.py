@@ -21,6 +21,7 @@ a short excerpt of the body; the key and the access token are scrubbed from it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .images import ImageError, _guard, _redact
 from .settings import mask_url
 
 try:
@@ -44,6 +46,7 @@ T = TypeVar("T")
 PREDICTION_SCORE_DESC = ["-tasks:predictions_score"]
 
 _EXCERPT = 300
+_MAX_REDIRECTS = 5  # followed by :meth:`LabelStudioClient.download`
 
 #: what :meth:`LabelStudioClient.iter_tasks` asks for by default (``include=`` of ``GET /api/tasks``)
 TASK_FIELDS = "id,data,meta,is_labeled,predictions,annotations"
@@ -57,6 +60,17 @@ class LabelStudioError(Exception):
         self.method = method
         self.path = path
         self.status = status
+
+
+def _host_of(url: str) -> str:
+    """``host[:port]`` of a URL: no credentials, path or query."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or "?"
+    return f"{host}:{port}" if port else host
 
 
 def _strip_scheme(key: str) -> str:
@@ -449,12 +463,19 @@ class LabelStudioClient:
         return self._json("GET", path, resp)
 
     # ============================================================ files and data
-    def download(self, url_or_path: str, max_bytes: int, timeout: float | tuple[float, float]) -> bytes:
+    def download(self, url_or_path: str, max_bytes: int, timeout: float | tuple[float, float], *,
+                 allow_private: bool = False) -> bytes:
         """GET a file served by Label Studio (``/data/upload/...``, ``/tasks/N/presign/...``) with auth.
 
         Relative paths are joined to the base URL; absolute URLs must be on Label Studio's
-        own origin (the token is never sent elsewhere; a redirect to another host drops
-        it). Streams and raises past ``max_bytes``.
+        own origin (the token is never sent elsewhere). Streams and raises past ``max_bytes``.
+
+        Redirects are followed here, at most ``_MAX_REDIRECTS``: a hop that stays on Label
+        Studio's origin keeps the auth header; once a hop leaves it, the rest of the chain
+        goes without credentials or Label Studio's cookies, and every hop there must pass
+        the image fetcher's address guard (link-local and cloud metadata addresses always
+        refused, loopback and private ranges unless ``allow_private``, which the caller
+        takes from IMAGE_ALLOW_PRIVATE_NETWORKS).
         """
         url = self._url(url_or_path)
         path = self._path_of(url)
@@ -467,13 +488,27 @@ class LabelStudioClient:
             tmo = httpx.Timeout(read, connect=connect)
         else:
             tmo = httpx.Timeout(float(timeout))
-        client = self._http.httpx_client
-        for attempt in (0, 1):
+        trusted, retried, hops = True, False, 0  # trusted: every hop so far on Label Studio's origin
+        while True:
+            if not trusted:
+                self._guard_redirect(url, path, allow_private)
             try:
-                with client.stream("GET", url, headers=self._auth_headers(), timeout=tmo,
-                                   follow_redirects=True) as resp:
-                    if resp.status_code == 401 and attempt == 0 and self._forget_access_token():
+                with self._get_stream(url, trusted, tmo) as resp:
+                    if resp.status_code == 401 and trusted and not retried and self._forget_access_token():
+                        retried = True
                         continue
+                    if resp.is_redirect:
+                        hops += 1
+                        if hops > _MAX_REDIRECTS:
+                            raise LabelStudioError(f"Label Studio GET {path}: more than {_MAX_REDIRECTS} redirects",
+                                                   method="GET", path=path)
+                        url = self._redirect_target(resp, path)
+                        trusted = trusted and self._same_origin(url)
+                        continue
+                    if resp.status_code >= 400 and not trusted:  # no body: it may quote the signed URL
+                        raise LabelStudioError(
+                            f"Label Studio GET {path}: HTTP {resp.status_code} from redirect target "
+                            f"{_host_of(url)}", method="GET", path=path, status=resp.status_code)
                     if resp.status_code >= 400:
                         resp.read()
                         raise self._error("GET", path, resp.status_code, resp.text)
@@ -488,8 +523,48 @@ class LabelStudioClient:
                         chunks.append(chunk)
                     return b"".join(chunks)
             except httpx.HTTPError as exc:
-                raise self._transport_error("GET", path, exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                if trusted:
+                    raise self._transport_error("GET", path, exc) from None
+                raise self._error("GET", path, None, f"redirect target {_host_of(url)}: {type(exc).__name__}: "
+                                  + _redact(str(exc))) from None
+
+    @contextlib.contextmanager
+    def _get_stream(self, url: str, trusted: bool, timeout: httpx.Timeout) -> Iterator[httpx.Response]:
+        """One GET, redirects not followed; with the auth header only when ``trusted``."""
+        if trusted:
+            with self._http.httpx_client.stream("GET", url, headers=self._auth_headers(), timeout=timeout,
+                                                follow_redirects=False) as resp:
+                yield resp
+            return
+        # a client of its own: the shared one keeps Label Studio's cookies, which a host
+        # on another port of the same name would be sent
+        with httpx.Client(follow_redirects=False) as other:
+            with other.stream("GET", url, timeout=timeout) as resp:
+                yield resp
+
+    def _redirect_target(self, resp: httpx.Response, path: str) -> str:
+        """The absolute http(s) URL a redirect points to; anything else is a LabelStudioError."""
+        try:
+            target = resp.url.join(resp.headers["location"])
+        except (httpx.InvalidURL, ValueError, KeyError):  # KeyError: a redirect without a Location
+            raise LabelStudioError(f"Label Studio GET {path}: redirected to an invalid URL",
+                                   method="GET", path=path) from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise LabelStudioError(f"Label Studio GET {path}: redirected to an unsupported URL",
+                                   method="GET", path=path)
+        return str(target)
+
+    @staticmethod
+    def _guard_redirect(url: str, path: str, allow_private: bool) -> None:
+        """The image fetcher's address guard, for a redirect that left Label Studio's origin."""
+        try:
+            _guard(url, allow_private)
+        except ImageError as exc:
+            raise LabelStudioError(f"Label Studio GET {path}: redirect {exc.reason}",
+                                   method="GET", path=path) from None
+        except ValueError:  # a port urllib cannot read
+            raise LabelStudioError(f"Label Studio GET {path}: redirected to an invalid URL",
+                                   method="GET", path=path) from None
 
     @staticmethod
     def _too_large(path: str, size: int, max_bytes: int) -> LabelStudioError:

@@ -209,3 +209,23 @@ def test_a_label_config_mining_another_field_is_noticed_whichever_request_brings
     queue.run_pending(kinds=("mine",))
     assert engine.store.get_project(6).label_config == caption
     assert engine.index.get_many(scope, [3]) == {3: ["puffin"]}
+
+
+def test_a_batch_mined_while_the_field_to_mine_changed_is_left_to_the_sync(tmp_path):
+    engine = Engine(Settings.from_env({}, model_dir=str(tmp_path)))
+    engine.project(9, TEXT_CONFIG)
+    caption = TEXT_CONFIG.replace('value="$text"', 'value="$caption"')
+    real_mine = engine.miner.mine
+
+    def mine_while_the_config_changes(tasks, source):
+        mined = real_mine(tasks, source)
+        engine.project(9, caption)  # a /setup with the new config arrives meanwhile
+        return mined
+
+    engine.miner.mine = mine_while_the_config_changes
+    engine.mine_tasks(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
+    assert engine.index.task_count(engine.scope(9)) == 0  # no keywords of the old field
+    assert engine.unknown(9, [1]) == [1]  # so the sync mines it from the new one
+    engine.miner.mine = real_mine
+    engine.mine_tasks(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
+    assert engine.index.get_many(engine.scope(9), [1]) == {1: ["walrus"]}

@@ -139,10 +139,12 @@ class FakeLabelStudio:
     def __init__(self, base_url: str, body: bytes = RED_PNG, error: Exception | None = None, presigned: str = ""):
         self.base_url, self.body, self.error, self.presigned = base_url, body, error, presigned
         self.downloads: list[tuple] = []
+        self.private_allowed: list[bool] = []
         self.presigns: list[tuple] = []
 
-    def download(self, url_or_path, max_bytes, timeout):
+    def download(self, url_or_path, max_bytes, timeout, allow_private=False):
         self.downloads.append((url_or_path, max_bytes, timeout))
+        self.private_allowed.append(allow_private)
         if self.error:
             raise self.error
         return self.body
@@ -469,6 +471,42 @@ def test_guard_allows_public_addresses_and_private_ones_only_when_told():
     assert "metadata" in check_address("169.254.169.254", allow_private=True)
 
 
+# IPv6 transition addresses that lead to an IPv4 address: 6to4 (2002:AABB:CCDD::), Teredo
+# (2001:0:SERVER:FLAGS:PORT:CLIENT, the client's bits inverted), NAT64 (64:ff9b::a.b.c.d)
+@pytest.mark.parametrize("ip,refused", [
+    ("2002:a9fe:a9fe::", "metadata"), ("2002:a9fe:a9fe:1::5", "metadata"), ("2002:a9fe:102::", "link-local"),
+    ("2002:7f00:1::", "private or loopback"), ("2002:a00:1::", "private or loopback"),
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "metadata"), ("2001:0:4136:e378:8000:63bf:5601:fefd", "link-local"),
+    ("2001:0:4136:e378::80ff:fffe", "private or loopback"), ("2001:0:4136:e378::3f57:fefe", "private or loopback"),
+    ("64:ff9b::a9fe:a9fe", "metadata"), ("64:ff9b::169.254.1.2", "link-local"),
+    ("64:ff9b::127.0.0.1", "private or loopback"), ("64:ff9b::192.168.0.7", "private or loopback"),
+    ("2002:0:0::", "reserved"), ("64:ff9b::e000:1", "reserved"),
+])
+def test_guard_judges_ipv6_transition_addresses_by_the_ipv4_address_they_embed(ip, refused):
+    from backend.images import check_address
+
+    assert refused in check_address(ip, allow_private=False)
+    if refused == "private or loopback":
+        assert check_address(ip, allow_private=True) is None
+    else:
+        assert refused in check_address(ip, allow_private=True)
+
+
+@pytest.mark.parametrize("ip", ["2002:5db8:d822::", "2002:5db8:d822:1::1", "2001:0:4136:e378::a247:27dd",
+                                "64:ff9b::93.184.216.34"])
+def test_guard_allows_transition_addresses_of_public_ipv4_hosts(ip):
+    from backend.images import check_address
+
+    assert check_address(ip, allow_private=False) is None
+
+
+@pytest.mark.parametrize("ip", ["::169.254.169.254", "::127.0.0.1", "::10.1.2.3", "::93.184.216.34"])
+def test_guard_refuses_ipv4_compatible_addresses_always(ip):
+    from backend.images import check_address
+
+    assert check_address(ip, allow_private=True) == "a reserved address"
+
+
 def test_loopback_image_urls_are_refused_by_default(http_url):
     text = reason(GuardedFetcher(), f"{http_url}/red.png")
     assert text.startswith("refused: host 127.0.0.1 is a private or loopback address")
@@ -483,3 +521,11 @@ def test_a_redirect_to_an_internal_address_is_refused(http_url):
 def test_label_studio_host_is_allowed_even_on_loopback(http_url):
     ls = FakeLabelStudio(http_url, body=RED_PNG)
     assert GuardedFetcher(label_studio=ls).fetch_bytes(f"{http_url}/data/upload/1/x.png") == RED_PNG
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_label_studio_downloads_are_told_whether_private_networks_are_allowed(http_url, allow):
+    # Label Studio follows redirects off its origin under the same guard
+    ls = FakeLabelStudio(http_url, body=RED_PNG)
+    GuardedFetcher(label_studio=ls, allow_private=allow).fetch_bytes("/data/upload/1/x.png")
+    assert ls.private_allowed == [allow]

@@ -15,7 +15,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -425,3 +427,149 @@ def test_presign_s3_uri(client, label_studio, s3_server, presign):
     with pytest.raises(LabelStudioError) as err:  # no storage of the project serves that bucket
         client.presign(tids[0], "s3://other-bucket/x.png")
     assert err.value.status == 404
+
+
+# ------------------------------------------------- redirects of downloads (loopback stand-ins)
+# These need no Label Studio: a small http.server stands in for it, another one on another
+# loopback port for the host a redirect leads to.
+STAND_IN_KEY = "stand-in-token-4f1d2e"
+
+
+class _Routes(BaseHTTPRequestHandler):
+    """``routes[path]`` is ``(status, headers, body)``; every request's path and headers go to ``seen``."""
+
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    seen: list[dict[str, str]] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        self.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+        status, headers, body = self.routes.get(self.path.split("?", 1)[0], (404, {}, b"not found"))
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@contextlib.contextmanager
+def _serve(routes: dict[str, tuple[int, dict[str, str], bytes]]):
+    handler = type("Handler", (_Routes,), {"routes": routes, "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _redirect(location: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    return 302, {"Location": location, **headers}, b""
+
+
+@pytest.fixture()
+def stand_ins():
+    """(Label Studio stand-in URL, its requests, the other host's URL, its requests)."""
+    blob = _png(16)
+    other_routes = {"/img.png": (200, {"Content-Type": "image/png"}, blob),
+                    "/denied.png": (403, {}, b"<Error>SignatureDoesNotMatch for X-Amz-Signature=SECRET</Error>"),
+                    "/back": (302, {}, b"")}
+    with _serve(other_routes) as (other, other_seen):
+        ls_routes = {
+            "/data/upload/1/red.png": (200, {"Content-Type": "image/png"}, blob),
+            "/same": _redirect("/data/upload/1/red.png"),
+            "/same-absolute": _redirect("/same"),
+            "/away": _redirect(f"{other}/img.png?X-Amz-Signature=SECRET", **{"Set-Cookie": "sessionid=LSCOOKIE"}),
+            "/away-denied": _redirect(f"{other}/denied.png?X-Amz-Signature=SECRET"),
+            "/away-and-back": _redirect(f"{other}/back"),
+            "/to-metadata": _redirect("http://169.254.169.254/latest/meta-data/"),
+            "/to-file": _redirect("file:///etc/passwd"),
+            "/loop": _redirect("/loop"),
+        }
+        with _serve(ls_routes) as (ls, ls_seen):
+            ls_routes["/same-absolute"] = _redirect(f"{ls}/data/upload/1/red.png")
+            other_routes["/back"] = _redirect(f"{ls}/data/upload/1/red.png")
+            yield ls, ls_seen, other, other_seen, blob
+
+
+def _download_error(client: LabelStudioClient, path: str, **kwargs) -> str:
+    with pytest.raises(LabelStudioError) as err:
+        client.download(path, max_bytes=100_000, timeout=5.0, **kwargs)
+    message = str(err.value)
+    assert STAND_IN_KEY not in message and "SECRET" not in message and "LSCOOKIE" not in message
+    return message
+
+
+def test_download_follows_a_redirect_on_label_studio_origin_with_the_token(stand_ins):
+    ls, ls_seen, _, _, blob = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    assert client.download("/same", max_bytes=100_000, timeout=5.0) == blob
+    assert client.download("/same-absolute", max_bytes=100_000, timeout=(5.0, 5.0)) == blob
+    assert [r["path"] for r in ls_seen] == ["/same", "/data/upload/1/red.png",
+                                            "/same-absolute", "/data/upload/1/red.png"]
+    assert all(r.get("authorization") == f"Token {STAND_IN_KEY}" for r in ls_seen)
+
+
+def test_download_refuses_a_redirect_to_a_loopback_host_unless_private_networks_are_allowed(stand_ins):
+    ls, _, _, other_seen, _ = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    message = _download_error(client, "/away")
+    assert message == ("Label Studio GET /away: redirect refused: host 127.0.0.1 is a private or loopback "
+                       "address (set IMAGE_ALLOW_PRIVATE_NETWORKS=true to allow it)")
+    assert other_seen == []
+
+
+def test_download_sends_neither_token_nor_cookies_to_another_origin(stand_ins):
+    ls, ls_seen, _, other_seen, blob = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    assert client.download("/away", max_bytes=100_000, timeout=5.0, allow_private=True) == blob
+    assert ls_seen[0].get("authorization") == f"Token {STAND_IN_KEY}"
+    assert [r["path"] for r in other_seen] == ["/img.png?X-Amz-Signature=SECRET"]
+    assert "authorization" not in other_seen[0] and "cookie" not in other_seen[0]
+
+
+def test_download_keeps_the_chain_without_the_token_once_it_left_label_studio(stand_ins):
+    ls, ls_seen, _, other_seen, blob = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    assert client.download("/away-and-back", max_bytes=100_000, timeout=5.0, allow_private=True) == blob
+    assert [r["path"] for r in ls_seen] == ["/away-and-back", "/data/upload/1/red.png"]
+    assert "authorization" not in ls_seen[1]
+    assert "authorization" not in other_seen[0]
+
+
+def test_download_refuses_a_redirect_to_the_metadata_address_even_with_private_networks(stand_ins):
+    ls, _, _, _, _ = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    message = _download_error(client, "/to-metadata", allow_private=True)
+    assert message == ("Label Studio GET /to-metadata: redirect refused: "
+                       "host 169.254.169.254 is a cloud metadata address")
+
+
+def test_download_redirect_failures_are_clean_errors(stand_ins):
+    ls, ls_seen, _, _, blob = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    denied = _download_error(client, "/away-denied", allow_private=True)
+    assert denied.startswith("Label Studio GET /away-denied: HTTP 403 from redirect target 127.0.0.1:")
+    assert "unsupported URL" in _download_error(client, "/to-file", allow_private=True)
+    ls_seen.clear()
+    assert _download_error(client, "/loop") == "Label Studio GET /loop: more than 5 redirects"
+    assert len(ls_seen) == 6
+    with pytest.raises(LabelStudioError, match="larger than"):
+        client.download("/away", max_bytes=len(blob) - 1, timeout=5.0, allow_private=True)
+
+
+def test_image_fetcher_passes_its_private_network_setting_to_label_studio_downloads(stand_ins):
+    from backend.images import ImageError, ImageFetcher
+
+    ls, _, _, other_seen, blob = stand_ins
+    client = LabelStudioClient(ls, STAND_IN_KEY)
+    with pytest.raises(ImageError, match="private or loopback"):
+        ImageFetcher(label_studio=client).fetch_bytes("/away")
+    assert other_seen == []
+    assert ImageFetcher(label_studio=client, allow_private=True).fetch_bytes(f"{ls}/away") == blob
