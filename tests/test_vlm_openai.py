@@ -173,3 +173,32 @@ def test_complete_each_fails_only_the_refused_prompt():
     assert json.loads(answers[0]) == ["red", "double-decker", "bus", "flooded", "street"]
     assert json.loads(answers[2]) == ["blue", "boat", "lighthouse"]
     assert isinstance(answers[1], DescriberError) and "HTTP 400" in str(answers[1]) and KEY not in str(answers[1])
+
+
+def test_images_are_encoded_by_the_request_threads_and_a_bad_one_fails_alone():
+    class Unencodable:  # what the encoder cannot write (a mode JPEG does not know, say)
+        mode = "RGB"
+        size = (10, 10)
+
+        def save(self, *args, **kwargs):
+            raise OSError("cannot write mode XYZ as JPEG")
+
+    threads: set[str] = set()
+    with FakeOpenAI(by_colour=DESCRIPTIONS, delay=0.05) as server:
+        vlm = describer(server, concurrency=3)
+        real_body = vlm._image_body
+
+        def body(image, prompt):
+            import threading
+
+            threads.add(threading.current_thread().name)
+            return real_body(image, prompt)
+
+        vlm._image_body = body
+        images = [solid("red"), Unencodable(), solid("blue"), solid("green")]
+        results = vlm.describe_each(images, "Describe.")
+        with pytest.raises(DescriberError, match="cannot encode the image: OSError"):
+            vlm.describe(images, "Describe.")
+    assert [results[0], results[2], results[3]] == [DESCRIPTIONS["red"], DESCRIPTIONS["blue"], DESCRIPTIONS["green"]]
+    assert isinstance(results[1], DescriberError) and "cannot write mode XYZ" in str(results[1])
+    assert threads and all(name.startswith("vlm-endpoint") for name in threads)  # not the caller's thread

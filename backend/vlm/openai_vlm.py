@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -129,17 +129,23 @@ class OpenAIDescriber(Describer):
     # ------------------------------------------------------------------ public
     def describe(self, images: Sequence["Image"], prompt: str) -> list[str]:
         """One description per image, in order, ``concurrency`` requests at a time."""
-        return self._map([self._image_body(image, prompt) for image in images])
+        return self._map([self._image_body_later(image, prompt) for image in images])
 
     def describe_each(self, images: Sequence["Image"], prompt: str) -> list[str | DescriberError]:
-        """As :meth:`describe`; a request that fails fails its own image only."""
-        bodies: list[Any] = []
-        for image in images:
+        """As :meth:`describe`; a request that fails (or an image that cannot be encoded)
+        fails its own image only."""
+        return self._map([self._image_body_later(image, prompt) for image in images], keep_errors=True)
+
+    def _image_body_later(self, image: "Image", prompt: str) -> Callable[[], dict[str, Any]]:
+        """The request body of ``image``, built by the thread that sends it: a call's images
+        are shrunk and encoded in parallel, each while other requests are in flight, and
+        only ``concurrency`` encoded bodies exist at a time."""
+        def build() -> dict[str, Any]:
             try:
-                bodies.append(self._image_body(image, prompt))
+                return self._image_body(image, prompt)
             except Exception as exc:  # an image the encoder cannot write
-                bodies.append(DescriberError(f"cannot encode the image: {type(exc).__name__}: {exc}"))
-        return self._map(bodies, keep_errors=True)
+                raise DescriberError(f"cannot encode the image: {type(exc).__name__}: {exc}") from None
+        return build
 
     def _image_body(self, image: "Image", prompt: str) -> dict[str, Any]:
         url = encode_image(image, self.image_format, self.max_image_side)
@@ -190,8 +196,8 @@ class OpenAIDescriber(Describer):
         if not bodies:
             return []
         if not keep_errors and len(bodies) == 1:
-            return [self._call(bodies[0])]
-        futures = [body if isinstance(body, DescriberError) else self._executor().submit(self._call, body)
+            return [self._send(bodies[0])]
+        futures = [body if isinstance(body, DescriberError) else self._executor().submit(self._send, body)
                    for body in bodies]
         out: list[Any] = []
         try:
@@ -211,6 +217,9 @@ class OpenAIDescriber(Describer):
                 if not isinstance(future, DescriberError):
                     future.cancel()
             raise
+
+    def _send(self, body: dict[str, Any] | Callable[[], dict[str, Any]]) -> str:
+        return self._call(body() if callable(body) else body)
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
