@@ -264,3 +264,14 @@ def test_index_arrays_validate_rejects_bad_arrays():
     bad = IndexArrays(task_ids=np.array([2, 1]), indptr=good.indptr, keyword_ids=good.keyword_ids, df=good.df)
     with pytest.raises(ValueError):
         bad.validate()
+
+
+def test_one_task_named_twice_in_a_batch_is_counted_once(index):
+    """``1`` and ``"1"`` are one task: the last keywords win, as with two upserts, and the
+    document frequencies count it once (SQLite counted both sets)."""
+    index.upsert_many("s", {1: ["a"], "1": ["b"], 2: ["b"]})
+    assert index.task_count("s") == 2
+    assert index.get_many("s", [1]) == {1: ["b"]}
+    assert index.document_frequencies("s", ["a", "b"]) == {"a": 0, "b": 2}
+    arrays = index.arrays("s")
+    assert arrays.task_ids.tolist() == [1, 2] and int(arrays.df.sum()) == 2

@@ -146,3 +146,29 @@ def test_mine_without_signals_and_without_tasks():
     assert result.front.shape == (5,)
     empty = mine(IndexArrays.empty(), {"u": np.zeros(0)})
     assert empty.priority.size == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 10**6), min_size=2, max_size=12), st.randoms(use_true_random=False))
+def test_gmean_novelty_does_not_depend_on_the_order_of_a_tasks_keywords(dfs, rnd):
+    """Two tasks whose keywords have the same frequencies, met in another keyword order,
+    get exactly the same novelty (a float sum in keyword order differed in its last bit,
+    and split them into two Pareto fronts)."""
+    k = len(dfs)
+    shuffled = list(range(k))
+    rnd.shuffle(shuffled)
+    # task 1 holds keywords 0..k-1, task 2 keywords k..2k-1 with the same frequencies, shuffled
+    df = np.array(dfs + [dfs[i] for i in shuffled], dtype=np.int64)
+    arrays = IndexArrays(task_ids=np.array([1, 2], dtype=np.int64), indptr=np.array([0, k, 2 * k], dtype=np.int64),
+                         keyword_ids=np.arange(2 * k, dtype=np.int32), df=df)
+    got = novelty(arrays, pooling="gmean")
+    assert got[0] == got[1]
+    assert got[0] == pytest.approx(math.log(2) - sum(math.log(v) for v in dfs) / k, abs=1e-9)
+
+
+def test_the_review_example_ties_exactly():
+    df = np.array([9, 25, 9, 13, 13, 9, 25, 9], dtype=np.int64)
+    arrays = IndexArrays(task_ids=np.array([1, 2], dtype=np.int64), indptr=np.array([0, 4, 8], dtype=np.int64),
+                         keyword_ids=np.arange(8, dtype=np.int32), df=df)
+    got = novelty(arrays, pooling="gmean")
+    assert got[0] == got[1]

@@ -171,3 +171,15 @@ def test_field_source(tasks):
         uncertainty_from_task(task, "field")
     with pytest.raises(ValueError):
         uncertainty_from_task(task, "telepathy")
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), "Infinity", "-inf", "nan", 10**400])
+def test_non_finite_numbers_are_missing(value):
+    from backend.mining.signals import fill_missing
+
+    task = {"id": 1, "data": {"u": value}}
+    got = uncertainty_from_task(task, "field", field="u")
+    assert math.isnan(got)
+    # filled like any missing value: never NaN, never above every real value
+    filled = fill_missing(np.array([0.2, got, 0.6]), "mean")
+    assert filled.tolist() == pytest.approx([0.2, 0.4, 0.6])

@@ -105,16 +105,20 @@ def _build_arrays(task_ids: Sequence[int], blobs: Sequence[bytes], vocab: int) -
 
 
 def _prepare(items: Mapping[int, Iterable[str]]) -> list[tuple[int, list[str]]]:
-    """Validate a batch: int task ids, de-duplicated non-empty keyword strings."""
-    out: list[tuple[int, list[str]]] = []
+    """Validate a batch: int task ids, de-duplicated non-empty keyword strings.
+
+    Two keys naming one task (``1`` and ``"1"``) leave the last one's keywords, as a
+    second upsert would: each task is counted once in the document frequencies.
+    """
+    out: dict[int, list[str]] = {}
     for task_id, keywords in items.items():
         if isinstance(keywords, (str, bytes)):
             raise TypeError(f"task {task_id}: keywords must be an iterable of str, not a str")
         names = list(dict.fromkeys(keywords))
         if not all(type(n) is str and n for n in names):
             names = list(dict.fromkeys(str(n) for n in names if n is not None and n != ""))
-        out.append((int(task_id), names))
-    return out
+        out[int(task_id)] = names
+    return list(out.items())
 
 
 def _blobs_for(

@@ -33,6 +33,9 @@ POOLINGS = ("gmean", "mean", "min")
 TRANSFORMS = ("neglog", "inverse")
 DEFAULT_POOLING = "gmean"
 _ROW_CHUNK = 1 << 20  # rows per chunk: ~8M gathered df values at 8 keywords a task
+# log df in units of 2**-40 (about 1e-12): log(1e9) * 2**40 is 2.3e13, so a task of even
+# 100,000 keywords sums far inside int64
+_LOG_SCALE = float(2**40)
 
 
 def pooled_df(arrays: IndexArrays, pooling: str = DEFAULT_POOLING) -> np.ndarray:
@@ -40,8 +43,12 @@ def pooled_df(arrays: IndexArrays, pooling: str = DEFAULT_POOLING) -> np.ndarray
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     indptr, kw = arrays.indptr, arrays.keyword_ids
-    # gmean averages log df (looked up per keyword id, so no extra pass over nnz).
-    df = np.log(np.maximum(arrays.df, 1)) if pooling == "gmean" else arrays.df
+    # gmean averages log df (looked up per keyword id, so no extra pass over nnz), in fixed
+    # point: integer sums do not depend on the order of a task's keywords, so two tasks
+    # whose keywords have the same frequencies get exactly the same novelty (and share a
+    # Pareto front) instead of differing in the last bit of a float sum.
+    df = (np.rint(np.log(np.maximum(arrays.df, 1)) * _LOG_SCALE).astype(np.int64)
+          if pooling == "gmean" else arrays.df)
     lengths = np.diff(indptr)
     out = np.full(arrays.n_tasks, np.nan)
     rows = np.flatnonzero(lengths > 0)
@@ -57,7 +64,7 @@ def pooled_df(arrays: IndexArrays, pooling: str = DEFAULT_POOLING) -> np.ndarray
         else:
             out[chunk] = np.add.reduceat(values, starts) / lengths[chunk]
     if pooling == "gmean":
-        np.exp(out, out=out)
+        np.exp(out / _LOG_SCALE, out=out)
     return out
 
 

@@ -207,12 +207,15 @@ def uncertainty_from_tasks(
 
 
 def _as_float(value: Any) -> float:
+    """A number, or NaN (missing) for anything else: ``inf`` and ``"Infinity"`` too, which
+    would otherwise outrank every task or turn the filled-in mean into NaN."""
     if value is None or isinstance(value, (dict, list)):
         return math.nan
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return math.nan
+    return number if math.isfinite(number) else math.nan
 
 
 def _matching_predictions(task: dict, model_version: str | None) -> list[dict]:
