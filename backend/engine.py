@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 ORDERING = ["-tasks:predictions_score"]
 UNCERTAINTY = "uncertainty"
 UNCERTAINTY_MAX_AGE_S = 300.0
+#: the prediction id recorded for a /predict answer: Label Studio stores it unless the
+#: request timed out, so the next write-back asks Label Studio whether it holds one
+PROVISIONAL = -1
 
 
 def data_digest(data: Any) -> str:
@@ -401,6 +404,8 @@ class Engine:
         recovering = state.dirty == version
         if recovering:
             written = self._reconcile(pid, version, written)
+        elif any(p == PROVISIONAL for _, p in written.values()):
+            written = self._confirm_answers(pid, version, written)
         plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
         # Failed tasks holding a prediction (mined once, failing now) go to the end of the
         # queue; so many that PATCHes would cost more than a bump make it one: a bump writes
@@ -427,7 +432,7 @@ class Engine:
         config = self.config(state)
         imports = dict(plan.imports)
         if patches:
-            ids = {t: p for t, (_, p) in written.items() if p is not None}
+            ids = {t: p for t, (_, p) in written.items() if p is not None and p != PROVISIONAL}
             if any(t not in ids for t in patches):
                 for p in client.list_predictions(pid, version):
                     ids.setdefault(int(p["task"]), int(p["id"]))
@@ -495,6 +500,25 @@ class Engine:
         self.store.set_written(pid, version, found, replace=True)  # the caller clears ``dirty`` once done
         return found
 
+    def _confirm_answers(self, pid: int, version: str, written: dict[int, tuple[float, int | None]]
+                         ) -> dict[int, tuple[float, int | None]]:
+        """Ask Label Studio which /predict answers it stored (it drops one whose request timed
+        out, while the first images are mined, say). Stored ones get their prediction id; the
+        others are planned as new, so they are imported instead of kept without a prediction."""
+        client = self.label_studio()
+        held: dict[int, int] = {}
+        for p in client.list_predictions(pid, version):
+            held.setdefault(int(p["task"]), int(p["id"]))
+        answers = [t for t, (_, p) in written.items() if p == PROVISIONAL]
+        stored = {t: (written[t][0], held[t]) for t in answers if t in held}
+        if stored:
+            self.store.set_written(pid, version, stored)
+        lost = [t for t in answers if t not in held]
+        if lost:
+            log.warning("project %s: Label Studio holds no prediction for %d /predict answers (their request "
+                        "timed out?); writing them now", pid, len(lost))
+        return {**{t: v for t, v in written.items() if v[1] != PROVISIONAL}, **stored}
+
     def _predictions(self, pid: int, config: LabelConfig, scores: dict[int, float], version: str) -> list[dict]:
         results = self.explanations(pid, config, list(scores))
         return [{"task": t, "score": float(s), "model_version": version, "result": results.get(t, [])}
@@ -551,8 +575,9 @@ class Engine:
                                   patch_limit=len(order) + 1)
             # a failed (or not yet mined) task: the end of the queue; the reason is in /metrics
             scores = {t: float(plan.scores.get(t, self.end_score)) for t in ids}
-            # Label Studio stores what we answer: remember it, so no second prediction is ever imported
-            self.store.set_written(pid, version, {t: (s, None) for t, s in scores.items()})
+            # Label Studio stores what we answer (unless its request timed out meanwhile):
+            # remember it, so no second prediction is imported; the next write-back confirms it
+            self.store.set_written(pid, version, {t: (s, PROVISIONAL) for t, s in scores.items()})
         explanations = self.explanations(pid, config, ids)  # outside the lock: half the work
         return [{"result": explanations.get(t, []), "score": scores[t], "model_version": version} for t in ids]
 

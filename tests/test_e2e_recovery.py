@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from backend.api import create_app
-from backend.engine import Engine
+from backend.engine import PROVISIONAL, Engine
 from backend.jobs import EmbeddedQueue
 from backend.labelstudio import LabelStudioError
 from backend.settings import Settings
@@ -126,6 +126,39 @@ def test_a_prediction_label_studio_never_stored_is_imported_not_lost(label_studi
     assert set(held) == set(ids) and all(len(v) == 1 for v in held.values())
     order, _ = engine.ranking(pid)
     assert tab(ls, engine, pid) == order
+
+
+def test_predict_answers_are_confirmed_with_label_studio_at_the_next_write_back(label_studio, tmp_path):
+    """/predict's answers are recorded as written (Label Studio stores them), but one whose
+    request timed out never was: even when the next plan keeps its place, the write-back
+    finds it missing and imports it; one that was stored gets no second prediction."""
+    ls = label_studio
+    engine = engine_for(ls, tmp_path)
+    pid, ids = text_project(ls, engine, "predict answers e2e")
+    engine.rerank(pid)
+    client = engine.label_studio()
+    version = engine.live_version(pid)
+    new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}, {"text": "a yak playing chess"}])
+    tasks = [{"id": t, "data": {"text": text}} for t, text in zip(new, ["an okapi on a unicycle",
+                                                                        "a yak playing chess"])]
+    answers = engine.predict(pid, tasks, TEXT_CONFIG)  # mined on the spot
+    assert all(a["score"] > 0 for a in answers)
+    # Label Studio stored the first answer; the request of the second timed out
+    client.import_predictions(pid, [{"task": new[0], "score": answers[0]["score"], "model_version": version,
+                                     "result": []}])
+
+    report = engine.rerank(pid)
+    assert report["imported"] == 1
+    held = scores(engine, pid)
+    assert set(held) == set(ids) | set(new) and all(len(v) == 1 for v in held.values())
+    assert held[new[0]] == [answers[0]["score"]]
+    order, _ = engine.ranking(pid)
+    assert tab(ls, engine, pid) == order
+    assert engine.store.written(pid, version)[new[0]][1] > 0  # the stored answer's id, found in Label Studio
+    # the imported one is confirmed by the next write-back, which writes nothing twice
+    assert engine.rerank(pid)["imported"] == 0
+    assert PROVISIONAL not in {p for _, p in engine.store.written(pid, version).values()}
+    assert all(len(v) == 1 for v in scores(engine, pid).values())
 
 
 def test_a_sync_tries_failed_tasks_again(label_studio, tmp_path):
