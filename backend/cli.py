@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
+
+from .mlbase import MAX_ID
 
 if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
@@ -51,8 +54,12 @@ if TYPE_CHECKING:  # heavy imports stay out of argument parsing
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 LOCAL_FILES = "/data/local-files/?d="
+LOCAL_PATH = "\0\0path"  # a hidden data key: a row's plain file path, resolved (see _rewrite_local_paths)
 DEFAULT_SIGNAL = "uncertainty"
 SHOWN_KEYWORDS = 5
+#: the output's own columns: a signal of one of these names would overwrite it
+OUTPUT_COLUMNS = frozenset({"id", "priority", "front", "novelty", "keywords", "path", "image", "text",
+                            "description", "error"})
 PID_BASE = 1 << 50  # synthetic project ids sit far above Label Studio's
 
 log = logging.getLogger("backend.cli")
@@ -74,6 +81,7 @@ class Item:
     ref: dict[str, Any]  # the output columns naming the item: path, image or text
     sig: str  # changes when the item may have changed: such an item is mined again on resume
     name: str | None = None  # a folder's relative path or an S3 key: the id is kept per name (ItemIds)
+    legacy_sig: str | None = None  # what an older version wrote for the same item: taken as sig, not re-mined
 
 
 @dataclass
@@ -231,6 +239,30 @@ def detect_field(datas: Sequence[dict], wanted: str | None) -> tuple[str, str, s
     raise UsageError("no field holds an image reference or a text; name it with --field")
 
 
+def row_id(raw: Any, where: str) -> int:
+    """A row's id as given: an int, a string of digits, or a float that holds an integer exactly.
+
+    Ids are kept exact (never through a float) and must fit a signed 64-bit integer, as
+    Label Studio's do; anything else is a usage error naming the row.
+    """
+    shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        if abs(raw) > 2**53:  # a float this large may already be a neighbour of the id written
+            raise UsageError(f"{where}: id {shown} is too large for a float; write it as an integer")
+        value = int(raw)
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):
+        digits = raw.strip().lstrip("+-").lstrip("0") or "0"
+        value = int(raw) if len(digits) <= len(str(MAX_ID)) else MAX_ID + 1  # no int() of a huge string
+    if value is None:
+        raise UsageError(f"{where}: id {shown} is not an integer")
+    if not 0 <= value <= MAX_ID:
+        raise UsageError(f"{where}: id {shown} is out of range (0 to {MAX_ID})")
+    return value
+
+
 def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: str | None) -> Dataset:
     if not records:
         raise UsageError(f"{path}: no rows")
@@ -246,17 +278,7 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
     has_id = [r[0] is not None for r in rows]
     if any(has_id) and not all(has_id):
         raise UsageError(f"{path}: row {has_id.index(False) + 1} has no id (others do)")
-    ids = []
-    for n, (raw, _, _) in enumerate(rows):
-        if raw is None:
-            ids.append(n)
-            continue
-        try:
-            if isinstance(raw, bool) or float(raw) != int(float(raw)):
-                raise ValueError
-            ids.append(int(float(raw)))
-        except (TypeError, ValueError):
-            raise UsageError(f"{path}: row {n + 1}: id {raw!r} is not an integer") from None
+    ids = [n if raw is None else row_id(raw, f"{path}: row {n + 1}") for n, (raw, _, _) in enumerate(rows)]
     dupes = [t for t, c in Counter(ids).items() if c > 1]
     if dupes:
         raise UsageError(f"{path}: duplicate ids, e.g. {dupes[0]}")
@@ -265,10 +287,17 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
     items = []
     for tid, (_, data, extra) in zip(ids, rows):
         shown = data.pop(f"\0{key}", data.get(key))
+        local = data.pop(LOCAL_PATH, None)
         sig = _digest([kind, data.get(key)])
-        if isinstance(data.get(key), str) and data[key].startswith(LOCAL_FILES) and local_root:
+        legacy = None
+        if local is not None:
+            # a plain path: by where the file is, not by its path under the rows' common folder,
+            # which moves when a row from elsewhere is added (and would re-mine every row)
+            stat = _stat_sig(Path(local))
+            sig, legacy = f"{_digest([kind, 'file', local])}|{stat}", f"{sig}|{stat}"
+        elif isinstance(data.get(key), str) and data[key].startswith(LOCAL_FILES) and local_root:
             sig += "|" + _stat_sig(Path(local_root) / _unquote_local(data[key]))
-        items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig))
+        items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig, legacy_sig=legacy))
     return Dataset(items, kind, key, f"{kind}|{key}|{path.resolve()}", local_root=local_root,
                    field_note=f"field {key!r} ({how})")
 
@@ -283,7 +312,8 @@ def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None)
     """Plain file paths in the rows become /data/local-files/ references under one root.
 
     The root is ``LOCAL_FILES_DOCUMENT_ROOT`` when set, else the deepest folder holding
-    them all. The original value is kept (under a hidden key) for the output.
+    them all. The original value is kept (under a hidden key) for the output, and the
+    resolved path (under LOCAL_PATH) for the item's signature.
     """
     local: list[tuple[dict, Path]] = []
     for _, data, _ in rows:
@@ -300,6 +330,7 @@ def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None)
     root = env_root or os.path.commonpath([str(p.parent) for _, p in local])
     for data, p in local:
         data[f"\0{key}"] = data[key]
+        data[LOCAL_PATH] = str(p)
         data[key] = LOCAL_FILES + quote(os.path.relpath(p, root).replace(os.sep, "/"), safe="/")
     return str(root)
 
@@ -331,6 +362,16 @@ def _number(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+def check_signal_names(names: Sequence[str]) -> None:
+    """``--signal`` names that would clash with the output: a usage error."""
+    for name in names:
+        if name == "novelty":
+            raise UsageError("--signal novelty: novelty is always ranked; name another field")
+        if name in OUTPUT_COLUMNS:
+            raise UsageError(f"--signal {name}: {name!r} is a column of the output ("
+                             f"{', '.join(sorted(OUTPUT_COLUMNS))}); name another field")
+
+
 def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings") -> dict[str, "np.ndarray"]:
     """Signal name -> values aligned with ``dataset.items`` (NaN where missing); larger = label sooner."""
     import numpy as np
@@ -343,9 +384,8 @@ def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings")
         return np.array([_number(d.get(name)) for d in datas], dtype=float)
 
     out: dict[str, np.ndarray] = {}
+    check_signal_names(asked)
     for name in dict.fromkeys(asked):
-        if name == "novelty":
-            raise UsageError("--signal novelty: novelty is always ranked; name another field")
         values = column(name)
         if np.isnan(values).all():
             raise UsageError(f"--signal {name}: no row has a numeric field {name!r}")
@@ -358,6 +398,9 @@ def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings")
     if settings.uncertainty_source == "field" and settings.uncertainty_field:
         extra.append(settings.uncertainty_field)
     for name in extra:
+        if name in OUTPUT_COLUMNS - {"novelty"}:
+            raise UsageError(f"setting: SIGNAL_FIELDS / UNCERTAINTY_FIELD name {name!r}, a column of the "
+                             "output; unset it for this command")
         if name not in out and name != "novelty":
             out[name] = column(name)
     if settings.uncertainty_source in ("prediction_score", "prediction_probs", "predictions_vote") \
@@ -450,6 +493,11 @@ class ItemIds:
         return [self.ids[name] for name in names]
 
 
+def ids_file(engine: "Engine", pid: int) -> Path:
+    """Where a project's ItemIds live."""
+    return engine.settings.data_dir / "cli" / f"{pid}-ids.jsonl"
+
+
 def stabilise_ids(dataset: Dataset, path: Path) -> None:
     """Give named items (folder, S3) their stable ids from ``path`` (see ItemIds)."""
     named = [it for it in dataset.items if it.name is not None]
@@ -505,7 +553,7 @@ def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarra
 
     pid = project_id(dataset.identity)
     scope = engine.scope(pid)
-    stabilise_ids(dataset, engine.settings.data_dir / "cli" / f"{pid}-ids.jsonl")
+    stabilise_ids(dataset, ids_file(engine, pid))
     engine.project(pid, dataset.label_config)
     engine.set_total(pid, len(dataset.items))
     ids = [it.id for it in dataset.items]
@@ -519,6 +567,9 @@ def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarra
         engine.delete_tasks(pid, stale)
     manifest.compact(current)
     indexed = engine.index.contains(scope, ids)
+    # manifests written before a signature changed format: rewrite the entry, do not re-mine
+    manifest.add((it.id, it.sig) for it in dataset.items
+                 if it.legacy_sig is not None and it.id in indexed and manifest.entries.get(it.id) == it.legacy_sig)
     todo = [it for it in dataset.items if it.id not in indexed or manifest.entries.get(it.id) != it.sig]
     skipped = len(ids) - len(todo)
     failed = 0
@@ -594,7 +645,7 @@ def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
         r = row_of.get(tid) if tid not in outcome.errors else None
         row: dict[str, Any] = {
             "id": tid,
-            "priority": round(float(res.priority[r]), 6) if r is not None else 0.0,
+            "priority": float(res.priority[r]) if r is not None else 0.0,  # in full: 1e6+ rows differ below 1e-6
             "front": int(res.front[r]) if r is not None else None,
             "novelty": round(float(res.novelty[r]), 6) if r is not None else None,
         }
@@ -687,6 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--out {args.out}: the file name must end in .csv or .jsonl")
         if args.budget is not None and args.budget < 1:
             raise UsageError("--budget must be at least 1")
+        check_signal_names(args.signal)
         probe = build_engine_settings(args.model_dir)
         dataset = load_source(args.source, args.field, probe)
         if not dataset.items:

@@ -12,6 +12,14 @@ lets each method pick the same budget of K images and measures what it picked:
 * ``pareto_gmean+uncertainty``: Pareto fronts of gmean novelty and uncertainty, as the
   backend ranks them (with ``--uncertainty``).
 
+Scores tie often (with ``min`` pooling every image whose rarest keyword is seen once, every
+image without keywords, every image without an uncertainty). The backend breaks ties by
+the smaller id, and here ids number the images in sorted ``class/file`` order, so a tie cut
+at K would favour whichever class folder sorts first. Ties are therefore broken by a seeded
+random order of the images instead, one per seed of ``--seeds``, and every method's
+metrics are the mean (and standard deviation) over those seeds, as for ``random``; a
+method without ties at the cut gets the same selection for every seed.
+
 Classes are split by how many images they have in the set: many-shot (> ``--many``,
 default 100), few-shot (< ``--few``, default 20), medium-shot between. That is the
 ImageNet-LT / Places-LT convention, where the counts are those of the long-tailed
@@ -32,13 +40,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli import (SourceError, UsageError, build_engine, build_engine_settings, command_error, list_images,
-                  local_dataset, mine_with_progress, output_rows, project_id, setup_logging, summarise,
-                  write_rows)
+from .cli import (SourceError, UsageError, build_engine, build_engine_settings, command_error, ids_file,
+                  list_images, local_dataset, mine_with_progress, output_rows, project_id, setup_logging,
+                  stabilise_ids, summarise, write_rows)
 
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
 POOLINGS = ("mean", "min", "gmean")
+TIE_STREAM = 1  # tie-break orders come from their own random stream, apart from the random baseline's
 
 
 # ------------------------------------------------------------------------------ input
@@ -92,8 +101,25 @@ def _norm(path: str, root: Path) -> str:
     return text
 
 
-def read_uncertainty(path: str, rels: Sequence[str], root: Path):
-    """Uncertainty per image (NaN where the file has none), matched by ``path`` or by ``id``."""
+def _item_id(raw: Any) -> int | None:
+    """An ``id`` cell as an integer (an int, a whole float, a string of digits), else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float):
+        return int(raw) if raw.is_integer() and abs(raw) <= 2**53 else None
+    text = str(raw).strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+
+
+def read_uncertainty(path: str, rels: Sequence[str], root: Path, ids: Sequence[int]):
+    """Uncertainty per image (NaN where the file has none), matched by ``path`` or by ``id``.
+
+    ``path`` is relative to the root (or absolute under it); ``id`` is the image's id in
+    ``items.csv`` (``ids[i]`` is the id of ``rels[i]``), stable across runs. A row with both
+    is matched by its path.
+    """
     import numpy as np
 
     file = Path(path).expanduser()
@@ -114,15 +140,15 @@ def read_uncertainty(path: str, rels: Sequence[str], root: Path):
     if not all("uncertainty" in r and ("path" in r or "id" in r) for r in rows):
         raise UsageError(f"--uncertainty {path}: every row needs 'uncertainty' and 'path' or 'id'")
     by_path = {rel: i for i, rel in enumerate(rels)}
+    by_id = {tid: i for i, tid in enumerate(ids)}
     values = np.full(len(rels), np.nan)
     matched = 0
     for r in rows:
         i = None
         if r.get("path") not in (None, ""):
             i = by_path.get(_norm(str(r["path"]), root))
-        elif str(r.get("id", "")).strip().lstrip("-").isdigit():
-            i = int(str(r["id"]).strip())
-            i = i if 0 <= i < len(rels) else None
+        elif r.get("id") not in (None, ""):
+            i = by_id.get(_item_id(r["id"]))
         try:
             value = float(r["uncertainty"])
         except (TypeError, ValueError):
@@ -132,7 +158,7 @@ def read_uncertainty(path: str, rels: Sequence[str], root: Path):
             matched += 1
     if not matched:
         raise UsageError(f"--uncertainty {path}: no row matches an image of the set (paths are relative to "
-                         f"{root}; ids are line or sorted-path positions)")
+                         f"{root}; ids are those of items.csv)")
     return values, matched
 
 
@@ -169,6 +195,13 @@ def _mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def tie_break(seed: int, n: int):
+    """The ``ids`` that ``select`` breaks score ties by: a seeded random order of the n pool rows."""
+    import numpy as np
+
+    return np.random.default_rng([TIE_STREAM, seed]).permutation(n)
+
+
 def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac: float, seeds: int,
              many: int, few: int, uncertainty=None, transform: str = "neglog") -> dict[str, Any]:
     """Every method's selection of K images from the mined pool, measured."""
@@ -187,7 +220,10 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
     n = len(rows)
     k = min(budget if budget else max(1, round(budget_frac * n)), n)
     nov = {p: novelty(arrays, pooling=p, transform=transform)[keep] for p in POOLINGS}
-    pool_ids = ids[keep]
+    orders = [tie_break(seed, n) for seed in range(seeds)]
+
+    def picked(scores) -> dict[str, Any]:  # ties at the cut broken by each seed's order
+        return _mean_std([measure(select(scores, k, order), labels, splits) for order in orders])
 
     methods: dict[str, Any] = {}
     runs = [measure(np.random.default_rng(seed).permutation(n)[:k], labels, splits) for seed in range(seeds)]
@@ -195,12 +231,11 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
     unc = None
     if uncertainty is not None:
         unc = fill_missing(np.asarray(uncertainty, dtype=float)[rows], "min")
-        methods["uncertainty"] = measure(select(unc[:, None], k, pool_ids), labels, splits)
+        methods["uncertainty"] = picked(unc[:, None])
     for p in POOLINGS:
-        methods[f"vlmine_{p}"] = measure(select(nov[p][:, None], k, pool_ids), labels, splits)
+        methods[f"vlmine_{p}"] = picked(nov[p][:, None])
     if unc is not None:
-        both = np.column_stack([nov["gmean"], unc])
-        methods["pareto_gmean+uncertainty"] = measure(select(both, k, pool_ids), labels, splits)
+        methods["pareto_gmean+uncertainty"] = picked(np.column_stack([nov["gmean"], unc]))
 
     gains: dict[str, dict[str, float | None]] = {}
     for name, m in methods.items():
@@ -215,6 +250,8 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
         "failed": len(outcome.errors),
         "classes": len(counts),
         "budget": k,
+        "tie_break": f"ties in a method's scores are broken by a seeded random order of the images; every "
+                     f"method is the mean over {seeds} seeds",
         "splits": {
             "rule": f"many: more than {many} images of the class in the set, few: fewer than {few}, "
                     "medium: in between (ImageNet-LT / Places-LT: 100 and 20, training-split counts)",
@@ -246,6 +283,8 @@ def table(report: dict[str, Any]) -> str:
         shown = f"random (mean of {m['seeds']})" if name == "random" else name
         lines.append(f"{shown:<26}{fmt(m['share_many']):>7}{fmt(m['share_medium']):>8}{fmt(m['share_few']):>7}"
                      f"{fmt(m['coverage']):>10}{fmt(m['few_class_coverage']):>9}{fmt(m['tail_recall']):>13}")
+    seeds = report["methods"]["random"]["seeds"]
+    lines.append(f"(score ties broken at random: every method is a mean over the same {seeds} seeds)")
     return "\n".join(lines)
 
 
@@ -266,7 +305,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         values = [report["methods"][n].get(metric) or 0.0 for n in names]
         at = x + (j - (len(shown) - 1) / 2) * width
         ax.bar(at, values, width, label=label)
-        for i, n in enumerate(names):  # the random baseline's spread over seeds
+        for i, n in enumerate(names):  # the spread over seeds (random picks, random tie-breaks)
             std = report["methods"][n].get(f"{metric}_std")
             if std:
                 ax.errorbar(at[i], values[i], yerr=std, fmt="none", ecolor="black", capsize=2, lw=1)
@@ -295,7 +334,8 @@ def _parser() -> argparse.ArgumentParser:
                "  python -m backend evaluate --images my_set/ --uncertainty unc.csv --budget 500 --out eval/\n"
                "  python -m backend evaluate --list ImageNet_LT_train.txt --root /data/imagenet \\\n"
                "      --budget-frac 0.05 --uncertainty unc.jsonl --out eval/\n"
-               "uncertainty file: CSV or JSONL rows with 'uncertainty' and 'path' (relative to the root) or 'id'.",
+               "uncertainty file: CSV or JSONL rows with 'uncertainty' and 'path' (relative to the root) or 'id'\n"
+               "(the image's id in items.csv of an earlier run). Score ties are broken at random, per seed.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="a folder with one sub-folder per class")
@@ -306,7 +346,8 @@ def _parser() -> argparse.ArgumentParser:
     budget.add_argument("--budget", type=int, metavar="K", help="images each method selects")
     budget.add_argument("--budget-frac", type=float, default=0.05, metavar="F",
                         help="or this share of the mined images (default 0.05)")
-    p.add_argument("--seeds", type=int, default=5, help="random baseline runs (default 5)")
+    p.add_argument("--seeds", type=int, default=5,
+                   help="random baseline runs, and random tie-breaks of the other methods (default 5)")
     p.add_argument("--many", type=int, default=100, help="many-shot: more than this many images (default 100)")
     p.add_argument("--few", type=int, default=20, help="few-shot: fewer than this many images (default 20)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes evaluation.json, evaluation.png, items.csv")
@@ -335,10 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not rels:
             print("error: no labeled images found", file=sys.stderr)
             return 1
-        uncertainty, matched = read_uncertainty(args.uncertainty, rels, root) if args.uncertainty else (None, 0)
         dataset = local_dataset(root, rels, identity)
-        signals = {"uncertainty": uncertainty} if uncertainty is not None else {}
         engine = build_engine(args.model_dir, dataset)
+        stabilise_ids(dataset, ids_file(engine, project_id(identity)))  # the ids of items.csv, before mining
+        uncertainty, matched = (read_uncertainty(args.uncertainty, rels, root, [it.id for it in dataset.items])
+                                if args.uncertainty else (None, 0))
+        signals = {"uncertainty": uncertainty} if uncertainty is not None else {}
         print(f"{len(rels)} images in {len(set(labels))} classes"
               + (f"; uncertainty for {matched}" if uncertainty is not None else ""), file=sys.stderr)
         outcome = mine_with_progress(engine, dataset, signals, quiet=args.quiet)

@@ -258,12 +258,117 @@ def test_label_studio_export_and_jsonl_with_local_paths(longtail, vlm, model_dir
     assert all(r["error"] == "" for r in out)
 
 
+@pytest.mark.parametrize("raw, message", [
+    ("Infinity", "id inf is not an integer"),
+    ("NaN", "id nan is not an integer"),
+    ("1.5", "id 1.5 is not an integer"),
+    ('"12a"', "id '12a' is not an integer"),
+    ("true", "id True is not an integer"),
+    ("[3]", "id [3] is not an integer"),
+    ("-1", "id -1 is out of range (0 to 9223372036854775807)"),
+    (str(10**20), f"id {10**20} is out of range"),
+    (str(2**63), f"id {2**63} is out of range"),
+    (f'"{"9" * 5000}"', "is out of range"),
+    ("1e300", "is too large for a float; write it as an integer"),
+])
+def test_a_bad_row_id_exits_2_naming_the_row(raw, message, tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"id": 1, "text": "a cat"}\n{"id": %s, "text": "a dog"}\n' % raw)
+    done = run("mine", source, "--out", tmp_path / "out.csv", env=clean_env(MODEL_DIR=str(tmp_path / "model")))
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert f"{source}: row 2: " in done.stderr and message in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.csv").exists()
+
+
+def test_row_ids_stay_exact_integers(tmp_path):
+    """Ids are never passed through a float: 2**53 + 1 is not 2**53, strings of digits are ids too."""
+    ids = [2**53 + 1, 2**53, "42", 2**63 - 1, 0]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps({"id": t, "text": f"a cat on a sofa, photo {k}"}) + "\n"
+                              for k, t in enumerate(ids)))
+    done = run("mine", source, "--out", tmp_path / "out.jsonl", "-q", env=clean_env(MODEL_DIR=str(tmp_path / "m")))
+    assert done.returncode == 0, done.stderr
+    assert "5 of 5 texts mined, 0 failed" in done.stderr
+    out = read_jsonl(tmp_path / "out.jsonl")
+    assert sorted(r["id"] for r in out) == sorted([2**53 + 1, 2**53, 42, 2**63 - 1, 0])
+    by_id = {r["id"]: r["text"] for r in out}
+    assert by_id[2**53 + 1] == "a cat on a sofa, photo 0" and by_id[2**53] == "a cat on a sofa, photo 1"
+
+
+def test_priorities_are_written_in_full(tmp_path):
+    """Rounded to 6 decimals, the priorities of 1M+ rows would collide; 3 rows show the precision."""
+    source = tmp_path / "rows.jsonl"
+    texts = ["a walrus juggling lanterns in a blizzard", "a cat on a sofa", "a cat on a sofa again"]
+    source.write_text("".join(json.dumps({"id": i + 1, "text": t}) + "\n" for i, t in enumerate(texts)))
+    env = clean_env(MODEL_DIR=str(tmp_path / "model"))
+    for name in ("out.csv", "out.jsonl"):
+        done = run("mine", source, "--out", tmp_path / name, "-q", env=env)
+        assert done.returncode == 0, done.stderr
+    assert [float(r["priority"]) for r in read_csv(tmp_path / "out.csv")] == [1.0, 2 / 3, 1 / 3]
+    assert [r["priority"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1.0, 2 / 3, 1 / 3]
+
+
+def test_a_setting_naming_an_output_column_as_a_signal_exits_2(tmp_path):
+    source = tmp_path / "rows.jsonl"
+    source.write_text('{"id": 1, "text": "a cat", "priority": 3}\n')
+    done = run("mine", source, "--out", tmp_path / "out.csv",
+               env=clean_env(MODEL_DIR=str(tmp_path / "model"), SIGNAL_FIELDS="priority"))
+    assert done.returncode == 2 and "'priority', a column of the output" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out.csv").exists()
+
+
+def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path):
+    """A row's file is known by its absolute path, not by its path under the rows' common folder
+    (which moves when a row from another folder comes in); old-format manifests are taken over."""
+    from urllib.parse import quote
+
+    from backend.cli import LOCAL_FILES, _digest, _stat_sig
+
+    base = tmp_path / "data"
+    make_set(base / "a", {"red": 3, "yellow": 1})
+    make_set(base / "b", {"blue": 1})
+    first = [f"a/red/{i:03d}.png" for i in range(3)] + ["a/yellow/000.png"]
+    source = base / "rows.jsonl"
+    source.write_text("".join(json.dumps({"id": i + 1, "image": p}) + "\n" for i, p in enumerate(first)))
+    model = tmp_path / "model"
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(model))
+    done = run("mine", source, "--out", tmp_path / "one.csv", "-q", env=env)
+    assert done.returncode == 0 and "4 processed now, 0 already mined" in done.stderr, done.stderr
+
+    # what an older version wrote: the path under the rows' common folder (here base/a)
+    manifests = [m for m in (model / "cli").glob("*.jsonl") if not m.name.endswith("-ids.jsonl")]
+    assert len(manifests) == 1
+    legacy = {i + 1: f"{_digest(['image', LOCAL_FILES + quote(os.path.relpath(p, 'a'), safe='/')])}|"
+                     f"{_stat_sig(base / p)}" for i, p in enumerate(first)}
+    manifests[0].write_text("".join(json.dumps([t, sig]) + "\n" for t, sig in legacy.items()))
+    again = run("mine", source, "--out", tmp_path / "two.csv", "-q", env=env)
+    assert again.returncode == 0 and "0 processed now, 4 already mined" in again.stderr, again.stderr
+
+    with open(source, "a") as fh:  # the common folder becomes base: every relative path changes
+        fh.write(json.dumps({"id": 5, "image": "b/blue/000.png"}) + "\n")
+    before = image_requests(vlm)
+    more = run("mine", source, "--out", tmp_path / "three.csv", "-q", env=env)
+    assert more.returncode == 0, more.stderr
+    assert "1 processed now, 4 already mined" in more.stderr and image_requests(vlm) - before == 1
+    rows = read_csv(tmp_path / "three.csv")
+    assert len(rows) == 5 and all(r["error"] == "" for r in rows)
+    assert {r["image"] for r in rows} == set(first) | {"b/blue/000.png"}
+
+    (base / "a" / "red" / "001.png").write_bytes(png("red"))  # a changed file is still mined again
+    changed = run("mine", source, "--out", tmp_path / "four.csv", "-q", env=env)
+    assert changed.returncode == 0 and "1 processed now, 4 already mined" in changed.stderr, changed.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["mine", "/no/such/folder", "--out", "x.csv"], "no such file or folder"),
     (["mine", "{set}", "--out", "x.txt"], "must end in .csv or .jsonl"),
     (["mine", "{set}"], "give --out FILE"),
     (["mine", "{set}", "--budget", "0"], "--budget must be at least 1"),
     (["mine", "{set}", "--out", "x.csv", "--bogus"], "unrecognized arguments"),
+    (["mine", "{set}", "--out", "x.csv", "--signal", "priority"], "--signal priority: 'priority' is a column"),
+    (["mine", "{set}", "--out", "x.csv", "--signal", "path"], "--signal path: 'path' is a column"),
+    (["mine", "{set}", "--out", "x.csv", "--signal", "keywords"], "--signal keywords: 'keywords' is a column"),
+    (["mine", "{set}", "--out", "x.csv", "--signal", "novelty"], "novelty is always ranked"),
     (["frobnicate"], "unknown command"),
     (["evaluate", "--images", "/no/such/folder", "--out", "x"], "not a folder"),
     (["evaluate", "--images", "{set}"], "the following arguments are required: --out"),
@@ -321,6 +426,62 @@ def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longt
     again = json.loads((tmp_path / "eval2" / "evaluation.json").read_text())
     assert set(again["methods"]) == {"random", "vlmine_mean", "vlmine_min", "vlmine_gmean"}
     assert again["methods"]["vlmine_gmean"] == methods["vlmine_gmean"]
+
+
+def test_evaluate_breaks_score_ties_at_random_not_by_the_first_class_folder(vlm, tmp_path):
+    """Every image is described alike and equally uncertain, so every method's scores tie. Ids
+    number the images in sorted class/file order: cut by id, K=8 would take only 'aardvark'."""
+    root = tmp_path / "set"
+    for cls, n in (("aardvark", 8), ("zebra", 30)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            (root / cls / f"{i:03d}.png").write_bytes(png("red"))
+    (tmp_path / "unc.csv").write_text("path,uncertainty\n" + "".join(
+        f"{p.relative_to(root).as_posix()},0.5\n" for p in sorted(root.rglob("*.png"))))
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    reports = []
+    for out in ("eval", "eval2"):  # the second run resumes: same seeds, same tie-breaks
+        done = run("evaluate", "--images", root, "--uncertainty", tmp_path / "unc.csv", "--budget", "8",
+                   "--many", "20", "--few", "10", "--out", tmp_path / out, "-q", env=env)
+        assert done.returncode == 0, done.stderr
+        reports.append(json.loads((tmp_path / out / "evaluation.json").read_text()))
+    report = reports[0]
+    assert report["splits"]["classes"] == {"many": 1, "medium": 0, "few": 1}
+    methods = report["methods"]
+    assert set(methods) == {"random", "uncertainty", "vlmine_mean", "vlmine_min", "vlmine_gmean",
+                            "pareto_gmean+uncertainty"}
+    for name, m in methods.items():
+        assert m["selected"] == 8, name
+        assert m["coverage"] > 0.5, name  # not only the class that sorts first
+        assert m["share_many"] > 0.4 and m["tail_recall"] < 0.6, name  # about 30/38 and 8/38 expected
+        assert m["seeds"] == 5 and m["tail_recall_std"] is not None, name  # a mean over the seeds' tie-breaks
+    assert reports[1]["methods"] == methods
+    assert "ties broken at random" in done.stdout
+
+
+def test_evaluate_uncertainty_ids_are_the_ids_of_items_csv(vlm, tmp_path):
+    """A list in its own order: items.csv ids follow sorted paths, not list lines; an uncertainty
+    file keyed by those ids reaches the right images."""
+    root = make_set(tmp_path / "set", {"red": 4, "blue": 3})
+    rels = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    (tmp_path / "list.txt").write_text("".join(f"{rel} {rel.split('/')[0]}\n" for rel in reversed(rels)))
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    args = ["evaluate", "--list", tmp_path / "list.txt", "--root", root, "--budget", "2", "-q"]
+    first = run(*args, "--out", tmp_path / "e1", env=env)
+    assert first.returncode == 0, first.stderr
+    ids = {r["path"]: int(r["id"]) for r in read_csv(tmp_path / "e1" / "items.csv")}
+    assert sorted(ids, key=ids.get) == rels  # ids in sorted path order, the list is reversed
+    unc = {rel: round(0.1 * (k + 1), 3) for k, rel in enumerate(rels)}
+    (tmp_path / "unc.jsonl").write_text("".join(json.dumps({"id": ids[rel], "uncertainty": unc[rel]}) + "\n"
+                                                for rel in rels))
+    second = run(*args, "--uncertainty", tmp_path / "unc.jsonl", "--out", tmp_path / "e2", env=env)
+    assert second.returncode == 0, second.stderr
+    assert json.loads((tmp_path / "e2" / "evaluation.json").read_text())["uncertainty"]["matched"] == 7
+    assert {r["path"]: float(r["uncertainty"]) for r in read_csv(tmp_path / "e2" / "items.csv")} == unc
+
+    (tmp_path / "none.jsonl").write_text(json.dumps({"id": 99, "uncertainty": 0.5}) + "\n")
+    missing = run(*args, "--uncertainty", tmp_path / "none.jsonl", "--out", tmp_path / "e3", env=env)
+    assert missing.returncode == 2 and "ids are those of items.csv" in missing.stderr
 
 
 # ------------------------------------------------------------------- local model, s3
