@@ -226,10 +226,11 @@ class TransformersDescriber(Describer):
         return self._run(self._image_encoder(prompt), list(images), max_new_tokens)
 
     def describe_each(self, images: Sequence["Image"], prompt: str) -> list[str | DescriberError]:
-        """As :meth:`describe`; a batch that fails gets its error and the next one goes on."""
+        """As :meth:`describe`; a batch that fails is halved until the image that fails is
+        found, which alone gets the DescriberError; the others are described."""
         if not images:
             return []
-        return self._run(self._image_encoder(prompt), list(images), None, keep_errors=True)
+        return self._run(self._image_encoder(prompt), list(images), None, keep_errors=True, isolate=True)
 
     def _image_encoder(self, prompt: str):
         self.load()
