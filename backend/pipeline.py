@@ -153,7 +153,7 @@ class Miner:
         try:
             # one call: a local model keeps its batches back to back (the next one is encoded
             # while this one generates), an endpoint keeps its requests in flight; a failure
-            # fails only its own batch or image
+            # fails only its own image
             results: list[Any] = self.describer().describe_each(images, prompt)
         except Exception as exc:  # a describer that cannot run at all (a model that will not load)
             results = [exc] * len(images)
