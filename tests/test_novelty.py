@@ -172,3 +172,13 @@ def test_the_review_example_ties_exactly():
                          keyword_ids=np.arange(8, dtype=np.int32), df=df)
     got = novelty(arrays, pooling="gmean")
     assert got[0] == got[1]
+
+
+def test_both_transforms_rank_alike_with_empty_tasks():
+    rows = [[], [0, 1], [0], [], [0, 2], [0, 3]]  # keyword 0 is in every task that has keywords
+    arrays = csr(rows + [[0]] * 2)
+    neglog = novelty(arrays, pooling="min", transform="neglog")
+    inverse = novelty(arrays, pooling="min", transform="inverse")
+    assert neglog[0] == 0.0 and inverse[0] == 1.0  # "no keywords" = a keyword every task holds
+    assert np.argsort(-neglog, kind="stable").tolist() == np.argsort(-inverse, kind="stable").tolist()
+    assert (np.sign(neglog[:, None] - neglog[None, :]) == np.sign(inverse[:, None] - inverse[None, :])).all()

@@ -74,7 +74,7 @@ def mine(
     pooling: str = DEFAULT_POOLING,
     transform: str = "neglog",
     invert: bool = False,
-    empty_novelty: float = 0.0,
+    empty_novelty: float | None = None,
     missing: str = "min",
 ) -> MiningResult:
     """Novelty plus the given signals (NaN = missing, filled by ``missing``), ranked."""

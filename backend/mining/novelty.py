@@ -72,9 +72,13 @@ def novelty(
     arrays: IndexArrays,
     pooling: str = DEFAULT_POOLING,
     transform: str = "neglog",
-    empty: float = 0.0,
+    empty: float | None = None,
 ) -> np.ndarray:
-    """Per-task novelty (float64, aligned with ``arrays.task_ids``); larger = rarer."""
+    """Per-task novelty (float64, aligned with ``arrays.task_ids``); larger = rarer.
+
+    A task with no keywords gets ``empty``; by default the novelty of a keyword held by
+    every task (0 under ``neglog``, 1 under ``inverse``), so both transforms rank alike.
+    """
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
     pooled = pooled_df(arrays, pooling)
@@ -86,5 +90,6 @@ def novelty(
         out = np.log(n) - np.log(pooled)
     else:
         out = n / pooled
-    out[missing] = empty
+    if empty is not None:
+        out[missing] = empty
     return out
