@@ -381,6 +381,30 @@ def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]]) -> str:
     return _svg(fig, "keyword frequency curve")
 
 
+def _points_to_draw(front: np.ndarray, picked: np.ndarray, seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+    """Which tasks the scatter chart draws: every front-0 task (up to FRONT0_CAP), the
+    budget (up to BUDGET_CAP more), a sample of SCATTER_SAMPLE of the rest. Returns the
+    mask, the groups drawn whole and a note per group sampled. Where a group is sampled,
+    its budget tasks are kept first: a ring the legend promises is never sampled away."""
+    rng = np.random.default_rng(seed)
+    shown = np.zeros(front.size, dtype=bool)
+    full, sampled = [], []
+    for what, rows, cap in (("front 0", np.flatnonzero(front == 0), FRONT0_CAP),
+                            ("the budget", np.flatnonzero(picked & (front != 0)), BUDGET_CAP),
+                            ("the rest", np.flatnonzero(~picked & (front != 0)), SCATTER_SAMPLE)):
+        if rows.size > cap:
+            sampled.append(f"{cap:,} of {rows.size:,} tasks of {what}")
+            first, others = rows[picked[rows]], rows[~picked[rows]]
+            if first.size >= cap:
+                rows = rng.choice(first, cap, replace=False)
+            else:
+                rows = np.concatenate([first, rng.choice(others, cap - first.size, replace=False)])
+        elif rows.size:
+            full.append(what)
+        shown[rows] = True
+    return shown, full, sampled
+
+
 def scatter_chart(novelty: np.ndarray, y: np.ndarray, front: np.ndarray, position: np.ndarray, budget: int,
                   y_label: str, is_place: bool, n_signals: int, seed: int = 0) -> tuple[str, int, str]:
     """Novelty against ``y``, Pareto fronts coloured, the first ``budget`` tasks ringed.
@@ -393,21 +417,7 @@ def scatter_chart(novelty: np.ndarray, y: np.ndarray, front: np.ndarray, positio
     front = np.asarray(front)
     position = np.asarray(position)
     picked = position < budget
-    rng = np.random.default_rng(seed)
-    kept = []
-    full, sampled = [], []
-    for what, rows, cap in (("front 0", np.flatnonzero(front == 0), FRONT0_CAP),
-                            ("the budget", np.flatnonzero(picked & (front != 0)), BUDGET_CAP),
-                            ("the rest", np.flatnonzero(~picked & (front != 0)), SCATTER_SAMPLE)):
-        if rows.size > cap:
-            sampled.append(f"{cap:,} of {rows.size:,} tasks of {what}")
-            rows = rng.choice(rows, cap, replace=False)
-        elif rows.size:
-            full.append(what)
-        kept.append(rows)
-    shown = np.zeros(n, dtype=bool)
-    for rows in kept:
-        shown[rows] = True
+    shown, full, sampled = _points_to_draw(front, picked, seed)
     picked_shown = picked & shown
     fig = _figure()
     ax = fig.add_subplot()

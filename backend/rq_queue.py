@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from rq import Queue, Retry
 from rq.job import Job
@@ -93,8 +94,10 @@ class RQQueue:
         self._enqueue("delete", pid, {"task_ids": [int(t) for t in task_ids]})
 
     def submit_sync(self, pid: int) -> None:
-        if self.redis.set(self._pending_key("sync", pid), 1, nx=True, ex=self.settings.job_timeout):
-            self._enqueue("sync", pid, {})
+        key = self._pending_key("sync", pid)
+        if self.redis.set(key, 1, nx=True, ex=self.settings.job_timeout):
+            with self._pending_until_queued(key):
+                self._enqueue("sync", pid, {})
 
     def submit_rerank(self, pid: int, delay: float | None = None) -> None:
         """At most one waiting re-rank per project; it runs ``RERANK_DELAY`` seconds from now."""
@@ -103,16 +106,30 @@ class RQQueue:
                               ex=int(self.settings.job_timeout + delay + 60)):
             return
         queue = self.queues[WRITE_QUEUE]
-        if delay > 0:
-            queue.enqueue_in(timedelta(seconds=delay), perform, "rerank", pid, {}, **self._options("rerank", pid))
-        else:
-            queue.enqueue(perform, "rerank", pid, {}, **self._options("rerank", pid))
+        with self._pending_until_queued(self._pending_key("rerank", pid)):
+            if delay > 0:
+                queue.enqueue_in(timedelta(seconds=delay), perform, "rerank", pid, {}, **self._options("rerank", pid))
+            else:
+                queue.enqueue(perform, "rerank", pid, {}, **self._options("rerank", pid))
 
     def submit_cleanup(self, pid: int, version: str) -> None:
         self._enqueue("cleanup", pid, {"version": version})
 
     def _pending_key(self, kind: str, pid: int) -> str:
         return f"vlmine:pending:{kind}:{pid}"
+
+    @contextmanager
+    def _pending_until_queued(self, key: str) -> Iterator[None]:
+        """A pending mark whose job could not be queued (Redis went away in between) is
+        taken back, so it does not swallow every later re-rank or sync until it expires."""
+        try:
+            yield
+        except BaseException:
+            try:
+                self.redis.delete(key)
+            except Exception:  # Redis is gone: the mark expires on its own
+                pass
+            raise
 
     # ---------------------------------------------------------------- status
     def counts(self) -> dict[str, int]:
@@ -126,16 +143,20 @@ class RQQueue:
         return out
 
     def failed_jobs(self, limit: int = 10) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+        """The newest failures of both queues, newest first (as the embedded runner lists them)."""
+        found: list[tuple[float, dict[str, Any]]] = []
         for queue in self.queues.values():
             registry = FailedJobRegistry(queue=queue)
-            for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=self.redis):
+            for job in Job.fetch_many(registry.get_job_ids(0, limit - 1, desc=True), connection=self.redis):
                 if job is None:
                     continue
                 error = (job.exc_info or "").strip().splitlines()
                 kind, pid = (job.args[0], job.args[1]) if len(job.args) >= 2 else ("?", None)
-                out.append({"id": job.id, "kind": kind, "project": pid, "error": error[-1] if error else ""})
-        return out[:limit]
+                ended = job.ended_at.timestamp() if job.ended_at else 0.0
+                found.append((ended, {"id": job.id, "kind": kind, "project": pid,
+                                      "error": error[-1] if error else ""}))
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        return [entry for _, entry in found[:limit]]
 
     def start(self) -> None:  # the workers are separate processes
         return None

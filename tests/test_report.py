@@ -383,3 +383,15 @@ def test_report_renders_in_chromium(tmp_path):
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     finally:
         backend.stop()
+
+
+def test_budget_tasks_in_a_sampled_front_0_are_all_drawn():
+    from backend import report
+
+    n = report.FRONT0_CAP + 5_000
+    front = np.zeros(n, dtype=np.int64)  # one huge front 0: it is sampled
+    picked = np.zeros(n, dtype=bool)
+    picked[np.random.default_rng(2).choice(n, 500, replace=False)] = True  # the budget, inside front 0
+    shown, full, sampled = report._points_to_draw(front, picked)
+    assert int(shown.sum()) == report.FRONT0_CAP and sampled and not full
+    assert shown[picked].all()  # every ring the legend promises is there

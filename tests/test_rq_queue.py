@@ -1,0 +1,71 @@
+"""RQQueue against a real Redis (a database of REDIS_TEST_URL's server: VLMINE_RQ_QUEUE_TEST_DB,
+default 8): what /metrics lists of failed jobs, and the pending marks that dedupe re-ranks."""
+
+from __future__ import annotations
+
+import operator
+import os
+
+import pytest
+import redis
+from rq import SimpleWorker
+from rq.job import Job
+
+from backend.engine import Engine
+from backend.rq_queue import MINE_QUEUE, WRITE_QUEUE, RQQueue
+from backend.settings import Settings
+
+
+@pytest.fixture()
+def queue(tmp_path):
+    base = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13").rsplit("/", 1)[0]
+    url = f"{base}/{int(os.environ.get('VLMINE_RQ_QUEUE_TEST_DB', '8'))}"
+    client = redis.Redis.from_url(url)
+    client.ping()  # no Redis: fail, never skip
+    client.flushdb()
+    engine = Engine(Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path)}))
+    yield RQQueue(engine)
+    client.flushdb()
+
+
+def _fail(queue: RQQueue, name: str, n: int) -> list[str]:
+    """``n`` jobs on queue ``name`` that fail (1 / 0), run to the end by a burst worker."""
+    rq_queue = queue.queues[name]
+    ids = [rq_queue.enqueue(operator.truediv, 1, 0).id for _ in range(n)]
+    SimpleWorker([rq_queue], connection=queue.redis).work(burst=True)
+    return ids
+
+
+def test_failed_jobs_are_the_newest_of_both_queues_newest_first(queue):
+    mine = _fail(queue, MINE_QUEUE, 12)
+    write = _fail(queue, WRITE_QUEUE, 1)
+    listed = queue.failed_jobs(10)
+    assert len(listed) == 10 and listed[0]["id"] == write[0]  # a busy mine queue does not hide it
+    assert {j["id"] for j in listed[1:]} <= set(mine)
+    ended = [Job.fetch(j["id"], connection=queue.redis).ended_at for j in listed]
+    assert ended == sorted(ended, reverse=True)
+    assert all("ZeroDivisionError" in j["error"] for j in listed)
+
+
+def test_a_pending_mark_whose_job_could_not_be_queued_is_taken_back(queue, monkeypatch):
+    write = queue.queues[WRITE_QUEUE]
+
+    def redis_went_away(*args, **kwargs):
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(write, "enqueue_in", redis_went_away)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            queue.submit_rerank(5, delay=30)
+    assert not queue.redis.exists(queue._pending_key("rerank", 5))
+    queue.submit_rerank(5, delay=30)  # the next one is not swallowed
+    assert write.scheduled_job_registry.count == 1
+
+    mine = queue.queues[MINE_QUEUE]
+    with monkeypatch.context() as patched:
+        patched.setattr(mine, "enqueue", redis_went_away)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            queue.submit_sync(5)
+    assert not queue.redis.exists(queue._pending_key("sync", 5))
+    queue.submit_sync(5)
+    assert mine.count == 1
