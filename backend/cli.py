@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
+from .labelconfig import field_value
 from .mlbase import MAX_ID
 
 if TYPE_CHECKING:  # heavy imports stay out of argument parsing
@@ -88,7 +89,7 @@ class Item:
 class Dataset:
     items: list[Item]
     kind: str  # "image" or "text"
-    key: str  # task["data"][key] holds the image reference or the text
+    key: str  # field_value(task["data"], key) holds the image reference or the text
     identity: str  # what the synthetic project id is derived from
     local_root: str | None = None  # LOCAL_FILES_DOCUMENT_ROOT for local files, when needed
     field_note: str = ""
@@ -223,10 +224,12 @@ def detect_field(datas: Sequence[dict], wanted: str | None) -> tuple[str, str, s
             if isinstance(v, str) and v.strip():
                 strings.setdefault(k, []).append(v)
     if wanted:
-        if not any(data.get(wanted) is not None for data in datas):
+        values = [field_value(data, wanted) for data in datas]
+        if all(v is None for v in values):
             shown = ", ".join(sorted({k for d in datas for k in d})[:20]) or "none"
             raise UsageError(f"--field {wanted}: no row has that field (fields: {shown})")
-        return ("image" if _mostly_images(strings.get(wanted, [])) else "text"), wanted, "--field"
+        wanted_strings = [v for v in values if isinstance(v, str) and v.strip()]
+        return ("image" if _mostly_images(wanted_strings) else "text"), wanted, "--field"
     images = [k for k, vs in strings.items() if _mostly_images(vs)]
     if images:
         key = "image" if "image" in images else max(images, key=lambda k: len(strings[k]))
@@ -286,17 +289,18 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
     local_root = _rewrite_local_paths(rows, key, path.parent, env_root) if kind == "image" else None
     items = []
     for tid, (_, data, extra) in zip(ids, rows):
-        shown = data.pop(f"\0{key}", data.get(key))
+        shown = data.pop(f"\0{key}", field_value(data, key))
         local = data.pop(LOCAL_PATH, None)
-        sig = _digest([kind, data.get(key)])
+        value = field_value(data, key)
+        sig = _digest([kind, value])
         legacy = None
         if local is not None:
             # a plain path: by where the file is, not by its path under the rows' common folder,
             # which moves when a row from elsewhere is added (and would re-mine every row)
             stat = _stat_sig(Path(local))
             sig, legacy = f"{_digest([kind, 'file', local])}|{stat}", f"{sig}|{stat}"
-        elif isinstance(data.get(key), str) and data[key].startswith(LOCAL_FILES) and local_root:
-            sig += "|" + _stat_sig(Path(local_root) / _unquote_local(data[key]))
+        elif isinstance(value, str) and value.startswith(LOCAL_FILES) and local_root:
+            sig += "|" + _stat_sig(Path(local_root) / _unquote_local(value))
         items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig, legacy_sig=legacy))
     return Dataset(items, kind, key, f"{kind}|{key}|{path.resolve()}", local_root=local_root,
                    field_note=f"field {key!r} ({how})")
@@ -313,11 +317,12 @@ def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None)
 
     The root is ``LOCAL_FILES_DOCUMENT_ROOT`` when set, else the deepest folder holding
     them all. The original value is kept (under a hidden key) for the output, and the
-    resolved path (under LOCAL_PATH) for the item's signature.
+    resolved path (under LOCAL_PATH) for the item's signature. The reference is written
+    under ``key`` as a flat data key, which :func:`field_value` reads before a nested path.
     """
     local: list[tuple[dict, Path]] = []
     for _, data, _ in rows:
-        value = data.get(key)
+        value = field_value(data, key)
         if not isinstance(value, str) or not value.strip():
             continue
         v = value.strip()
@@ -329,7 +334,7 @@ def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None)
         return None
     root = env_root or os.path.commonpath([str(p.parent) for _, p in local])
     for data, p in local:
-        data[f"\0{key}"] = data[key]
+        data[f"\0{key}"] = field_value(data, key)
         data[LOCAL_PATH] = str(p)
         data[key] = LOCAL_FILES + quote(os.path.relpath(p, root).replace(os.sep, "/"), safe="/")
     return str(root)

@@ -52,6 +52,8 @@ from urllib.parse import SplitResult, parse_qs, unquote, unquote_to_bytes, urlsp
 import requests
 import urllib3
 
+from .labelconfig import field_value
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -136,11 +138,11 @@ def content_hash(data: bytes) -> str:
 
 
 def image_ref_from_task(task: dict, key: str) -> str:
-    """``task["data"][key]``, which must be a non-empty string."""
-    data = task.get("data") if isinstance(task, dict) else None
-    if not isinstance(data, dict) or key not in data:
+    """``field_value(task["data"], key)`` (a nested path too), which must be a non-empty string."""
+    missing = object()
+    ref = field_value(task.get("data") if isinstance(task, dict) else None, key, missing)
+    if ref is missing:
         raise ImageError(f"task has no data field {key!r}")
-    ref = data[key]
     if not isinstance(ref, str) or not ref.strip():
         raise ImageError(f"data field {key!r} is not an image reference (got {type(ref).__name__})")
     return ref.strip()

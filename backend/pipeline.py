@@ -16,9 +16,10 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any, Callable, Sequence
 
-from .labelconfig import Source
+from .labelconfig import Source, field_value
 from .mining import KeywordNormaliser
 from .settings import Settings, read_synonyms_file
 from .store import SQLiteStore
@@ -26,6 +27,7 @@ from .store import SQLiteStore
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
+MAX_HTML_CHARS = 10 * MAX_TEXT_CHARS  # HyperText markup read, before its tags go
 
 
 @dataclass
@@ -67,27 +69,26 @@ class Miner:
         """Mine a batch; the result has one entry per task, in order."""
         if source.kind == "image":
             return self._mine_images(tasks, source.key)
-        return self._mine_texts(tasks, source.key)
+        return self._mine_texts(tasks, source)
 
     # ---------------------------------------------------------------- text
-    def _mine_texts(self, tasks: Sequence[dict], key: str) -> list[MinedTask]:
+    def _mine_texts(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
         out: list[MinedTask] = []
         pending: list[tuple[int, str]] = []
         for i, task in enumerate(tasks):
             tid = _task_id(task)
-            text = _field(task, key)
-            if isinstance(text, (int, float)) and not isinstance(text, bool):
-                text = str(text)
-            if not isinstance(text, str):
-                reason = f"task data has no text field '{key}'" if text is None else f"task data field '{key}' is not text"
+            text, reason = text_from_task(task, source)
+            if text is None:
                 out.append(MinedTask(tid, None, error=reason))
                 continue
-            text = text[:MAX_TEXT_CHARS]
             out.append(MinedTask(tid, [], description=text, signals=self._field_signals(task)))
             pending.append((i, text))
         if self.settings.text_keyword_mode == "rules":
+            # a paragraph (or an HTML block) is a text of its own: no phrase runs across two
+            by_line = source.tag in ("Paragraphs", "HyperText")
             for i, text in pending:
-                out[i].keywords = self.normaliser.from_text(text)
+                lines = text.split("\n") if by_line else [text]
+                out[i].keywords = list(dict.fromkeys(k for line in lines for k in self.normaliser.from_text(line)))
         else:
             self._llm_keywords([out[i] for i, _ in pending])
         return out
@@ -278,6 +279,89 @@ def build_describer(settings: Settings):
 
 def _task_id(task: dict) -> int:
     return int(task["id"])
+
+
+def text_from_task(task: dict, source: Source) -> tuple[str | None, str | None]:
+    """(the text to mine, None) of a task, or (None, why not).
+
+    Text and a caption field are taken as they are; HyperText loses its markup (tags
+    dropped, entities decoded, a line per block), so that ``div`` or ``href`` never
+    become keywords; Paragraphs, a list of ``{author, text}`` objects, gives the ``text``
+    (``textKey``) of each item, one per line. ``valueType="url"`` (a link to the text)
+    is refused.
+    """
+    key = source.key
+    if source.value_type == "url":
+        return None, (f"{source.tag or 'Text'} with valueType=url is not supported; put the text itself "
+                      "in the task data (or name a field holding it with DESCRIPTION_FIELD)")
+    value = field_value(task.get("data"), key)
+    if value is None:
+        return None, f"task data has no text field '{key}'"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if source.tag == "Paragraphs" and isinstance(value, list):
+        lines = [item[source.text_key] for item in value
+                 if isinstance(item, dict) and isinstance(item.get(source.text_key), str)]
+        if value and not lines:
+            return None, f"task data field '{key}' has no paragraph with a '{source.text_key}' text"
+        text = _joined(lines)
+    elif not isinstance(value, str):
+        return None, f"task data field '{key}' is not text"
+    elif source.tag == "HyperText":
+        text = html_text(value[:MAX_HTML_CHARS])
+    else:
+        text = value
+    return text[:MAX_TEXT_CHARS], None
+
+
+def _joined(lines: Sequence[str]) -> str:
+    """The lines joined by newlines, stopping once MAX_TEXT_CHARS is reached."""
+    kept, size = [], 0
+    for line in lines:
+        if size >= MAX_TEXT_CHARS:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
+class _TextOfHTML(HTMLParser):
+    """The text of an HTML fragment: block tags end a line, other tags become spaces,
+    entities are decoded, scripts and styles dropped."""
+
+    SKIPPED = frozenset({"script", "style", "template", "head", "title"})
+    BLOCKS = frozenset({"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+                        "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+                        "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table", "td", "th",
+                        "tr", "ul"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.SKIPPED:
+            self._skipping += 1
+        self.parts.append("\n" if tag in self.BLOCKS else " ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIPPED and self._skipping:
+            self._skipping -= 1
+        self.parts.append("\n" if tag in self.BLOCKS else " ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def html_text(markup: str) -> str:
+    """The readable text of HyperText data: a line per block, whitespace collapsed."""
+    parser = _TextOfHTML()
+    parser.feed(markup)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _field(task: dict, key: str) -> Any:
