@@ -252,7 +252,7 @@ class Miner:
             names.append(self.settings.uncertainty_field)
         out: dict[str, float] = {}
         for name in names:
-            value = _field(task, name)
+            value = field_value(task.get("data"), name)
             try:
                 number = float(value)
             except (TypeError, ValueError):
@@ -362,13 +362,6 @@ def html_text(markup: str) -> str:
     parser.close()
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     return "\n".join(line for line in lines if line)
-
-
-def _field(task: dict, key: str) -> Any:
-    data = task.get("data")
-    if not isinstance(data, dict):
-        return None
-    return data.get(key)
 
 
 def _short(exc: BaseException) -> str:
