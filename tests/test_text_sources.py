@@ -107,3 +107,15 @@ def test_cli_field_reads_a_nested_path(tmp_path):
     assert "3 of 3 texts mined, 0 failed" in done.stderr
     out = read_jsonl(tmp_path / "out.jsonl")
     assert out[0]["id"] == 1 and "walrus" in out[0]["keywords"]
+
+
+def test_signal_fields_are_read_by_path_too(tmp_path):
+    from backend.engine import Engine
+    from backend.settings import Settings
+
+    engine = Engine(Settings.from_env({"SIGNAL_FIELDS": "meta.loss,flat"}, model_dir=str(tmp_path)))
+    xml = '<View><Text name="t" value="$text"/></View>'
+    mined = engine.mine_tasks(6, [{"id": 1, "data": {"text": "a walrus", "meta": {"loss": 0.7}, "flat": 2}},
+                                  {"id": 2, "data": {"text": "a seal", "meta.loss": 0.1, "meta": {"loss": 9}}}], xml)
+    assert mined[0].signals == {"meta.loss": 0.7, "flat": 2.0}
+    assert mined[1].signals == {"meta.loss": 0.1}  # a data key holding the dot wins
