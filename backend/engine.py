@@ -404,8 +404,10 @@ class Engine:
         recovering = state.dirty == version
         if recovering:
             written = self._reconcile(pid, version, written)
-        elif any(p == PROVISIONAL for _, p in written.values()):
-            written = self._confirm_answers(pid, version, written)
+        held: dict[int, int] | None = None  # Label Studio's predictions of ``version``, once read
+        if not recovering and any(p == PROVISIONAL for _, p in written.values()):
+            held = self._held(pid, version)
+            written = self._confirm_answers(pid, version, written, held)
         plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
         # Failed tasks holding a prediction (mined once, failing now) go to the end of the
         # queue; so many that PATCHes would cost more than a bump make it one: a bump writes
@@ -434,8 +436,8 @@ class Engine:
         if patches:
             ids = {t: p for t, (_, p) in written.items() if p is not None and p != PROVISIONAL}
             if any(t not in ids for t in patches):
-                for p in client.list_predictions(pid, version):
-                    ids.setdefault(int(p["task"]), int(p["id"]))
+                held = self._held(pid, version) if held is None else held
+                ids = {**held, **ids}
             # A task believed written whose prediction Label Studio lacks (a /predict answer
             # it never stored, say) gets one imported instead of a PATCH of nothing.
             imports.update({t: s for t, s in patches.items() if t not in ids})
@@ -500,15 +502,19 @@ class Engine:
         self.store.set_written(pid, version, found, replace=True)  # the caller clears ``dirty`` once done
         return found
 
-    def _confirm_answers(self, pid: int, version: str, written: dict[int, tuple[float, int | None]]
-                         ) -> dict[int, tuple[float, int | None]]:
-        """Ask Label Studio which /predict answers it stored (it drops one whose request timed
-        out, while the first images are mined, say). Stored ones get their prediction id; the
-        others are planned as new, so they are imported instead of kept without a prediction."""
-        client = self.label_studio()
+    def _held(self, pid: int, version: str) -> dict[int, int]:
+        """task -> the id of its prediction of ``version`` in Label Studio (the first listed)."""
         held: dict[int, int] = {}
-        for p in client.list_predictions(pid, version):
+        for p in self.label_studio().list_predictions(pid, version):
             held.setdefault(int(p["task"]), int(p["id"]))
+        return held
+
+    def _confirm_answers(self, pid: int, version: str, written: dict[int, tuple[float, int | None]],
+                         held: dict[int, int]) -> dict[int, tuple[float, int | None]]:
+        """Which /predict answers Label Studio stored (``held``: what it holds; it drops an
+        answer whose request timed out, while the first images are mined, say). Stored ones get
+        their prediction id; the others are planned as new, so they are imported instead of
+        kept without a prediction."""
         answers = [t for t, (_, p) in written.items() if p == PROVISIONAL]
         stored = {t: (written[t][0], held[t]) for t in answers if t in held}
         if stored:
