@@ -358,13 +358,10 @@ def load_source(spec: str, wanted: str | None, settings: "Settings") -> Dataset:
 
 # -------------------------------------------------------------------------- signals
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or value is None:
-        return math.nan
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
+    """A row's number, NaN when missing: a JSON true/false is no number here."""
+    from .mining.signals import finite_number
+
+    return math.nan if isinstance(value, bool) else finite_number(value)
 
 
 def check_signal_names(names: Sequence[str]) -> None:

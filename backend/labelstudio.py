@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .images import ImageError, _guard, _redact
+from .images import ImageError, _guard, _host, _redact
 from .settings import mask_url
 
 try:
@@ -60,17 +60,6 @@ class LabelStudioError(Exception):
         self.method = method
         self.path = path
         self.status = status
-
-
-def _host_of(url: str) -> str:
-    """``host[:port]`` of a URL: no credentials, path or query."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    host = parts.hostname or "?"
-    return f"{host}:{port}" if port else host
 
 
 def _strip_scheme(key: str) -> str:
@@ -508,7 +497,7 @@ class LabelStudioClient:
                     if resp.status_code >= 400 and not trusted:  # no body: it may quote the signed URL
                         raise LabelStudioError(
                             f"Label Studio GET {path}: HTTP {resp.status_code} from redirect target "
-                            f"{_host_of(url)}", method="GET", path=path, status=resp.status_code)
+                            f"{_host(url)}", method="GET", path=path, status=resp.status_code)
                     if resp.status_code >= 400:
                         resp.read()
                         raise self._error("GET", path, resp.status_code, resp.text)
@@ -525,7 +514,7 @@ class LabelStudioClient:
             except httpx.HTTPError as exc:
                 if trusted:
                     raise self._transport_error("GET", path, exc) from None
-                raise self._error("GET", path, None, f"redirect target {_host_of(url)}: {type(exc).__name__}: "
+                raise self._error("GET", path, None, f"redirect target {_host(url)}: {type(exc).__name__}: "
                                   + _redact(str(exc))) from None
 
     @contextlib.contextmanager

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 from .labelconfig import Source, field_value
 from .mining import KeywordNormaliser
+from .mining.signals import finite_number
 from .settings import Settings, read_synonyms_file
 from .store import SQLiteStore
 
@@ -252,12 +253,8 @@ class Miner:
             names.append(self.settings.uncertainty_field)
         out: dict[str, float] = {}
         for name in names:
-            value = field_value(task.get("data"), name)
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(number):
+            number = finite_number(field_value(task.get("data"), name))
+            if not math.isnan(number):
                 out[name] = number
         return out
 

@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from backend.api import create_app
-from backend.engine import Engine
 from backend.images import ImageError, image_ref_from_task
-from backend.jobs import EmbeddedQueue
 from backend.labelconfig import LabelConfig, LabelConfigError, Source, field_value
-from backend.settings import Settings
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
-from tests.test_image_pipeline import DESCRIPTIONS, png
-
-
-def make_client(tmp_path, **overrides):
-    overrides.setdefault("image_allow_private_networks", True)  # the image server is on loopback
-    settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), **overrides)
-    engine = Engine(settings)
-    app = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
-    return app.test_client(), engine
+from tests.test_image_pipeline import DESCRIPTIONS, make_client, png
 
 
 # ------------------------------------------------------------------------- tag names

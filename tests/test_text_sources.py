@@ -119,3 +119,16 @@ def test_signal_fields_are_read_by_path_too(tmp_path):
                                   {"id": 2, "data": {"text": "a seal", "meta.loss": 0.1, "meta": {"loss": 9}}}], xml)
     assert mined[0].signals == {"meta.loss": 0.7, "flat": 2.0}
     assert mined[1].signals == {"meta.loss": 0.1}  # a data key holding the dot wins
+
+
+def test_a_signal_field_too_large_for_a_float_is_missing_not_a_failed_batch(tmp_path):
+    from backend.engine import Engine
+    from backend.settings import Settings
+
+    engine = Engine(Settings.from_env({"SIGNAL_FIELDS": "loss"}, model_dir=str(tmp_path)))
+    xml = '<View><Text name="t" value="$text"/></View>'
+    huge = json.loads("1" + "0" * 400)  # a JSON integer: float() of it overflows
+    mined = engine.mine_tasks(7, [{"id": 1, "data": {"text": "a walrus", "loss": huge}},
+                                  {"id": 2, "data": {"text": "a seal", "loss": 0.3}}], xml)
+    assert [m.ok for m in mined] == [True, True]
+    assert mined[0].signals == {} and mined[1].signals == {"loss": 0.3}

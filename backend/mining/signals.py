@@ -178,7 +178,7 @@ def uncertainty_from_task(
     if source == "field":
         if not field:
             raise ValueError("source 'field' needs a field name")
-        return _as_float((task.get("data") or {}).get(field))
+        return finite_number((task.get("data") or {}).get(field))
     preds = _matching_predictions(task, model_version)
     if source == "predictions_vote":
         votes = [v for v in (_vote(p) for p in preds) if v is not None]
@@ -187,7 +187,7 @@ def uncertainty_from_task(
     if newest is None:
         return math.nan
     if source == "prediction_score":
-        score = _as_float(newest.get("score"))
+        score = finite_number(newest.get("score"))
         return 1.0 - score
     return _probs_measure(newest, measure)
 
@@ -206,7 +206,7 @@ def uncertainty_from_tasks(
     )
 
 
-def _as_float(value: Any) -> float:
+def finite_number(value: Any) -> float:
     """A number, or NaN (missing) for anything else: ``inf`` and ``"Infinity"`` too, which
     would otherwise outrank every task or turn the filled-in mean into NaN."""
     if value is None or isinstance(value, (dict, list)):
@@ -239,7 +239,7 @@ def _recency(pred: dict) -> tuple[datetime, float]:
                 when = when.replace(tzinfo=timezone.utc)
         except ValueError:
             when = _EPOCH
-    pid = _as_float(pred.get("id"))
+    pid = finite_number(pred.get("id"))
     return when, (-math.inf if math.isnan(pid) else pid)
 
 
@@ -276,5 +276,5 @@ def _prob_vector(raw: Any) -> np.ndarray | None:
         raw = list(raw.values())
     if not isinstance(raw, list) or not raw:
         return None
-    values = [_as_float(v) for v in raw]
+    values = [finite_number(v) for v in raw]
     return np.array(values, dtype=np.float64)
