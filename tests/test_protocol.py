@@ -13,16 +13,13 @@ from backend.engine import Engine
 from backend.jobs import EmbeddedQueue
 from backend.settings import Settings
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "ls-payloads"
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "ls-payloads"
 TEXT_CONFIG = ('<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/>'
                '<Choices name="label" toName="text"><Choice value="a"/></Choices></View>')
 
 
 def payload(name: str) -> dict:
-    path = PAYLOADS / name
-    if not path.exists():  # CI clones the repo with shared/ beside it
-        path = Path(__file__).resolve().parents[1] / ".." / "shared" / "ls-payloads" / name
-    return json.loads(path.read_text())
+    return json.loads((PAYLOADS / name).read_text())
 
 
 @pytest.fixture()

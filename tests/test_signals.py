@@ -21,7 +21,7 @@ from backend.mining.signals import (
     variation_ratio,
 )
 
-PAYLOADS = Path("/work/shared/ls-payloads")
+PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "ls-payloads"
 
 
 def test_entropy_by_hand():

@@ -1,7 +1,7 @@
 """A tiny random LLaVA, built fully offline, that loads through the same
 ``from_pretrained`` calls as ``llava-hf/llava-1.5-7b-hf``.
 
-Why it looks like this (see /work/shared/FACTS.md):
+Why it looks like this:
 
 * The vision tower is a CLIP with a CLS token, so the processor must be told
   ``num_additional_image_tokens=1`` and ``vision_feature_select_strategy=
