@@ -9,7 +9,9 @@ import os
 import sys
 
 from backend.api import create_app
-from backend.settings import Settings, SettingsError, configure_logging
+from backend.errors import SettingsError
+from backend.logs import configure_logging
+from backend.settings import Settings
 
 
 def build_app(settings: Settings | None = None):

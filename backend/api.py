@@ -16,21 +16,14 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .engine import Engine, EngineError
+from .engine import Engine
+from .errors import EngineError, HTTPError, LabelConfigError
+from .ids import MAX_ID, is_id, parse_project_id
 from .jobs import EmbeddedQueue
-from .labelconfig import LabelConfigError
-from .mlbase import MAX_ID, parse_project_id
 from .settings import Settings
 from .webhook_auth import WebhookHeaders
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None, queue: Any = None,
@@ -95,8 +88,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
             return resp
         return None
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
+    @app.errorhandler(HTTPError)
+    def _api_error(exc: HTTPError):
         return jsonify(error=exc.message), exc.status
 
     @app.errorhandler(LabelConfigError)
@@ -130,7 +123,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         pid = _project(body.get("project"))
         schema = body.get("schema")
         if schema is not None and not isinstance(schema, str):
-            raise ApiError(400, "'schema' must be the label config as a string")
+            raise HTTPError(400, "'schema' must be the label config as a string")
         if schema:
             _check_config(schema, settings)
         engine.remember_setup_connection(body.get("hostname"), body.get("access_token"))
@@ -146,7 +139,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         pid = _project(body.get("project"), tasks)
         label_config = body.get("label_config")
         if label_config is not None and not isinstance(label_config, str):
-            raise ApiError(400, "'label_config' must be a string")
+            raise HTTPError(400, "'label_config' must be a string")
         if label_config:
             _check_config(label_config, settings)
         model = model_class(project_id=pid, label_config=label_config or None)
@@ -160,22 +153,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
         if settings.webhook_secret and not _webhook_secret_ok() and not _start_training_with_basic_auth():
             hooks.refused(_webhook_project(), "it carries no X-VLMine-Secret header"
                           if "X-VLMine-Secret" not in request.headers else "its X-VLMine-Secret is wrong")
-            raise ApiError(401, "missing or wrong X-VLMine-Secret header")
+            raise HTTPError(401, "missing or wrong X-VLMine-Secret header")
         body = _json_object()
         action = body.get("action")
         if not isinstance(action, str) or not action:
-            raise ApiError(400, "'action' must name the webhook event")
+            raise HTTPError(400, "'action' must name the webhook event")
         project = body.get("project")
-        if not isinstance(project, dict) or not _is_id(project.get("id")):
-            raise ApiError(400, f"'project' must be an object with an integer 'id' from 1 to {MAX_ID}")
+        if not isinstance(project, dict) or not is_id(project.get("id")):
+            raise HTTPError(400, f"'project' must be an object with an integer 'id' from 1 to {MAX_ID}")
         total = project.get("task_number")
-        if total is not None and not (_is_id(total) or (total == 0 and type(total) is int)):
-            raise ApiError(400, f"project.task_number must be a whole number from 0 to {MAX_ID}")
+        if total is not None and not (is_id(total) or (total == 0 and type(total) is int)):
+            raise HTTPError(400, f"project.task_number must be a whole number from 0 to {MAX_ID}")
         if action in ("TASKS_CREATED", "TASKS_DELETED"):
             _tasks(body.get("tasks"), f"{action} needs 'tasks' as a list")
         label_config = project.get("label_config")
         if label_config is not None and not isinstance(label_config, str):
-            raise ApiError(400, "project.label_config must be a string")
+            raise HTTPError(400, "project.label_config must be a string")
         if label_config and action in ("TASKS_CREATED", "PROJECT_UPDATED"):
             _check_config(label_config, settings)
         # read before the model is built: its setup() already remembers the new label config
@@ -198,7 +191,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
             return None
         project = body.get("project") if isinstance(body, dict) else None
         pid = project.get("id") if isinstance(project, dict) else None
-        return pid if _is_id(pid) else None
+        return pid if is_id(pid) else None
 
     def _start_training_with_basic_auth() -> bool:
         """START_TRAINING comes from Label Studio's ML connection, which sends no custom
@@ -236,15 +229,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, q
 
 def _json_object() -> dict:
     if not request.data:
-        raise ApiError(400, "the request body is empty; expected a JSON object")
+        raise HTTPError(400, "the request body is empty; expected a JSON object")
     try:
         body = request.get_json(silent=True)
     except RecursionError:
-        raise ApiError(400, "the request body is not valid JSON: nested too deeply") from None
+        raise HTTPError(400, "the request body is not valid JSON: nested too deeply") from None
     if body is None:
-        raise ApiError(400, "the request body is not valid JSON")
+        raise HTTPError(400, "the request body is not valid JSON")
     if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
+        raise HTTPError(400, "the request body must be a JSON object")
     # a lone surrogate can only arrive as a \\uD800-\\uDFFF escape: walk the body only then
     return _clean_text(body) if _SURROGATE_ESCAPE.search(request.data) else body
 
@@ -263,7 +256,7 @@ def _clean_text(value: Any, depth: int = 0) -> Any:
         except UnicodeEncodeError:
             return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if depth > 64:
-        raise ApiError(400, "the request body is nested too deeply")
+        raise HTTPError(400, "the request body is nested too deeply")
     if isinstance(value, dict):
         return {_clean_text(k, depth + 1): _clean_text(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
@@ -274,22 +267,17 @@ def _clean_text(value: Any, depth: int = 0) -> Any:
 def _tasks(value: Any, not_a_list: str, data: bool = False) -> list:
     """A list of task objects with integer ids (and, with ``data``, object data), else a 400."""
     if not isinstance(value, list):
-        raise ApiError(400, not_a_list)
+        raise HTTPError(400, not_a_list)
     for i, task in enumerate(value):
-        if not isinstance(task, dict) or not _is_id(task.get("id")):
-            raise ApiError(400, f"tasks[{i}] must be an object with an integer 'id' from 1 to {MAX_ID}")
+        if not isinstance(task, dict) or not is_id(task.get("id")):
+            raise HTTPError(400, f"tasks[{i}] must be an object with an integer 'id' from 1 to {MAX_ID}")
         if data and "data" in task and not isinstance(task["data"], dict):
-            raise ApiError(400, f"tasks[{i}].data must be an object")
+            raise HTTPError(400, f"tasks[{i}].data must be an object")
         predictions = task.get("predictions") if data else None
         if predictions is not None and not (isinstance(predictions, list)
                                             and all(isinstance(p, dict) for p in predictions)):
-            raise ApiError(400, f"tasks[{i}].predictions must be a list of prediction objects")
+            raise HTTPError(400, f"tasks[{i}].predictions must be a list of prediction objects")
     return value
-
-
-def _is_id(value: Any) -> bool:
-    """A positive integer that fits a signed 64-bit column (what SQLite and Label Studio store)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def _project(project: Any, tasks: list | None = None) -> int:
@@ -298,7 +286,7 @@ def _project(project: Any, tasks: list | None = None) -> int:
     try:
         return parse_project_id(project)
     except ValueError as exc:
-        raise ApiError(400, f"'project': {exc}") from None
+        raise HTTPError(400, f"'project': {exc}") from None
 
 
 def _check_config(xml: str, settings: Settings) -> None:
@@ -308,7 +296,7 @@ def _check_config(xml: str, settings: Settings) -> None:
     try:
         LabelConfig.parse(xml).source(settings.description_field, settings.image_field)
     except LabelConfigError as exc:
-        raise ApiError(422, str(exc)) from None
+        raise HTTPError(422, str(exc)) from None
 
 
-__all__ = ["create_app", "ApiError", "EngineError"]
+__all__ = ["create_app", "HTTPError", "EngineError"]

@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
+from .errors import SourceError, UsageError
+from .ids import MAX_ID
 from .labelconfig import field_value
-from .mlbase import MAX_ID
 
 if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
@@ -64,14 +65,6 @@ OUTPUT_COLUMNS = frozenset({"id", "priority", "front", "novelty", "keywords", "p
 PID_BASE = 1 << 50  # synthetic project ids sit far above Label Studio's
 
 log = logging.getLogger("backend.cli")
-
-
-class UsageError(Exception):
-    """Bad arguments or an unusable source: exit code 2, the message and no traceback."""
-
-
-class SourceError(Exception):
-    """The source is fine but cannot be read right now (an unreachable S3...): exit code 1."""
 
 
 # ------------------------------------------------------------------------------ items
@@ -409,10 +402,9 @@ def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings")
             and DEFAULT_SIGNAL not in out and any(it.task.get("predictions") for it in dataset.items):
         values = []
         for it in dataset.items:
-            preds = [p for p in it.task.get("predictions") or [] if isinstance(p, dict)
-                     and not str(p.get("model_version") or "").startswith(settings.model_version_prefix)]
-            values.append(uncertainty_from_task(dict(it.task, predictions=preds), settings.uncertainty_source,
-                                                settings.uncertainty_model_version, settings.uncertainty_measure))
+            values.append(uncertainty_from_task(it.task, settings.uncertainty_source,
+                                                settings.uncertainty_model_version, settings.uncertainty_measure,
+                                                own_prefix=settings.model_version_prefix))
         out[DEFAULT_SIGNAL] = np.array(values, dtype=float)
     return out
 
@@ -533,7 +525,8 @@ class Outcome:
 
 def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overrides: Any) -> "Engine":
     from .engine import Engine
-    from .settings import Settings, SettingsError
+    from .errors import SettingsError
+    from .settings import Settings
 
     if model_dir:
         overrides["model_dir"] = model_dir
@@ -786,7 +779,8 @@ def command_error(exc: BaseException) -> int:
 
 def build_engine_settings(model_dir: str | None) -> "Settings":
     """The settings as the environment gives them (for reading the source before the engine exists)."""
-    from .settings import Settings, SettingsError
+    from .errors import SettingsError
+    from .settings import Settings
 
     try:
         return Settings.from_env(**({"model_dir": model_dir} if model_dir else {}))

@@ -18,12 +18,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .coordination import LocalCoordination, RedisCoordination
-from .labelconfig import LabelConfig, LabelConfigError, Source
-from .labelstudio import LabelStudioError
+from .errors import EngineError, LabelConfigError, LabelStudioError
+from .labelconfig import LabelConfig, Source
 from .mining import mine as mine_priorities
 from .mining import open_index, uncertainty_from_task
 from .pipeline import MinedTask, Miner
-from .settings import Settings, mask_url
+from .logs import mask_url
+from .settings import Settings
 from .store import ProjectState, SQLiteStore, TaskRecord
 from . import writeback
 
@@ -41,10 +42,6 @@ def data_digest(data: Any) -> str:
     """A short fingerprint of a task's data, to notice edits made in Label Studio."""
     raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-class EngineError(RuntimeError):
-    """A project-level problem the admin must fix (no Label Studio connection, bad config)."""
 
 
 class Engine:
@@ -360,10 +357,8 @@ class Engine:
 
     def _task_uncertainty(self, task: dict) -> float:
         s = self.settings
-        preds = [p for p in task.get("predictions") or []
-                 if not str(p.get("model_version") or "").startswith(s.model_version_prefix)]
-        return uncertainty_from_task(dict(task, predictions=preds), s.uncertainty_source,
-                                     s.uncertainty_model_version, s.uncertainty_measure)
+        return uncertainty_from_task(task, s.uncertainty_source, s.uncertainty_model_version,
+                                     s.uncertainty_measure, own_prefix=s.model_version_prefix)
 
     # ---------------------------------------------------------------- write-back
     def rerank(self, pid: int) -> dict[str, Any]:

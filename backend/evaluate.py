@@ -40,7 +40,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli import (SourceError, UsageError, build_engine, build_engine_settings, command_error, ids_file,
+from .errors import SourceError, UsageError
+from .ids import integer_cell
+from .cli import (build_engine, build_engine_settings, command_error, ids_file,
                   list_images, local_dataset, mine_with_progress, output_rows, project_id, setup_logging,
                   stabilise_ids, summarise, write_rows)
 
@@ -101,18 +103,6 @@ def _norm(path: str, root: Path) -> str:
     return text
 
 
-def _item_id(raw: Any) -> int | None:
-    """An ``id`` cell as an integer (an int, a whole float, a string of digits), else None."""
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, float):
-        return int(raw) if raw.is_integer() and abs(raw) <= 2**53 else None
-    text = str(raw).strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
-
-
 def read_uncertainty(path: str, rels: Sequence[str], root: Path, ids: Sequence[int]):
     """Uncertainty per image (NaN where the file has none), matched by ``path`` or by ``id``.
 
@@ -148,7 +138,7 @@ def read_uncertainty(path: str, rels: Sequence[str], root: Path, ids: Sequence[i
         if r.get("path") not in (None, ""):
             i = by_path.get(_norm(str(r["path"]), root))
         elif r.get("id") not in (None, ""):
-            i = by_id.get(_item_id(r["id"]))
+            i = by_id.get(integer_cell(r["id"]))
         try:
             value = float(r["uncertainty"])
         except (TypeError, ValueError):

@@ -20,15 +20,10 @@ images whose long side is more than ``max_aspect_ratio`` times the short side be
 decodes a pixel, and truncated files fail. Failures raise :class:`ImageError`, whose
 ``reason`` is short, readable by an admin, and free of tokens and signed query strings.
 
-A task names the URL, so plain http(s) fetches are guarded against reaching what the
-backend can reach and the task's author cannot: every address a host name resolves to
-(and every redirect hop) is checked; link-local and cloud metadata addresses are always
-refused, loopback and private ranges unless ``allow_private`` (IMAGE_ALLOW_PRIVATE_NETWORKS).
-Addresses that embed an IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64) are judged by
-it. Label Studio's own host, the S3 endpoint and the VLM endpoint are configured by the
-admin and not subject to the guard; a redirect from Label Studio's downloads to another
-origin is (``LabelStudioClient.download``). Left open: a host name whose DNS answer changes
-between the check and the connection (DNS rebinding).
+A task names the URL, so plain http(s) fetches (and every redirect hop) pass the SSRF
+guard of ``backend.netguard`` first. Label Studio's own host, the S3 endpoint and the VLM
+endpoint are configured by the admin and not subject to the guard; a redirect from Label
+Studio's downloads to another origin is (``LabelStudioClient.download``).
 """
 
 from __future__ import annotations
@@ -37,101 +32,31 @@ import base64
 import binascii
 import hashlib
 import io
-import ipaddress
 import math
 import os
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
-from urllib.parse import SplitResult, parse_qs, unquote, unquote_to_bytes, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_to_bytes, urlsplit
 
 import requests
 import urllib3
 
+from .errors import ImageError
 from .labelconfig import field_value
+from .logs import redact
+from .netguard import (DEFAULT_PORTS, MAX_REDIRECTS, check_address, guard, host_of, origin,  # noqa: F401
+                       redirect_target, split_url, url_problem)
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 _CHUNK = 256 * 1024
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _PRESIGNED = {"gs", "azure-blob"}
 _S3_DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
-_MAX_REDIRECTS = 5
-# cloud instance metadata and similar: refused even where private networks are allowed
-_METADATA = {ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200",
-                                               "169.254.170.2", "192.0.0.192")}
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are the IPv4 address
-
-
-def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 transition address leads to, or None for a plain IPv6 one:
-    IPv4-mapped (``::ffff:a.b.c.d``), 6to4 (``2002::/16``), Teredo (``2001::/32``, its client)
-    and NAT64 (``64:ff9b::/96``). IPv4-compatible ``::a.b.c.d`` stays as it is: reserved."""
-    if addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    if addr.sixtofour is not None:
-        return addr.sixtofour
-    if addr.teredo is not None:
-        return addr.teredo[1]
-    if addr in _NAT64:
-        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
-    return None
-
-
-def check_address(ip: str, allow_private: bool) -> str | None:
-    """Why a fetch must not go to ``ip``, or None when it may.
-
-    An IPv6 address that embeds an IPv4 one (see :func:`_embedded_ipv4`) is judged by the
-    IPv4 address, whatever Python's ``ipaddress`` thinks of the IPv6 prefix.
-    """
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(addr)
-        if embedded is not None:
-            addr = embedded
-    if addr in _METADATA:
-        return "a cloud metadata address"
-    if addr.is_link_local:
-        return "a link-local address"
-    if addr.is_multicast or addr.is_unspecified:
-        return "a reserved address"
-    if addr.is_loopback or addr.is_private:
-        return None if allow_private else (
-            "a private or loopback address (set IMAGE_ALLOW_PRIVATE_NETWORKS=true to allow it)")
-    if addr.is_reserved or not addr.is_global:
-        return "a reserved address"
-    return None
-
-
-def _guard(url: str, allow_private: bool) -> None:
-    parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise ImageError("invalid URL: no host")
-    try:
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 80)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise ImageError(f"cannot resolve host {host[:100]}") from None
-    for info in infos:
-        why = check_address(info[4][0], allow_private)
-        if why:
-            raise ImageError(f"refused: host {host[:100]} is {why}")
-
-
-class ImageError(Exception):
-    """An image could not be fetched or decoded; ``reason`` says why in a few words."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def content_hash(data: bytes) -> str:
     """sha256 of the bytes, hex: the cache key of an image's description."""
     return hashlib.sha256(data).hexdigest()
@@ -152,62 +77,12 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:.3g} MB"
 
 
-def _redact(text: str) -> str:
-    """Drop query strings (signatures), userinfo and auth tokens from free text."""
-    text = re.sub(r"(\w+://)[^/\s@]+@", r"\1", text)
-    text = re.sub(r"(\w+://[^\s?#]*)\?[^\s'\"]*", r"\1", text)
-    text = re.sub(r"(?i)\b(token|bearer|basic)\s+[A-Za-z0-9._~+/=-]+", r"\1 ***", text)
-    return text[:300]
-
-
-def _split(url: str) -> SplitResult:
-    """``urlsplit(url)`` with its port read once: a malformed URL (``http://[bad/``, a port
-    out of range or not a number) is an ImageError, not the ValueError urllib raises."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsed lazily; a bad one raises here
-    except ValueError as exc:
-        raise ImageError(f"invalid URL: {_url_problem(exc)}") from None
-    return parts
-
-
-def _url_problem(exc: ValueError) -> str:
-    """What urllib's ValueError about a URL means, in a few words."""
-    text = str(exc).lower()
-    if "out of range" in text:
-        return "port out of range 0-65535"
-    if "port" in text:
-        return "port is not a number"
-    if "ipv6" in text:
-        return "malformed host in brackets"
-    return _redact(str(exc))[:100]
-
-
-def _host(url: str) -> str:
-    parts = _split(url)
-    host = parts.hostname or "?"
-    return f"{host}:{parts.port}" if parts.port else host
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-    except ValueError:  # a malformed host
-        return "", "", None
-    try:
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
-    except ValueError:  # a port that is not a number
-        port = None
-    return scheme, (parts.hostname or "").lower(), port
-
-
 def failure_reason(exc: BaseException) -> str:
     """Why fetching or decoding an image failed: an ImageError's reason, or, for anything
     else (a bug, a library's surprise), the exception's type and message, redacted."""
     if isinstance(exc, ImageError):
         return exc.reason
-    return _redact(f"unexpected {type(exc).__name__}: {exc}")
+    return redact(f"unexpected {type(exc).__name__}: {exc}")
 
 
 def _exc_reason(exc: BaseException, where: str) -> str:
@@ -222,7 +97,7 @@ def _exc_reason(exc: BaseException, where: str) -> str:
         return f"timeout reading from {where}"
     if isinstance(exc, requests.ConnectionError):
         return f"cannot connect to {where}"
-    return _redact(f"{where}: {type(exc).__name__}: {exc}")
+    return redact(f"{where}: {type(exc).__name__}: {exc}")
 
 
 @dataclass
@@ -253,7 +128,7 @@ class ImageFetcher:
         ref = ref.strip()
         if ref[:5].lower() == "data:":
             return self._data_uri(ref)
-        scheme = _split(ref).scheme.lower() if "://" in ref else ""
+        scheme = split_url(ref).scheme.lower() if "://" in ref else ""
         if scheme in ("http", "https"):
             if self._is_label_studio(ref):
                 return self._from_label_studio_url(ref)
@@ -270,7 +145,7 @@ class ImageFetcher:
         base = getattr(self.label_studio, "base_url", None)
         if not base:
             return False
-        return _origin(url) == _origin(str(base))
+        return origin(url) == origin(str(base))
 
     def _from_label_studio_url(self, url: str) -> bytes:
         parts = urlsplit(url)
@@ -287,7 +162,7 @@ class ImageFetcher:
     def _ls_download(self, url_or_path: str) -> bytes:
         if self.label_studio is None:
             raise ImageError(
-                f"{_redact(url_or_path)[:120]} is served by Label Studio, but LABEL_STUDIO_URL is not set"
+                f"{redact(url_or_path)[:120]} is served by Label Studio, but LABEL_STUDIO_URL is not set"
                 + (" (nor LOCAL_FILES_DOCUMENT_ROOT)" if "local-files" in url_or_path else "")
             )
         timeout = (self.connect_timeout, self.read_timeout)
@@ -361,16 +236,16 @@ class ImageFetcher:
 
     def _http_get(self, url: str) -> bytes:
         start = time.monotonic()
-        for _ in range(_MAX_REDIRECTS + 1):
-            where = f"host {_host(url)}"
-            _guard(url, self.allow_private)
+        for _ in range(MAX_REDIRECTS + 1):
+            where = f"host {host_of(url)}"
+            guard(url, self.allow_private)
             try:
                 with self._session().get(
                     url, stream=True, timeout=(self.connect_timeout, self.read_timeout), auth=_NoAuth(),
                     allow_redirects=False,
                 ) as response:
                     if response.is_redirect:
-                        url = _redirect_target(url, response.headers.get("Location", ""), where)
+                        url = redirect_target(url, response.headers.get("Location", ""), where)
                         continue
                     return self._read_body(response, where, start)
             except ImageError:
@@ -378,10 +253,10 @@ class ImageFetcher:
             except requests.exceptions.InvalidURL:
                 raise ImageError("invalid URL") from None
             except ValueError as exc:  # requests parses a redirect's Location even when it does not follow it
-                raise ImageError(f"{where} redirected to an invalid URL: {_url_problem(exc)}") from None
+                raise ImageError(f"{where} redirected to an invalid URL: {url_problem(exc)}") from None
             except (requests.RequestException, OSError) as exc:
                 raise ImageError(_exc_reason(exc, where)) from None
-        raise ImageError(f"more than {_MAX_REDIRECTS} redirects")
+        raise ImageError(f"more than {MAX_REDIRECTS} redirects")
 
     def _read_body(self, response: requests.Response, where: str, start: float) -> bytes:
         if response.status_code != 200:
@@ -408,7 +283,7 @@ class ImageFetcher:
             url = self.label_studio.presign(task_id, uri)
         except Exception as exc:
             raise ImageError(_exc_reason(exc, "Label Studio presign")) from None
-        if not isinstance(url, str) or _split(url).scheme.lower() not in ("http", "https", ""):
+        if not isinstance(url, str) or split_url(url).scheme.lower() not in ("http", "https", ""):
             raise ImageError(f"Label Studio did not presign {scheme}:// to an http URL")
         if not urlsplit(url).scheme or self._is_label_studio(url):  # proxied through Label Studio
             return self._ls_download(url)
@@ -473,7 +348,7 @@ class ImageFetcher:
                 raise ImageError(f"timeout reading {shown}") from None
             if "Connect" in name:
                 raise ImageError("cannot connect to the S3 endpoint") from None
-            raise ImageError(_redact(f"S3 {name}: {exc}")) from None
+            raise ImageError(redact(f"S3 {name}: {exc}")) from None
 
     # ---------------------------------------------------------------- decode
     def decode(self, data: bytes) -> "Image":
@@ -505,7 +380,7 @@ class ImageFetcher:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError("decompression bomb: too many pixels") from None
         except Exception as exc:  # OSError "image file is truncated", SyntaxError, EOFError, ...
-            raise ImageError(f"truncated or corrupt {image.format or 'image'} ({_redact(str(exc))[:80]})") from None
+            raise ImageError(f"truncated or corrupt {image.format or 'image'} ({redact(str(exc))[:80]})") from None
         try:
             image = ImageOps.exif_transpose(image) or image  # the model should see it upright
         except Exception:
@@ -576,20 +451,6 @@ def _arriving(response: requests.Response, where: str) -> Iterator[bytes]:
         raise ImageError(f"timeout reading from {where}") from None
     except urllib3.exceptions.HTTPError as exc:  # a broken or short body, a bad encoding
         raise ImageError(_exc_reason(exc, where)) from None
-
-
-def _redirect_target(url: str, location: str, where: str) -> str:
-    """The absolute URL a redirect points to; one that is malformed or not http(s) is refused."""
-    try:
-        target = requests.compat.urljoin(url, location)
-        parts = _split(target)
-    except ValueError as exc:
-        raise ImageError(f"{where} redirected to an invalid URL: {_url_problem(exc)}") from None
-    except ImageError as exc:
-        raise ImageError(f"{where} redirected to an {exc.reason}") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ImageError(f"{where} redirected to an unsupported scheme")
-    return target
 
 
 class _NoAuth(requests.auth.AuthBase):

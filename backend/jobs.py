@@ -24,14 +24,13 @@ import threading
 import traceback
 from typing import Any, Sequence
 
-from .engine import Engine, EngineError
-from .labelconfig import LabelConfigError
+from .engine import Engine
+from .errors import retryable
 
 log = logging.getLogger(__name__)
 
 MINE_LANE = ("mine", "delete", "sync")
 WRITE_LANE = ("rerank", "cleanup")
-PERMANENT = (EngineError, LabelConfigError, ValueError, KeyError, TypeError)
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -134,7 +133,7 @@ class EmbeddedQueue:
             self.failed += 1
             reason = f"{type(exc).__name__}: {exc}"
             # JOB_RETRIES retries after the first attempt, as RQ's Retry(max=JOB_RETRIES) does
-            permanent = isinstance(exc, PERMANENT) or job.attempts > self.settings.job_retries
+            permanent = not retryable(exc) or job.attempts > self.settings.job_retries
             retry_in = None if permanent else float(2 ** job.attempts)
             log.error("job %s %s (project %s) failed, attempt %d%s: %s", job.id, job.kind, job.project,
                       job.attempts, "" if permanent else f", retrying in {retry_in:.0f}s", reason)

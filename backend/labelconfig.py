@@ -20,6 +20,8 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 
+from .errors import LabelConfigError
+
 IMAGE_TAGS = ("Image",)
 TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
 #: tag names the backend acts on, by their lower-case spelling
@@ -54,10 +56,6 @@ def field_value(data: Any, key: str, default: Any = None) -> Any:
         else:
             return default
     return value
-
-
-class LabelConfigError(ValueError):
-    """The label config does not parse, or has nothing the backend can mine."""
 
 
 @dataclass(frozen=True)

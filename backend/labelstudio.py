@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .images import ImageError, _guard, _host, _redact
-from .settings import mask_url
+from .errors import ImageError, LabelStudioError
+from .logs import mask_url, redact, scrub
+from .netguard import MAX_REDIRECTS, guard, host_of
 
 try:
     from label_studio_sdk.client import LabelStudio
@@ -46,20 +47,9 @@ T = TypeVar("T")
 PREDICTION_SCORE_DESC = ["-tasks:predictions_score"]
 
 _EXCERPT = 300
-_MAX_REDIRECTS = 5  # followed by :meth:`LabelStudioClient.download`
 
 #: what :meth:`LabelStudioClient.iter_tasks` asks for by default (``include=`` of ``GET /api/tasks``)
 TASK_FIELDS = "id,data,meta,is_labeled,predictions,annotations"
-
-
-class LabelStudioError(Exception):
-    """An HTTP or transport error talking to Label Studio. Never contains the API key."""
-
-    def __init__(self, message: str, *, method: str = "", path: str = "", status: int | None = None) -> None:
-        super().__init__(message)
-        self.method = method
-        self.path = path
-        self.status = status
 
 
 def _strip_scheme(key: str) -> str:
@@ -125,10 +115,7 @@ class LabelStudioClient:
         return out
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets():
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._secrets())
 
     def _error(self, method: str, path: str, status: int | None, body: Any) -> LabelStudioError:
         if isinstance(body, (bytes, bytearray)):
@@ -459,7 +446,7 @@ class LabelStudioClient:
         Relative paths are joined to the base URL; absolute URLs must be on Label Studio's
         own origin (the token is never sent elsewhere). Streams and raises past ``max_bytes``.
 
-        Redirects are followed here, at most ``_MAX_REDIRECTS``: a hop that stays on Label
+        Redirects are followed here, at most ``MAX_REDIRECTS``: a hop that stays on Label
         Studio's origin keeps the auth header; once a hop leaves it, the rest of the chain
         goes without credentials or Label Studio's cookies, and every hop there must pass
         the image fetcher's address guard (link-local and cloud metadata addresses always
@@ -488,8 +475,8 @@ class LabelStudioClient:
                         continue
                     if resp.is_redirect:
                         hops += 1
-                        if hops > _MAX_REDIRECTS:
-                            raise LabelStudioError(f"Label Studio GET {path}: more than {_MAX_REDIRECTS} redirects",
+                        if hops > MAX_REDIRECTS:
+                            raise LabelStudioError(f"Label Studio GET {path}: more than {MAX_REDIRECTS} redirects",
                                                    method="GET", path=path)
                         url = self._redirect_target(resp, path)
                         trusted = trusted and self._same_origin(url)
@@ -497,7 +484,7 @@ class LabelStudioClient:
                     if resp.status_code >= 400 and not trusted:  # no body: it may quote the signed URL
                         raise LabelStudioError(
                             f"Label Studio GET {path}: HTTP {resp.status_code} from redirect target "
-                            f"{_host(url)}", method="GET", path=path, status=resp.status_code)
+                            f"{host_of(url)}", method="GET", path=path, status=resp.status_code)
                     if resp.status_code >= 400:
                         resp.read()
                         raise self._error("GET", path, resp.status_code, resp.text)
@@ -514,8 +501,8 @@ class LabelStudioClient:
             except httpx.HTTPError as exc:
                 if trusted:
                     raise self._transport_error("GET", path, exc) from None
-                raise self._error("GET", path, None, f"redirect target {_host(url)}: {type(exc).__name__}: "
-                                  + _redact(str(exc))) from None
+                raise self._error("GET", path, None, f"redirect target {host_of(url)}: {type(exc).__name__}: "
+                                  + redact(str(exc))) from None
 
     @contextlib.contextmanager
     def _get_stream(self, url: str, trusted: bool, timeout: httpx.Timeout) -> Iterator[httpx.Response]:
@@ -547,7 +534,7 @@ class LabelStudioClient:
     def _guard_redirect(url: str, path: str, allow_private: bool) -> None:
         """The image fetcher's address guard, for a redirect that left Label Studio's origin."""
         try:
-            _guard(url, allow_private)
+            guard(url, allow_private)
         except ImageError as exc:
             raise LabelStudioError(f"Label Studio GET {path}: redirect {exc.reason}",
                                    method="GET", path=path) from None

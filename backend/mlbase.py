@@ -14,36 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: the largest id accepted anywhere (a signed 64-bit integer, what SQLite and Label Studio store)
-MAX_ID = 2**63 - 1
-
-
-def parse_project_id(project: Any) -> int:
-    """Label Studio sends ``"<id>.<timestamp>"`` in /setup and /predict, a plain id in webhooks."""
-    if isinstance(project, bool):
-        raise ValueError("project must be a project id")
-    if isinstance(project, int):
-        pid = project
-    elif isinstance(project, dict) and "id" in project:
-        return parse_project_id(project["id"])
-    elif isinstance(project, str) and project.strip():
-        head = project.strip().split(".", 1)[0]
-        # ASCII digits only (str.isdigit also takes "²", which int() refuses), and no more than
-        # an id can have: a 5,000-digit string would trip Python's int() limit
-        if not (head.isascii() and head.isdigit()):
-            raise ValueError(f"project must look like '<id>' or '<id>.<timestamp>', got {project[:40]!r}")
-        digits = head.lstrip("0") or "0"
-        if len(digits) > len(str(MAX_ID)):
-            raise ValueError(f"project id must be at most {MAX_ID}")
-        pid = int(digits)
-    else:
-        raise ValueError("project must be a project id")
-    if pid <= 0:
-        raise ValueError("project id must be positive")
-    if pid > MAX_ID:
-        raise ValueError(f"project id must be at most {MAX_ID}")
-    return pid
-
+from .ids import MAX_ID, parse_project_id  # noqa: F401  (model.py imports parse_project_id from here)
 
 class LabelStudioMLBase:
     """Override ``setup``, ``predict`` and ``fit``; the server does the rest."""

@@ -33,7 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from .mlbase import parse_project_id
+from .errors import HTTPError
+from .ids import parse_project_id, whole_number
 
 RARE_SHOWN = 30  # rows of the rarest-keywords table
 EXAMPLES_SHOWN = 3  # example tasks per keyword
@@ -58,13 +59,6 @@ _MARKERS = re.compile(r'<g clip-path="(url\(#[^"]+\))">\n((?:<use [^>]*/>\n)+)</
 _STYLE = re.compile(r' style="([^"]*)"')
 
 
-class ReportError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def report_blueprint(engine: Any) -> Blueprint:
     """The ``/report`` route for ``engine``; register it on the app after its own routes."""
     bp = Blueprint("report", __name__)
@@ -74,9 +68,9 @@ def report_blueprint(engine: Any) -> Blueprint:
         try:
             pid = _project_param(request.args.get("project"))
             if engine.store.get_project(pid) is None:
-                raise ReportError(404, f"project {pid} is unknown to this backend")
+                raise HTTPError(404, f"project {pid} is unknown to this backend")
             data = collect(engine, pid, request.args.get("budget"))
-        except ReportError as exc:
+        except HTTPError as exc:
             resp = jsonify(error=exc.message)
             resp.status_code = exc.status
             return resp
@@ -93,32 +87,26 @@ def report_blueprint(engine: Any) -> Blueprint:
     return bp
 
 
-def register_report(app: Any, engine: Any, settings: Any = None) -> None:
-    """Same as ``app.register_blueprint(report_blueprint(engine))``."""
-    app.register_blueprint(report_blueprint(engine))
-
-
 # ------------------------------------------------------------------------------- data
 def _project_param(raw: str | None) -> int:
     if raw is None or not raw.strip():
-        raise ReportError(400, "the query parameter 'project' is required, e.g. /report?project=1")
+        raise HTTPError(400, "the query parameter 'project' is required, e.g. /report?project=1")
     try:
         return parse_project_id(raw)
     except ValueError as exc:
-        raise ReportError(400, f"'project': {exc}") from None
+        raise HTTPError(400, f"'project': {exc}") from None
 
 
 def _budget_param(raw: str | None, n_tasks: int) -> int:
     if raw is None or raw.strip() == "":
         return min(n_tasks, max(1, math.ceil(DEFAULT_BUDGET_SHARE * n_tasks))) if n_tasks else 0
     text = raw.strip()
-    # ASCII digits only: str.isdigit also takes "²", which int() refuses
     if not (text.isascii() and text.isdigit()):
-        raise ReportError(400, f"'budget' must be a whole number of tasks (0 or more), got {text[:40]!r}")
-    digits = text.lstrip("0") or "0"
-    if len(digits) > BUDGET_DIGITS:
-        raise ReportError(400, f"'budget' must be at most {10**BUDGET_DIGITS - 1} tasks")
-    return min(int(digits), n_tasks)
+        raise HTTPError(400, f"'budget' must be a whole number of tasks (0 or more), got {text[:40]!r}")
+    budget = whole_number(text, BUDGET_DIGITS)
+    if budget is None:
+        raise HTTPError(400, f"'budget' must be at most {10**BUDGET_DIGITS - 1} tasks")
+    return min(budget, n_tasks)
 
 
 @dataclass

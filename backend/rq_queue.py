@@ -24,7 +24,8 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from .jobs import PERMANENT, chunks, run_job
+from .errors import retryable
+from .jobs import chunks, run_job
 
 log = logging.getLogger(__name__)
 
@@ -190,13 +191,11 @@ def perform(kind: str, pid: int, payload: dict[str, Any]) -> Any:
         queue.redis.delete(queue._pending_key(kind, pid))
     try:
         return run_job(engine, queue, kind, pid, payload)
-    except PERMANENT as exc:
-        # a bad label config or a missing Label Studio connection will not heal by retrying
-        job = get_current_job()
-        if job is not None:
-            job.retries_left = 0
-        engine.coord.set_error(f"job:{kind}", f"project {pid}: {type(exc).__name__}: {exc}")
-        raise
     except Exception as exc:
+        if not retryable(exc):
+            # a bad label config or a missing Label Studio connection will not heal by retrying
+            job = get_current_job()
+            if job is not None:
+                job.retries_left = 0
         engine.coord.set_error(f"job:{kind}", f"project {pid}: {type(exc).__name__}: {exc}")
         raise

@@ -8,18 +8,19 @@ checks that every field appears there.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from . import versions
+from .errors import SettingsError
+from .logs import configure_logging, mask_url
 
-class SettingsError(ValueError):
-    """A setting has a value the backend cannot use."""
+__all__ = ["Settings", "SettingsError", "configure_logging", "mask_url", "read_synonyms_file"]
 
 
 def _bool(raw: str) -> bool:
@@ -84,7 +85,7 @@ class Settings:
     invert_priority: bool = False
 
     # --- write-back ------------------------------------------------------------
-    model_version_prefix: str = "vlmine"
+    model_version_prefix: str = versions.DEFAULT_PREFIX
     view_title: str = "Long-tail first"
     textarea_name: str = "vlmine"
     rare_keywords_shown: int = 5
@@ -222,29 +223,14 @@ class Settings:
 
     def mining_hash(self, fingerprint: dict[str, Any] | None = None) -> str:
         """``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's)."""
-        return _digest(fingerprint if fingerprint is not None else self.mining_fingerprint())
+        return versions.digest(fingerprint if fingerprint is not None else self.mining_fingerprint())
 
     def model_version(self, fingerprint: dict[str, Any] | None = None) -> str:
-        """A readable name of everything that produces the predictions.
+        """The base model version of these settings (see :func:`backend.versions.base_version`).
 
-        Example: ``vlmine-llava-1.5-7b-hf-llm-gmean-novelty+entropy-3f2a9c1d``.
-        The hash covers every mining and ranking setting, so a changed setting
-        gives a new version (and a re-mine), and the same settings give the
-        same version after a restart.
+        ``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's).
         """
-        signals = ["novelty"]
-        if self.uncertainty_source == "prediction_probs":
-            signals.append(self.uncertainty_measure)
-        elif self.uncertainty_source == "field":
-            signals.append(self.uncertainty_field or "field")
-        elif self.uncertainty_source != "none":
-            signals.append(self.uncertainty_source.replace("_", ""))
-        signals.extend(self.signal_fields)
-        mining = fingerprint if fingerprint is not None else self.mining_fingerprint()
-        digest = _digest({"mining": mining, "ranking": self.ranking_fingerprint()})
-        parts = [self.model_version_prefix, self.vlm_name, self.keyword_mode, self.pooling,
-                 "+".join(signals), digest]
-        return "-".join(_slug(p) for p in parts if p)
+        return versions.base_version(self, fingerprint)
 
     def public(self) -> dict[str, Any]:
         """Settings as shown to users: secrets masked, and so are passwords inside URLs."""
@@ -268,26 +254,6 @@ URL_SCHEMES = {
     "keyword_llm_url": ("http", "https"),
     "aws_endpoint_url": ("http", "https"),
 }
-_SECRET_QUERY = ("pass", "secret", "token", "key", "auth", "signature", "credential")
-
-
-def mask_url(url: str) -> str:
-    """``url`` fit for a log: the user:password part and secret-looking query values become ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if any(word in k.lower() for word in _SECRET_QUERY) else v)
-                           for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
     try:
         parts = urlsplit(value.strip())
@@ -317,11 +283,6 @@ def _convert(type_name: Any, raw: str) -> Any:
     return raw
 
 
-def _digest(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:8]
-
-
 def _file_digest(path: str | None, data: bytes | None = None) -> str | None:
     if not path:
         return None
@@ -336,24 +297,3 @@ def read_synonyms_file(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise SettingsError(f"SYNONYMS_FILE cannot be read: {exc.strerror}") from None
-
-
-def _slug(text: str) -> str:
-    out = "".join(ch if ch.isalnum() or ch in ".+_" else "-" for ch in text)
-    return out.strip("-") or "x"
-
-
-def configure_logging(level: str) -> None:
-    """One log format for the server and the workers.
-
-    urllib3 and httpcore log whole request lines at DEBUG, query strings included,
-    and a presigned image URL carries its signature there: they stay at INFO or above
-    whatever LOG_LEVEL says.
-    """
-    import logging
-    import sys
-
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for name in ("urllib3", "httpcore", "botocore", "boto3", "s3transfer"):
-        logging.getLogger(name).setLevel(max(numeric, logging.INFO))

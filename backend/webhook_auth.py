@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .engine import Engine
-from .settings import Settings, mask_url
+from .logs import mask_url, scrub
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +159,8 @@ class WebhookHeaders:
         return "ok"
 
     def _scrub(self, text: str) -> str:
-        for secret in (self.settings.webhook_secret, self.settings.basic_auth_pass,
-                       self.settings.label_studio_api_key, *self.wanted().values()):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, (self.settings.webhook_secret, self.settings.basic_auth_pass,
+                            self.settings.label_studio_api_key, *self.wanted().values()))
 
     def _warn(self, key: Any, message: str) -> None:
         now = time.monotonic()

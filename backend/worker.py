@@ -40,7 +40,9 @@ from rq import SimpleWorker
 from rq.utils import now, utcformat
 
 from .rq_queue import MINE_QUEUE, WRITE_QUEUE, runtime
-from .settings import Settings, SettingsError, configure_logging
+from .errors import SettingsError
+from .logs import configure_logging
+from .settings import Settings
 
 log = logging.getLogger("vlmine.worker")
 

@@ -183,3 +183,14 @@ def test_non_finite_numbers_are_missing(value):
     # filled like any missing value: never NaN, never above every real value
     filled = fill_missing(np.array([0.2, got, 0.6]), "mean")
     assert filled.tolist() == pytest.approx([0.2, 0.4, 0.6])
+
+
+def test_own_predictions_follow_model_version_prefix():
+    """Predictions whose version starts with MODEL_VERSION_PREFIX are ours; any other
+    backend's (even one named vlmine-...) are another model's and give the uncertainty."""
+    task = {"predictions": [
+        {"id": 1, "model_version": "acme-llava-1", "score": 0.1, "created_at": "2026-01-02T00:00:00Z"},
+        {"id": 2, "model_version": "vlmine-llava-1", "score": 0.8, "created_at": "2026-01-01T00:00:00Z"},
+    ]}
+    assert uncertainty_from_task(task, "prediction_score", own_prefix="acme") == pytest.approx(0.2)
+    assert uncertainty_from_task(task, "prediction_score") == pytest.approx(0.9)  # the default prefix, vlmine

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..versions import DEFAULT_PREFIX, is_own_version
+
 __all__ = [
     "entropy",
     "margin",
@@ -35,9 +37,9 @@ __all__ = [
 SOURCES = ("prediction_score", "prediction_probs", "predictions_vote", "field")
 MEASURES = ("entropy", "margin", "least_confidence")
 FILL_STRATEGIES = ("min", "max", "mean", "median", "zero")
-#: Predictions whose model_version starts with this are ours (the priority we write
-#: back); they are never read as another model's uncertainty.
-OWN_MODEL_PREFIX = "vlmine"
+#: MODEL_VERSION_PREFIX's default; callers pass the configured prefix as ``own_prefix``
+#: (who owns the rule: ``backend.versions.is_own_version``)
+OWN_MODEL_PREFIX = DEFAULT_PREFIX
 
 
 # --------------------------------------------------------------------------------------
@@ -159,13 +161,15 @@ def uncertainty_from_task(
     model_version: str | None = None,
     measure: str = "entropy",
     field: str | None = None,
+    own_prefix: str = DEFAULT_PREFIX,
 ) -> float:
     """One task's uncertainty from its stored predictions or data; NaN when absent.
 
     ``source``:
 
     * ``"prediction_score"``: 1 - score of the newest prediction of ``model_version``
-      (any version not starting with "vlmine" when None);
+      (when None: any version that is not our own, i.e. not starting with ``own_prefix``,
+      MODEL_VERSION_PREFIX);
     * ``"prediction_probs"``: ``measure`` over the class probabilities in that
       prediction (``result[*].value["probabilities"]`` or ``["scores"]``, a list or a
       ``{class: p}`` object);
@@ -179,7 +183,7 @@ def uncertainty_from_task(
         if not field:
             raise ValueError("source 'field' needs a field name")
         return finite_number((task.get("data") or {}).get(field))
-    preds = _matching_predictions(task, model_version)
+    preds = _matching_predictions(task, model_version, own_prefix)
     if source == "predictions_vote":
         votes = [v for v in (_vote(p) for p in preds) if v is not None]
         return float(variation_ratio([votes])[0])
@@ -198,10 +202,11 @@ def uncertainty_from_tasks(
     model_version: str | None = None,
     measure: str = "entropy",
     field: str | None = None,
+    own_prefix: str = DEFAULT_PREFIX,
 ) -> np.ndarray:
     """``uncertainty_from_task`` over many tasks, as a float64 array."""
     return np.array(
-        [uncertainty_from_task(t, source, model_version, measure, field) for t in tasks],
+        [uncertainty_from_task(t, source, model_version, measure, field, own_prefix) for t in tasks],
         dtype=np.float64,
     )
 
@@ -218,11 +223,11 @@ def finite_number(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def _matching_predictions(task: dict, model_version: str | None) -> list[dict]:
+def _matching_predictions(task: dict, model_version: str | None, own_prefix: str) -> list[dict]:
     preds = [p for p in (task.get("predictions") or []) if isinstance(p, dict)]
     if model_version is not None:
         return [p for p in preds if p.get("model_version") == model_version]
-    return [p for p in preds if not str(p.get("model_version") or "").startswith(OWN_MODEL_PREFIX)]
+    return [p for p in preds if not is_own_version(p.get("model_version"), own_prefix)]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

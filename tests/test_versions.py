@@ -1,0 +1,52 @@
+"""Model-version strings are persisted state: these pins were computed at the commit before
+the package re-layout (70897f7). A changed byte re-mines and rewrites every project, so a
+failure here means a migration, not a test to update."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.settings import Settings
+from backend.versions import DEFAULT_PREFIX, base_version, generation_version, is_own_version
+
+PINNED = [
+    ({}, "vlmine-llava-1.5-7b-hf-llm-gmean-novelty-c32c4a24", "cbdf19c9"),
+    ({"uncertainty_source": "prediction_probs", "uncertainty_measure": "margin",
+      "signal_fields": ["meta.loss", "clicks"], "pooling": "min", "keyword_mode": "direct",
+      "model_version_prefix": "acme"},
+     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-43ffe29b", "6de99642"),
+    ({"vlm_api_url": "http://gpu:8000/v1", "vlm_api_model": "qwen2-vl", "uncertainty_source": "field",
+      "uncertainty_field": "loss", "text_keyword_mode": "llm", "invert_priority": True},
+     "vlmine-endpoint-qwen2-vl-llm-gmean-novelty+loss-f05da221", "5ddc962b"),
+]
+
+
+@pytest.mark.parametrize("overrides, version, mining_hash", PINNED)
+def test_version_strings_and_mining_hashes_are_unchanged(overrides, version, mining_hash):
+    settings = Settings.from_env({}, **overrides)
+    assert settings.model_version() == version
+    assert base_version(settings) == version
+    assert settings.mining_hash() == mining_hash
+
+
+@pytest.mark.parametrize("overrides, version, mining_hash", PINNED)
+def test_the_engine_names_its_predictions_with_the_pinned_version(overrides, version, mining_hash, tmp_path):
+    from backend.engine import Engine
+
+    engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), **overrides))
+    assert engine.base_version == version
+    assert engine.mining_hash == mining_hash
+
+
+def test_generations_append_r_and_a_number():
+    assert generation_version("vlmine-x-1", 0) == "vlmine-x-1"
+    assert generation_version("vlmine-x-1", 3) == "vlmine-x-1-r3"
+    assert generation_version(None, 2) is None
+
+
+def test_own_versions_follow_the_configured_prefix():
+    assert is_own_version("vlmine-llava-abc", DEFAULT_PREFIX)
+    assert not is_own_version("yolo-v8", DEFAULT_PREFIX)
+    assert not is_own_version(None, DEFAULT_PREFIX)
+    assert is_own_version("acme-llava-abc", "acme")
+    assert not is_own_version("vlmine-llava-abc", "acme")  # another prefix: another backend's predictions
