@@ -8,17 +8,18 @@ import logging
 import os
 import sys
 
-from backend.api import create_app
 from backend.errors import SettingsError
 from backend.logs import configure_logging
+from backend.server import create_app
 from backend.settings import Settings
+from model import VLMineModel
 
 
 def build_app(settings: Settings | None = None):
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
     logging.getLogger("vlmine").info("settings: %s", json.dumps(settings.public(), default=str))
-    return create_app(settings)
+    return create_app(settings, VLMineModel)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from backend.engine import Engine
-from backend.jobs import ensure_synced
-from backend.mlbase import LabelStudioMLBase, parse_project_id
+from backend.engine.engine import Engine
+from backend.jobs.runner import ensure_synced
+from backend.server.mlbase import LabelStudioMLBase, parse_project_id
 
 log = logging.getLogger(__name__)
 

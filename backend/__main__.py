@@ -1,9 +1,9 @@
-"""``python -m backend mine ...`` and ``python -m backend evaluate ...``: see backend/cli.py, backend/evaluate.py."""
+"""``python -m backend mine ...`` and ``python -m backend evaluate ...``: see backend/offline/mine.py, backend/offline/evaluate.py."""
 
 import importlib
 import sys
 
-COMMANDS = {"mine": "backend.cli", "evaluate": "backend.evaluate"}
+COMMANDS = {"mine": "backend.offline.mine", "evaluate": "backend.offline.evaluate"}
 USAGE = """usage: python -m backend {mine,evaluate} ... (-h after a command for its options)
   mine      rank a folder, s3:// prefix, Label Studio export or JSONL file long-tail first
   evaluate  compare VLMine with random and uncertainty selection on a labeled long-tail image set"""

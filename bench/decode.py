@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.images import ImageFetcher  # noqa: E402
+from backend.pipeline.images import ImageFetcher  # noqa: E402
 from backend.vlm.openai_vlm import encode_image  # noqa: E402
 
 

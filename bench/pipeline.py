@@ -53,8 +53,12 @@ for p in (str(ROOT), str(BENCH)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from predict import run_in_workdir  # noqa: E402
-from predict import CaptionGenerator, load_average  # noqa: E402
+from predict import (  # noqa: E402
+    CaptionGenerator,
+    load_average,
+    run_in_workdir,  # noqa: E402
+)
+
 from tests.support.image_server import ImageServer  # noqa: E402
 
 log = logging.getLogger("bench.pipeline")
@@ -166,8 +170,8 @@ def run_once(args: argparse.Namespace, workers: int, tasks: list[dict], config: 
              work: Path) -> dict:
     import redis
 
-    from backend.engine import Engine
-    from backend.rq_queue import MINE_QUEUE, RQQueue
+    from backend.engine.engine import Engine
+    from backend.jobs.rq import MINE_QUEUE, RQQueue
     from backend.settings import Settings
 
     client = redis.Redis.from_url(args.redis_url)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.engine import Engine  # noqa: E402
+from backend.engine.engine import Engine  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from tests.support.label_studio import LS_VERSION, create_project, start_label_studio  # noqa: E402
 

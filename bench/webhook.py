@@ -48,9 +48,17 @@ for p in (str(ROOT), str(BENCH)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from predict import run_in_workdir  # noqa: E402
-from predict import (CaptionGenerator, TEXT_CONFIG, load_average, peak_rss_mb, percentile,  # noqa: E402
-                     rss_mb, scrubbed_environ, start_backend)
+from predict import (  # noqa: E402
+    TEXT_CONFIG,
+    CaptionGenerator,
+    load_average,
+    peak_rss_mb,
+    percentile,
+    rss_mb,
+    run_in_workdir,  # noqa: E402
+    scrubbed_environ,
+    start_backend,
+)
 
 log = logging.getLogger("bench.webhook")
 
@@ -258,7 +266,7 @@ def run(args: argparse.Namespace, work: Path) -> dict:
         else:
             from rq import Queue
 
-            from backend.rq_queue import MINE_QUEUE
+            from backend.jobs.rq import MINE_QUEUE
 
             out["queued_jobs"] = Queue(MINE_QUEUE, connection=redis_client).count
         metrics = requests.get(backend.url + "/metrics", timeout=60).json()

@@ -6,7 +6,7 @@
 
 Prints ONE JSON line (seconds unless named otherwise):
   import_tasks_s            setup: importing the N tasks (not write-back)
-  import_predictions_s      bulk import of N predictions (backend.labelstudio, 5000 a request)
+  import_predictions_s      bulk import of N predictions (backend.labelstudio.client, 5000 a request)
   list_predictions_s        list_predictions of the project (N rows, raw JSON)
   list_predictions_sdk_s    the same endpoint through the SDK's typed predictions.list, for comparison
   set_model_version_s       PATCH project model_version
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.labelstudio import PREDICTION_SCORE_DESC, LabelStudioClient  # noqa: E402
+from backend.labelstudio.client import PREDICTION_SCORE_DESC, LabelStudioClient  # noqa: E402
 from tests.support.label_studio import LS_VERSION, create_project, start_label_studio  # noqa: E402
 
 CONFIG = '<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/></View>'

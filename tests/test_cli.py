@@ -322,7 +322,7 @@ def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path)
     (which moves when a row from another folder comes in); old-format manifests are taken over."""
     from urllib.parse import quote
 
-    from backend.cli import LOCAL_FILES, _digest, _stat_sig
+    from backend.offline.mine import LOCAL_FILES, _digest, _stat_sig
 
     base = tmp_path / "data"
     make_set(base / "a", {"red": 3, "yellow": 1})

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from backend.jobs.worker import build_parser
 from backend.settings import Settings
-from backend.worker import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()

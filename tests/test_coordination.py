@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from backend.coordination import LocalCoordination, RedisCoordination
+from backend.state.coordination import LocalCoordination, RedisCoordination
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/12")
 

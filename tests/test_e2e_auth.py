@@ -14,9 +14,9 @@ import logging
 import pytest
 import requests
 
-from backend.webhook_auth import WebhookHeaders
-from backend.engine import Engine
-from backend.labelstudio import LabelStudioClient
+from backend.engine.engine import Engine
+from backend.labelstudio.client import LabelStudioClient
+from backend.server.webhook_headers import WebhookHeaders
 from backend.settings import Settings
 from tests.support.backend_server import BackendServer, wait_for
 from tests.support.label_studio import create_project, import_tasks
@@ -142,7 +142,7 @@ def test_only_the_one_webhook_to_this_backend_gets_the_header(label_studio, tmp_
     settings = Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
                                   "LABEL_STUDIO_API_KEY": ls.token, "BASIC_AUTH_USER": USER,
                                   "BASIC_AUTH_PASS": PASSWORD})
-    caplog.set_level(logging.INFO, logger="backend.api")
+    caplog.set_level(logging.INFO, logger="backend.server.app")
     pid, _ = create_project(ls, "webhook matching", CONFIG)
     here = "127.0.0.1:5999"
 

@@ -3,11 +3,10 @@ image project whose files were uploaded to Label Studio."""
 
 from __future__ import annotations
 
-
 import pytest
 import requests
 
-from backend.labelstudio import LabelStudioClient
+from backend.labelstudio.client import LabelStudioClient
 from tests.support.backend_server import BackendServer, wait_for
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.label_studio import create_project, import_tasks

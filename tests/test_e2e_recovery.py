@@ -5,15 +5,14 @@ that changed the field to mine through any request."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
-from backend.api import create_app
-from backend.engine import PROVISIONAL, Engine
-from backend.jobs import EmbeddedQueue
-from backend.labelstudio import LabelStudioError
+from backend.engine.engine import PROVISIONAL, Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.labelstudio.client import LabelStudioError
+from backend.server.app import create_app
 from backend.settings import Settings
+from model import VLMineModel
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
@@ -219,7 +218,7 @@ def test_a_label_config_mining_another_field_is_noticed_whichever_request_brings
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    client = create_app(settings, engine=engine, queue=queue, start_workers=False).test_client()
+    client = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
     tasks = [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}},
              {"id": 2, "data": {"text": "a dog", "caption": "a seal"}}]
     resp = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 6, "label_config": TEXT_CONFIG},

@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 import requests
 
-from backend.engine import Engine
-from backend.jobs import EmbeddedQueue
-from backend.labelstudio import LabelStudioClient
+from backend.engine.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.labelstudio.client import LabelStudioClient
 from backend.settings import Settings
 from tests.support.backend_server import BackendServer, wait_for
 from tests.support.label_studio import create_project, import_tasks

@@ -12,15 +12,15 @@ import redis
 import requests
 from rq.registry import StartedJobRegistry
 
-from backend.engine import Engine
-from backend.labelstudio import LabelStudioClient
-from backend.rq_queue import MINE_QUEUE
+from backend.engine.engine import Engine
+from backend.jobs.rq import MINE_QUEUE
+from backend.labelstudio.client import LabelStudioClient
 from backend.settings import Settings
 from tests.support.backend_server import BackendServer
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
 from tests.test_e2e_projects import IMAGE_CONFIG, connect
-from tests.support.image_server import ImageServer
 from tests.test_image_pipeline import DESCRIPTIONS, png
 from tests.test_rq_workers import kill_group, recount, redis_url, start_worker, wait_until
 

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 import requests
 
-from backend.labelstudio import LabelStudioClient
+from backend.labelstudio.client import LabelStudioClient
 from tests.support.backend_server import BackendServer, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from backend.engine import Engine
-from backend.jobs import EmbeddedQueue
+from backend.engine.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
 from backend.settings import Settings
 from tests.test_e2e_projects import TEXT_CONFIG
 

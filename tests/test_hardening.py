@@ -16,10 +16,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.api import create_app
-from backend.engine import Engine
-from backend.jobs import EmbeddedQueue
+from backend.engine.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.server.app import create_app
 from backend.settings import Settings
+from model import VLMineModel
 from tests.support.backend_server import BackendServer, free_port
 from tests.support.fake_openai import FakeOpenAI
 from tests.test_images import http_url, s3  # noqa: F401  (fixtures: loopback HTTP and S3 servers)
@@ -161,7 +162,7 @@ def test_the_catalogue(server, http_url, s3):  # noqa: F811
     failures = {f["task"]: f["error"] for f in metrics["projects"]["8"]["last_failures"]}
     assert len(failures) == 5  # the 5 most recent; all 11 are counted
     assert metrics["projects"]["8"]["failed"] == len(tasks) - len(good)
-    from backend.engine import Engine as _E  # the full list, straight from the store
+    from backend.engine.engine import Engine as _E  # the full list, straight from the store
 
     store = _E(Settings.from_env({"MODEL_DIR": str(server.log_path.parent / "model")})).store
     reasons = dict(store.failures(8, limit=50))
@@ -228,7 +229,7 @@ bodies = st.one_of(
 def fuzz_client(tmp_path_factory):
     settings = Settings.from_env({}, model_dir=str(tmp_path_factory.mktemp("fuzz")))
     engine = Engine(settings)
-    return create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
+    return create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

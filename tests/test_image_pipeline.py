@@ -9,10 +9,11 @@ import random
 import pytest
 from PIL import Image
 
-from backend.api import create_app
-from backend.engine import Engine
-from backend.jobs import EmbeddedQueue
+from backend.engine.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.server.app import create_app
 from backend.settings import Settings
+from model import VLMineModel
 from tests.support.fake_openai import COLOURS, FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.tiny_llava import build_tiny_llava
@@ -55,7 +56,7 @@ def make_client(tmp_path, **overrides):
     overrides.setdefault("image_allow_private_networks", True)  # the image server is on loopback
     settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), **overrides)
     engine = Engine(settings)
-    app = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
     return app.test_client(), engine
 
 
@@ -203,7 +204,7 @@ def test_malformed_image_references_fail_alone(tmp_path):
 
 def test_an_unexpected_error_fetching_or_decoding_fails_its_task_alone(tmp_path, images, monkeypatch):
     """The backstop: whatever the fetcher raises besides ImageError stays with its task, redacted."""
-    from backend.images import ImageFetcher
+    from backend.pipeline.images import ImageFetcher
 
     tasks, _ = images
     fetch_bug, decode_bug = tasks[0]["data"]["image"], tasks[8]["data"]["image"]
@@ -264,8 +265,8 @@ def test_one_huge_text_fails_alone_with_llm_keywords(tmp_path):
 def test_the_synonyms_file_is_read_once_for_keywords_and_cache_keys(tmp_path):
     """SYNONYMS_FILE edited (or briefly gone) while running: keywords still come from the mapping
     loaded at start, and so does every cache key; the next start picks the edit up."""
-    from backend.pipeline import Miner
-    from backend.store import SQLiteStore
+    from backend.pipeline.miner import Miner
+    from backend.state.sqlite import SQLiteStore
 
     path = tmp_path / "synonyms.json"
     path.write_text('{"bus": "coach"}')

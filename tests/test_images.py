@@ -15,8 +15,8 @@ import boto3
 import pytest
 from PIL import Image
 
-from backend.images import ImageError, content_hash, image_ref_from_task
-from backend.images import ImageFetcher as GuardedFetcher
+from backend.pipeline.images import ImageError, content_hash, image_ref_from_task
+from backend.pipeline.images import ImageFetcher as GuardedFetcher
 from tests.support.s3 import moto_s3
 
 # the test servers are on loopback, which the fetching guard refuses by default
@@ -458,13 +458,13 @@ def test_task_helpers():
     ("::ffff:127.0.0.1", "private or loopback"), ("0.0.0.0", "reserved"), ("224.0.0.1", "reserved"),
 ])
 def test_guard_refuses_internal_addresses(ip, refused):
-    from backend.images import check_address
+    from backend.pipeline.images import check_address
 
     assert refused in check_address(ip, allow_private=False)
 
 
 def test_guard_allows_public_addresses_and_private_ones_only_when_told():
-    from backend.images import check_address
+    from backend.pipeline.images import check_address
 
     assert check_address("93.184.216.34", allow_private=False) is None
     assert check_address("10.1.2.3", allow_private=True) is None
@@ -483,7 +483,7 @@ def test_guard_allows_public_addresses_and_private_ones_only_when_told():
     ("2002:0:0::", "reserved"), ("64:ff9b::e000:1", "reserved"),
 ])
 def test_guard_judges_ipv6_transition_addresses_by_the_ipv4_address_they_embed(ip, refused):
-    from backend.images import check_address
+    from backend.pipeline.images import check_address
 
     assert refused in check_address(ip, allow_private=False)
     if refused == "private or loopback":
@@ -495,14 +495,14 @@ def test_guard_judges_ipv6_transition_addresses_by_the_ipv4_address_they_embed(i
 @pytest.mark.parametrize("ip", ["2002:5db8:d822::", "2002:5db8:d822:1::1", "2001:0:4136:e378::a247:27dd",
                                 "64:ff9b::93.184.216.34"])
 def test_guard_allows_transition_addresses_of_public_ipv4_hosts(ip):
-    from backend.images import check_address
+    from backend.pipeline.images import check_address
 
     assert check_address(ip, allow_private=False) is None
 
 
 @pytest.mark.parametrize("ip", ["::169.254.169.254", "::127.0.0.1", "::10.1.2.3", "::93.184.216.34"])
 def test_guard_refuses_ipv4_compatible_addresses_always(ip):
-    from backend.images import check_address
+    from backend.pipeline.images import check_address
 
     assert check_address(ip, allow_private=True) == "a reserved address"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.images import ImageError, image_ref_from_task
-from backend.labelconfig import LabelConfig, LabelConfigError, Source, field_value
+from backend.labelstudio.config import LabelConfig, LabelConfigError, Source, field_value
+from backend.pipeline.images import ImageError, image_ref_from_task
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.test_image_pipeline import DESCRIPTIONS, make_client, png

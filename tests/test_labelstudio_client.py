@@ -1,4 +1,4 @@
-"""backend.labelstudio.LabelStudioClient against a real Label Studio 1.23.2 (nothing mocked).
+"""backend.labelstudio.client.LabelStudioClient against a real Label Studio 1.23.2 (nothing mocked).
 
 The server comes from the session fixture ``label_studio`` (tests/support/label_studio.py);
 every test makes its own project so that they do not depend on each other.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from backend.labelstudio import PREDICTION_SCORE_DESC, LabelStudioClient, LabelStudioError, looks_like_jwt
+from backend.labelstudio.client import PREDICTION_SCORE_DESC, LabelStudioClient, LabelStudioError, looks_like_jwt
 from tests.support.label_studio import create_project, free_port
 
 pytestmark = pytest.mark.e2e
@@ -565,7 +565,7 @@ def test_download_redirect_failures_are_clean_errors(stand_ins):
 
 
 def test_image_fetcher_passes_its_private_network_setting_to_label_studio_downloads(stand_ins):
-    from backend.images import ImageError, ImageFetcher
+    from backend.pipeline.images import ImageError, ImageFetcher
 
     ls, _, _, other_seen, blob = stand_ins
     client = LabelStudioClient(ls, STAND_IN_KEY)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from backend.api import create_app
-from backend.engine import Engine
-from backend.jobs import EmbeddedQueue
+from backend.engine.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.server.app import create_app
 from backend.settings import Settings
+from model import VLMineModel
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "ls-payloads"
 TEXT_CONFIG = ('<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/>'
@@ -27,7 +28,7 @@ def backend(tmp_path):
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    app = create_app(settings, engine=engine, queue=queue, start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False)
     return app.test_client(), engine, queue
 
 
@@ -181,7 +182,7 @@ def test_malformed_requests_get_a_4xx_with_a_message(backend, route, body, statu
 def test_basic_auth_guards_every_route(tmp_path):
     settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass"},
                                  model_dir=str(tmp_path))
-    app = create_app(settings, start_workers=False)
+    app = create_app(settings, VLMineModel, start_workers=False)
     client = app.test_client()
     assert client.get("/health").status_code == 401
     bad = base64.b64encode(b"ls:wrong").decode()
@@ -260,7 +261,7 @@ def test_the_largest_64_bit_ids_still_work(backend):
 def test_malformed_predictions_get_a_400(tmp_path, source, predictions):
     settings = Settings.from_env({"UNCERTAINTY_SOURCE": source}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
-    client = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
+    client = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
     tasks = text_tasks(["a cat on a sofa", "a walrus on a sofa"])
     tasks[1]["predictions"] = predictions
     resp = client.post("/predict", json={"tasks": tasks, "project": "3.1", "label_config": TEXT_CONFIG})
@@ -279,7 +280,7 @@ def auth_app(tmp_path, **env):
     settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass", **env},
                                  model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
-    app = create_app(settings, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
     return app.test_client(), engine
 
 
@@ -305,7 +306,7 @@ def test_the_webhook_secret_lets_a_webhook_past_basic_auth(tmp_path):
 
 def test_a_refused_webhook_says_what_to_add_once_a_minute_per_project(tmp_path, caplog):
     client, _ = auth_app(tmp_path)
-    caplog.set_level("WARNING", logger="backend.api")
+    caplog.set_level("WARNING", logger="backend.server.app")
     other = {**CREATED, "project": {"id": 6, "label_config": TEXT_CONFIG}}
     for body in (CREATED, CREATED, other, CREATED):
         assert client.post("/webhook", json=body).status_code == 401
@@ -318,7 +319,7 @@ def test_a_refused_webhook_says_what_to_add_once_a_minute_per_project(tmp_path, 
 
 def test_a_refused_webhook_names_the_secret_header_when_one_is_set(tmp_path, caplog):
     client, _ = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77")
-    caplog.set_level("WARNING", logger="backend.api")
+    caplog.set_level("WARNING", logger="backend.server.app")
     assert client.post("/webhook", json=CREATED, headers={**BASIC, "X-VLMine-Secret": "nope"}).status_code == 401
     warnings = [r.getMessage() for r in caplog.records if "refused a webhook" in r.getMessage()]
     assert len(warnings) == 1 and "X-VLMine-Secret is wrong" in warnings[0] and "WEBHOOK_SECRET" in warnings[0]
@@ -330,7 +331,7 @@ def test_setup_still_answers_when_label_studio_cannot_be_reached(tmp_path, caplo
 
     client, engine = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77", LABEL_STUDIO_API_KEY="ls-key-123456",
                               LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}")
-    caplog.set_level("WARNING", logger="backend.api")
+    caplog.set_level("WARNING", logger="backend.server.app")
     hooks = client.application.extensions["vlmine"]["webhook_headers"]
     hooks.WAIT_S = 60  # wait for the look-up to finish (it fails at once: nothing listens there)
     resp = client.post("/setup", json={"project": "7.1", "schema": TEXT_CONFIG}, headers=BASIC)

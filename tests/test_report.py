@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 import requests
 
-from backend.api import create_app
-from backend.engine import Engine
-from backend.jobs import EmbeddedQueue
+from backend.engine.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.server.app import create_app
 from backend.settings import Settings
+from model import VLMineModel
 from tests.support.backend_server import BackendServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def make_app(tmp_path: Path, **overrides):
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0, **overrides)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    app = create_app(settings, engine=engine, queue=queue, start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False)
     return app.test_client(), engine
 
 
@@ -257,7 +258,7 @@ def test_report_is_behind_basic_auth(tmp_path):
 def test_big_projects_are_subsampled_and_charts_stay_small():
     import matplotlib
 
-    from backend import report
+    from backend.server import report
 
     rng = np.random.default_rng(1)
     n = 60_000
@@ -386,7 +387,7 @@ def test_report_renders_in_chromium(tmp_path):
 
 
 def test_budget_tasks_in_a_sampled_front_0_are_all_drawn():
-    from backend import report
+    from backend.server import report
 
     n = report.FRONT0_CAP + 5_000
     front = np.zeros(n, dtype=np.int64)  # one huge front 0: it is sampled

@@ -11,8 +11,8 @@ import redis
 from rq import SimpleWorker
 from rq.job import Job
 
-from backend.engine import Engine
-from backend.rq_queue import MINE_QUEUE, WRITE_QUEUE, RQQueue
+from backend.engine.engine import Engine
+from backend.jobs.rq import MINE_QUEUE, WRITE_QUEUE, RQQueue
 from backend.settings import Settings
 
 

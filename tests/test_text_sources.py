@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from backend.engine import Engine
-from backend.labelconfig import LabelConfig, Source
-from backend.pipeline import html_text, text_from_task
+from backend.engine.engine import Engine
+from backend.labelstudio.config import LabelConfig, Source
+from backend.pipeline.miner import html_text, text_from_task
 from backend.settings import Settings
 from tests.test_cli import clean_env, read_jsonl, run
 
@@ -110,7 +110,7 @@ def test_cli_field_reads_a_nested_path(tmp_path):
 
 
 def test_signal_fields_are_read_by_path_too(tmp_path):
-    from backend.engine import Engine
+    from backend.engine.engine import Engine
     from backend.settings import Settings
 
     engine = Engine(Settings.from_env({"SIGNAL_FIELDS": "meta.loss,flat"}, model_dir=str(tmp_path)))
@@ -122,7 +122,7 @@ def test_signal_fields_are_read_by_path_too(tmp_path):
 
 
 def test_a_signal_field_too_large_for_a_float_is_missing_not_a_failed_batch(tmp_path):
-    from backend.engine import Engine
+    from backend.engine.engine import Engine
     from backend.settings import Settings
 
     engine = Engine(Settings.from_env({"SIGNAL_FIELDS": "loss"}, model_dir=str(tmp_path)))

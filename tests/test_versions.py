@@ -31,7 +31,7 @@ def test_version_strings_and_mining_hashes_are_unchanged(overrides, version, min
 
 @pytest.mark.parametrize("overrides, version, mining_hash", PINNED)
 def test_the_engine_names_its_predictions_with_the_pinned_version(overrides, version, mining_hash, tmp_path):
-    from backend.engine import Engine
+    from backend.engine.engine import Engine
 
     engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), **overrides))
     assert engine.base_version == version

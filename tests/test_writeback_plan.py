@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend import writeback
+from backend.engine import writeback
 
 
 def apply(plan: writeback.WritePlan, written: dict[int, float]) -> dict[int, float]:

@@ -20,7 +20,7 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 
-from .errors import LabelConfigError
+from ..errors import LabelConfigError
 
 IMAGE_TAGS = ("Image",)
 TEXT_TAGS = ("Text", "HyperText", "Paragraphs")

@@ -15,9 +15,9 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from .engine import Engine
-from .logs import mask_url, scrub
-from .settings import Settings
+from ..engine.engine import Engine
+from ..logs import mask_url, scrub
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 

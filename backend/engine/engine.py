@@ -17,15 +17,15 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .coordination import LocalCoordination, RedisCoordination
-from .errors import EngineError, LabelConfigError, LabelStudioError
-from .labelconfig import LabelConfig, Source
-from .mining import mine as mine_priorities
-from .mining import open_index, uncertainty_from_task
-from .pipeline import MinedTask, Miner
-from .logs import mask_url
-from .settings import Settings
-from .store import ProjectState, SQLiteStore, TaskRecord
+from ..errors import EngineError, LabelConfigError, LabelStudioError
+from ..labelstudio.config import LabelConfig, Source
+from ..logs import mask_url
+from ..mining import mine as mine_priorities
+from ..mining import open_index, uncertainty_from_task
+from ..pipeline.miner import MinedTask, Miner
+from ..settings import Settings
+from ..state.coordination import LocalCoordination, RedisCoordination
+from ..state.sqlite import ProjectState, SQLiteStore, TaskRecord
 from . import writeback
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Engine:
         self.redis = redis_client
         if store is None:
             if redis_client is not None:
-                from .redis_store import RedisStore
+                from ..state.redis import RedisStore
 
                 store = RedisStore(redis_client)
             else:
@@ -63,7 +63,7 @@ class Engine:
         self.store = store
         if index is None:
             if redis_client is not None:
-                from .mining import RedisIndex
+                from ..mining import RedisIndex
 
                 index = RedisIndex(redis_client)
             else:
@@ -93,7 +93,7 @@ class Engine:
                 if not (url and key) and self._setup_connection is not None:
                     url, key = self._setup_connection
                 if url and key:
-                    from .labelstudio import LabelStudioClient
+                    from ..labelstudio.client import LabelStudioClient
 
                     self._label_studio = LabelStudioClient(url, key)
             return self._label_studio

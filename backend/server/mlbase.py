@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .ids import MAX_ID, parse_project_id  # noqa: F401  (model.py imports parse_project_id from here)
+from ..ids import MAX_ID, parse_project_id  # noqa: F401  (model.py imports parse_project_id from here)
+
 
 class LabelStudioMLBase:
     """Override ``setup``, ``predict`` and ``fit``; the server does the rest."""

@@ -40,11 +40,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import SourceError, UsageError
-from .ids import integer_cell
-from .cli import (build_engine, build_engine_settings, command_error, ids_file,
-                  list_images, local_dataset, mine_with_progress, output_rows, project_id, setup_logging,
-                  stabilise_ids, summarise, write_rows)
+from ..errors import SourceError, UsageError
+from ..ids import integer_cell
+from .mine import (
+    build_engine,
+    build_engine_settings,
+    command_error,
+    ids_file,
+    list_images,
+    local_dataset,
+    mine_with_progress,
+    output_rows,
+    project_id,
+    setup_logging,
+    stabilise_ids,
+    summarise,
+    write_rows,
+)
 
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
@@ -197,7 +209,7 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
     """Every method's selection of K images from the mined pool, measured."""
     import numpy as np
 
-    from .mining import fill_missing, novelty, select
+    from ..mining import fill_missing, novelty, select
 
     arrays = outcome.arrays
     pos = {it.id: i for i, it in enumerate(outcome.dataset.items)}

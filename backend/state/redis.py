@@ -35,7 +35,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from .store import PROJECT_FIELDS, ProjectState, TaskRecord
+from .sqlite import PROJECT_FIELDS, ProjectState, TaskRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import redis

@@ -45,11 +45,20 @@ from urllib.parse import parse_qs, unquote, unquote_to_bytes, urlsplit
 import requests
 import urllib3
 
-from .errors import ImageError
-from .labelconfig import field_value
-from .logs import redact
-from .netguard import (DEFAULT_PORTS, MAX_REDIRECTS, check_address, guard, host_of, origin,  # noqa: F401
-                       redirect_target, split_url, url_problem)
+from ..errors import ImageError
+from ..labelstudio.config import field_value
+from ..logs import redact
+from ..netguard import (  # noqa: F401
+    DEFAULT_PORTS,
+    MAX_REDIRECTS,
+    check_address,
+    guard,
+    host_of,
+    origin,
+    redirect_target,
+    split_url,
+    url_problem,
+)
 
 if TYPE_CHECKING:
     from PIL.Image import Image

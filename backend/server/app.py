@@ -16,43 +16,53 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .engine import Engine
-from .errors import EngineError, HTTPError, LabelConfigError
-from .ids import MAX_ID, is_id, parse_project_id
-from .jobs import EmbeddedQueue
-from .settings import Settings
-from .webhook_auth import WebhookHeaders
+from ..engine.engine import Engine
+from ..errors import EngineError, HTTPError, LabelConfigError
+from ..ids import MAX_ID, is_id, parse_project_id
+from ..jobs.embedded import EmbeddedQueue
+from ..settings import Settings
+from .mlbase import LabelStudioMLBase
+from .webhook_headers import WebhookHeaders
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None, queue: Any = None,
-               start_workers: bool = True) -> Flask:
-    """Build the app; ``start_workers=False`` leaves the embedded queue to the caller (tests)."""
-    settings = settings or Settings.from_env()
+def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine: Engine | None = None,
+               queue: Any = None, start_workers: bool = True) -> Flask:
+    """Build the app.
+
+    Args:
+        settings: the backend's settings (``Settings.from_env()``).
+        model_class: the Label Studio-facing model (the root ``model.VLMineModel``); a model
+            is built from it per request. It is handed in, as label-studio-ml's
+            ``init_app(model_class)`` is, so this package never imports the root script.
+        engine: the engine to serve; built from ``settings`` when None.
+        queue: the job queue; the one ``settings`` ask for (RQ with REDIS_URL, else embedded)
+            when None.
+        start_workers: False leaves the embedded queue's threads and the start-up catch-up
+            to the caller (tests).
+    """
     engine = engine or Engine(settings)
     if queue is None:
         if settings.redis_url:
-            from .rq_queue import RQQueue
+            from ..jobs.rq import RQQueue
 
             queue = RQQueue(engine)
         else:
             queue = EmbeddedQueue(engine)
-    from model import VLMineModel
-
-    model_class = type("VLMineModel", (VLMineModel,), {"engine": engine, "queue": queue})
+    model_class = type(model_class.__name__, (model_class,), {"engine": engine, "queue": queue})
     app = Flask("vlmine")
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_request_mb * 2**20)
     app.extensions["vlmine"] = {"settings": settings, "engine": engine, "queue": queue, "model": model_class,
                                 "started": time.time()}
     # Imported now, not on the first /setup: the SDK takes over a second to import and
     # Label Studio gives /setup 3 s.
-    from . import labelstudio  # noqa: F401
+    from ..labelstudio import client as labelstudio  # noqa: F401
 
     if start_workers and hasattr(queue, "start"):
         queue.start()
     if start_workers:
-        from .jobs import catch_up
+        from ..jobs.runner import catch_up
 
         for pid in engine.store.projects():  # what happened while we were down: read each project again
             try:
@@ -291,7 +301,7 @@ def _project(project: Any, tasks: list | None = None) -> int:
 
 def _check_config(xml: str, settings: Settings) -> None:
     """The config parses and names something to mine (else 422 with the reason)."""
-    from .labelconfig import LabelConfig
+    from ..labelstudio.config import LabelConfig
 
     try:
         LabelConfig.parse(xml).source(settings.description_field, settings.image_field)

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from .errors import HTTPError
-from .ids import parse_project_id, whole_number
+from ..errors import HTTPError
+from ..ids import parse_project_id, whole_number
 
 RARE_SHOWN = 30  # rows of the rarest-keywords table
 EXAMPLES_SHOWN = 3  # example tasks per keyword

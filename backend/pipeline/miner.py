@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any, Callable, Sequence
 
-from .labelconfig import Source, field_value
-from .mining import KeywordNormaliser
-from .mining.signals import finite_number
-from .settings import Settings, read_synonyms_file
-from .store import SQLiteStore
+from ..labelstudio.config import Source, field_value
+from ..mining import KeywordNormaliser
+from ..mining.signals import finite_number
+from ..settings import Settings, read_synonyms_file
+from ..state.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Miner:
         return out
 
     def _describe(self, out: list[MinedTask], fresh: list[tuple[int, str, Any]]) -> None:
-        from .vlm.prompts import DEFAULT_DESCRIBE_PROMPT, DEFAULT_DIRECT_PROMPT
+        from ..vlm.prompts import DEFAULT_DESCRIBE_PROMPT, DEFAULT_DIRECT_PROMPT
 
         mode = self.settings.keyword_mode
         prompt = self.settings.vlm_prompt or (DEFAULT_DIRECT_PROMPT if mode == "direct" else DEFAULT_DESCRIBE_PROMPT)
@@ -184,7 +184,7 @@ class Miner:
 
     # ---------------------------------------------------------------- keyword LLM
     def _llm_keywords(self, items: list[MinedTask]) -> None:
-        from .vlm.prompts import DEFAULT_KEYWORD_PROMPT, render_keyword_prompt
+        from ..vlm.prompts import DEFAULT_KEYWORD_PROMPT, render_keyword_prompt
 
         if not items:
             return
@@ -239,7 +239,7 @@ class Miner:
         if s.keyword_llm_url:
             with self._lock:
                 if self._keyword_llm is None:
-                    from .vlm.openai_vlm import OpenAIDescriber
+                    from ..vlm.openai_vlm import OpenAIDescriber
 
                     self._keyword_llm = OpenAIDescriber(
                         base_url=s.keyword_llm_url, model=s.keyword_llm_model or "default",
@@ -262,12 +262,12 @@ class Miner:
 def build_describer(settings: Settings):
     """The VLM the settings ask for: an OpenAI-compatible endpoint or local transformers."""
     if settings.vlm_api_url:
-        from .vlm.openai_vlm import OpenAIDescriber
+        from ..vlm.openai_vlm import OpenAIDescriber
 
         return OpenAIDescriber(base_url=settings.vlm_api_url, model=settings.vlm_api_model or "default",
                                api_key=settings.vlm_api_key, max_tokens=settings.vlm_max_new_tokens,
                                concurrency=settings.vlm_api_concurrency)
-    from .vlm.transformers_vlm import get_transformers_describer
+    from ..vlm.transformers_vlm import get_transformers_describer
 
     return get_transformers_describer(model=settings.vlm_model, device=settings.vlm_device,
                                       dtype=settings.vlm_dtype, max_new_tokens=settings.vlm_max_new_tokens,

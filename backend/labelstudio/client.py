@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import ImageError, LabelStudioError
-from .logs import mask_url, redact, scrub
-from .netguard import MAX_REDIRECTS, guard, host_of
+from ..errors import ImageError, LabelStudioError
+from ..logs import mask_url, redact, scrub
+from ..netguard import MAX_REDIRECTS, guard, host_of
 
 try:
     from label_studio_sdk.client import LabelStudio

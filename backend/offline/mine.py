@@ -43,16 +43,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
-from .errors import SourceError, UsageError
-from .ids import MAX_ID
-from .labelconfig import field_value
+from ..errors import SourceError, UsageError
+from ..ids import MAX_ID
+from ..labelstudio.config import field_value
 
 if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
 
-    from .engine import Engine
-    from .mining import IndexArrays, MiningResult
-    from .settings import Settings
+    from ..engine.engine import Engine
+    from ..mining import IndexArrays, MiningResult
+    from ..settings import Settings
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 LOCAL_FILES = "/data/local-files/?d="
@@ -352,7 +352,7 @@ def load_source(spec: str, wanted: str | None, settings: "Settings") -> Dataset:
 # -------------------------------------------------------------------------- signals
 def _number(value: Any) -> float:
     """A row's number, NaN when missing: a JSON true/false is no number here."""
-    from .mining.signals import finite_number
+    from ..mining.signals import finite_number
 
     return math.nan if isinstance(value, bool) else finite_number(value)
 
@@ -371,7 +371,7 @@ def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings")
     """Signal name -> values aligned with ``dataset.items`` (NaN where missing); larger = label sooner."""
     import numpy as np
 
-    from .mining import uncertainty_from_task
+    from ..mining import uncertainty_from_task
 
     datas = [it.task["data"] for it in dataset.items]
 
@@ -524,9 +524,9 @@ class Outcome:
 
 
 def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overrides: Any) -> "Engine":
-    from .engine import Engine
-    from .errors import SettingsError
-    from .settings import Settings
+    from ..engine.engine import Engine
+    from ..errors import SettingsError
+    from ..settings import Settings
 
     if model_dir:
         overrides["model_dir"] = model_dir
@@ -544,7 +544,7 @@ def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarra
     """Mine what is not mined yet (in BATCH_SIZE batches, with a progress bar), then rank."""
     import numpy as np
 
-    from .mining import mine as rank_mined
+    from ..mining import mine as rank_mined
 
     pid = project_id(dataset.identity)
     scope = engine.scope(pid)
@@ -779,8 +779,8 @@ def command_error(exc: BaseException) -> int:
 
 def build_engine_settings(model_dir: str | None) -> "Settings":
     """The settings as the environment gives them (for reading the source before the engine exists)."""
-    from .errors import SettingsError
-    from .settings import Settings
+    from ..errors import SettingsError
+    from ..settings import Settings
 
     try:
         return Settings.from_env(**({"model_dir": model_dir} if model_dir else {}))

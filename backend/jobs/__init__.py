@@ -1,0 +1,2 @@
+"""Background work: the job kinds (``runner``), the embedded queue (``embedded``), RQ (``rq``)
+and the GPU worker (``worker``)."""

@@ -1,0 +1,1 @@
+"""The offline commands: ``python -m backend mine`` (``mine``) and ``python -m backend evaluate`` (``evaluate``)."""
