@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from backend.engine.engine import Engine
+from backend.engine import Engine
+from backend.jobs import JobQueue
 from backend.jobs.runner import ensure_synced
 from backend.server.mlbase import LabelStudioMLBase, parse_project_id
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 class VLMineModel(LabelStudioMLBase):
     engine: ClassVar[Engine]
-    queue: ClassVar[Any]
+    queue: ClassVar[JobQueue]
 
     def setup(self) -> None:
         pid = self.project
@@ -30,14 +31,14 @@ class VLMineModel(LabelStudioMLBase):
         ensure_synced(self.engine, self.queue, pid)
 
     def predict(self, tasks: list[dict], context: dict | None = None, **kwargs: Any) -> list[dict]:
-        wait = getattr(self.queue, "mine_and_wait", None)
-        if wait is not None:
+        if not self.queue.mines_in_process:
             # RQ mode: the GPU workers mine what is unknown; the web process never loads the VLM
             unknown = set(self.engine.unknown(self.project, [t["id"] for t in tasks]))
             if unknown:
-                wait(self.project, [t for t in tasks if int(t["id"]) in unknown], self.label_config,
-                     timeout=self.engine.settings.predict_wait)
-        predictions = self.engine.predict(self.project, tasks, self.label_config, mine_missing=wait is None)
+                self.queue.mine_and_wait(self.project, [t for t in tasks if int(t["id"]) in unknown],
+                                         self.label_config, timeout=self.engine.settings.predict_wait)
+        predictions = self.engine.predict(self.project, tasks, self.label_config,
+                                          mine_missing=self.queue.mines_in_process)
         if self.engine.label_studio_or_none():
             self.queue.submit_rerank(self.project)
         return predictions

@@ -14,7 +14,7 @@ from tests.test_e2e_projects import TEXT_CONFIG
 def test_a_lane_outlives_a_failure_to_record_a_finished_job(tmp_path):
     engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=60.0))
     engine.project(1, TEXT_CONFIG)
-    queue = EmbeddedQueue(engine, poll_interval=0.05)
+    queue = EmbeddedQueue(engine, engine.store, poll_interval=0.05)
     real_finish = engine.store.finish
     finished: list[int] = []
 

@@ -139,3 +139,8 @@ def test_a_text_project_is_mined_as_text_under_image_field(tmp_path):
     assert client.post("/setup", json={"project": "4.1", "schema": xml}).status_code == 200
     mined = engine.mine_tasks(4, [{"id": 1, "data": {"text": "a walrus on a glacier"}}], xml)
     assert mined[0].error is None and {"walrus", "glacier"} <= set(mined[0].keywords)
+
+
+def test_a_null_image_field_is_called_null():
+    with pytest.raises(ImageError, match="data field 'image' is null"):
+        image_ref_from_task({"id": 1, "data": {"image": None}}, "image")

@@ -132,3 +132,11 @@ def test_a_signal_field_too_large_for_a_float_is_missing_not_a_failed_batch(tmp_
                                   {"id": 2, "data": {"text": "a seal", "loss": 0.3}}], xml)
     assert [m.ok for m in mined] == [True, True]
     assert mined[0].signals == {} and mined[1].signals == {"loss": 0.3}
+
+
+def test_a_null_field_is_called_null_not_missing(tmp_path):
+    engine = make_engine(tmp_path)
+    xml = '<View><Text name="t" value="$text"/></View>'
+    mined = engine.mine_tasks(5, [{"id": 1, "data": {"text": None}}, {"id": 2, "data": {}}], xml)
+    assert mined[0].error == "task data field 'text' is null"
+    assert mined[1].error == "task data has no text field 'text'"

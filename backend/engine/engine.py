@@ -21,17 +21,15 @@ from ..errors import EngineError, LabelConfigError, LabelStudioError
 from ..labelstudio.config import LabelConfig, Source
 from ..logs import mask_url
 from ..mining import mine as mine_priorities
-from ..mining import open_index, uncertainty_from_task
 from ..pipeline.miner import MinedTask, Miner
 from ..settings import Settings
-from ..state.coordination import LocalCoordination, RedisCoordination
-from ..state.sqlite import ProjectState, SQLiteStore, TaskRecord
-from . import writeback
+from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_state
+from ..versions import generation_version
+from . import signals, writeback
 
 log = logging.getLogger(__name__)
 
 ORDERING = ["-tasks:predictions_score"]
-UNCERTAINTY = "uncertainty"
 UNCERTAINTY_MAX_AGE_S = 300.0
 #: the prediction id recorded for a /predict answer: Label Studio stores it unless the
 #: request timed out, so the next write-back asks Label Studio whether it holds one
@@ -45,33 +43,28 @@ def data_digest(data: Any) -> str:
 
 
 class Engine:
-    def __init__(self, settings: Settings, store: SQLiteStore | None = None, index=None,
-                 label_studio=None, coordination=None, redis_client=None) -> None:
+    """A project's life in the backend; the only door to the state it keeps.
+
+    Args:
+        settings: the backend's settings.
+        state: what to persist to; ``open_state(settings)`` when None.
+        label_studio: a ready Label Studio client (tests, benchmarks); else one is built
+            from the settings, or from the address a /setup call brings.
+        store, index, coordination, redis_client: single parts handed to ``open_state``.
+    """
+
+    def __init__(self, settings: Settings, state: State | None = None, *, label_studio=None,
+                 store: Store | None = None, index=None, coordination: Coordination | None = None,
+                 redis_client=None) -> None:
         self.settings = settings
-        if redis_client is None and settings.redis_url and (store is None or index is None):
-            import redis
-
-            redis_client = redis.Redis.from_url(settings.redis_url)
-        self.redis = redis_client
-        if store is None:
-            if redis_client is not None:
-                from ..state.redis import RedisStore
-
-                store = RedisStore(redis_client)
-            else:
-                store = SQLiteStore(settings.data_dir / "state.sqlite3")
-        self.store = store
-        if index is None:
-            if redis_client is not None:
-                from ..mining import RedisIndex
-
-                index = RedisIndex(redis_client)
-            else:
-                index = open_index(None, settings.data_dir)
-        self.index = index
-        if coordination is None:
-            coordination = RedisCoordination(redis_client) if redis_client is not None else LocalCoordination()
-        self.coord = coordination
+        if state is None:
+            state = open_state(settings, store=store, index=index, coordination=coordination,
+                               redis_client=redis_client)
+        self.state = state
+        self.store = state.store
+        self.index = state.index
+        self.coord = state.coordination
+        self.redis = state.redis
         self._label_studio = label_studio
         self._setup_connection: tuple[str, str] | None = None
         self._uncertainty: dict[int, tuple[float, dict[int, float]]] = {}
@@ -197,6 +190,12 @@ class Engine:
             log.info("project %s: the field to mine changed while %d tasks were mined; left to the sync",
                      pid, len(tasks))
             return mined
+        fields = signals.field_names(self.settings)
+        if fields:
+            by_id = {int(t["id"]): t for t in tasks}
+            for m in mined:
+                if m.ok:
+                    m.signals = signals.field_signals(by_id[m.task_id], fields)
         ok = {m.task_id: m.keywords for m in mined if m.ok}
         failed = [m.task_id for m in mined if not m.ok]
         if ok:
@@ -262,6 +261,42 @@ class Engine:
                         "backend); forgotten: %s%s", pid, len(gone), gone[:10], " ..." if len(gone) > 10 else "")
         return gone
 
+    def forget_absent(self, pid: int, present: Iterable[int]) -> list[int]:
+        """Forget every task not in ``present``, a complete listing (an offline source: the
+        items that left it count in no document frequency); returns their ids."""
+        gone = sorted(self.known_tasks(pid) - set(present))
+        if gone:
+            self.delete_tasks(pid, gone)
+        return gone
+
+    def indexed(self, pid: int, task_ids: Iterable[int]) -> set[int]:
+        """Which of ``task_ids`` have keywords in the index (mined under the current settings)."""
+        return self.index.contains(self.scope(pid), [int(t) for t in task_ids])
+
+    def record_field_signals(self, pid: int, tasks: Sequence[dict], extra_fields: Sequence[str] = ()) -> int:
+        """Record the field signals of ``tasks`` as their data holds them now; returns how many changed.
+
+        Mining records them; a source whose signal values change while its texts and images
+        do not (an offline file re-scored by another model) is not mined again, so the
+        offline command records them here before it ranks.
+        """
+        fields = list(dict.fromkeys([*extra_fields, *signals.field_names(self.settings)]))
+        if not fields:
+            return 0
+        records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
+        changed = []
+        for task in tasks:
+            rec = records.get(int(task["id"]))
+            if rec is None:
+                continue
+            values = signals.field_signals(task, fields)
+            if values != rec.signals:
+                rec.signals = values
+                changed.append(rec)
+        if changed:
+            self.store.save_tasks(pid, changed)
+        return len(changed)
+
     def changed(self, pid: int, tasks: Sequence[dict]) -> list[int]:
         """Known tasks whose data differs from the data they were mined from (edited in Label Studio)."""
         records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
@@ -288,16 +323,26 @@ class Engine:
         return [t for t in ids if t not in known and t not in failed]
 
     # ---------------------------------------------------------------- ranking
-    def ranking(self, pid: int, fresh_tasks: Sequence[dict] = (), refresh: bool = True) -> tuple[list[int], Any]:
+    def ranking(self, pid: int, fresh_tasks: Sequence[dict] = (), refresh: bool = True,
+                extra_fields: Sequence[str] = ()) -> tuple[list[int], Any]:
         """The project's order, label-first first, and the mining result behind it.
 
-        ``refresh=False`` (the /predict path) reuses signals read from Label Studio recently.
+        The one ranking path: the server's re-ranks, /predict, the report and the offline
+        commands all rank here, with the same signals, tie-breaks and settings.
+
+        Args:
+            pid: the project.
+            fresh_tasks: tasks at hand with their predictions (a /predict request, the rows of
+                an offline source): their prediction uncertainty is taken from them.
+            refresh: False (the /predict path) reuses signals read from Label Studio recently.
+            extra_fields: data fields ranked as signals beside the settings' (the offline
+                command's ``--signal``); their values are recorded by :meth:`record_field_signals`.
         """
         arrays = self.index.arrays(self.scope(pid))
         if arrays.n_tasks == 0:
             return [], None
-        signals = self._signals(pid, arrays.task_ids, fresh_tasks, refresh)
-        result = mine_priorities(arrays, signals, pooling=self.settings.pooling,
+        ranked = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
+        result = mine_priorities(arrays, ranked, pooling=self.settings.pooling,
                                  transform=self.settings.novelty_transform,
                                  invert=self.settings.invert_priority)
         order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")]]
@@ -314,23 +359,22 @@ class Engine:
         return 1.0 if self.settings.invert_priority else 0.0
 
     def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
-                 refresh: bool = True) -> dict[str, np.ndarray]:
+                 refresh: bool = True, extra_fields: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Signal name -> values aligned with ``task_ids`` (NaN where missing); see ``engine.signals``."""
         s = self.settings
-        names = list(s.signal_fields)
-        if s.uncertainty_source == "field":
-            names.append(s.uncertainty_field)
+        fields = list(dict.fromkeys([*extra_fields, *signals.field_names(s)]))
         out: dict[str, np.ndarray] = {}
-        if names:
+        if fields:
             records = self.store.get_tasks(pid)
-            for name in names:
+            for name in fields:
                 col = np.full(len(task_ids), np.nan)
                 for i, t in enumerate(task_ids.tolist()):
                     rec = records.get(t)
                     if rec and name in rec.signals:
                         col[i] = rec.signals[name]
-                out[UNCERTAINTY if name == s.uncertainty_field and s.uncertainty_source == "field" else name] = col
-        if s.uncertainty_source in ("prediction_score", "prediction_probs", "predictions_vote"):
-            out[UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
+                out[signals.signal_name(s, name)] = col
+        if signals.uses_predictions(s):
+            out[signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
         return out
 
     def _prediction_uncertainty(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
@@ -347,18 +391,13 @@ class Engine:
         values: dict[int, float]
         if client is not None and (refresh or cached is None
                                    or time.monotonic() - cached[0] > UNCERTAINTY_MAX_AGE_S):
-            values = {int(t["id"]): self._task_uncertainty(t) for t in client.iter_tasks(pid)}
+            values = {int(t["id"]): signals.prediction_uncertainty(t, self.settings) for t in client.iter_tasks(pid)}
             self._uncertainty[pid] = (time.monotonic(), values)
         else:
             values = cached[1] if cached else {}
         for task in fresh_tasks:
-            values[int(task["id"])] = self._task_uncertainty(task)
+            values[int(task["id"])] = signals.prediction_uncertainty(task, self.settings)
         return np.array([values.get(t, np.nan) for t in task_ids.tolist()], dtype=float)
-
-    def _task_uncertainty(self, task: dict) -> float:
-        s = self.settings
-        return uncertainty_from_task(task, s.uncertainty_source, s.uncertainty_model_version,
-                                     s.uncertainty_measure, own_prefix=s.model_version_prefix)
 
     # ---------------------------------------------------------------- write-back
     def rerank(self, pid: int) -> dict[str, Any]:
@@ -470,8 +509,8 @@ class Engine:
         return {t: self.end_score for t in sorted(out) if t in records and records[t].status == "failed"}
 
     @staticmethod
-    def _generation_version(state: ProjectState, generation: int) -> str:
-        return ProjectState(state.pid, base_version=state.base_version, generation=generation).live_version
+    def _generation_version(state: ProjectState, generation: int) -> str | None:
+        return generation_version(state.base_version, generation)
 
     def _reconcile(self, pid: int, version: str, written: dict[int, tuple[float, int | None]]
                    ) -> dict[int, tuple[float, int | None]]:
@@ -531,15 +570,12 @@ class Engine:
         if names is None:
             return {}
         from_name, to_name = names
-        scope = self.scope(pid)
-        keywords = self.index.get_many(scope, task_ids)
-        vocab = {k for kws in keywords.values() for k in kws}
-        df = self.index.document_frequencies(scope, vocab) if vocab else {}
+        keywords, df = self.rarest_keywords(pid, task_ids)
         source = config.source(self.settings.description_field, self.settings.image_field)
         records = self.store.get_tasks(pid, task_ids) if source.kind == "image" else {}
         out: dict[int, list[dict]] = {}
         for t in task_ids:
-            kws = sorted(keywords.get(t, []), key=lambda k: (df.get(k, 0), k))[: self.settings.rare_keywords_shown]
+            kws = keywords.get(t, [])[: self.settings.rare_keywords_shown]
             lines = []
             if kws:
                 lines.append("Rarest keywords: " + ", ".join(f"{k} ({df.get(k, 0)})" for k in kws))
@@ -550,6 +586,18 @@ class Engine:
                 out[t] = [{"from_name": from_name, "to_name": to_name, "type": "textarea",
                            "value": {"text": lines}}]
         return out
+
+    def rarest_keywords(self, pid: int, task_ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[str, int]]:
+        """Each task's keywords, rarest first (ties by name), and the document frequency of each.
+
+        The one keyword order: the explanations written to Label Studio, the report and the
+        offline output all show it.
+        """
+        scope = self.scope(pid)
+        keywords = self.index.get_many(scope, list(task_ids))
+        vocab = {k for kws in keywords.values() for k in kws}
+        df = self.index.document_frequencies(scope, vocab) if vocab else {}
+        return {t: sorted(kws, key=lambda k: (df.get(k, 0), k)) for t, kws in keywords.items()}, df
 
     # ---------------------------------------------------------------- /predict
     def predict(self, pid: int, tasks: Sequence[dict], label_config: str | None,
@@ -593,3 +641,56 @@ class Engine:
                 "indexed": self.index.task_count(self.scope(pid)),
                 "version": self.live_version(pid),
                 "last_failures": [{"task": t, "error": e} for t, e in self.store.failures(pid, 5)]}
+
+    # ---------------------------------------------------------------- for the server, jobs and report
+    def projects(self) -> list[int]:
+        """Every project this backend has seen."""
+        return self.store.projects()
+
+    def known_project(self, pid: int) -> ProjectState | None:
+        """The project's state as stored, or None for a project never seen (nothing is created)."""
+        return self.store.get_project(pid)
+
+    def mark_synced(self, pid: int) -> None:
+        """Record that every task of the project was queued under the current settings."""
+        self.store.update_project(pid, synced=self.base_version)
+
+    def unreachable(self) -> str | None:
+        """Why the shared state cannot be reached (Redis down), or None when it can."""
+        if self.redis is None:
+            return None
+        try:
+            self.redis.ping()
+        except Exception as exc:  # the URL may hold a password: name only the error type
+            return f"Redis is unreachable ({type(exc).__name__})"
+        return None
+
+    def counters(self) -> dict[str, int]:
+        return self.coord.counters()
+
+    def errors(self) -> dict[str, str]:
+        """The last error of each kind (a task, a job kind), for /metrics."""
+        return self.coord.errors()
+
+    def record_error(self, key: str, message: str) -> None:
+        self.coord.set_error(key, message)
+
+    def failures(self, pid: int, limit: int = 20) -> list[tuple[int, str]]:
+        """The newest failed tasks of the project: (task id, reason)."""
+        return self.store.failures(pid, limit)
+
+    def task_records(self, pid: int, task_ids: Iterable[int]) -> dict[int, TaskRecord]:
+        return self.store.get_tasks(pid, task_ids)
+
+    def index_arrays(self, pid: int):
+        """The project's keyword index as arrays (``mining.IndexArrays``): what the ranking reads."""
+        return self.index.arrays(self.scope(pid))
+
+    def keyword_names(self, pid: int, keyword_ids: list[int]) -> list[str]:
+        return self.index.keyword_names(self.scope(pid), keyword_ids)
+
+    def load_describer(self):
+        """Load the VLM now (a worker's ``--preload``) and return it."""
+        describer = self.miner.describer()
+        describer.load()
+        return describer

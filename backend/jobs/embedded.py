@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from ..engine import Engine
 from ..errors import retryable
+from ..state import JobTable, open_job_table
 from .runner import MINE_LANE, WRITE_LANE, chunks, run_job
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,13 @@ log = logging.getLogger(__name__)
 class EmbeddedQueue:
     """The job queue without Redis: rows in the SQLite store, threads in this process."""
 
-    def __init__(self, engine: Engine, poll_interval: float = 0.2) -> None:
+    #: /predict's unknown tasks are mined by the web process itself (see ``JobQueue``)
+    mines_in_process = True
+
+    def __init__(self, engine: Engine, jobs: JobTable | None = None, poll_interval: float = 0.2) -> None:
+        """``jobs``: the job table (the SQLite state's ``jobs``); opened from the settings when None."""
         self.engine = engine
-        self.store = engine.store
+        self.store = jobs if jobs is not None else open_job_table(engine.settings)
         self.settings = engine.settings
         self.poll_interval = poll_interval
         self._stop = threading.Event()
@@ -121,7 +126,7 @@ class EmbeddedQueue:
             log.error("job %s %s (project %s) failed, attempt %d%s: %s", job.id, job.kind, job.project,
                       job.attempts, "" if permanent else f", retrying in {retry_in:.0f}s", reason)
             log.debug("%s", traceback.format_exc())
-            self.engine.coord.set_error(f"job:{job.kind}", f"project {job.project}: {reason}")
+            self.engine.record_error(f"job:{job.kind}", f"project {job.project}: {reason}")
             self.store.fail(job.id, reason, retry_in)
         else:
             self.processed += 1

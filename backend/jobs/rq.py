@@ -24,6 +24,7 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from ..engine import Engine
 from ..errors import retryable
 from .runner import chunks, run_job
 
@@ -41,12 +42,20 @@ QUEUE_OF = {"mine": MINE_QUEUE, "delete": MINE_QUEUE, "sync": MINE_QUEUE,
 class RQQueue:
     """Submits jobs to RQ; the debounce of re-ranks is a Redis key per project."""
 
-    def __init__(self, engine, connection=None) -> None:
+    #: /predict's unknown tasks are mined by the workers: the web process never loads the VLM
+    mines_in_process = False
+
+    def __init__(self, engine: Engine, connection=None) -> None:
+        """``connection``: the Redis client (the state's); opened from REDIS_URL when None."""
         self.engine = engine
         self.settings = engine.settings
-        self.redis = connection or engine.redis
-        if self.redis is None:
+        if connection is None and self.settings.redis_url:
+            import redis
+
+            connection = redis.Redis.from_url(self.settings.redis_url)
+        if connection is None:
             raise ValueError("RQQueue needs a Redis connection (REDIS_URL)")
+        self.redis = connection
         self.queues = {name: Queue(name, connection=self.redis) for name in (MINE_QUEUE, WRITE_QUEUE)}
 
     # ---------------------------------------------------------------- submitting
@@ -170,18 +179,20 @@ class RQQueue:
 
 
 # ------------------------------------------------------------------ in the worker
-_runtime: tuple[Any, RQQueue] | None = None
+_runtime: tuple[Engine, RQQueue] | None = None
 
 
-def runtime() -> tuple[Any, RQQueue]:
+def runtime() -> tuple[Engine, RQQueue]:
     """The worker process's engine and queue, built once (one loaded model per process)."""
     global _runtime
     if _runtime is None:
-        from ..engine.engine import Engine
         from ..settings import Settings
+        from ..state import open_state
 
-        engine = Engine(Settings.from_env())
-        _runtime = (engine, RQQueue(engine))
+        settings = Settings.from_env()
+        state = open_state(settings)
+        engine = Engine(settings, state)
+        _runtime = (engine, RQQueue(engine, state.redis))
     return _runtime
 
 
@@ -200,5 +211,5 @@ def perform(kind: str, pid: int, payload: dict[str, Any]) -> Any:
             job = get_current_job()
             if job is not None:
                 job.retries_left = 0
-        engine.coord.set_error(f"job:{kind}", f"project {pid}: {type(exc).__name__}: {exc}")
+        engine.record_error(f"job:{kind}", f"project {pid}: {type(exc).__name__}: {exc}")
         raise

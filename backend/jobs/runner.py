@@ -43,7 +43,7 @@ def ensure_synced(engine: Engine, queue: Any, pid: int) -> bool:
     state = engine.project(pid)
     if not state.label_config or state.synced == state.base_version or engine.label_studio_or_none() is None:
         return False
-    engine.store.update_project(pid, synced=state.base_version)
+    engine.mark_synced(pid)
     queue.submit_sync(pid)
     return True
 

@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         parser.exit(2, f"unknown queue {exc}; use mine and/or write\n")
     if args.preload and not settings.vlm_api_url:
-        describer = engine.miner.describer()
-        describer.load()
+        describer = engine.load_describer()
         log.info("loaded %s", describer.name)
     previous: VLMineWorker | None = None
     while True:

@@ -61,6 +61,8 @@ from .mine import (
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
 POOLINGS = ("mean", "min", "gmean")
+#: the task data key the --uncertainty values are ranked from
+UNCERTAINTY_KEY = "uncertainty"
 TIE_STREAM = 1  # tie-break orders come from their own random stream, apart from the random baseline's
 
 
@@ -383,10 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stabilise_ids(dataset, ids_file(engine, project_id(identity)))  # the ids of items.csv, before mining
         uncertainty, matched = (read_uncertainty(args.uncertainty, rels, root, [it.id for it in dataset.items])
                                 if args.uncertainty else (None, 0))
-        signals = {"uncertainty": uncertainty} if uncertainty is not None else {}
+        fields: list[str] = []
+        if uncertainty is not None:  # ranked as a field of each image's task, as on the server
+            fields = [UNCERTAINTY_KEY]
+            for item, value in zip(dataset.items, uncertainty.tolist()):
+                if math.isfinite(value):
+                    item.task["data"][UNCERTAINTY_KEY] = value
         print(f"{len(rels)} images in {len(set(labels))} classes"
               + (f"; uncertainty for {matched}" if uncertainty is not None else ""), file=sys.stderr)
-        outcome = mine_with_progress(engine, dataset, signals, quiet=args.quiet)
+        outcome = mine_with_progress(engine, dataset, fields, quiet=args.quiet)
     except (UsageError, SourceError, KeyboardInterrupt) as exc:
         return command_error(exc)
     summarise(outcome)

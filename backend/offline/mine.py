@@ -64,7 +64,7 @@ OUTPUT_COLUMNS = frozenset({"id", "priority", "front", "novelty", "keywords", "p
                             "description", "error"})
 PID_BASE = 1 << 50  # synthetic project ids sit far above Label Studio's
 
-log = logging.getLogger("backend.cli")
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ items
@@ -74,8 +74,13 @@ class Item:
     task: dict  # what the pipeline sees: {"id", "data": {...}} (and "predictions" from an export)
     ref: dict[str, Any]  # the output columns naming the item: path, image or text
     sig: str  # changes when the item may have changed: such an item is mined again on resume
-    name: str | None = None  # a folder's relative path or an S3 key: the id is kept per name (ItemIds)
+    name: str | None = None  # a folder's relative path, an S3 key, a row's own id: the id is kept per name (ItemIds)
     legacy_sig: str | None = None  # what an older version wrote for the same item: taken as sig, not re-mined
+    key: Any = None  # the row's id exactly as the source gave it (a string or an integer): the output's "id"
+
+    @property
+    def shown_id(self) -> Any:
+        return self.id if self.key is None else self.key
 
 
 @dataclass
@@ -235,28 +240,45 @@ def detect_field(datas: Sequence[dict], wanted: str | None) -> tuple[str, str, s
     raise UsageError("no field holds an image reference or a text; name it with --field")
 
 
-def row_id(raw: Any, where: str) -> int:
-    """A row's id as given: an int, a string of digits, or a float that holds an integer exactly.
+def row_key(raw: Any, where: str) -> Any:
+    """A row's id as given, checked: any string or integer (a whole float too) is kept exactly.
 
-    Ids are kept exact (never through a float) and must fit a signed 64-bit integer, as
-    Label Studio's do; anything else is a usage error naming the row.
+    Datasets kept outside Label Studio are keyed by file name, UUID or number alike; the
+    output shows the id as the row gave it. ``true``, ``1.5``, ``NaN``, a list or an empty
+    string are usage errors naming the row.
     """
     shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
-    value: int | None = None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        value = raw
-    elif isinstance(raw, float) and raw.is_integer():
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise UsageError(f"{where}: id {shown} is not a string or an integer")
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise UsageError(f"{where}: id {shown} is not a string or an integer")
         if abs(raw) > 2**53:  # a float this large may already be a neighbour of the id written
             raise UsageError(f"{where}: id {shown} is too large for a float; write it as an integer")
-        value = int(raw)
-    elif isinstance(raw, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", raw):
-        digits = raw.strip().lstrip("+-").lstrip("0") or "0"
-        value = int(raw) if len(digits) <= len(str(MAX_ID)) else MAX_ID + 1  # no int() of a huge string
-    if value is None:
-        raise UsageError(f"{where}: id {shown} is not an integer")
-    if not 0 <= value <= MAX_ID:
-        raise UsageError(f"{where}: id {shown} is out of range (0 to {MAX_ID})")
-    return value
+    if isinstance(raw, str) and not raw.strip():
+        raise UsageError(f"{where}: id {shown} is empty")
+    return raw
+
+
+def task_id_of(key: Any) -> int | None:
+    """The task id a row key is used as when it is a whole number from 0 to MAX_ID (an int, a
+    whole float, a string of digits), as earlier versions numbered rows; else None."""
+    if isinstance(key, str):
+        text = key.strip()
+        if not re.fullmatch(r"[+]?[0-9]+", text):
+            return None
+        digits = text.lstrip("+").lstrip("0") or "0"
+        if len(digits) > len(str(MAX_ID)):  # no int() of a huge string
+            return None
+        value = int(digits)
+    else:
+        value = int(key)
+    return value if 0 <= value <= MAX_ID else None
+
+
+def _key_name(key: Any) -> str:
+    """The ItemIds name of a row key: 5 and "5" are different keys."""
+    return "id:" + json.dumps(key)
 
 
 def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: str | None) -> Dataset:
@@ -274,14 +296,21 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
     has_id = [r[0] is not None for r in rows]
     if any(has_id) and not all(has_id):
         raise UsageError(f"{path}: row {has_id.index(False) + 1} has no id (others do)")
-    ids = [n if raw is None else row_id(raw, f"{path}: row {n + 1}") for n, (raw, _, _) in enumerate(rows)]
-    dupes = [t for t, c in Counter(ids).items() if c > 1]
+    keys = [None if raw is None else row_key(raw, f"{path}: row {n + 1}") for n, (raw, _, _) in enumerate(rows)]
+    numbers = [n if k is None else task_id_of(k) for n, k in enumerate(keys)]
+    # whole numbers are the task ids themselves (as before: a resumed run finds its state);
+    # any other key (a file name, a UUID) gets a stable id of its own (ItemIds)
+    by_name = any(t is None for t in numbers)
+    ids = list(range(len(rows))) if by_name else numbers
+    seen = [_key_name(k) for k in keys] if by_name else ids
+    dupes = [t for t, c in Counter(seen).items() if c > 1]
     if dupes:
-        raise UsageError(f"{path}: duplicate ids, e.g. {dupes[0]}")
+        shown = keys[seen.index(dupes[0])] if by_name else dupes[0]
+        raise UsageError(f"{path}: duplicate ids, e.g. {shown!r}" if by_name else f"{path}: duplicate ids, e.g. {shown}")
     kind, key, how = detect_field([r[1] for r in rows], wanted)
     local_root = _rewrite_local_paths(rows, key, path.parent, env_root) if kind == "image" else None
     items = []
-    for tid, (_, data, extra) in zip(ids, rows):
+    for tid, given, (_, data, extra) in zip(ids, keys, rows):
         shown = data.pop(f"\0{key}", field_value(data, key))
         local = data.pop(LOCAL_PATH, None)
         value = field_value(data, key)
@@ -294,7 +323,8 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
             sig, legacy = f"{_digest([kind, 'file', local])}|{stat}", f"{sig}|{stat}"
         elif isinstance(value, str) and value.startswith(LOCAL_FILES) and local_root:
             sig += "|" + _stat_sig(Path(local_root) / _unquote_local(value))
-        items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig, legacy_sig=legacy))
+        items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig, legacy_sig=legacy,
+                          name=_key_name(given) if by_name else None, key=given))
     return Dataset(items, kind, key, f"{kind}|{key}|{path.resolve()}", local_root=local_root,
                    field_note=f"field {key!r} ({how})")
 
@@ -350,13 +380,6 @@ def load_source(spec: str, wanted: str | None, settings: "Settings") -> Dataset:
 
 
 # -------------------------------------------------------------------------- signals
-def _number(value: Any) -> float:
-    """A row's number, NaN when missing: a JSON true/false is no number here."""
-    from ..mining.signals import finite_number
-
-    return math.nan if isinstance(value, bool) else finite_number(value)
-
-
 def check_signal_names(names: Sequence[str]) -> None:
     """``--signal`` names that would clash with the output: a usage error."""
     for name in names:
@@ -367,45 +390,46 @@ def check_signal_names(names: Sequence[str]) -> None:
                              f"{', '.join(sorted(OUTPUT_COLUMNS))}); name another field")
 
 
-def gather_signals(dataset: Dataset, asked: Sequence[str], settings: "Settings") -> dict[str, "np.ndarray"]:
-    """Signal name -> values aligned with ``dataset.items`` (NaN where missing); larger = label sooner."""
-    import numpy as np
-
-    from ..mining import uncertainty_from_task
+def signal_fields(dataset: Dataset, asked: Sequence[str], settings: "Settings") -> list[str]:
+    """The row fields ranked beside the settings' signals (SIGNAL_FIELDS, UNCERTAINTY_FIELD):
+    each ``--signal``, else ``uncertainty`` when the rows have it. Every name is a path into
+    the row (``meta.loss``), read as the server reads SIGNAL_FIELDS (``engine.signals``)."""
+    from ..engine.signals import field_names, field_number
 
     datas = [it.task["data"] for it in dataset.items]
 
-    def column(name: str) -> np.ndarray:
-        return np.array([_number(d.get(name)) for d in datas], dtype=float)
+    def has_numbers(name: str) -> bool:
+        return any(not math.isnan(field_number(d, name)) for d in datas)
 
-    out: dict[str, np.ndarray] = {}
     check_signal_names(asked)
-    for name in dict.fromkeys(asked):
-        values = column(name)
-        if np.isnan(values).all():
+    fields = list(dict.fromkeys(asked))
+    for name in fields:
+        if not has_numbers(name):
             raise UsageError(f"--signal {name}: no row has a numeric field {name!r}")
-        out[name] = values
-    if not asked:
-        values = column(DEFAULT_SIGNAL)
-        if not np.isnan(values).all():
-            out[DEFAULT_SIGNAL] = values
-    extra = list(settings.signal_fields)
-    if settings.uncertainty_source == "field" and settings.uncertainty_field:
-        extra.append(settings.uncertainty_field)
-    for name in extra:
+    if not asked and has_numbers(DEFAULT_SIGNAL):
+        fields.append(DEFAULT_SIGNAL)
+    for name in field_names(settings):
         if name in OUTPUT_COLUMNS - {"novelty"}:
             raise UsageError(f"setting: SIGNAL_FIELDS / UNCERTAINTY_FIELD name {name!r}, a column of the "
                              "output; unset it for this command")
-        if name not in out and name != "novelty":
-            out[name] = column(name)
-    if settings.uncertainty_source in ("prediction_score", "prediction_probs", "predictions_vote") \
-            and DEFAULT_SIGNAL not in out and any(it.task.get("predictions") for it in dataset.items):
-        values = []
-        for it in dataset.items:
-            values.append(uncertainty_from_task(it.task, settings.uncertainty_source,
-                                                settings.uncertainty_model_version, settings.uncertainty_measure,
-                                                own_prefix=settings.model_version_prefix))
-        out[DEFAULT_SIGNAL] = np.array(values, dtype=float)
+    return [name for name in fields if name not in field_names(settings)]
+
+
+def signal_columns(dataset: Dataset, fields: Sequence[str], settings: "Settings") -> dict[str, "np.ndarray"]:
+    """Signal name -> each item's value as ranked (NaN = missing), read by the engine's readers:
+    the output's signal columns, for failed items too."""
+    import numpy as np
+
+    from ..engine import signals
+
+    out: dict[str, np.ndarray] = {}
+    for name in dict.fromkeys([*fields, *signals.field_names(settings)]):
+        out[signals.signal_name(settings, name)] = np.array(
+            [signals.field_number(it.task["data"], name) for it in dataset.items], dtype=float)
+    if signals.uses_predictions(settings):
+        out[signals.UNCERTAINTY] = np.array(
+            [signals.prediction_uncertainty(it.task, settings) for it in dataset.items], dtype=float)
+    out.pop("novelty", None)
     return out
 
 
@@ -507,7 +531,7 @@ def stabilise_ids(dataset: Dataset, path: Path) -> None:
 class Outcome:
     dataset: Dataset
     pid: int
-    arrays: "IndexArrays"
+    arrays: "IndexArrays"  # the project's keyword index, as ranked (the evaluation harness reads it)
     result: "MiningResult | None"
     signals: dict[str, "np.ndarray"]  # aligned with dataset.items, NaN = missing
     errors: dict[int, str]
@@ -539,29 +563,24 @@ def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overri
     return Engine(settings)
 
 
-def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarray"],
-               progress: bool = True) -> Outcome:
-    """Mine what is not mined yet (in BATCH_SIZE batches, with a progress bar), then rank."""
-    import numpy as np
+def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), progress: bool = True) -> Outcome:
+    """Mine what is not mined yet (in BATCH_SIZE batches, with a progress bar), then rank.
 
-    from ..mining import mine as rank_mined
-
+    Everything but the reading of the source goes through the engine, as on the server:
+    forgetting what left the source, mining, the signals (``fields``: row fields ranked
+    beside the settings' own, see :func:`signal_fields`), the ranking and its tie-breaks,
+    and the rarest-first keyword order.
+    """
     pid = project_id(dataset.identity)
-    scope = engine.scope(pid)
     stabilise_ids(dataset, ids_file(engine, pid))
     engine.project(pid, dataset.label_config)
     engine.set_total(pid, len(dataset.items))
     ids = [it.id for it in dataset.items]
     current = set(ids)
     manifest = Manifest(engine.settings.data_dir / "cli" / f"{pid}-{engine.mining_hash}.jsonl")
-    # forget items that left the source, so they count in no document frequency
-    stale = set(engine.store.get_tasks(pid)) - current
-    if engine.index.task_count(scope) > len(engine.index.contains(scope, ids)):
-        stale |= set(engine.index.arrays(scope).task_ids.tolist()) - current
-    if stale:
-        engine.delete_tasks(pid, stale)
+    engine.forget_absent(pid, current)  # items that left the source count in no document frequency
     manifest.compact(current)
-    indexed = engine.index.contains(scope, ids)
+    indexed = engine.indexed(pid, ids)
     # manifests written before a signature changed format: rewrite the entry, do not re-mine
     manifest.add((it.id, it.sig) for it in dataset.items
                  if it.legacy_sig is not None and it.id in indexed and manifest.entries.get(it.id) == it.legacy_sig)
@@ -582,31 +601,18 @@ def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarra
         finally:
             bar.close()
 
-    records = engine.store.get_tasks(pid, ids)
-    indexed = engine.index.contains(scope, ids)
+    tasks = [it.task for it in dataset.items]
+    # the values the rows hold now: a row re-scored since it was mined is not mined again
+    engine.record_field_signals(pid, tasks, fields)
+    order, result = engine.ranking(pid, fresh_tasks=tasks, extra_fields=fields)
+    records = engine.task_records(pid, ids)
+    indexed = engine.indexed(pid, ids)
     errors = {t: (records[t].error if t in records and records[t].error else "not mined")
               for t in ids if t not in indexed}
     descriptions = {t: r.description for t, r in records.items() if r.description and t in indexed}
-    keywords = engine.index.get_many(scope, sorted(indexed))
-    df = engine.index.document_frequencies(scope, {k for kws in keywords.values() for k in kws})
-    keywords = {t: sorted(kws, key=lambda k: (df.get(k, 0), k)) for t, kws in keywords.items()}
-
-    arrays = engine.index.arrays(scope)
-    result = None
-    order: list[int] = []
-    if arrays.n_tasks:
-        row = {tid: i for i, tid in enumerate(ids)}
-        take = np.array([row.get(int(t), -1) for t in arrays.task_ids.tolist()])
-        aligned = {}
-        for name, values in signals.items():
-            col = np.full(arrays.n_tasks, np.nan)
-            col[take >= 0] = values[take[take >= 0]]
-            aligned[name] = col
-        s = engine.settings
-        result = rank_mined(arrays, aligned, pooling=s.pooling, transform=s.novelty_transform)
-        order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")] if int(t) in current]
-    return Outcome(dataset, pid, arrays, result, signals, errors, descriptions, keywords, df,
-                   mined_now=len(todo), skipped=skipped, order=order)
+    keywords, df = engine.rarest_keywords(pid, sorted(indexed))
+    return Outcome(dataset, pid, engine.index_arrays(pid), result, signal_columns(dataset, fields, engine.settings), errors, descriptions,
+                   keywords, df, mined_now=len(todo), skipped=skipped, order=[t for t in order if t in current])
 
 
 class _progress:
@@ -639,7 +645,7 @@ def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
         item = ds.items[pos[tid]]
         r = row_of.get(tid) if tid not in outcome.errors else None
         row: dict[str, Any] = {
-            "id": tid,
+            "id": item.shown_id,
             "priority": float(res.priority[r]) if r is not None else 0.0,  # in full: 1e6+ rows differ below 1e-6
             "front": int(res.front[r]) if r is not None else None,
             "novelty": round(float(res.novelty[r]), 6) if r is not None else None,
@@ -739,12 +745,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not dataset.items:
             print(f"error: {args.source}: no {dataset.kind}s found", file=sys.stderr)
             return 1
-        signals = gather_signals(dataset, args.signal, probe)
+        fields = signal_fields(dataset, args.signal, probe)
         engine = build_engine(args.model_dir, dataset)
+        names = list(signal_columns(dataset, fields, engine.settings))
         print(f"{len(dataset.items)} {dataset.kind}s from {args.source}"
               + (f", {dataset.field_note}" if dataset.field_note else "")
-              + (f"; signals: novelty, {', '.join(signals)}" if signals else "; signal: novelty"), file=sys.stderr)
-        outcome = mine_with_progress(engine, dataset, signals, quiet=args.quiet)
+              + (f"; signals: novelty, {', '.join(names)}" if names else "; signal: novelty"), file=sys.stderr)
+        outcome = mine_with_progress(engine, dataset, fields, quiet=args.quiet)
     except (UsageError, SourceError, KeyboardInterrupt) as exc:
         return command_error(exc)
     rows = output_rows(outcome)
@@ -760,12 +767,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def mine_with_progress(engine, dataset, signals, quiet: bool):
+def mine_with_progress(engine: "Engine", dataset: Dataset, fields: Sequence[str], quiet: bool) -> Outcome:
     """``run_mining`` with its progress bar, log lines printed above the bar."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     with logging_redirect_tqdm():
-        return run_mining(engine, dataset, signals, progress=not quiet)
+        return run_mining(engine, dataset, fields, progress=not quiet)
 
 
 def command_error(exc: BaseException) -> int:

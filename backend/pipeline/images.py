@@ -77,6 +77,8 @@ def image_ref_from_task(task: dict, key: str) -> str:
     ref = field_value(task.get("data") if isinstance(task, dict) else None, key, missing)
     if ref is missing:
         raise ImageError(f"task has no data field {key!r}")
+    if ref is None:
+        raise ImageError(f"data field {key!r} is null")
     if not isinstance(ref, str) or not ref.strip():
         raise ImageError(f"data field {key!r} is not an image reference (got {type(ref).__name__})")
     return ref.strip()

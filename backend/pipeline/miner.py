@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +20,8 @@ from typing import Any, Callable, Sequence
 
 from ..labelstudio.config import Source, field_value
 from ..mining import KeywordNormaliser
-from ..mining.signals import finite_number
 from ..settings import Settings, read_synonyms_file
-from ..state.sqlite import SQLiteStore
+from ..state.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +35,7 @@ class MinedTask:
     keywords: list[str] | None  # None when the task failed
     description: str | None = None
     error: str | None = None
-    signals: dict[str, float] = field(default_factory=dict)
+    signals: dict[str, float] = field(default_factory=dict)  # filled by the engine (engine.signals)
 
     @property
     def ok(self) -> bool:
@@ -47,7 +45,7 @@ class MinedTask:
 class Miner:
     """Describes tasks and extracts their keywords under one set of settings."""
 
-    def __init__(self, settings: Settings, store: SQLiteStore,
+    def __init__(self, settings: Settings, store: Store,
                  label_studio_factory: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self.store = store
@@ -82,7 +80,7 @@ class Miner:
             if text is None:
                 out.append(MinedTask(tid, None, error=reason))
                 continue
-            out.append(MinedTask(tid, [], description=text, signals=self._field_signals(task)))
+            out.append(MinedTask(tid, [], description=text))
             pending.append((i, text))
         if self.settings.text_keyword_mode == "rules":
             # a paragraph (or an HTML block) is a text of its own: no phrase runs across two
@@ -110,7 +108,7 @@ class Miner:
                 log.log(logging.WARNING if isinstance(exc, ImageError) else logging.ERROR,
                         "task %s: image failed: %s", tid, reason)
                 return MinedTask(tid, None, error=f"image: {reason}"), None, None
-            return MinedTask(tid, None, signals=self._field_signals(task)), self.cache_key(content_hash(data)), data
+            return MinedTask(tid, None), self.cache_key(content_hash(data)), data
 
         def decode(data: bytes) -> Any:
             try:
@@ -247,17 +245,6 @@ class Miner:
                 return self._keyword_llm
         return self.describer()
 
-    def _field_signals(self, task: dict) -> dict[str, float]:
-        names = list(self.settings.signal_fields)
-        if self.settings.uncertainty_source == "field" and self.settings.uncertainty_field:
-            names.append(self.settings.uncertainty_field)
-        out: dict[str, float] = {}
-        for name in names:
-            number = finite_number(field_value(task.get("data"), name))
-            if not math.isnan(number):
-                out[name] = number
-        return out
-
 
 def build_describer(settings: Settings):
     """The VLM the settings ask for: an OpenAI-compatible endpoint or local transformers."""
@@ -291,9 +278,12 @@ def text_from_task(task: dict, source: Source) -> tuple[str | None, str | None]:
     if source.value_type == "url":
         return None, (f"{source.tag or 'Text'} with valueType=url is not supported; put the text itself "
                       "in the task data (or name a field holding it with DESCRIPTION_FIELD)")
-    value = field_value(task.get("data"), key)
-    if value is None:
+    missing = object()
+    value = field_value(task.get("data"), key, missing)
+    if value is missing:
         return None, f"task data has no text field '{key}'"
+    if value is None:
+        return None, f"task data field '{key}' is null"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if source.tag == "Paragraphs" and isinstance(value, list):

@@ -19,8 +19,9 @@ from werkzeug.exceptions import HTTPException
 from ..engine.engine import Engine
 from ..errors import EngineError, HTTPError, LabelConfigError
 from ..ids import MAX_ID, is_id, parse_project_id
-from ..jobs.embedded import EmbeddedQueue
+from ..jobs import JobQueue, open_queue
 from ..settings import Settings
+from ..state import open_state
 from .mlbase import LabelStudioMLBase
 from .webhook_headers import WebhookHeaders
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine: Engine | None = None,
-               queue: Any = None, start_workers: bool = True) -> Flask:
+               queue: JobQueue | None = None, start_workers: bool = True) -> Flask:
     """Build the app.
 
     Args:
@@ -42,14 +43,12 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
         start_workers: False leaves the embedded queue's threads and the start-up catch-up
             to the caller (tests).
     """
-    engine = engine or Engine(settings)
+    state = None
+    if engine is None:
+        state = open_state(settings)
+        engine = Engine(settings, state)
     if queue is None:
-        if settings.redis_url:
-            from ..jobs.rq import RQQueue
-
-            queue = RQQueue(engine)
-        else:
-            queue = EmbeddedQueue(engine)
+        queue = open_queue(engine, state)
     model_class = type(model_class.__name__, (model_class,), {"engine": engine, "queue": queue})
     app = Flask("vlmine")
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_request_mb * 2**20)
@@ -59,12 +58,12 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
     # Label Studio gives /setup 3 s.
     from ..labelstudio import client as labelstudio  # noqa: F401
 
-    if start_workers and hasattr(queue, "start"):
+    if start_workers:
         queue.start()
     if start_workers:
         from ..jobs.runner import catch_up
 
-        for pid in engine.store.projects():  # what happened while we were down: read each project again
+        for pid in engine.projects():  # what happened while we were down: read each project again
             try:
                 why = catch_up(engine, queue, pid)
                 if why:
@@ -118,12 +117,9 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
     @app.get("/")
     @app.get("/health")
     def health():
-        if engine.redis is not None:
-            try:
-                engine.redis.ping()
-            except Exception as exc:  # the URL may hold a password: name only the error type
-                return jsonify(status="DOWN", reason=f"Redis is unreachable ({type(exc).__name__})",
-                               model_class="VLMineModel"), 503
+        down = engine.unreachable()
+        if down:
+            return jsonify(status="DOWN", reason=down, model_class="VLMineModel"), 503
         return jsonify(status="UP", model_class="VLMineModel", model_version=engine.base_version,
                        queue=type(queue).__name__)
 
@@ -182,7 +178,7 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
         if label_config and action in ("TASKS_CREATED", "PROJECT_UPDATED"):
             _check_config(label_config, settings)
         # read before the model is built: its setup() already remembers the new label config
-        previous = engine.store.get_project(int(project["id"]))
+        previous = engine.known_project(int(project["id"]))
         model = model_class(project_id=int(project["id"]), label_config=label_config or None)
         result = model.fit(action, body, previous_label_config=previous.label_config if previous else None)
         return jsonify(result)
@@ -216,18 +212,18 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
 
     @app.get("/versions")
     def versions():
-        live = sorted({engine.live_version(pid) for pid in engine.store.projects()} | {engine.base_version})
+        live = sorted({engine.live_version(pid) for pid in engine.projects()} | {engine.base_version})
         return jsonify(versions=live, model_version=engine.base_version)
 
     @app.get("/metrics")
     def metrics():
-        projects = {str(pid): engine.progress(pid) for pid in engine.store.projects()}
+        projects = {str(pid): engine.progress(pid) for pid in engine.projects()}
         return jsonify(
             model_version=engine.base_version,
             uptime_s=round(time.time() - app.extensions["vlmine"]["started"], 1),
-            counters=engine.coord.counters(),
+            counters=engine.counters(),
             jobs={"counts": queue.counts(), "failed": queue.failed_jobs(10)},
-            last_error=engine.coord.errors(),
+            last_error=engine.errors(),
             projects=projects,
         )
 

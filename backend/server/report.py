@@ -67,7 +67,7 @@ def report_blueprint(engine: Any) -> Blueprint:
     def report() -> Response:
         try:
             pid = _project_param(request.args.get("project"))
-            if engine.store.get_project(pid) is None:
+            if engine.known_project(pid) is None:
                 raise HTTPError(404, f"project {pid} is unknown to this backend")
             data = collect(engine, pid, request.args.get("budget"))
         except HTTPError as exc:
@@ -159,9 +159,8 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     """Everything the page shows, charts rendered."""
     started = time.perf_counter()
     progress = engine.progress(pid)
-    failures = engine.store.failures(pid, FAILURES_SHOWN)
-    scope = engine.scope(pid)
-    arrays = engine.index.arrays(scope)
+    failures = engine.failures(pid, FAILURES_SHOWN)
+    arrays = engine.index_arrays(pid)
     data = ReportData(pid=pid, version=str(progress.get("version") or ""), progress=progress, failures=failures,
                       n_tasks=arrays.n_tasks, link_base=link_base(engine, pid))
     budget = _budget_param(budget_raw, arrays.n_tasks)
@@ -188,7 +187,7 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     data.rare = _rarest(engine, pid, arrays, place, present)
     data.budget = min(budget, result.task_ids.size)
     head = present[np.argsort(-df[present], kind="stable")[:3]]
-    head_names = engine.index.keyword_names(scope, head.tolist()) if head.size else []
+    head_names = engine.keyword_names(pid, head.tolist()) if head.size else []
 
     signals = result.signals
     others = [name for name in signals if name != "novelty"]
@@ -234,7 +233,7 @@ def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.n
     np.minimum.at(best, kw, place[rows])
     df = arrays.df
     chosen = present[np.lexsort((present, best[present], df[present]))][:RARE_SHOWN]
-    names = engine.index.keyword_names(engine.scope(pid), chosen.tolist())
+    names = engine.keyword_names(pid, chosen.tolist())
     # example tasks: the earliest in the queue that hold each chosen keyword
     hold = np.flatnonzero(np.isin(kw, chosen))
     k_hold, row_hold = kw[hold], rows[hold]
@@ -246,7 +245,7 @@ def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.n
     for k, task in zip(k_sorted[keep].tolist(), arrays.task_ids[row_sorted[keep]].tolist()):
         examples.setdefault(k, []).append(int(task))
     wanted = sorted({t for ts in examples.values() for t in ts})
-    records = engine.store.get_tasks(pid, wanted) if wanted else {}
+    records = engine.task_records(pid, wanted) if wanted else {}
     out = []
     for k, name in zip(chosen.tolist(), names):
         shown = []

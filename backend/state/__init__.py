@@ -1,3 +1,86 @@
 """What survives a restart: project state, task records, the description cache, the keyword
-index and the coordination (counters, errors, locks), on SQLite (one process) or Redis (many).
+index and the coordination (counters, errors, locks).
+
+:func:`open_state` is the one place that picks the backend: Redis when ``REDIS_URL`` is
+set (many workers share it), else SQLite files under ``MODEL_DIR`` and in-process
+coordination (one process). The interfaces are declared in :mod:`backend.state.base`.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .base import Coordination, JobTable, ProjectState, Store, TaskRecord
+
+if TYPE_CHECKING:
+    from ..mining import KeywordIndex
+    from ..settings import Settings
+
+#: the SQLite file of the embedded mode, under MODEL_DIR: projects, tasks, cache and jobs
+STATE_FILE = "state.sqlite3"
+
+__all__ = ["Coordination", "JobTable", "ProjectState", "STATE_FILE", "State", "Store", "TaskRecord",
+           "open_job_table", "open_state"]
+
+
+@dataclass
+class State:
+    """The parts one engine persists to, opened together from the settings."""
+
+    store: Store
+    index: "KeywordIndex"
+    coordination: Coordination
+    #: the Redis client when REDIS_URL is set (RQ's connection too), else None
+    redis: Any = None
+    #: the embedded queue's job table (the SQLite store), None with Redis (jobs live in RQ)
+    jobs: JobTable | None = None
+
+    def close(self) -> None:
+        self.store.close()
+        self.index.close()
+
+
+def open_state(settings: "Settings", *, store: Store | None = None, index: "KeywordIndex | None" = None,
+               coordination: Coordination | None = None, redis_client: Any = None) -> State:
+    """The state ``settings`` ask for; parts given are used as they are (tests, benchmarks).
+
+    Args:
+        settings: REDIS_URL picks Redis, else SQLite under MODEL_DIR.
+        store, index, coordination, redis_client: ready-made parts to use instead of opening them.
+    """
+    if redis_client is None and settings.redis_url and (store is None or index is None):
+        import redis
+
+        redis_client = redis.Redis.from_url(settings.redis_url)
+    if store is None:
+        if redis_client is not None:
+            from .redis import RedisStore
+
+            store = RedisStore(redis_client)
+        else:
+            from .sqlite import SQLiteStore
+
+            store = SQLiteStore(settings.data_dir / STATE_FILE)
+    if index is None:
+        if redis_client is not None:
+            from ..mining import RedisIndex
+
+            index = RedisIndex(redis_client)
+        else:
+            from ..mining import open_index
+
+            index = open_index(None, settings.data_dir)
+    if coordination is None:
+        from .coordination import LocalCoordination, RedisCoordination
+
+        coordination = RedisCoordination(redis_client) if redis_client is not None else LocalCoordination()
+    jobs = store if redis_client is None and hasattr(store, "claim") else None
+    return State(store, index, coordination, redis_client, jobs)  # type: ignore[arg-type]
+
+
+def open_job_table(settings: "Settings") -> JobTable:
+    """The embedded queue's job table: the ``jobs`` table of the SQLite state file."""
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(settings.data_dir / STATE_FILE)

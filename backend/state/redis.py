@@ -1,7 +1,7 @@
 """The backend state store in Redis, for many workers sharing one Redis.
 
-Same public interface as :class:`backend.store.SQLiteStore` minus the job
-methods (with Redis the jobs live in RQ). Keys, with ``P = {prefix}:store``
+The :class:`backend.state.base.Store` interface, like :class:`backend.state.sqlite.SQLiteStore`
+minus the job table (with Redis the jobs live in RQ). Keys, with ``P = {prefix}:store``
 and ``{pid}`` a Redis Cluster hash tag so that a project's keys share a slot:
 
 - ``P:projects``           set of project ids;
@@ -35,7 +35,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypeVar
 
-from .sqlite import PROJECT_FIELDS, ProjectState, TaskRecord
+from .base import PROJECT_FIELDS, ProjectState, TaskRecord
 
 if TYPE_CHECKING:  # pragma: no cover
     import redis

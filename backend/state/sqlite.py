@@ -6,11 +6,12 @@
 - tasks: per task the description, the failure reason, and numeric signals taken
   from the task's data;
 - cache: descriptions and keywords by image content hash and mining settings;
-- jobs: the embedded queue (see ``backend.jobs``).
+- jobs: the embedded queue's table (see ``backend.jobs.embedded``).
 
 This module is the embedded SQLite implementation (one file under MODEL_DIR,
 WAL mode, a connection per thread so Flask threads and the worker thread can
-share it). ``backend.redis_store`` holds the Redis one for many workers.
+share it). ``backend.state.redis`` holds the Redis one for many workers; ``backend.state.base`` declares
+the interface both keep.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from .base import PROJECT_FIELDS, Job, ProjectState, TaskRecord  # noqa: F401  (their home before)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (
@@ -76,54 +78,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, not_before);
 """
-
-
-PROJECT_FIELDS = {"label_config", "base_version", "generation", "view_id", "synced", "total", "dirty", "retired"}
-
-
-@dataclass
-class ProjectState:
-    pid: int
-    label_config: str | None = None
-    base_version: str | None = None
-    generation: int = 0
-    view_id: int | None = None
-    synced: str | None = None  # the base version for which every task of the project was queued
-    total: int | None = None  # tasks in the project, as Label Studio last said
-    dirty: str | None = None  # a version whose write to Label Studio began and was not recorded as done
-    retired: str | None = None  # comma-separated versions of earlier settings, to delete once replaced
-
-    @property
-    def live_version(self) -> str | None:
-        """The version whose predictions Label Studio should sort by.
-
-        A full re-write of every priority goes out under a new generation
-        (``<base>-r<N>``) so that switching ``project.model_version`` changes
-        the whole order in one request (see ``backend.writeback``).
-        """
-        if not self.base_version:
-            return None
-        return self.base_version if self.generation == 0 else f"{self.base_version}-r{self.generation}"
-
-
-@dataclass
-class TaskRecord:
-    task_id: int
-    mining_hash: str
-    status: str  # "mined" or "failed"
-    description: str | None = None
-    error: str | None = None
-    signals: dict[str, float] = field(default_factory=dict)
-    data_digest: str | None = None  # of the task's data when mined: a sync re-mines a task whose data changed
-
-
-@dataclass
-class Job:
-    id: int
-    kind: str
-    project: int | None
-    payload: dict[str, Any]
-    attempts: int
 
 
 class SQLiteStore:

@@ -1,0 +1,74 @@
+"""The one owner of ranking signals: which there are, how each is read, and whose predictions count.
+
+Novelty comes from the keyword index; every other signal is read here, for the server
+(``Engine.ranking``, ``Engine.mine_tasks``) and the offline commands alike:
+
+- **field signals**: ``SIGNAL_FIELDS`` (and ``UNCERTAINTY_FIELD`` with
+  ``UNCERTAINTY_SOURCE=field``, ranked under the name ``uncertainty``), read from the
+  task data by path (``meta.loss``; a flat key holding the dot is read first), through
+  :func:`field_number`. Their values are recorded with each task when it is mined;
+- **prediction uncertainty** (``UNCERTAINTY_SOURCE=prediction_*``): from the predictions
+  of other models stored with each task; the backend's own (``MODEL_VERSION_PREFIX``,
+  :func:`backend.versions.is_own_version`) never count.
+
+Larger values mean "label sooner"; NaN means the task lacks the signal.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..labelstudio.config import field_value
+from ..mining import uncertainty_from_task
+from ..mining.signals import finite_number
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+#: the name every uncertainty signal is ranked (and reported) under
+UNCERTAINTY = "uncertainty"
+PREDICTION_SOURCES = ("prediction_score", "prediction_probs", "predictions_vote")
+
+
+def field_names(settings: "Settings") -> list[str]:
+    """The data fields read as signals: SIGNAL_FIELDS, plus UNCERTAINTY_FIELD when it is the source."""
+    names = list(settings.signal_fields)
+    if settings.uncertainty_source == "field" and settings.uncertainty_field:
+        names.append(settings.uncertainty_field)
+    return names
+
+
+def signal_name(settings: "Settings", field: str) -> str:
+    """The name a field signal is ranked under: ``uncertainty`` for UNCERTAINTY_FIELD, else the field."""
+    if settings.uncertainty_source == "field" and field == settings.uncertainty_field:
+        return UNCERTAINTY
+    return field
+
+
+def field_number(data: Any, name: str) -> float:
+    """The number at ``name`` (a path) in a task's data; NaN when missing or not a finite
+    number. A JSON true/false is no number here."""
+    value = field_value(data, name)
+    return math.nan if isinstance(value, bool) else finite_number(value)
+
+
+def field_signals(task: dict, names: Iterable[str]) -> dict[str, float]:
+    """The task's field signals that it has: field -> number (missing ones left out)."""
+    out: dict[str, float] = {}
+    for name in names:
+        number = field_number(task.get("data"), name)
+        if not math.isnan(number):
+            out[name] = number
+    return out
+
+
+def uses_predictions(settings: "Settings") -> bool:
+    """Whether the uncertainty comes from other models' predictions stored with the tasks."""
+    return settings.uncertainty_source in PREDICTION_SOURCES
+
+
+def prediction_uncertainty(task: dict, settings: "Settings") -> float:
+    """One task's uncertainty from the predictions of other models (ours excluded); NaN when none."""
+    return uncertainty_from_task(task, settings.uncertainty_source, settings.uncertainty_model_version,
+                                 settings.uncertainty_measure, own_prefix=settings.model_version_prefix)

@@ -1,0 +1,156 @@
+"""The engine: one ranking path for the server and the offline commands, and its boundary methods.
+
+Nothing is mocked: text tasks are mined with the rules keyword mode (no model needed), the
+server is the real Flask app driven through its test client, the offline command is the
+real ``python -m backend mine`` entry point run in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from backend.engine import Engine
+from backend.jobs.embedded import EmbeddedQueue
+from backend.jobs.runner import MINE_LANE
+from backend.offline.mine import main as mine_main
+from backend.server import create_app
+from backend.settings import Settings
+from model import VLMineModel
+
+TEXT_CONFIG = '<View><Text name="text" value="$text"/><Choices name="c" toName="text"><Choice value="a"/></Choices></View>'
+WORDS = ["cat", "dog", "kite", "walrus", "lantern", "sofa", "beach", "unicycle", "blizzard", "tram"]
+
+
+def dataset(n: int = 40) -> list[dict]:
+    """Text rows with repeats (equal novelty) and repeated losses (equal signals): ties to break."""
+    rows = []
+    for i in range(1, n + 1):
+        words = [WORDS[i % 3], WORDS[3 + i % 4]] + ([WORDS[7 + i % 3]] if i % 5 == 0 else [])
+        row = {"id": i, "text": "a " + " and a ".join(words), "meta": {"loss": round((i % 4) * 0.25, 2)}}
+        if i % 7 == 0:
+            del row["meta"]  # no signal: ranked as the lowest loss
+        rows.append(row)
+    return rows
+
+
+def server_ranking(tmp_path, rows: list[dict], env: dict[str, str]) -> tuple[list[int], dict[int, float]]:
+    settings = Settings.from_env(env, model_dir=str(tmp_path / "server"))
+    engine = Engine(settings)
+    queue = EmbeddedQueue(engine, engine.store)
+    client = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
+    tasks = [{"id": r["id"], "data": {k: v for k, v in r.items() if k != "id"}} for r in rows]
+    resp = client.post("/webhook", json={"action": "TASKS_CREATED", "tasks": tasks,
+                                         "project": {"id": 3, "label_config": TEXT_CONFIG}})
+    assert resp.status_code == 200, resp.get_json()
+    queue.run_pending(MINE_LANE)
+    order, result = engine.ranking(3)
+    priority = {int(t): float(p) for t, p in zip(result.task_ids.tolist(), result.priority.tolist())}
+    return order, priority
+
+
+def offline_ranking(tmp_path, rows: list[dict], env: dict[str, str], monkeypatch) -> list[dict]:
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "ranking.jsonl"
+    assert mine_main([str(source), "--out", str(out), "--model-dir", str(tmp_path / "offline"), "-q"]) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("env", [
+    {"SIGNAL_FIELDS": "meta.loss"},
+    {"SIGNAL_FIELDS": "meta.loss", "POOLING": "min", "NOVELTY_TRANSFORM": "inverse"},
+    {"UNCERTAINTY_SOURCE": "field", "UNCERTAINTY_FIELD": "meta.loss"},
+])
+def test_the_server_and_the_offline_command_rank_a_dataset_identically(env, tmp_path, monkeypatch):
+    for key in ("SIGNAL_FIELDS", "UNCERTAINTY_SOURCE", "UNCERTAINTY_FIELD", "POOLING", "NOVELTY_TRANSFORM",
+                "MODEL_DIR", "REDIS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    rows = dataset()
+    order, priority = server_ranking(tmp_path, rows, env)
+    out = offline_ranking(tmp_path, rows, env, monkeypatch)
+    assert [r["id"] for r in out] == order
+    assert [r["priority"] for r in out] == [priority[t] for t in order]  # exactly, not approximately
+    # the path was read: the signal has values (NaN for the rows without meta), not all missing
+    name = "uncertainty" if "UNCERTAINTY_FIELD" in env else "meta.loss"
+    losses = {r["id"]: r[name] for r in out}
+    assert losses[4] == 0.0 and losses[6] == 0.5 and losses[7] is None
+    # equal novelty and signal for several rows: the tie-breaks were compared too
+    assert len({(r["novelty"], r[name]) for r in out}) < len(out)
+
+
+def test_offline_uncertainty_leaves_out_the_predictions_of_model_version_prefix(tmp_path, monkeypatch):
+    """An export's own predictions (MODEL_VERSION_PREFIX=acme) never count as another model's."""
+    for key in ("SIGNAL_FIELDS", "UNCERTAINTY_SOURCE", "MODEL_VERSION_PREFIX", "MODEL_DIR", "REDIS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("UNCERTAINTY_SOURCE", "prediction_score")
+    monkeypatch.setenv("MODEL_VERSION_PREFIX", "acme")
+    tasks = [{"id": 1, "data": {"text": "a cat on a sofa"}, "predictions": [
+                 {"id": 10, "model_version": "acme-x-1", "score": 0.99, "created_at": "2026-01-03T00:00:00Z"},
+                 {"id": 11, "model_version": "yolo", "score": 0.3, "created_at": "2026-01-01T00:00:00Z"}]},
+             {"id": 2, "data": {"text": "a dog on a sofa"}, "predictions": [
+                 {"id": 12, "model_version": "vlmine-llava-1", "score": 0.6, "created_at": "2026-01-01T00:00:00Z"}]},
+             {"id": 3, "data": {"text": "a walrus on a tram"}, "predictions": [
+                 {"id": 13, "model_version": "acme-x-1", "score": 0.2, "created_at": "2026-01-01T00:00:00Z"}]}]
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(tasks))
+    out = tmp_path / "out.jsonl"
+    assert mine_main([str(source), "--out", str(out), "--model-dir", str(tmp_path / "m"), "-q"]) == 0
+    got = {r["id"]: r["uncertainty"] for r in map(json.loads, out.read_text().splitlines())}
+    assert got[1] == pytest.approx(0.7)  # yolo's score; acme's own newer one left out
+    assert got[2] == pytest.approx(0.4)  # another backend named vlmine-...: not ours under this prefix
+    assert got[3] is None
+
+
+@pytest.fixture()
+def engine(tmp_path):
+    e = Engine(Settings.from_env({}, model_dir=str(tmp_path), signal_fields=["meta.loss"]))
+    e.project(5, TEXT_CONFIG)
+    e.mine_tasks(5, [{"id": 1, "data": {"text": "a cat and a kite", "meta": {"loss": 0.5}}},
+                     {"id": 2, "data": {"text": "a cat and a walrus"}},
+                     {"id": 3, "data": {"text": "a cat and a dog", "meta": {"loss": True}}}])
+    return e
+
+
+def test_mining_records_field_signals_read_by_path(engine):
+    records = engine.task_records(5, [1, 2, 3])
+    assert records[1].signals == {"meta.loss": 0.5}
+    assert records[2].signals == {} and records[3].signals == {}  # missing, and a JSON true is no number
+
+
+def test_record_field_signals_keeps_what_the_data_holds_now(engine):
+    assert engine.record_field_signals(5, [{"id": 1, "data": {"meta": {"loss": 0.5}}},
+                                           {"id": 2, "data": {"meta": {"loss": 0.9}}}]) == 1
+    assert engine.task_records(5, [2])[2].signals == {"meta.loss": 0.9}
+    _, result = engine.ranking(5)
+    values = dict(zip(result.task_ids.tolist(), result.signals["meta.loss"].tolist()))
+    assert values[2] == 0.9 and values[1] == 0.5
+
+
+def test_forget_absent_drops_what_left_the_listing(engine):
+    assert engine.forget_absent(5, [1, 3]) == [2]
+    assert engine.indexed(5, [1, 2, 3]) == {1, 3}
+    assert engine.task_records(5, [2]) == {}
+    assert engine.forget_absent(5, [1, 3]) == []
+
+
+def test_rarest_keywords_come_rarest_first_with_their_frequencies(engine):
+    keywords, df = engine.rarest_keywords(5, [1, 2])
+    assert df["cat"] == 3 and df["kite"] == 1
+    assert keywords[1][-1] == "cat" and keywords[2][-1] == "cat"
+
+
+def test_the_boundary_methods_answer_without_reaching_into_the_state(engine):
+    assert engine.projects() == [5]
+    assert engine.known_project(5).label_config == TEXT_CONFIG
+    assert engine.known_project(6) is None and engine.projects() == [5]  # asking creates nothing
+    assert engine.unreachable() is None  # no Redis to lose
+    engine.record_error("job:mine", "project 5: boom")
+    assert engine.errors() == {"job:mine": "project 5: boom"}
+    assert engine.counters()["tasks_mined"] == 3
+    assert engine.index_arrays(5).n_tasks == 3
+    assert not math.isnan(engine.ranking(5)[1].priority[0])
