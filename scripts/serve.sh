@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Starts the backend on its embedded defaults (no Redis; state in SQLite under
 # MODEL_DIR, default ./data) on port 9090, after creating .venv if needed.
-#   bash scripts/serve.sh                 # development server on 0.0.0.0:9090
+#   bash scripts/serve.sh                 # production server (gunicorn) on 0.0.0.0:9090
 #   PORT=9091 bash scripts/serve.sh
-#   GUNICORN=1 bash scripts/serve.sh      # production server (gunicorn)
+#   DEV=1 bash scripts/serve.sh           # Werkzeug's development server, same settings
+# Both are `python -m backend serve` (the `vlmine serve` command): one place for the flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,7 +17,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
-if [ "${GUNICORN:-0}" = "1" ]; then
-  exec .venv/bin/gunicorn --bind "${HOST:-0.0.0.0}:${PORT:-9090}" --workers 1 --threads 8 --timeout 120 _wsgi:app
+if [ "${DEV:-0}" = "1" ]; then
+  exec .venv/bin/python -m backend serve --dev --host "${HOST:-0.0.0.0}" --port "${PORT:-9090}"
 fi
-exec .venv/bin/python _wsgi.py --host "${HOST:-0.0.0.0}" --port "${PORT:-9090}"
+exec .venv/bin/python -m backend serve --host "${HOST:-0.0.0.0}" --port "${PORT:-9090}"
