@@ -1,7 +1,7 @@
 """Every setting of the backend, read from the environment in one place.
 
 Each field's name in upper case is its environment variable. When you add a
-field, add a row to the README's settings table too: ``tests/test_settings.py``
+field, add a row to the table in ``docs/settings.md`` too: ``tests/test_settings.py``
 checks that every field appears there.
 """
 

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Issue #4's GPU measurement, prepared as ONE device call (3 to 6 minutes on an H200):
+# How fast LLaVA-1.5-7B describes images on one GPU (an H200 or any CUDA card), batch size
+# by batch size: the numbers behind VLM_BATCH_SIZE's advice in docs/settings.md.
 #
-#   run(command="bash bench/h200.sh", timeout_s=450)
+#   bash bench/h200.sh                      # on the GPU machine, from the repository root
+#   OUT=/tmp/run1 bash bench/h200.sh        # where the results go (default /tmp/vlmine-h200)
+#   ARCH=tiny PYTHON=.venv/bin/python bash bench/h200.sh   # a CPU smoke run of this script
 #
-# It uses the device's own python3 (PyTorch, transformers, Pillow, tokenizers are there;
-# nothing is installed) and builds LLaVA-1.5-7B with random weights on the GPU: no download.
-# Results come back as $OUT/describe-<variant>.json (one JSON line each, bench/describe.py's
-# format) and $OUT/h200.log (versions, nvidia-smi, stderr). Each variant has its own time
-# limit, so a slow or failing one cannot eat the others' time.
+# Needs python3 with PyTorch (CUDA), transformers, Pillow and tokenizers; installs nothing
+# and downloads nothing: the model is built with random weights (the real model's shapes,
+# so the same work per generated token; the descriptions are noise). 3 to 6 minutes on an H200.
+#
+# Results: $OUT/describe-<variant>.json, one JSON line each (bench/describe.py's format:
+# images per second per batch size, peak GPU memory), and $OUT/h200.log (versions,
+# nvidia-smi, stderr). Each variant has its own time limit, so a slow or failing one
+# cannot eat the others' time:
 #   eager   transformers' default generate (dynamic KV cache): the backend's path as shipped,
 #           plus KEYWORD_MODE=llm's second (text-only) pass on the same model
 #   static  the same with a static KV cache, which transformers compiles (torch.compile);
-#           measured to see whether a VLM_GENERATION setting for it would be worth adding
+#           to see whether a setting for it would be worth adding
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/vlmine-h200}
