@@ -17,10 +17,6 @@ if str(_ROOT) not in sys.path:
 # never a skip. Attributes: base_url, token (legacy), email, password, pat(), log_path,
 # data_dir, api(method, path, ...), stop(). Helpers: create_project, import_tasks.
 # ----------------------------------------------------------------------------------------
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: end-to-end against a real Label Studio server (started by the suite)")
-
-
 @pytest.fixture(scope="session")
 def label_studio():
     from tests.support.label_studio import start_label_studio
@@ -31,3 +27,19 @@ def label_studio():
     finally:
         server.stop()
 # ------------------------------------------------------------- end of Label Studio block
+
+
+@pytest.fixture(scope="module")
+def http_url():
+    """A loopback HTTP server with a route per kind of image trouble (tests/support/loopback.py)."""
+    from tests.support.loopback import serve_http
+
+    yield from serve_http()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A loopback S3 endpoint (moto) holding the bucket ``pics``; a test module may define its own."""
+    from tests.support.loopback import serve_s3
+
+    yield from serve_s3()

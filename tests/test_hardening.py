@@ -23,7 +23,6 @@ from backend.settings import Settings
 from model import VLMineModel
 from tests.support.backend_server import BackendServer, free_port
 from tests.support.fake_openai import FakeOpenAI
-from tests.test_images import http_url, s3  # noqa: F401  (fixtures: loopback HTTP and S3 servers)
 
 SECRETS = {
     "BASIC_AUTH_PASS": "basic-pass-7f3a9c",

@@ -8,9 +8,9 @@ import pytest
 
 from backend.labelstudio.config import LabelConfig, LabelConfigError, Source, field_value
 from backend.pipeline.images import ImageError, image_ref_from_task
+from tests.support.data import DESCRIPTIONS, make_client, png
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
-from tests.test_image_pipeline import DESCRIPTIONS, make_client, png
 
 
 # ------------------------------------------------------------------------- tag names

@@ -160,3 +160,18 @@ def test_the_root_model_is_handed_in_never_imported_by_the_package():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level == 0:
                 assert node.module not in ("model", "_wsgi"), f"{path} imports the root {node.module}"
+
+
+def test_no_test_module_imports_another():
+    """Shared data and fixtures live in tests/support/ (and conftest.py), never in a test module."""
+    offending = []
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offending += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
+                          if n.split(".")[-1].startswith("test_") or n.startswith("tests.test_")]
+    assert not offending, "\n".join(offending)

@@ -10,7 +10,7 @@ from backend.engine.engine import Engine
 from backend.labelstudio.config import LabelConfig, Source
 from backend.pipeline.miner import html_text, text_from_task
 from backend.settings import Settings
-from tests.test_cli import clean_env, read_jsonl, run
+from tests.support.commands import clean_env, read_jsonl, run
 
 DIALOGUE = [
     {"author": "Alice", "text": "the walrus swam under the glacier"},
@@ -95,7 +95,7 @@ def test_text_sources_keep_plain_text_and_caption_fields_as_they_are():
     assert text_from_task(task, source) == ("<b>bold</b> words", None)
 
 
-def test_cli_field_reads_a_nested_path(tmp_path):
+def test_the_offline_command_reads_a_nested_field(tmp_path):
     source = tmp_path / "rows.jsonl"
     rows = [{"id": 1, "meta": {"text": "a walrus on a glacier"}},
             {"id": 2, "meta": {"text": "a red bus on a road"}},

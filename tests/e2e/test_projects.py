@@ -8,22 +8,11 @@ import requests
 
 from backend.labelstudio.client import LabelStudioClient
 from tests.support.backend_server import BackendServer, wait_for
+from tests.support.data import DESCRIPTIONS, IMAGE_CONFIG, TEXT_CONFIG, connect, png
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.label_studio import create_project, import_tasks
-from tests.test_image_pipeline import DESCRIPTIONS, png
 
 pytestmark = pytest.mark.e2e
-
-TEXT_CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="label" toName="text"><Choice value="a"/><Choice value="b"/></Choices>
-</View>"""
-IMAGE_CONFIG = """<View>
-  <Image name="image" value="$image"/>
-  <Choices name="label" toName="image"><Choice value="a"/><Choice value="b"/></Choices>
-  <TextArea name="vlmine" toName="image" editable="false"/>
-</View>"""
-
 
 def backend_env(ls, tmp_path, **env: str) -> dict[str, str]:
     return {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url,
@@ -32,13 +21,6 @@ def backend_env(ls, tmp_path, **env: str) -> dict[str, str]:
 
 def backend_for(ls, tmp_path, **env: str) -> BackendServer:
     return BackendServer(backend_env(ls, tmp_path, **env), tmp_path / "backend.log")
-
-
-def connect(ls, pid: int, backend: BackendServer) -> int:
-    """Connect the backend to the project as its ML backend; returns the connection's id."""
-    resp = ls.api("POST", "/api/ml", json={"project": pid, "url": backend.url, "title": "VLMine"})
-    assert resp.status_code == 201, resp.text
-    return int(resp.json()["id"])
 
 
 def first_in_tab(client: LabelStudioClient, ls, pid: int, n: int) -> list[int]:

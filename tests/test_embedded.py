@@ -8,7 +8,7 @@ import time
 from backend.engine.engine import Engine
 from backend.jobs.embedded import EmbeddedQueue
 from backend.settings import Settings
-from tests.test_e2e_projects import TEXT_CONFIG
+from tests.support.data import TEXT_CONFIG
 
 
 def test_a_lane_outlives_a_failure_to_record_a_finished_job(tmp_path):

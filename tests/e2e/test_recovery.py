@@ -13,12 +13,10 @@ from backend.labelstudio.client import LabelStudioError
 from backend.server.app import create_app
 from backend.settings import Settings
 from model import VLMineModel
+from tests.support.data import COMMON, DESCRIPTIONS, IMAGE_CONFIG, TEXT_CONFIG, png
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
-from tests.test_e2e_projects import IMAGE_CONFIG, TEXT_CONFIG
-from tests.test_e2e_rerank import COMMON
-from tests.test_image_pipeline import DESCRIPTIONS, png
 
 pytestmark = pytest.mark.e2e
 

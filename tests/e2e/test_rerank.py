@@ -14,13 +14,12 @@ from backend.jobs.embedded import EmbeddedQueue
 from backend.labelstudio.client import LabelStudioClient
 from backend.settings import Settings
 from tests.support.backend_server import BackendServer, wait_for
+from tests.support.data import COMMON, TEXT_CONFIG, connect
 from tests.support.label_studio import create_project, import_tasks
-from tests.test_e2e_projects import TEXT_CONFIG, connect
 
 pytestmark = pytest.mark.e2e
 
-COMMON = ["a cat on the sofa", "a dog in the park", "a car on the road", "a bus on the street",
-          "a man with a kite", "a woman on a bicycle"]
+
 
 
 def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path):

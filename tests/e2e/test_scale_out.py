@@ -17,12 +17,11 @@ from backend.jobs.rq import MINE_QUEUE
 from backend.labelstudio.client import LabelStudioClient
 from backend.settings import Settings
 from tests.support.backend_server import BackendServer
+from tests.support.data import DESCRIPTIONS, IMAGE_CONFIG, connect, png
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
-from tests.test_e2e_projects import IMAGE_CONFIG, connect
-from tests.test_image_pipeline import DESCRIPTIONS, png
-from tests.test_rq_workers import kill_group, recount, redis_url, start_worker, wait_until
+from tests.support.workers import kill_group, recount, redis_url, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 

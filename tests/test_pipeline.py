@@ -4,37 +4,17 @@ the tiny LLaVA, planted rare images first, broken images failing alone, descript
 from __future__ import annotations
 
 import io
-import random
 
 import pytest
 from PIL import Image
 
 from backend.engine.engine import Engine
-from backend.jobs.embedded import EmbeddedQueue
-from backend.server.app import create_app
 from backend.settings import Settings
-from model import VLMineModel
+from tests.support.data import DESCRIPTIONS, make_client, png
+from tests.support.data import PREDICT_IMAGE_CONFIG as CONFIG
 from tests.support.fake_openai import COLOURS, FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.tiny_llava import build_tiny_llava
-
-CONFIG = ('<View><Image name="image" value="$image"/><TextArea name="vlmine" toName="image"/>'
-          '<Choices name="label" toName="image"><Choice value="a"/></Choices></View>')
-DESCRIPTIONS = {
-    "red": "a red bus on a road",
-    "green": "a green tree in a park",
-    "blue": "a blue car on a street",
-    "yellow": "a yellow submarine beside a lighthouse",
-}
-
-
-def png(colour: str, seed: int, size: int = 48) -> bytes:
-    rng = random.Random(seed)
-    image = Image.new("RGB", (size, size), COLOURS[colour])
-    image.putpixel((rng.randrange(size), rng.randrange(size)), (rng.randrange(256), 0, 0))  # unique bytes
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 @pytest.fixture()
@@ -51,13 +31,6 @@ def images():
     yield tasks, planted
     server.stop()
 
-
-def make_client(tmp_path, **overrides):
-    overrides.setdefault("image_allow_private_networks", True)  # the image server is on loopback
-    settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), **overrides)
-    engine = Engine(settings)
-    app = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
-    return app.test_client(), engine
 
 
 def test_endpoint_vlm_planted_images_first_and_broken_ones_fail_alone(tmp_path, images):

@@ -12,20 +12,16 @@ import io
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from backend.settings import Settings
+from tests.support.commands import clean_env, read_csv, read_jsonl, run
 from tests.support.fake_openai import COLOURS, FakeOpenAI
 from tests.support.s3 import moto_s3
 from tests.support.tiny_llava import build_tiny_llava
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
 DESCRIPTIONS = {
     "red": "a red bus on a road",
     "green": "a green tree in a park",
@@ -58,28 +54,6 @@ def make_set(root: Path, sizes: dict[str, int]) -> Path:
 
 def image_requests(vlm: FakeOpenAI) -> int:
     return sum(1 for r in vlm.requests if isinstance(r["body"]["messages"][-1]["content"], list))
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment less every backend setting (a developer's REDIS_URL must not leak in)."""
-    names = {f.upper() for f in Settings.__dataclass_fields__}
-    env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("AWS_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO), **extra)
-    return env
-
-
-def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "backend", *map(str, args)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
