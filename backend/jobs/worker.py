@@ -95,6 +95,28 @@ class VLMineWorker(SimpleWorker):
             except redis.exceptions.RedisError as exc:
                 self.log.warning("heartbeat failed: %s", type(exc).__name__)
 
+    def unsubscribe(self) -> None:
+        """RQ's unsubscribe, without waiting up to a minute on the way out.
+
+        RQ reads its command channel with a 60 s blocking read and relies on the reply to
+        UNSUBSCRIBE to wake that thread; redis-py 8's ``stop()`` then waits for the thread
+        with no limit. When the reply does not wake it, a finished ``--burst`` worker (or one
+        asked to stop) lingers for that minute. The thread is a daemon: wait a second, and
+        close the connection only once the thread has let go of it.
+        """
+        thread = self.pubsub_thread
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub.unsubscribe()
+        try:
+            thread.stop(timeout=1)
+        except TypeError:  # redis-py before 8: stop() takes no timeout and does not wait
+            thread.stop()
+        thread.join(timeout=1)
+        if not thread.is_alive():
+            self.pubsub.close()
+
     def run_maintenance_tasks(self) -> None:
         # RQ's own: take over the scheduler of a dead worker, find abandoned jobs and retry them
         with self._maintenance_lock:
