@@ -1,6 +1,6 @@
 """The VLMine engine: what happens to a project's tasks, independent of HTTP and queues.
 
-The server (``backend.api``), the job runners (``backend.jobs``) and the
+The server (``backend.server``), the job runners (``backend.jobs``) and the
 command line all call these methods. Each public method is safe to run twice
 with the same input: mining a task again replaces its keywords, a re-rank
 writes only what changed.

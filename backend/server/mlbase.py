@@ -4,7 +4,7 @@ label-studio-ml's only PyPI release (1.0.9, 2023) pins Flask 1.1.2, answers
 ``GET /versions`` with 405 and forks ``fit()`` on every webhook, which changes
 the model version and makes Label Studio predict every task again. The
 maintained 2.x framework is only installable from its git repository. So this
-backend speaks the wire protocol itself (``backend.api``) and keeps the class
+backend speaks the wire protocol itself (``backend.server.app``) and keeps the class
 shape people who know that framework expect: a model is built per request
 with the project and its label config, ``setup()`` runs first, ``predict()``
 answers ``/predict`` and ``fit()`` receives webhook events.
