@@ -37,7 +37,8 @@ def dataset(n: int = 40) -> list[dict]:
 
 
 def server_ranking(tmp_path, rows: list[dict], env: dict[str, str]) -> tuple[list[int], dict[int, float]]:
-    settings = Settings.from_env(env, model_dir=str(tmp_path / "server"))
+    # the offline command writes priorities label-first highest, as the server does for the tab stream
+    settings = Settings.from_env({**env, "LABEL_STREAM": "tab"}, model_dir=str(tmp_path / "server"))
     engine = Engine(settings)
     queue = EmbeddedQueue(engine, engine.store)
     client = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
