@@ -56,7 +56,7 @@ def _sweep_two(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover 
     n = a.shape[0]
     front = np.empty(n, dtype=np.int64)
     # best_b[k]: the best second-signal rank in front k so far; non-increasing in k.
-    best_b = np.empty(n, dtype=np.int64)
+    best_b = np.empty(n, dtype=b.dtype)
     n_fronts = 0
     for i in range(n):
         if i > 0 and a[i] == a[i - 1] and b[i] == b[i - 1]:
@@ -258,10 +258,10 @@ def _sweep_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:  # 
     if n == 0:
         return front
     nodes = np.empty((n, 4), dtype=b.dtype)
-    free = np.empty(n, dtype=np.int64)  # stack of reusable slots
+    free = np.empty(n, dtype=b.dtype)  # stack of reusable slots
     n_free = 0
     n_slots = 0
-    root = np.empty(n, dtype=np.int64)  # staircase of each front
+    root = np.empty(n, dtype=b.dtype)  # staircase of each front
     n_fronts = 0
     grid = _GUESS_GRID
     span = max(b.max(), c.max()) + 1
