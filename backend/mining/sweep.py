@@ -83,9 +83,11 @@ def _sweep_two(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover 
 # falls as key rises. Slots of dropped nodes are reused, so the live nodes stay close
 # together in memory; a node's heap priority is a hash of its slot.
 _KEY, _VAL, _LEFT, _RIGHT = 0, 1, 2, 3
-#: Cells per axis of the grid that remembers the last front found in each cell; the
-#: search over fronts starts there (a guess: the answer never depends on it).
-_GUESS_GRID = 64
+#: The grid that remembers the last front found in each cell (the search over fronts
+#: starts there: a guess, the answer never depends on it) has about this many points a
+#: cell (64 x 64 cells for 1M points), and at most this many cells per axis.
+_GUESS_CELL_POINTS = 256
+_GUESS_GRID_MAX = 1024
 
 
 @_compiled(inline="always")
@@ -263,8 +265,8 @@ def _sweep_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:  # 
     n_slots = 0
     root = np.empty(n, dtype=b.dtype)  # staircase of each front
     n_fronts = 0
-    grid = _GUESS_GRID
     span = max(b.max(), c.max()) + 1
+    grid = min(max(np.int64(np.sqrt(n / _GUESS_CELL_POINTS)), 1), _GUESS_GRID_MAX)
     guess = np.zeros(grid * grid, dtype=np.int64)
     for i in range(n):
         if i > 0 and a[i] == a[i - 1] and b[i] == b[i - 1] and c[i] == c[i - 1]:
@@ -298,22 +300,42 @@ def _sweep_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:  # 
     return front
 
 
+def _packed_best_first(ranks: np.ndarray) -> np.ndarray:
+    """One int64 key per row, ascending = best first by the rows of ``ranks`` in turn."""
+    m, n = ranks.shape
+    key = np.zeros(n, dtype=np.int64)
+    for j in range(m):  # digits (n - 1 - rank) in base n
+        key *= n
+        key += n - 1
+        key -= ranks[j]
+    return key
+
+
 def sweep_order(ranks: np.ndarray) -> np.ndarray:
     """Row order best first on signal 0, then 1, then 2 (ranks: (m, n) int64 in [0, n)).
 
-    One argsort of a packed int64 key where n ** m fits, else a lexsort.
+    One argsort of a packed int64 key where n ** m fits (three signals: n < 2.1M);
+    beyond, the key packs the first m - 1 signals and only the rows tied on it are
+    sorted again with the last signal (rare with continuous signals).
     """
     m, n = ranks.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     if float(n) ** m < _INT64_MAX:
-        key = np.zeros(n, dtype=np.int64)
-        for j in range(m):  # (n - 1 - rank): ascending key = best first
-            key *= n
-            key += n - 1
-            key -= ranks[j]
-        return np.argsort(key)
-    return np.lexsort(tuple(-ranks[j] for j in range(m - 1, -1, -1)))
+        return np.argsort(_packed_best_first(ranks))
+    if float(n) ** (m - 1) >= _INT64_MAX:
+        return np.lexsort(tuple(-ranks[j] for j in range(m - 1, -1, -1)))
+    head = _packed_best_first(ranks[:-1])
+    order = np.argsort(head)
+    sorted_head = head[order]
+    tied = np.zeros(n, dtype=bool)
+    np.equal(sorted_head[1:], sorted_head[:-1], out=tied[1:])
+    tied[:-1] |= tied[1:]
+    places = np.flatnonzero(tied)  # whole tie groups, in key order
+    if places.size:
+        rows = order[places]
+        order[places] = rows[np.lexsort((-ranks[-1][rows], head[rows]))]
+    return order
 
 
 def sweep_fronts(ranks: np.ndarray) -> np.ndarray:
