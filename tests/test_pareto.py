@@ -24,7 +24,8 @@ from backend.mining.pareto import (
     select,
     signal_ranks,
 )
-from backend.mining.sweep import sweep_fronts
+import backend.mining.sweep as sweep_module
+from backend.mining.sweep import sweep_fronts, sweep_order
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,6 +120,21 @@ def test_a_chain_has_one_point_a_front(m):
     X = np.column_stack([i, 2 * i, i**2][:m])
     assert np.array_equal(pareto_fronts(X), i[::-1].astype(np.int64))
     assert np.array_equal(pareto_fronts(np.repeat(X, 2, axis=0)), np.repeat(i[::-1], 2))
+
+
+@pytest.mark.parametrize("limit", [10**6, 10**4])
+def test_sweep_order_beyond_the_packed_key(monkeypatch, limit):
+    """Past n ** 3 < 2 ** 63 (about 2.1M rows) the order packs two signals and re-sorts
+    their tie groups (limit 10**6 with 300 rows), or falls back to a lexsort (10**4)."""
+    monkeypatch.setattr(sweep_module, "_INT64_MAX", limit)
+    rng = np.random.default_rng(5)
+    for values in (4, 40, 300):
+        X = rng.integers(0, values, (300, 3)).astype(float)
+        ranks = signal_ranks(X).T
+        order = sweep_order(ranks)
+        expected = np.lexsort((-ranks[2], -ranks[1], -ranks[0]))
+        assert np.array_equal(ranks[:, order], ranks[:, expected])
+        assert np.array_equal(pareto_fronts(X), moocore.pareto_rank(-X))
 
 
 def test_sweep_refuses_other_signal_counts():
