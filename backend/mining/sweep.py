@@ -15,13 +15,13 @@ packed key and the comparisons exact.
 * Fronts are nested (each point of front k is beaten by an earlier point of front
   k - 1), so p's front is the first whose staircase does not cover p: a monotone search
   over fronts, each probe one treap descent. The search starts from the front last
-  found in p's cell of a 64 x 64 grid over signals 1 and 2 (a guess: it only saves
-  probes) and gallops, then bisects.
+  found in p's cell of a grid over signals 1 and 2 (about 256 points a cell: 64 x 64
+  cells for 1M; a guess that only saves probes) and gallops, then bisects.
 
 Cost: O(n log n) for two signals; for three, O(n log n) probes of O(log n) each,
-expected, whatever the data (the treap's priorities are a hash of the node's slot, so
-no input order degrades it). 1M tasks x 3 uniform signals take about 0.6 s here; a
-single front of 1M points whose staircase holds them all takes about 1.7 s.
+expected (the treap's priorities are a hash of the node's slot, unrelated to the data,
+so sorted or adversarial-looking inputs do not unbalance it). 1M tasks x 3 uniform signals take about 0.7 s here; a
+single front of 1M points whose staircase holds them all takes about 1.8 s.
 """
 
 from __future__ import annotations
