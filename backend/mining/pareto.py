@@ -158,12 +158,18 @@ def _mix64(v: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+_MASK64 = (1 << 64) - 1
+
+
 def _key_of_id(task_id: object) -> int:
-    """One id's tie key: integers through _mix64, anything else through BLAKE2b."""
+    """One id's tie key: integers as _mix64 does it (in Python ints), others by BLAKE2b."""
     if isinstance(task_id, (int, np.integer)) and not isinstance(task_id, (bool, np.bool_)):
         value = int(task_id)
         if -(2**63) <= value < 2**64:
-            return int(_mix64(np.array([value % 2**64], dtype=np.uint64))[0])
+            z = (value + 0x9E3779B97F4A7C15) & _MASK64
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+            return z ^ (z >> 31)
     text = task_id if isinstance(task_id, str) else repr(task_id)
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little")
@@ -179,7 +185,8 @@ def id_tie_keys(ids: ArrayLike) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.dtype.kind in "iu":
         return _mix64(arr.astype(np.uint64))  # int64 -> uint64 wraps (two's complement)
-    return np.fromiter((_key_of_id(v) for v in arr.tolist()), dtype=np.uint64, count=arr.size)
+    values = arr.tolist()
+    return np.fromiter((_key_of_id(v) for v in values), dtype=np.uint64, count=len(values))
 
 
 def _tie_rank(ids: np.ndarray | None, n: int) -> np.ndarray:
