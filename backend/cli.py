@@ -610,7 +610,8 @@ def run_mining(engine: "Engine", dataset: Dataset, signals: dict[str, "np.ndarra
             col[take >= 0] = values[take[take >= 0]]
             aligned[name] = col
         s = engine.settings
-        result = rank_mined(arrays, aligned, pooling=s.pooling, transform=s.novelty_transform)
+        result = rank_mined(arrays, aligned, pooling=s.pooling, transform=s.novelty_transform,
+                            head_diversity=s.head_diversity)
         order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")] if int(t) in current]
     return Outcome(dataset, pid, arrays, result, signals, errors, descriptions, keywords, df,
                    mined_now=len(todo), skipped=skipped, order=order)

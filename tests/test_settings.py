@@ -112,7 +112,7 @@ def test_model_version_is_stable_across_builds():
 
 def test_model_version_reads_well():
     version = Settings.from_env({}).model_version()
-    assert re.fullmatch(r"vlmine-llava-1\.5-7b-hf-llm-gmean-novelty-[0-9a-f]{8}", version), version
+    assert re.fullmatch(r"vlmine-llava-1\.5-7b-hf-llm-confirmed-novelty-[0-9a-f]{8}", version), version
     with_probs = Settings.from_env({"UNCERTAINTY_SOURCE": "prediction_probs"}).model_version()
     assert "novelty+entropy" in with_probs
 
