@@ -332,6 +332,7 @@ def _parser() -> argparse.ArgumentParser:
                     "resumes when run again.",
         epilog="examples:\n"
                "  python -m backend evaluate --images my_set/ --uncertainty unc.csv --budget 500 --out eval/\n"
+               "  python -m backend evaluate --rows captions.jsonl --out eval/   # rows: {\"text\": ..., \"labels\": [...]}\n"
                "  python -m backend evaluate --list ImageNet_LT_train.txt --root /data/imagenet \\\n"
                "      --budget-frac 0.05 --uncertainty unc.jsonl --out eval/\n"
                "uncertainty file: CSV or JSONL rows with 'uncertainty' and 'path' (relative to the root) or 'id'\n"
@@ -340,6 +341,16 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="a folder with one sub-folder per class")
     src.add_argument("--list", metavar="FILE", help="lines 'relative/path.jpg LABEL' (ImageNet-LT, Places-LT)")
+    src.add_argument("--rows", metavar="FILE", help="JSONL rows with 'text' or 'image' and a 'labels' list (multi-label):"
+                     " the share of the top 1/5/10%% holding a rare label, their recall, labels covered, AUC")
+    rows = p.add_argument_group("with --rows (backend/label_eval.py)")
+    rows.add_argument("--field", help="the field to mine (default: detected, as python -m backend mine does)")
+    rows.add_argument("--signal", action="append", default=[], metavar="NAME",
+                      help="a numeric row field ranked beside novelty (default: 'uncertainty' when rows have it)")
+    rows.add_argument("--rare", type=int, nargs="+", default=[10, 20], metavar="R",
+                      help="rare = the R labels in the fewest rows (default: 10 20)")
+    rows.add_argument("--budgets", type=float, nargs="+", default=[0.01, 0.05, 0.10], metavar="F",
+                      help="shares of the rows at the head of the queue (default: 0.01 0.05 0.1)")
     p.add_argument("--root", metavar="DIR", help="the folder --list paths are relative to (default: the list's)")
     p.add_argument("--uncertainty", metavar="FILE", help="your model's uncertainty per image (CSV or JSONL)")
     budget = p.add_mutually_exclusive_group()
@@ -360,6 +371,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    if args.rows:
+        from .label_eval import run_rows
+
+        return run_rows(args)
     try:
         if args.root and not args.list:
             raise UsageError("--root goes with --list")

@@ -23,9 +23,12 @@ are exact; the expected number of labels covered is exact too (a sum over labels
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,7 +175,7 @@ def table(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(rep: dict[str, Any], path) -> None:
+def plot(rep: dict[str, Any], path: Path) -> None:
     """Rare share at each budget per method (random's 95% interval as a band)."""
     import matplotlib
 
@@ -203,3 +206,115 @@ def plot(rep: dict[str, Any], path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ python -m backend evaluate --rows
+def row_labels(dataset, field: str = "labels") -> list[list[str]]:
+    """Each row's ``labels`` (a list of names; one string is one label; missing is none)."""
+    from .cli import UsageError
+
+    out: list[list[str]] = []
+    for it in dataset.items:
+        value = it.task["data"].get(field)
+        if value is None:
+            out.append([])
+        elif isinstance(value, str):
+            out.append([value] if value.strip() else [])
+        elif isinstance(value, list) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            out.append([str(v) for v in value])
+        else:
+            raise UsageError(f"row {it.id}: '{field}' must be a list of label names, got {type(value).__name__}")
+    if not any(out):
+        raise UsageError(f"no row has a '{field}' list: the evaluation needs each row's labels")
+    return out
+
+
+def _aligned(arrays, ids: list[int], signals: dict) -> dict:
+    """Row-aligned signals re-aligned with the index's task ids (NaN where missing)."""
+    row = {t: i for i, t in enumerate(ids)}
+    take = np.array([row.get(int(t), -1) for t in arrays.task_ids.tolist()], dtype=np.int64)
+    out = {}
+    for name, values in signals.items():
+        col = np.full(arrays.n_tasks, np.nan)
+        col[take >= 0] = np.asarray(values, dtype=float)[take[take >= 0]]
+        out[name] = col
+    return out
+
+
+def _as_rows(task_order, ids: list[int]) -> list[int]:
+    """Task ids, label-first first -> row indices, rows the order lacks (failed) last."""
+    row = {t: i for i, t in enumerate(ids)}
+    ranked = [row[t] for t in task_order if t in row]
+    seen = set(ranked)
+    return ranked + [i for i in range(len(ids)) if i not in seen]
+
+
+def methods_for(outcome, ids: list[int], texts: list[str] | None, signals: dict, settings) -> dict[str, list[int]]:
+    """The backend's order and the baselines, each as row indices."""
+    from .mining import mine
+    from .mining.novelty import POOLINGS
+
+    arrays = outcome.arrays
+    aligned = _aligned(arrays, ids, signals)
+    out = {"vlmine (settings)": _as_rows(outcome.order, ids)}
+    for pooling in POOLINGS:  # the other poolings, without the head re-order: how much each part adds
+        res = mine(arrays, aligned, pooling=pooling, transform=settings.novelty_transform)
+        out[f"pooling={pooling}"] = _as_rows(
+            [int(t) for t in arrays.task_ids[np.argsort(res.position, kind="stable")]], ids)
+    for name, values in signals.items():  # a signal alone: what the model's own uncertainty finds
+        filled = np.where(np.isnan(values), -np.inf, values)
+        out[f"{name} only"] = list(np.argsort(-filled, kind="stable"))
+    if texts is not None:  # a detailed text is not a rare one
+        out["longest text"] = list(np.argsort([-len(t) for t in texts], kind="stable"))
+    return out
+
+
+def run_rows(args) -> int:
+    """``python -m backend evaluate --rows rows.jsonl``: mine the rows, measure against their labels."""
+    from .cli import (SourceError, UsageError, build_engine, build_engine_settings, command_error, gather_signals,
+                      load_source, mine_with_progress, output_rows, summarise, write_rows)
+
+    try:
+        budgets = tuple(args.budgets)
+        rare_counts = tuple(args.rare)
+        if not budgets or any(not 0 < b <= 1 for b in budgets):
+            raise UsageError("--budgets must be shares in (0, 1]")
+        if not rare_counts or any(r < 1 for r in rare_counts):
+            raise UsageError("--rare must be positive counts")
+        probe = build_engine_settings(args.model_dir)
+        if not str(args.rows).lower().endswith((".jsonl", ".ndjson", ".json")):
+            raise UsageError(f"--rows {args.rows}: expected a .jsonl (or .json) file of rows with 'labels'")
+        dataset = load_source(args.rows, args.field, probe)
+        labels = row_labels(dataset)
+        signals = gather_signals(dataset, args.signal, probe)
+        engine = build_engine(args.model_dir, dataset)
+        print(f"{len(dataset.items)} {dataset.kind}s, {len({x for ls in labels for x in ls})} labels"
+              + (f"; signals: novelty, {', '.join(signals)}" if signals else ""), file=sys.stderr)
+        outcome = mine_with_progress(engine, dataset, signals, quiet=args.quiet)
+    except (UsageError, SourceError, KeyboardInterrupt) as exc:
+        return command_error(exc)
+    summarise(outcome)
+    if not outcome.ok:
+        print("error: nothing could be mined", file=sys.stderr)
+        return 1
+    ids = [it.id for it in dataset.items]
+    texts = [str(it.ref.get("text") or "") for it in dataset.items] if dataset.kind == "text" else None
+    truth = LabelTruth(labels, rare_counts)
+    s = engine.settings
+    rep = report(truth, methods_for(outcome, ids, texts, signals, s), budgets)
+    rep = {"source": str(args.rows), "kind": dataset.kind, "mined": outcome.ok, "failed": len(outcome.errors),
+           "settings": {"model_version": s.model_version(), "pooling": s.pooling,
+                        "novelty_transform": s.novelty_transform, "head_diversity": s.head_diversity},
+           **rep}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = output_rows(outcome)
+    by_id = dict(zip(ids, labels))
+    for row in rows:
+        row["labels"] = by_id.get(row["id"], [])
+    write_rows(out / "items.csv", rows)
+    (out / "evaluation.json").write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
+    plot(rep, out / "evaluation.png")
+    print(table(rep))
+    print(f"wrote {out / 'evaluation.json'}, {out / 'evaluation.png'}, {out / 'items.csv'}", file=sys.stderr)
+    return 0
