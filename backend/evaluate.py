@@ -8,8 +8,8 @@ lets each method pick the same budget of K images and measures what it picked:
 
 * ``random`` (seeded, mean and standard deviation over ``--seeds`` runs);
 * ``uncertainty``: the K most uncertain images by your model (with ``--uncertainty``);
-* ``vlmine_mean``, ``vlmine_min``, ``vlmine_gmean``: VLMine novelty with each pooling;
-* ``pareto_gmean+uncertainty``: Pareto fronts of gmean novelty and uncertainty, as the
+* ``vlmine_confirmed``, ``vlmine_gmean``, ``vlmine_mean``, ``vlmine_min``: VLMine novelty with each pooling;
+* ``pareto_<POOLING>+uncertainty``: Pareto fronts of the configured pooling's novelty and uncertainty, as the
   backend ranks them (with ``--uncertainty``).
 
 Scores tie often (with ``min`` pooling every image whose rarest keyword is seen once, every
@@ -43,10 +43,10 @@ from typing import Any, Sequence
 from .cli import (SourceError, UsageError, build_engine, build_engine_settings, command_error, ids_file,
                   list_images, local_dataset, mine_with_progress, output_rows, project_id, setup_logging,
                   stabilise_ids, summarise, write_rows)
+from .mining.novelty import POOLINGS  # every pooling is a method
 
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
-POOLINGS = ("mean", "min", "gmean")
 TIE_STREAM = 1  # tie-break orders come from their own random stream, apart from the random baseline's
 
 
@@ -203,7 +203,8 @@ def tie_break(seed: int, n: int):
 
 
 def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac: float, seeds: int,
-             many: int, few: int, uncertainty=None, transform: str = "neglog") -> dict[str, Any]:
+             many: int, few: int, uncertainty=None, transform: str = "neglog",
+             pooling: str = "confirmed") -> dict[str, Any]:
     """Every method's selection of K images from the mined pool, measured."""
     import numpy as np
 
@@ -235,7 +236,7 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
     for p in POOLINGS:
         methods[f"vlmine_{p}"] = picked(nov[p][:, None])
     if unc is not None:
-        methods["pareto_gmean+uncertainty"] = picked(np.column_stack([nov["gmean"], unc]))
+        methods[f"pareto_{pooling}+uncertainty"] = picked(np.column_stack([nov[pooling], unc]))
 
     gains: dict[str, dict[str, float | None]] = {}
     for name, m in methods.items():
@@ -408,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     s = engine.settings
     report = evaluate(outcome, labels, args.budget, args.budget_frac, args.seeds, args.many, args.few,
-                      uncertainty, transform=s.novelty_transform)
+                      uncertainty, transform=s.novelty_transform, pooling=s.pooling)
     report = {
         "source": {"images": args.images, "list": args.list, "root": str(root), "project": project_id(identity)},
         "settings": {"model_version": s.model_version(), "vlm": s.vlm_name, "keyword_mode": s.keyword_mode,
