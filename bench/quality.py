@@ -8,8 +8,8 @@ model dir, the SQLite index), and the order is measured with backend.label_eval:
 of the top 1/5/10% that holds one of the R rarest categories (R = 10, 20), their recall,
 categories covered, ROC AUC, beside random (exact) and two instructive baselines:
 
-* ``longest_text``: the longest texts first (a detailed caption is not a rare one);
-* ``pooling=mean`` / ``pooling=min``: the same keywords with the other poolings.
+* ``longest text``: the longest texts first (a detailed caption is not a rare one);
+* ``pooling=...``: the same keywords with each pooling, without the head re-order.
 
 Setting environment variables (POOLING, HEAD_DIVERSITY...) changes what is measured, as for
 ``mine``. Prints one JSON line; ``--table`` also prints the tables on stderr.
@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 from backend import label_eval  # noqa: E402
 from backend.cli import build_engine, load_source, run_mining  # noqa: E402
-from backend.mining import mine  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "coco-dev"
 
@@ -73,15 +72,6 @@ def order_rows(outcome, ids: list[int]) -> list[int]:
     return ranked + [i for i in range(len(ids)) if i not in seen]
 
 
-def pooled_order(outcome, ids: list[int], pooling: str) -> list[int]:
-    res = mine(outcome.arrays, pooling=pooling)
-    task_order = [int(t) for t in outcome.arrays.task_ids[np.argsort(res.position, kind="stable")]]
-    row = {t: i for i, t in enumerate(ids)}
-    ranked = [row[t] for t in task_order if t in row]
-    seen = set(ranked)
-    return ranked + [i for i in range(len(ids)) if i not in seen]
-
-
 def run(name: str, labels: dict[str, list[str]], show: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.pop("REDIS_URL", None)
@@ -93,12 +83,8 @@ def run(name: str, labels: dict[str, list[str]], show: bool) -> dict:
         ids = [it.id for it in dataset.items]
         texts = [str(it.ref.get("text") or "") for it in dataset.items]
         truth = label_eval.LabelTruth([labels.get(str(t), []) for t in ids])
-        methods = {
-            "default": order_rows(outcome, ids),
-            "pooling=mean": pooled_order(outcome, ids, "mean"),
-            "pooling=min": pooled_order(outcome, ids, "min"),
-            "longest_text": list(np.argsort([-len(t) for t in texts], kind="stable")),
-        }
+        methods = label_eval.methods_for(outcome, ids, texts, {}, engine.settings)
+        methods = {"default": methods.pop("vlmine (settings)"), **methods}
         rep = label_eval.report(truth, methods)
         top = order_rows(outcome, ids)[: label_eval.budget_size(0.01, len(ids))]
         rep["top_1pct_ids"] = [ids[i] for i in top]

@@ -52,9 +52,9 @@ def test_gmean_pooling_by_hand():
 
 
 def test_confirmed_pooling_by_hand():
-    """Each keyword weighs df / (df + 5); the prior weight 0.5 pulls towards novelty 0."""
+    """Each keyword weighs df / (df + 3); the prior weight 0.5 pulls towards novelty 0."""
     assert DEFAULT_POOLING == "confirmed"
-    w3, w1 = 3 / 8, 1 / 6
+    w3, w1 = 3 / 6, 1 / 4
     one = (w3 * math.log(5 / 3) + w1 * math.log(5)) / (w3 + w1 + 0.5)  # keywords a (df 3) and b or c (df 1)
     only_a = w3 * math.log(5 / 3) / (w3 + 0.5)
     expected = [0.0, one, only_a, 0.0, one]
@@ -112,7 +112,7 @@ def reference(rows: list[list[int]], pooling: str) -> list[float]:
             continue
         values = [arrays.df[k] for k in r]
         if pooling == "confirmed":
-            weights = [v / (v + 5.0) for v in values]
+            weights = [v / (v + 3.0) for v in values]
             out.append(sum(w * math.log(n / v) for w, v in zip(weights, values)) / (sum(weights) + 0.5))
             continue
         if pooling == "mean":
