@@ -222,8 +222,11 @@ def test_equal_in_exact_arithmetic_is_equal():
 def test_novelty_is_shown_at_the_precision_it_is_ranked():
     from backend.mining.novelty import DECIMALS
 
+    from backend.cli import NOVELTY_DECIMALS
+
     nov = novelty(csr(ROWS + [[0, 1, 2]]))
     assert np.array_equal(nov, np.round(nov, DECIMALS))
+    assert NOVELTY_DECIMALS == DECIMALS  # mine prints novelty at the precision it was ranked
 
 
 def test_both_transforms_rank_alike_with_empty_tasks():
