@@ -346,3 +346,12 @@ def test_synonyms_file_errors(tmp_path):
     bad.write_text("just one column\n")
     with pytest.raises(ValueError):
         read_synonyms(bad)
+
+
+def test_english_only_rules_leave_other_languages_alone(kn):
+    """Spelling and non-word rules use English word lists; a German, French or Chinese text
+    keeps its words (one keyword per phrase, as in English)."""
+    assert kn.from_text("Ein roter Bus steht neben der Straßenbahn am Bahnhof") == ["straßenbahn", "bahnhof"]
+    assert kn.from_text("一只猫坐在桌子上") == ["一只猫坐在桌子上"]
+    assert "парку" in kn.from_text("Собака бежит по парку")
+    assert kn.from_list(["suitecases", "Straßenbahn"]) == ["suitcase", "straßenbahn"]

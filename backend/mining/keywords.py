@@ -437,12 +437,31 @@ def _tokens(text: str) -> list[str]:
     for tok in _TOKEN.findall(_fold(text)):
         tok = tok.replace("’", "'")
         if tok.endswith("'s"):
-            out.extend((_spelling(tok[:-2]), "'s"))
+            out.extend((tok[:-2], "'s"))
         elif "'" in tok:
             out.append(tok.replace("'", ""))
         else:
-            out.append(_spelling(tok))
+            out.append(tok)
     return [t for t in out if t]
+
+
+def _read(text: str) -> tuple[list[str], bool]:
+    """Tokens of ``text``, typos corrected when it is English, and whether it is.
+
+    The English-only rules (spelling, non-words, closed compounds) need English text: a
+    German or Russian description would otherwise lose every word wordfreq's English list
+    lacks. A text is English when lemminflect's English lexicon knows at least half of its
+    words; a text of one or two words, when it is ASCII (a keyword list item).
+    """
+    tokens = _tokens(text)
+    words = [t for t in tokens if t.isalpha()]
+    if len(words) < 3:
+        english = all(w.isascii() for w in words)
+    else:
+        english = 2 * sum(1 for w in words if w.isascii() and (_pos(w) or w in STOPWORDS)) >= len(words)
+    if english:
+        tokens = [_spelling(t) for t in tokens]
+    return tokens, english
 
 
 def _is_word(tok: str) -> bool:
@@ -552,7 +571,7 @@ class _Tok:
     tag: int
 
 
-def _tag_sequence(words: list[str]) -> list[_Tok]:
+def _tag_sequence(words: list[str], english: bool = True) -> list[_Tok]:
     """Assign each token a coarse tag from the lexicon and its neighbours.
 
     Only the left neighbour's tag and the next word are used: enough to tell "a man
@@ -563,7 +582,7 @@ def _tag_sequence(words: list[str]) -> list[_Tok]:
     opener = ""  # the determiner that opened the current noun phrase, if any
     for i, w in enumerate(words):
         nxt = words[i + 1] if i + 1 < len(words) else ""
-        tag = _tag_one(w, prev, words[i - 1] if i else "", nxt, opener)
+        tag = _tag_one(w, prev, words[i - 1] if i else "", nxt, opener, english)
         out.append(_Tok(w, tag))
         if tag == DET:
             opener = w
@@ -573,7 +592,7 @@ def _tag_sequence(words: list[str]) -> list[_Tok]:
     return out
 
 
-def _tag_one(w: str, prev: int, prev_word: str, nxt: str, opener: str = "") -> int:
+def _tag_one(w: str, prev: int, prev_word: str, nxt: str, opener: str = "", english: bool = True) -> int:
     if not _is_word(w):
         return BOUNDARY
     if _is_numeric(w) or w in NUMBER_WORDS or w in DETERMINERS:
@@ -596,7 +615,7 @@ def _tag_one(w: str, prev: int, prev_word: str, nxt: str, opener: str = "") -> i
         return DESC
     if "-" in w:
         return _tag_hyphenated(w)
-    return _tag_open_class(w, prev, prev_word, nxt, opener)
+    return _tag_open_class(w, prev, prev_word, nxt, opener, english)
 
 
 def _looks_nominal(word: str) -> bool:
@@ -612,9 +631,12 @@ def _tag_hyphenated(w: str) -> int:
     return NOUN
 
 
-def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "", opener: str = "") -> int:
+def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "", opener: str = "",
+                    english: bool = True) -> int:
     pos = _pos(w)
     if not pos:
+        if not english:
+            return DESC if w.endswith("ly") else NOUN  # out of the English lexicon: most likely a noun
         if not _known(w):
             return BOUNDARY  # a typo or non-word ("biilboard", "suitecases"): never a keyword
         if w.endswith("ly"):
@@ -687,11 +709,11 @@ def _plural_subject(prev: int, prev_word: str) -> bool:
     return prev_word in {"people", "cattle", "police"} or _noun_lemma(prev_word) != prev_word
 
 
-def _chunks(words: list[str]) -> list[list[_Tok]]:
+def _chunks(words: list[str], english: bool = True) -> list[list[_Tok]]:
     """Maximal runs of noun-phrase material (nouns, modifiers, descriptive words)."""
     chunks: list[list[_Tok]] = []
     current: list[_Tok] = []
-    for tok in _tag_sequence(words):
+    for tok in _tag_sequence(words, english):
         if tok.tag in (NOUN, MOD, DESC):
             current.append(tok)
             continue
@@ -805,7 +827,7 @@ class KeywordNormaliser:
         return None if base is None else self._apply_synonyms(base)
 
     def _base(self, phrase: str, strip_descriptive: bool) -> str | None:
-        words = [w for w in _tokens(phrase) if _is_word(w) and not self._dropped(w)]
+        words = [w for w in _read(phrase)[0] if _is_word(w) and not self._dropped(w)]
         if strip_descriptive:
             keep_last = bool(words) and words[-1] in COLOUR_ALSO_NOUN
             words = [
@@ -845,7 +867,7 @@ class KeywordNormaliser:
         for item in items:
             if not isinstance(item, str) or describes_nothing(item):
                 continue
-            chunks = [c for c in _chunks(_tokens(item)) if any(t.tag == NOUN for t in c)]
+            chunks = [c for c in _chunks(*_read(item)) if any(t.tag == NOUN for t in c)]
             found = self._from_chunks(chunks) if len(chunks) > 1 else [self.normalise(item)]
             out.update((k, None) for k in found if k)
         return list(out)
@@ -860,7 +882,7 @@ class KeywordNormaliser:
             return []
         out: list[str] = []
         for sentence in _described_sentences(text):
-            out.extend(self._from_chunks(_chunks(_tokens(sentence))))
+            out.extend(self._from_chunks(_chunks(*_read(sentence))))
         return list(dict.fromkeys(out))
 
     def _from_chunks(self, chunks: list[list[_Tok]]) -> list[str]:
