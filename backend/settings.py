@@ -233,7 +233,7 @@ class Settings:
     def model_version(self, fingerprint: dict[str, Any] | None = None) -> str:
         """A readable name of everything that produces the predictions.
 
-        Example: ``vlmine-llava-1.5-7b-hf-llm-gmean-novelty+entropy-3f2a9c1d``.
+        Example: ``vlmine-llava-1.5-7b-hf-llm-confirmed-novelty+entropy-3f2a9c1d``.
         The hash covers every mining and ranking setting, so a changed setting
         gives a new version (and a re-mine), and the same settings give the
         same version after a restart.
