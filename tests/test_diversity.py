@@ -64,7 +64,7 @@ def test_off_keeps_the_ranking_and_the_result_is_deterministic():
 def test_a_second_round_when_the_head_repeats_everything():
     arrays, concept = corpus()
     order = mine(arrays).order
-    out = diversify_head(order, arrays, 15, mine(arrays).novelty)
+    out = diversify_head(order, arrays, 15, mine(arrays).priority)
     head = [concept[i] for i in out[:15]]
     # round 1 shows each concept once, round 2 again, then only concept 1 is left
     assert sorted(head[:4]) == [1, 2, 3, 4] and sorted(head[4:8]) == [1, 2, 3, 4]
@@ -76,3 +76,14 @@ def test_head_size():
     assert head_size(0.05, 1000) == 50
     assert head_size(0.001, 100) == 2
     assert head_size(0.5, 10**7) == MAX_HEAD == 2000
+
+
+def test_other_signals_keep_their_say_in_the_head():
+    """A task the ranking puts first on uncertainty stays first: coverage weighs the
+    ranking's own score, not novelty alone."""
+    arrays, concept = corpus()
+    u = np.zeros(200)
+    u[150] = 1.0  # a common task, very uncertain: front 0 beside the rare ones
+    result = mine(arrays, {"uncertainty": u}, head_diversity=0.1)
+    plain = mine(arrays, {"uncertainty": u})
+    assert plain.order[0] == 150 and result.order[0] == 150

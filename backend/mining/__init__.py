@@ -104,10 +104,9 @@ def mine(
     order, position, priority = ranking.order, ranking.position, ranking.priority
     head = head_size(head_diversity, arrays.n_tasks)
     if head:
-        # coverage weighs -log novelty: with the inverse transform, its log
-        gains = nov if transform == "neglog" else np.log(np.maximum(nov, np.finfo(float).tiny))
-        order = diversify_head(order, arrays, head, gains)
         n = arrays.n_tasks
+        # coverage weighs the ranking's own score, so every signal keeps its say in the head
+        order = diversify_head(order, arrays, head, (n - ranking.position) / n)
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n, dtype=np.int64)
         # the same mapping from position to priority as pareto.rank's

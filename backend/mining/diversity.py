@@ -5,13 +5,14 @@ keyword, so they score alike), and an annotator labels near-identical tasks whil
 rare things wait. ``diversify_head`` re-orders the head of the order, the first
 ``head`` tasks, by greedy coverage of their keywords:
 
-    next = the task of the head with the largest  novelty x (weight of its keywords not
+    next = the task of the head with the largest  score x (weight of its keywords not
            yet shown) / (weight of all its keywords)
 
-where a keyword weighs its confirmation, df / (df + CONFIRM_DF), as in the confirmed
-novelty: each keyword other tasks share counts about once, a word seen once barely
-counts. A task whose keywords the head has already shown waits; a task with a concept
-not shown yet keeps its novelty. When every task left repeats what was shown, coverage
+where score is the ranking's (n - position) / n (1 for its first task: every ranked
+signal, uncertainty included, keeps its say) and a keyword weighs its confirmation,
+df / (df + CONFIRM_DF), as in the confirmed novelty: each keyword other tasks share
+counts about once, a word seen once barely counts. A task whose keywords the head has
+already shown waits; a task with a concept not shown yet keeps its score. When every task left repeats what was shown, coverage
 starts afresh (a second round). Ties keep the ranking's order, so the result is
 deterministic.
 
@@ -44,8 +45,9 @@ def head_size(share: float, n_tasks: int) -> int:
     return min(MAX_HEAD, n_tasks, max(2, round(share * n_tasks)))
 
 
-def diversify_head(order: np.ndarray, arrays: IndexArrays, head: int, novelty: np.ndarray) -> np.ndarray:
-    """``order`` (row indices, label-first first) with its first ``head`` rows re-ordered by coverage."""
+def diversify_head(order: np.ndarray, arrays: IndexArrays, head: int, score: np.ndarray) -> np.ndarray:
+    """``order`` (row indices, label-first first) with its first ``head`` rows re-ordered by coverage;
+    ``score`` per row, larger = better (the ranking's)."""
     head = min(int(head), order.size)
     if head < 2:
         return order
@@ -55,14 +57,14 @@ def diversify_head(order: np.ndarray, arrays: IndexArrays, head: int, novelty: n
     top = order[:head].tolist()
     words = [kw[indptr[r] : indptr[r + 1]].tolist() for r in top]
     totals = [float(weight[w].sum()) for w in words]
-    nov = [float(novelty[r]) for r in top]
+    scores = [float(score[r]) for r in top]
     covered: set[int] = set()
 
     def gain(i: int) -> float:
         if totals[i] <= 0:
             return 0.0
         new = sum(weight[k] for k in words[i] if k not in covered)
-        return nov[i] * new / totals[i]
+        return scores[i] * new / totals[i]
 
     heap = [(-gain(i), i) for i in range(head)]
     heapq.heapify(heap)
@@ -73,7 +75,7 @@ def diversify_head(order: np.ndarray, arrays: IndexArrays, head: int, novelty: n
         if heap and g < -heap[0][0]:
             heapq.heappush(heap, (-g, i))  # its gain fell since it was pushed: look again later
             continue
-        if g <= 0 and covered and nov[i] > 0 and totals[i] > 0:
+        if g <= 0 and covered and scores[i] > 0 and totals[i] > 0:
             # the best gain left is 0: every task left repeats what the head has shown.
             # A new round: coverage starts afresh and every gain is computed again (the
             # heap's values must stay upper bounds of the gains, which only fall in a round)
