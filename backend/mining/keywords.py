@@ -746,7 +746,7 @@ def _phrases(chunk: list[_Tok]) -> list[str]:
     while i < end - 1:
         first, second = chunk[i], chunk[i + 1]
         last = i + 1 == end - 1
-        second_word = head if last else second.word
+        second_word = head if last else _noun_lemma(second.word)
         if second.tag == NOUN and _name_pair(first, second_word):
             closed = first.word + second_word
             out.append(closed if _zipf(closed) >= CLOSED_SPELLING_ZIPF else f"{first.word} {second_word}")
