@@ -87,3 +87,36 @@ def test_other_signals_keep_their_say_in_the_head():
     result = mine(arrays, {"uncertainty": u}, head_diversity=0.1)
     plain = mine(arrays, {"uncertainty": u})
     assert plain.order[0] == 150 and result.order[0] == 150
+
+
+def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
+    """Engine.ranking (the server) and python -m backend mine rank through the same mine()
+    with the same settings: the same head re-order, the same queue."""
+    import json
+
+    from backend.cli import build_engine, load_source, run_mining
+    from backend.engine import Engine
+    from backend.settings import Settings
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    # a walrus in 8 tasks, five other rare things in 3 each: the plain head is all walrus
+    texts = ["a cat on a sofa"] * 300
+    for i in range(8):
+        texts[10 + 20 * i] = "a walrus on the ice"
+    for j, thing in enumerate(["harp", "kayak", "lighthouse", "tuba", "glacier"]):
+        for i in range(3):
+            texts[15 + 50 * j + 7 * i] = f"a {thing} on the ice"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"id": i + 1, "text": t}) + "\n" for i, t in enumerate(texts)))
+    cli_engine = build_engine(str(tmp_path / "cli"))
+    outcome = run_mining(cli_engine, load_source(str(rows), None, cli_engine.settings), {}, progress=False)
+
+    server = Engine(Settings.from_env({}, model_dir=str(tmp_path / "server")))
+    xml = '<View><Text name="text" value="$text"/></View>'
+    server.mine_tasks(3, [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)], xml)
+    order, _ = server.ranking(3)
+    assert order == outcome.order
+    assert server.settings.head_diversity == cli_engine.settings.head_diversity == 0.05
+    arrays = server.index.arrays(server.scope(3))
+    plain = [int(t) for t in arrays.task_ids[mine(arrays, head_diversity=0).order]]
+    assert order != plain and set(order[:15]) == set(plain[:15])  # re-ordered inside the head only
