@@ -75,8 +75,9 @@ class Settings:
     synonyms_file: str | None = None
 
     # --- ranking ---------------------------------------------------------------
-    pooling: str = "gmean"
+    pooling: str = "confirmed"
     novelty_transform: str = "neglog"
+    head_diversity: float = 0.05
     uncertainty_source: str = "none"
     uncertainty_model_version: str | None = None
     uncertainty_measure: str = "entropy"
@@ -137,7 +138,7 @@ class Settings:
         choices = {
             "keyword_mode": {"llm", "direct", "rules"},
             "text_keyword_mode": {"llm", "rules"},
-            "pooling": {"gmean", "mean", "min"},
+            "pooling": {"confirmed", "gmean", "mean", "min"},
             "novelty_transform": {"neglog", "inverse"},
             "uncertainty_source": {"none", "prediction_score", "prediction_probs", "predictions_vote", "field"},
             "uncertainty_measure": {"entropy", "margin", "least_confidence"},
@@ -171,6 +172,8 @@ class Settings:
         for name in ("patch_limit", "job_retries", "rerank_delay", "image_decode_min_side"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
+        if not 0 <= self.head_diversity <= 1:
+            raise SettingsError("HEAD_DIVERSITY must be between 0 (off) and 1")
         if not (self.image_max_aspect_ratio == 0 or self.image_max_aspect_ratio >= 1):
             raise SettingsError("IMAGE_MAX_ASPECT_RATIO must be 0 (no limit) or at least 1")
 
@@ -208,6 +211,8 @@ class Settings:
             "keyword_prompt": self.keyword_prompt,
             "keyword_llm": [self.keyword_llm_url, self.keyword_llm_model],
             "synonyms": _file_digest(self.synonyms_file, synonyms),
+            # the rule extraction's own version: new rules re-mine every task (see Miner.cache_key)
+            "keyword_rules": _keyword_rules_version(),
         }
 
     def ranking_fingerprint(self) -> dict[str, Any]:
@@ -215,6 +220,7 @@ class Settings:
         return {
             "pooling": self.pooling,
             "transform": self.novelty_transform,
+            "head_diversity": self.head_diversity,
             "uncertainty": [self.uncertainty_source, self.uncertainty_model_version,
                             self.uncertainty_measure, self.uncertainty_field],
             "signal_fields": list(self.signal_fields),
@@ -228,6 +234,7 @@ class Settings:
     def model_version(self, fingerprint: dict[str, Any] | None = None) -> str:
         """The base model version of these settings (see :func:`backend.versions.base_version`).
 
+        Example: ``vlmine-llava-1.5-7b-hf-llm-confirmed-novelty+entropy-3f2a9c1d``.
         ``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's).
         """
         return versions.base_version(self, fingerprint)
@@ -281,6 +288,12 @@ def _convert(type_name: Any, raw: str) -> Any:
             raise ValueError(f"expected a finite number, got {raw.strip()[:40]!r}")
         return value
     return raw
+
+
+def _keyword_rules_version() -> str:
+    from .mining.keywords import RULES_VERSION
+
+    return RULES_VERSION
 
 
 def _file_digest(path: str | None, data: bytes | None = None) -> str | None:

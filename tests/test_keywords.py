@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.mining.keywords import KeywordNormaliser, parse_keyword_list, read_synonyms
+from backend.mining.keywords import KeywordNormaliser, describes_nothing, parse_keyword_list, read_synonyms
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +134,8 @@ def test_from_list_normalises_dedupes_and_keeps_order(kn):
 
 def test_from_text_reference_sentence(kn):
     got = kn.from_text("Two red double-decker buses beside a snowy road with a man riding a horse")
-    assert {"bus", "double-decker bus", "road", "man", "horse"} <= set(got)
-    assert set(got) <= {"bus", "double-decker bus", "road", "snowy road", "man", "horse"}
-    assert "riding" not in got and "ride" not in got and "red" not in got
+    # one keyword per noun phrase, its head: never a compound and its head both
+    assert got == ["bus", "road", "man", "horse"]
 
 
 LLAVA_1 = (
@@ -156,10 +155,9 @@ LLAVA_3 = (
 
 
 def test_from_text_llava_descriptions(kn):
-    assert kn.from_text(LLAVA_1) == ["bird", "tree branch", "branch", "beak", "leaf", "sky", "cloud"]
+    assert kn.from_text(LLAVA_1) == ["bird", "branch", "beak", "leaf", "sky", "cloud"]
     got2 = kn.from_text(LLAVA_2)
-    for want in ["man", "shirt", "jeans", "fire hydrant", "hydrant", "city street", "car", "traffic light"]:
-        assert want in got2
+    assert got2 == ["man", "shirt", "jeans", "hydrant", "street", "car", "light"]
     got3 = kn.from_text(LLAVA_3)
     for want in ["people", "dining table", "living room", "pizza", "dog", "floor", "shoe", "door"]:
         assert want in got3
@@ -174,15 +172,116 @@ def test_from_text_llava_descriptions(kn):
 
 def test_from_text_verbs_and_nouns_by_context(kn):
     got = kn.from_text("A woman walks past a fruit stand while children play near the stands.")
-    assert got == ["woman", "fruit stand", "stand", "child"]
-    assert kn.from_text("A parking lot next to a bustling street") == ["parking lot", "lot", "street"]
-    assert kn.from_text("A glass building with an office building behind it") == [
-        "glass building", "building", "office building",
-    ]
+    assert got == ["woman", "stand", "child"]
+    assert kn.from_text("A parking lot next to a bustling street") == ["parking lot", "street"]
+    assert kn.from_text("A glass building with an office building behind it") == ["building"]
     # a base verb between a plural subject and a determiner is a verb, not a compound's head
     assert kn.from_text("Two dogs chase a ball while horses pull the cart") == ["dog", "ball", "horse", "cart"]
-    assert kn.from_text("Bus stops line the road") == ["bus stop", "stop", "road"]
-    assert kn.from_text("A fire truck and a hose line") == ["fire truck", "truck", "hose line", "line"]
+    assert kn.from_text("Bus stops line the road") == ["bus stop", "road"]
+    assert kn.from_text("A fire truck and a hose line") == ["fire truck", "line"]
+
+
+# -- the defects of issue 14, one case each ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a word after a plural noun is its verb, not a compound's head
+        ("Two bears fight in the water", ["bear", "water"]),
+        ("Zebras stay close to the fence", ["zebra", "fence"]),
+        ("Dogs sniff the grass", ["dog", "grass"]),
+        # an -s word after a singular subject ("a ...") is a verb: a plural head cannot agree
+        ("A woman points at a sign", ["woman", "sign"]),
+        ("A dog sniffs food in a bag", ["dog", "food", "bag"]),
+        ("A tennis player swings his racket", ["player", "racket"]),
+        # a base form right before an object is a verb
+        ("A man change a tire", ["man", "tire"]),
+        # a verb form no lexicon lists, misspelt, is no noun
+        ("Donuts layed on a table", ["donut", "table"]),
+        # the agreement rules keep compounds whose head is a plural or has no object
+        ("The car keys on the table", ["key", "table"]),
+        ("A dog bed on the floor", ["bed", "floor"]),
+    ],
+)
+def test_verb_after_a_noun_is_not_a_compound(kn, text, expected):
+    assert kn.from_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # names general English writes as one word stay one keyword
+        ("A hot dog on a bun", ["hot dog", "bun"]),
+        ("A hot dog cart on the street", ["hot dog", "cart", "street"]),
+        ("The teddy bears collection", ["teddy bear", "collection"]),  # a name before the head: its lemma
+        ("A teddy bear on a bed", ["teddy bear", "bed"]),
+        ("A woman with a hair dryer", ["woman", "hair dryer"]),
+        ("A bus stop", ["bus stop"]),
+        # a gerund and its noun name one thing
+        ("A parking meter", ["parking meter"]),
+        # an open spelling of a common closed word is that word: one keyword for both
+        ("Two air planes and an airplane", ["airplane"]),
+        ("A cell phone and a cellphone", ["cellphone"]),
+        # other compounds give their head alone, counted once
+        ("A hot air balloon", ["balloon"]),
+        ("An airport runway next to a runway", ["runway"]),
+        # an adjective whose closed form is a surname or a place is no part of a name
+        ("An old man and a white house", ["man", "house"]),
+    ],
+)
+def test_multi_word_names(kn, text, expected):
+    assert kn.from_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Suitecases on a cart", ["suitcase", "cart"]),  # not "suitecasis"
+        ("A biilboard by the road", ["billboard", "road"]),
+        ("Three sandwhiches on a plate", ["sandwich", "plate"]),
+        ("Two skiiers on a lift", ["skier", "lift"]),
+        # a rare real word with no much commoner neighbour is left alone
+        ("A biplane and a parasail", ["biplane", "parasail"]),
+        # a word neither lexicon knows is no keyword
+        ("A zqxwvy next to a dog", ["dog"]),
+    ],
+)
+def test_typos_and_non_words(kn, text, expected):
+    assert kn.from_text(text) == expected
+
+
+def test_silver_and_gold_are_colours(kn):
+    assert kn.from_text("A silver van") == kn.from_text("A red van") == ["van"]
+    assert kn.from_text("A gold watch and a golden retriever") == ["watch", "retriever"]
+    assert kn.normalise("silver vans") == "van"
+
+
+def test_corner_is_a_thing(kn):
+    assert kn.from_text("A child standing on the corner") == ["child", "corner"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "There is no image here to provide a caption for.",
+        "Your guess is as good as mine as to what these objects are.",
+        "I'm sorry, but I cannot see the image.",
+        "I am unable to describe this picture.",
+        "The image is too blurry to tell what it shows.",
+        "As an AI language model, I cannot view images.",
+    ],
+)
+def test_descriptions_of_nothing_give_no_keywords(kn, text):
+    assert describes_nothing(text)
+    assert kn.from_text(text) == []
+    assert kn.from_list(f'["{text}"]') == []
+
+
+def test_a_refusal_sentence_leaves_the_rest(kn):
+    assert kn.from_text("A dog on a sofa. The picture is too blurry to tell more.") == ["dog", "sofa"]
+    assert not describes_nothing("A dog on a sofa with no collar.")
+    assert not describes_nothing("A sign says no parking.")
 
 
 def test_from_text_numbers_possessives_and_accents(kn):
@@ -248,3 +347,12 @@ def test_synonyms_file_errors(tmp_path):
     bad.write_text("just one column\n")
     with pytest.raises(ValueError):
         read_synonyms(bad)
+
+
+def test_english_only_rules_leave_other_languages_alone(kn):
+    """Spelling and non-word rules use English word lists; a German, French or Chinese text
+    keeps its words (one keyword per phrase, as in English)."""
+    assert kn.from_text("Ein roter Bus steht neben der Straßenbahn am Bahnhof") == ["straßenbahn", "bahnhof"]
+    assert kn.from_text("一只猫坐在桌子上") == ["一只猫坐在桌子上"]
+    assert "парку" in kn.from_text("Собака бежит по парку")
+    assert kn.from_list(["suitecases", "Straßenbahn"]) == ["suitcase", "straßenbahn"]

@@ -391,7 +391,7 @@ def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longt
     report = json.loads((out / "evaluation.json").read_text())
     methods = report["methods"]
     assert set(methods) == {"random", "uncertainty", "vlmine_mean", "vlmine_min", "vlmine_gmean",
-                            "pareto_gmean+uncertainty"}
+                            "vlmine_confirmed", "pareto_confirmed+uncertainty"}
     for m in methods.values():
         assert m["selected"] == 10
         assert {"share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall"} <= set(m)
@@ -399,7 +399,7 @@ def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longt
     assert methods["random"]["seeds"] == 5 and "tail_recall_std" in methods["random"]
     assert report["splits"]["classes"] == {"many": 3, "medium": 0, "few": 2}
     assert report["mined"] == 96 and report["budget"] == 10 and report["uncertainty"]["matched"] == 96
-    for pooling in ("mean", "min", "gmean"):
+    for pooling in ("mean", "min", "gmean", "confirmed"):
         assert methods[f"vlmine_{pooling}"]["tail_recall"] == 1.0  # all 6 tail images within K=10
     assert methods["vlmine_gmean"]["tail_recall"] > methods["random"]["tail_recall"]
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -414,7 +414,7 @@ def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longt
                  "--many", "10", "--few", "5", "--out", tmp_path / "eval2", "-q", env=env)
     assert listed.returncode == 0, listed.stderr
     again = json.loads((tmp_path / "eval2" / "evaluation.json").read_text())
-    assert set(again["methods"]) == {"random", "vlmine_mean", "vlmine_min", "vlmine_gmean"}
+    assert set(again["methods"]) == {"random", "vlmine_mean", "vlmine_min", "vlmine_gmean", "vlmine_confirmed"}
     assert again["methods"]["vlmine_gmean"] == methods["vlmine_gmean"]
 
 
@@ -439,7 +439,7 @@ def test_evaluate_breaks_score_ties_at_random_not_by_the_first_class_folder(vlm,
     assert report["splits"]["classes"] == {"many": 1, "medium": 0, "few": 1}
     methods = report["methods"]
     assert set(methods) == {"random", "uncertainty", "vlmine_mean", "vlmine_min", "vlmine_gmean",
-                            "pareto_gmean+uncertainty"}
+                            "vlmine_confirmed", "pareto_confirmed+uncertainty"}
     for name, m in methods.items():
         assert m["selected"] == 8, name
         assert m["coverage"] > 0.5, name  # not only the class that sorts first

@@ -118,6 +118,40 @@ def test_a_restart_reuses_cached_descriptions(tmp_path, images):
         assert engine2.index.task_count(engine2.scope(8)) == 4
 
 
+def test_new_keyword_rules_rederive_keywords_from_cached_descriptions(tmp_path, images, monkeypatch):
+    """Changed keyword rules give a new mining fingerprint (a new index scope: no mix of old
+    and new keywords), while the description cache is keyed without them: the images are not
+    described again, and their keywords come from the cached descriptions under the new rules."""
+    from backend.mining import keywords as keyword_rules
+
+    tasks, _ = images
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        client, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                     keyword_mode="rules")
+        client.post("/predict", json={"tasks": tasks[:4], "project": 7, "label_config": CONFIG})
+        calls, old_scope = vlm.calls, engine.scope(7)
+        assert engine.index.get(old_scope, 1) == ["bus", "road"]
+        # old rules cached keywords that the current rules would not give
+        stale = {k: (d, ["red bus", "bus", "road"]) for k, (d, kws) in _cache_rows(engine).items() if "bus" in kws}
+        engine.store.cache_put(stale)
+        monkeypatch.setattr(keyword_rules, "RULES_VERSION", "next")
+        client2, engine2 = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                       keyword_mode="rules")
+        assert engine2.mining_hash != engine.mining_hash and engine2.scope(7) != old_scope
+        assert engine2.miner.cache_key("abc") == engine.miner.cache_key("abc")
+        client2.post("/predict", json={"tasks": tasks[:4], "project": 7, "label_config": CONFIG})
+        assert vlm.calls == calls  # no image described again
+        assert engine2.index.get(engine2.scope(7), 1) == ["bus", "road"]  # not the cached "red bus"
+
+
+def _cache_rows(engine) -> dict:
+    with engine.store._conn() as c:
+        rows = c.execute("SELECT key, description, keywords FROM cache").fetchall()
+    import json
+
+    return {k: (d, json.loads(kw)) for k, d, kw in rows}
+
+
 @pytest.mark.parametrize("mode", ["llm", "direct", "rules"])
 def test_tiny_llava_through_from_pretrained(tmp_path_factory, tmp_path, images, mode):
     model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny"))

@@ -51,7 +51,7 @@ def test_setup_with_the_real_payload_returns_the_live_version(backend):
     assert resp.status_code == 200, resp.get_json()
     version = resp.get_json()["model_version"]
     assert version == engine.base_version
-    assert version.startswith("vlmine-llava-1.5-7b-hf-llm-gmean-novelty-")
+    assert version.startswith("vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-")
     # the same settings after a "restart" give the same version
     again = Engine(engine.settings)
     assert again.base_version == version

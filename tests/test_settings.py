@@ -84,6 +84,9 @@ def test_overrides_win():
     ({"RERANK_DELAY": "soon"}, "RERANK_DELAY"),
     ({"INVERT_PRIORITY": "maybe"}, "INVERT_PRIORITY"),
     ({"POOLING": "median"}, "POOLING"),
+    ({"HEAD_DIVERSITY": "1.5"}, "HEAD_DIVERSITY"),
+    ({"HEAD_DIVERSITY": "-0.1"}, "HEAD_DIVERSITY"),
+    ({"HEAD_DIVERSITY": "some"}, "HEAD_DIVERSITY"),
     ({"KEYWORD_MODE": "magic"}, "KEYWORD_MODE"),
     ({"UNCERTAINTY_SOURCE": "oracle"}, "UNCERTAINTY_SOURCE"),
     ({"UNCERTAINTY_SOURCE": "field"}, "UNCERTAINTY_FIELD"),
@@ -115,7 +118,7 @@ def test_model_version_is_stable_across_builds():
 
 def test_model_version_reads_well():
     version = Settings.from_env({}).model_version()
-    assert re.fullmatch(r"vlmine-llava-1\.5-7b-hf-llm-gmean-novelty-[0-9a-f]{8}", version), version
+    assert re.fullmatch(r"vlmine-llava-1\.5-7b-hf-llm-confirmed-novelty-[0-9a-f]{8}", version), version
     with_probs = Settings.from_env({"UNCERTAINTY_SOURCE": "prediction_probs"}).model_version()
     assert "novelty+entropy" in with_probs
 
@@ -140,6 +143,19 @@ def test_model_version_changes_with_a_setting(env):
 @pytest.mark.parametrize("env", [{"KEYWORD_MODE": "direct"}, {"VLM_MODEL": "llava-hf/llava-1.5-13b-hf"}])
 def test_mining_settings_change_the_mining_hash(env):
     assert Settings.from_env(env).mining_hash() != Settings.from_env({}).mining_hash()
+
+
+def test_head_diversity_is_a_ranking_setting():
+    """It changes the model version (new priorities), not the mining hash (no re-mine)."""
+    base, off = Settings.from_env({}), Settings.from_env({"HEAD_DIVERSITY": "0"})
+    assert base.head_diversity == 0.05 and off.head_diversity == 0.0
+    assert base.mining_hash() == off.mining_hash() and base.model_version() != off.model_version()
+
+
+def test_keyword_rules_are_part_of_the_mining_fingerprint():
+    from backend.mining.keywords import RULES_VERSION
+
+    assert Settings().mining_fingerprint()["keyword_rules"] == RULES_VERSION
 
 
 def test_ranking_settings_leave_the_mining_hash():

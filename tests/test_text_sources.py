@@ -87,6 +87,16 @@ def test_a_nested_text_field_is_mined(tmp_path):
     assert mined[1].error == "task data has no text field 'meta.body'"
 
 
+def test_a_null_text_says_it_is_null(tmp_path):
+    engine = make_engine(tmp_path)
+    xml = '<View><Text name="t" value="$text"/></View>'
+    mined = engine.mine_tasks(6, [{"id": 1, "data": {"text": None}}, {"id": 2, "data": {}},
+                                  {"id": 3, "data": {"text": "a walrus"}}], xml)
+    assert mined[0].keywords is None and mined[0].error == "task data field 'text' is null"
+    assert mined[1].error == "task data has no text field 'text'"
+    assert mined[2].keywords == ["walrus"]
+
+
 def test_text_sources_keep_plain_text_and_caption_fields_as_they_are():
     task = {"id": 1, "data": {"caption": "<b>bold</b> words", "n": 7}}
     assert text_from_task(task, Source("text", "caption")) == ("<b>bold</b> words", None)

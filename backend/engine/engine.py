@@ -344,7 +344,8 @@ class Engine:
         ranked = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
         result = mine_priorities(arrays, ranked, pooling=self.settings.pooling,
                                  transform=self.settings.novelty_transform,
-                                 invert=self.settings.invert_priority)
+                                 invert=self.settings.invert_priority,
+                                 head_diversity=self.settings.head_diversity)
         order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")]]
         return order, result
 

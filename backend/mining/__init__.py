@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .diversity import diversify_head, head_size
 from .index import IndexArrays, KeywordIndex, RedisIndex, SQLiteIndex, open_index
 from .keywords import KeywordNormaliser, parse_keyword_list
 from .novelty import DEFAULT_POOLING, novelty
@@ -29,6 +30,7 @@ from .signals import (
 
 __all__ = [
     "DEFAULT_POOLING",
+    "diversify_head",
     "IndexArrays",
     "KeywordIndex",
     "KeywordNormaliser",
@@ -76,8 +78,16 @@ def mine(
     invert: bool = False,
     empty_novelty: float | None = None,
     missing: str = "min",
+    head_diversity: float = 0.0,
 ) -> MiningResult:
-    """Novelty plus the given signals (NaN = missing, filled by ``missing``), ranked."""
+    """Novelty plus the given signals (NaN = missing, filled by ``missing``), ranked.
+
+    ``head_diversity``: this share of the tasks at the head of the ranking (at most
+    ``diversity.MAX_HEAD``) is re-ordered by greedy coverage of their keywords
+    (``diversity.diversify_head``), so one rare concept does not fill the head; 0 keeps
+    the ranking's order. The set of tasks in the head is unchanged. Fronts stay as
+    ranked; positions and priorities follow the new order.
+    """
     nov = novelty(arrays, pooling=pooling, transform=transform, empty=empty_novelty)
     columns: dict[str, np.ndarray] = {"novelty": nov}
     for name, values in (signals or {}).items():
@@ -91,12 +101,22 @@ def mine(
         columns[name] = fill_missing(values, missing)
     X = np.column_stack(list(columns.values())) if arrays.n_tasks else np.zeros((0, len(columns)))
     ranking = rank(X, ids=arrays.task_ids, invert=invert)
+    order, position, priority = ranking.order, ranking.position, ranking.priority
+    head = head_size(head_diversity, arrays.n_tasks)
+    if head:
+        n = arrays.n_tasks
+        # coverage weighs the ranking's own score, so every signal keeps its say in the head
+        order = diversify_head(order, arrays, head, (n - ranking.position) / n)
+        position = np.empty(n, dtype=np.int64)
+        position[order] = np.arange(n, dtype=np.int64)
+        # the same mapping from position to priority as pareto.rank's
+        priority = (position + 1) / n if invert else (n - position) / n
     return MiningResult(
         task_ids=arrays.task_ids,
         novelty=nov,
         signals=columns,
         front=ranking.front,
-        priority=ranking.priority,
-        position=ranking.position,
-        order=ranking.order,
+        priority=priority,
+        position=position,
+        order=order,
     )

@@ -18,6 +18,7 @@ The word lists below are part of the behaviour and are documented in docs/mining
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import unicodedata
@@ -27,9 +28,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import lemminflect
+import wordfreq
 
 __all__ = [
+    "RULES_VERSION",
     "KeywordNormaliser",
+    "describes_nothing",
     "parse_keyword_list",
     "STOPWORDS",
     "CAPTION_FILLER",
@@ -38,6 +42,12 @@ __all__ = [
     "GENERIC_ADJECTIVES",
     "NUMBER_WORDS",
 ]
+
+#: The version of the extraction rules below. It is part of the mining fingerprint
+#: (settings.mining_fingerprint): bump it with any change that alters keywords, so that a
+#: scope is never a mix of keywords from old and new rules (the new fingerprint is a new
+#: index scope, and every task is mined again; images from their cached descriptions).
+RULES_VERSION = "2026-12-issue14"
 
 # --------------------------------------------------------------------------------------
 # Word lists
@@ -114,7 +124,7 @@ CAPTION_FILLER = _words(
     """image images picture pictures photo photos photograph photographs pic pics
     snapshot shot frame view views scene scenes scenery setting settings background
     backgrounds foreground side sides area areas part parts portion section middle center
-    centre left right top bottom front back rear corner edge distance surroundings
+    centre left right top bottom front back rear edge distance surroundings
     surrounding environment atmosphere ambiance ambience vibe mood feel sense appearance
     composition depiction element elements detail details moment focus angle perspective
     close-up closeup thing things object objects item items stuff kind kinds type types
@@ -139,7 +149,7 @@ COLOURS = _words(
     tan maroon navy teal turquoise cyan magenta crimson scarlet khaki dark pale bright
     vivid pastel reddish bluish greenish yellowish brownish grayish greyish pinkish
     colorful colourful multicolored multicoloured multi-colored multi-coloured colored
-    coloured blond blonde black-and-white monochrome"""
+    coloured blond blonde black-and-white monochrome silver gold golden bronze metallic"""
 )
 #: Colour words that are also things; kept when they head a noun phrase ("an orange").
 COLOUR_ALSO_NOUN = _words("orange")
@@ -181,6 +191,25 @@ PLURAL_KEEP = _words(
     physics mathematics electronics athletics gymnastics headquarters stairs arms sports
     data people police cattle"""
 )
+#: Singular determiners: a noun phrase they open has a singular head, so an -s word
+#: after its noun is a verb ("a woman points", "a dog sniffs"), not a plural head.
+SINGULAR_OPENERS = _words("a an one each every another this that")
+#: A closed-form compound at least this frequent in general English (wordfreq's Zipf
+#: scale: 1 is once per 10^8 words) names one thing: "hot dog" (hotdog), "teddy bear",
+#: "hair dryer", "bus stop". Other noun-noun compounds are read as their head noun.
+CLOSED_COMPOUND_ZIPF = 1.0
+#: A closed form this common is the usual spelling, so the pair is written closed:
+#: "air plane" -> airplane, "cell phone" -> cellphone (one keyword for both spellings).
+CLOSED_SPELLING_ZIPF = 3.0
+#: Below this (once per 10^8 words) a word no lexicon lists is a non-word.
+NON_WORD_ZIPF = 1.0
+#: Spelling correction: words rarer than TYPO_MAX_ZIPF, replaced by a neighbour at least
+#: TYPO_ZIPF_GAP commoner (2 = a hundred times).
+TYPO_MAX_ZIPF = 2.5
+TYPO_ZIPF_GAP = 2.0
+#: An adjective's closed form must be commoner ("hotdog" 2.8), its adjective no age word.
+CLOSED_DESCRIPTIVE_ZIPF = 2.5
+AGE_WORDS = _words("old young new elderly aged")
 LEMMA_OVERRIDES = {"leaves": "leaf"}
 
 #: Everything that ends a noun phrase and is never a keyword.
@@ -196,6 +225,45 @@ STOPWORDS = (
     | NUMBER_WORDS
 )
 DESCRIPTIVE = COLOURS | SIZES | GENERIC_ADJECTIVES
+
+# --------------------------------------------------------------------------------------
+# Text that describes nothing
+# --------------------------------------------------------------------------------------
+
+#: Sentences about the description itself rather than about the picture: a refusal, a
+#: missing or unreadable image, a shrug. Their words ("caption", "guess") name nothing in
+#: the picture and, being rare, would make the task look novel.
+_NOTHING = re.compile(
+    r"""\b(?:
+        (?:there\s+is|there's|here\s+is|is)\s+no\s+(?:image|picture|photo|photograph)
+      | no\s+(?:image|picture|photo)\s+(?:here|to|was|is|available|provided|attached)
+      | (?:image|picture|photo)\s+(?:is|was)\s+(?:not\s+(?:available|visible|loaded|shown|clear)|missing|blank|unavailable|too\s+(?:dark|blurry))
+      | i\s*(?:am|'m)?\s*(?:sorry|unable|not\s+able|afraid)
+      | i\s+(?:can\s*not|can't|cant|cannot|could\s*not|couldn't|do\s+not|don't|dont)\s+(?:see|tell|identify|describe|determine|make\s+out|provide|help|view|access|know)
+      | (?:unable|not\s+possible|impossible|hard|difficult)\s+to\s+(?:see|tell|say|identify|describe|determine|make\s+out|caption)
+      | (?:not\s+sure|unsure|no\s+idea|unclear)\s+(?:what|if|whether|how)
+      | guess\s+is\s+as\s+good\s+as
+      | as\s+an\s+ai | language\s+model | apologi[sz]e
+    )""",
+    re.X | re.I,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def describes_nothing(text: str) -> bool:
+    """Whether a sentence is a refusal, a "no image" note or a shrug instead of a description."""
+    return bool(_NOTHING.search(_fold(text).replace("’", "'")))
+
+
+def says_nothing(text: str) -> bool:
+    """Whether every sentence of ``text`` describes nothing (an empty text included)."""
+    return not _described_sentences(text)
+
+
+def _described_sentences(text: str) -> list[str]:
+    """``text`` without its sentences that describe nothing."""
+    return [s for s in _SENTENCE_END.split(text) if s.strip() and not describes_nothing(s)]
+
 
 # --------------------------------------------------------------------------------------
 # Parsing an LLM's keyword list
@@ -377,6 +445,25 @@ def _tokens(text: str) -> list[str]:
     return [t for t in out if t]
 
 
+def _read(text: str) -> tuple[list[str], bool]:
+    """Tokens of ``text``, typos corrected when it is English, and whether it is.
+
+    The English-only rules (spelling, non-words, closed compounds) need English text: a
+    German or Russian description would otherwise lose every word wordfreq's English list
+    lacks. A text is English when lemminflect's English lexicon knows at least half of its
+    words; a text of one or two words, when it is ASCII (a keyword list item).
+    """
+    tokens = _tokens(text)
+    words = [t for t in tokens if t.isalpha()]
+    if len(words) < 3:
+        english = all(w.isascii() for w in words)
+    else:
+        english = 2 * sum(1 for w in words if w.isascii() and (_pos(w) or w in STOPWORDS)) >= len(words)
+    if english:
+        tokens = [_spelling(t) for t in tokens]
+    return tokens, english
+
+
 def _is_word(tok: str) -> bool:
     return tok[0].isalnum()
 
@@ -388,6 +475,53 @@ def _is_numeric(tok: str) -> bool:
 @lru_cache(maxsize=65536)
 def _pos(word: str) -> dict[str, tuple[str, ...]]:
     return lemminflect.getAllLemmas(word)
+
+
+@lru_cache(maxsize=1)
+def _english() -> dict[str, float]:
+    """wordfreq's English word frequencies (bundled in its wheel: no download), loaded once."""
+    return wordfreq.get_frequency_dict("en")
+
+
+def _zipf(word: str) -> float:
+    """How common ``word`` is in general English: log10 of its count per 10^9 words (0 = never seen)."""
+    freq = _english().get(word)
+    return math.log10(freq) + 9.0 if freq else 0.0
+
+
+def _known(word: str) -> bool:
+    """A word the lemma lexicon lists or general English uses at least once per 10^8 words
+    (``NON_WORD_ZIPF``); anything else is a typo or a non-word ("ooking", "biilboard")."""
+    return bool(_pos(word)) or _zipf(word) >= NON_WORD_ZIPF
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+@lru_cache(maxsize=65536)
+def _spelling(word: str) -> str:
+    """``word``, or the word it misspells: one edit away and ``TYPO_ZIPF_GAP`` commoner.
+
+    One deleted, inserted, replaced or swapped letter (Norvig's edit distance 1) turns
+    "suitecases" into "suitcases", "biilboard" into "billboard", "sandwhich" into
+    "sandwich". Only rare words (below ``TYPO_MAX_ZIPF``) of five letters or more are
+    looked at, and only a neighbour a hundred times commoner replaces them, so a rare
+    real word ("biplane", "parasail") is left alone.
+    """
+    if len(word) < 5 or not word.isalpha() or not word.isascii():
+        return word
+    own = _zipf(word)
+    if own >= TYPO_MAX_ZIPF:
+        return word
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    candidates = {a + b[1:] for a, b in splits if b}
+    candidates |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    candidates |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    candidates |= {a + c + b for a, b in splits for c in _LETTERS}
+    candidates.discard(word)
+    freq = _english()
+    best = max(candidates, key=lambda c: (freq.get(c, 0.0), c))
+    return best if _zipf(best) >= own + TYPO_ZIPF_GAP else word
 
 
 @lru_cache(maxsize=65536)
@@ -407,7 +541,7 @@ def _noun_lemma(word: str) -> str:
         return word  # known, but not as a noun ("surfing"): keep the surface form
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         oov = lemminflect.getLemma(word, upos="NOUN", lemmatize_oov=True)
-        if oov:
+        if oov and _known(oov[0]):  # a guessed singular nobody writes is no lemma ("suitecasis")
             return oov[0]
     return word
 
@@ -422,6 +556,12 @@ def _junk(word: str) -> bool:
 # --------------------------------------------------------------------------------------
 
 NOUN, MOD, DESC, DET, BOUNDARY, NOMINAL_STOP, VERB, AUX, PREP = range(9)
+#: Words that open a verb's object ("sniffs the food", "swings his bat"); not "that",
+#: "which", "one", which also start a relative clause or stand for the noun.
+_OBJECT_START = _words(
+    """a an the his her its their my your our some several many both another him them
+    me us"""
+) | (NUMBER_WORDS - {"one", "once", "first", "second", "half"})
 _NOUN_CONTEXT = {DET, MOD, DESC}  # after these an ambiguous word reads as a noun
 
 
@@ -431,7 +571,7 @@ class _Tok:
     tag: int
 
 
-def _tag_sequence(words: list[str]) -> list[_Tok]:
+def _tag_sequence(words: list[str], english: bool = True) -> list[_Tok]:
     """Assign each token a coarse tag from the lexicon and its neighbours.
 
     Only the left neighbour's tag and the next word are used: enough to tell "a man
@@ -439,15 +579,20 @@ def _tag_sequence(words: list[str]) -> list[_Tok]:
     """
     out: list[_Tok] = []
     prev = BOUNDARY
+    opener = ""  # the determiner that opened the current noun phrase, if any
     for i, w in enumerate(words):
         nxt = words[i + 1] if i + 1 < len(words) else ""
-        tag = _tag_one(w, prev, words[i - 1] if i else "", nxt)
+        tag = _tag_one(w, prev, words[i - 1] if i else "", nxt, opener, english)
         out.append(_Tok(w, tag))
+        if tag == DET:
+            opener = w
+        elif tag not in (NOUN, MOD, DESC):
+            opener = ""
         prev = tag
     return out
 
 
-def _tag_one(w: str, prev: int, prev_word: str, nxt: str) -> int:
+def _tag_one(w: str, prev: int, prev_word: str, nxt: str, opener: str = "", english: bool = True) -> int:
     if not _is_word(w):
         return BOUNDARY
     if _is_numeric(w) or w in NUMBER_WORDS or w in DETERMINERS:
@@ -470,7 +615,7 @@ def _tag_one(w: str, prev: int, prev_word: str, nxt: str) -> int:
         return DESC
     if "-" in w:
         return _tag_hyphenated(w)
-    return _tag_open_class(w, prev, prev_word, nxt)
+    return _tag_open_class(w, prev, prev_word, nxt, opener, english)
 
 
 def _looks_nominal(word: str) -> bool:
@@ -486,10 +631,19 @@ def _tag_hyphenated(w: str) -> int:
     return NOUN
 
 
-def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "") -> int:
+def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "", opener: str = "",
+                    english: bool = True) -> int:
     pos = _pos(w)
     if not pos:
-        return DESC if w.endswith("ly") else NOUN  # out of lexicon: most likely a noun
+        if not english:
+            return DESC if w.endswith("ly") else NOUN  # out of the English lexicon: most likely a noun
+        if not _known(w):
+            return BOUNDARY  # a typo or non-word ("biilboard", "suitecases"): never a keyword
+        if w.endswith("ly"):
+            return DESC
+        if w.endswith(("ed", "ing")):
+            return VERB  # a verb form the lexicon lacks, often misspelt ("donuts layed")
+        return NOUN  # out of lexicon but a real word ("frisbee", "selfie"): most likely a noun
     verb_lemmas = pos.get("VERB", ())
     inflected_verb = bool(verb_lemmas) and w not in verb_lemmas
     if w.endswith("ing") and inflected_verb:
@@ -500,8 +654,8 @@ def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "") -> int:
         return VERB
     if w in VERB_BASE_FORMS and _plural_subject(prev, prev_word):
         return VERB
-    if w in verb_lemmas and nxt in DETERMINERS and _plural_subject(prev, prev_word):
-        return VERB  # any base verb between a plural subject and its object: "dogs chase a ball"
+    if prev == NOUN and verb_lemmas and _verb_after_noun(w, verb_lemmas, prev_word, nxt, opener):
+        return VERB
     if "NOUN" in pos or "PROPN" in pos:
         return MOD if (w.endswith("ed") and inflected_verb) else NOUN
     if "ADJ" in pos:
@@ -509,6 +663,30 @@ def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "") -> int:
     if verb_lemmas:
         return VERB
     return BOUNDARY
+
+
+def _verb_after_noun(w: str, verb_lemmas: tuple[str, ...], prev_word: str, nxt: str, opener: str) -> bool:
+    """Whether a verb-capable word right after a noun is that noun's verb, by agreement.
+
+    * a base form after a plural noun: "two bears fight", "zebras stay", "dogs chase a ball";
+    * an -s form after a singular noun whose phrase opened with a singular determiner,
+      where a plural head could not agree: "a woman points", "a dog sniffs food";
+    * either form right before an object ("a man change a tire", "the player swings his bat").
+
+    Anything else keeps its noun reading, so compounds stay ("the car keys", "a dog bed").
+    """
+    before_object = nxt in _OBJECT_START
+    if w in verb_lemmas:
+        return _plural_noun(prev_word) or before_object
+    if not w.endswith("s") or _plural_noun(prev_word):
+        return False
+    return opener in SINGULAR_OPENERS or before_object
+
+
+def _plural_noun(word: str) -> bool:
+    if word in {"people", "cattle", "police"}:
+        return True
+    return word.endswith("s") and word not in PLURAL_KEEP and _noun_lemma(word) != word
 
 
 def _tag_ing(w: str, prev: int, noun_capable: bool) -> int:
@@ -531,11 +709,11 @@ def _plural_subject(prev: int, prev_word: str) -> bool:
     return prev_word in {"people", "cattle", "police"} or _noun_lemma(prev_word) != prev_word
 
 
-def _chunks(words: list[str]) -> list[list[_Tok]]:
+def _chunks(words: list[str], english: bool = True) -> list[list[_Tok]]:
     """Maximal runs of noun-phrase material (nouns, modifiers, descriptive words)."""
     chunks: list[list[_Tok]] = []
     current: list[_Tok] = []
-    for tok in _tag_sequence(words):
+    for tok in _tag_sequence(words, english):
         if tok.tag in (NOUN, MOD, DESC):
             current.append(tok)
             continue
@@ -547,21 +725,60 @@ def _chunks(words: list[str]) -> list[list[_Tok]]:
     return chunks
 
 
-def _phrases(chunk: list[_Tok], max_modifiers: int = 2) -> list[str]:
-    """A chunk's compound (noun/hyphenated modifiers + head) and its head alone."""
+def _phrases(chunk: list[_Tok]) -> list[str]:
+    """The names in a chunk: its head noun, and any two-word name inside it.
+
+    A noun phrase names one thing, so it gives one keyword for its head ("airport runway"
+    -> runway; a compound and its head are never both counted). Two words are kept as one
+    name when they are one in English: a gerund and a noun ("parking meter", "dining
+    table"), or a pair whose closed form general English uses ("hot dog" as hotdog,
+    "teddy bear", "hair dryer", "bus stop"; see ``_closed_compound``). A name before the
+    head is kept beside it ("hot dog cart" -> hot dog, cart).
+    """
     end = len(chunk)
     while end and chunk[end - 1].tag != NOUN:
         end -= 1  # trailing adjectives are not heads
     if not end:
         return []
     head = _noun_lemma(chunk[end - 1].word)
-    start = end - 1
-    while start > 0 and chunk[start - 1].tag == NOUN and end - start <= max_modifiers:
-        start -= 1
-    mods = [t.word for t in chunk[start : end - 1] if not _junk(t.word)]
-    out = [" ".join([*mods, head])] if mods else []
+    out: list[str] = []
+    i = 0
+    while i < end - 1:
+        first, second = chunk[i], chunk[i + 1]
+        last = i + 1 == end - 1
+        second_word = head if last else _noun_lemma(second.word)
+        if second.tag == NOUN and _name_pair(first, second_word):
+            closed = first.word + second_word
+            out.append(closed if _zipf(closed) >= CLOSED_SPELLING_ZIPF else f"{first.word} {second_word}")
+            if last:
+                return out
+            i += 2
+            continue
+        i += 1
     out.append(head)
     return out
+
+
+def _name_pair(first: _Tok, second: str) -> bool:
+    if _junk(first.word) or "-" in first.word or "-" in second:
+        return False
+    if first.tag == NOUN and first.word in GERUND_MODIFIERS:
+        return True
+    return _closed_compound(first.word, second, descriptive=first.tag == DESC)
+
+
+@lru_cache(maxsize=65536)
+def _closed_compound(first: str, second: str, descriptive: bool = False) -> bool:
+    """Whether general English writes ``first second`` as one word often enough to be a name.
+
+    An adjective needs a commoner closed form and may not be a colour, size or age, whose
+    closed forms are mostly surnames or places ("oldman", "whitehouse").
+    """
+    if not descriptive:
+        return _zipf(first + _noun_lemma(second)) >= CLOSED_COMPOUND_ZIPF
+    if first in COLOURS or first in SIZES or first in AGE_WORDS:
+        return False
+    return _zipf(first + _noun_lemma(second)) >= CLOSED_DESCRIPTIVE_ZIPF
 
 
 # --------------------------------------------------------------------------------------
@@ -610,7 +827,7 @@ class KeywordNormaliser:
         return None if base is None else self._apply_synonyms(base)
 
     def _base(self, phrase: str, strip_descriptive: bool) -> str | None:
-        words = [w for w in _tokens(phrase) if _is_word(w) and not self._dropped(w)]
+        words = [w for w in _read(phrase)[0] if _is_word(w) and not self._dropped(w)]
         if strip_descriptive:
             keep_last = bool(words) and words[-1] in COLOUR_ALSO_NOUN
             words = [
@@ -648,18 +865,25 @@ class KeywordNormaliser:
         items = parse_keyword_list(raw) if isinstance(raw, str) else list(raw)
         out: dict[str, None] = {}
         for item in items:
-            if not isinstance(item, str):
+            if not isinstance(item, str) or describes_nothing(item):
                 continue
-            chunks = [c for c in _chunks(_tokens(item)) if any(t.tag == NOUN for t in c)]
+            chunks = [c for c in _chunks(*_read(item)) if any(t.tag == NOUN for t in c)]
             found = self._from_chunks(chunks) if len(chunks) > 1 else [self.normalise(item)]
             out.update((k, None) for k in found if k)
         return list(out)
 
     def from_text(self, text: str) -> list[str]:
-        """Free text -> nouns and noun compounds, normalised, first-appearance order."""
+        """Free text -> the things it names, normalised, first-appearance order.
+
+        Sentences that describe nothing (``describes_nothing``) are left out, so a refusal
+        or a "no image" note gives no keywords at all, and no novelty.
+        """
         if not text:
             return []
-        return list(dict.fromkeys(self._from_chunks(_chunks(_tokens(text)))))
+        out: list[str] = []
+        for sentence in _described_sentences(text):
+            out.extend(self._from_chunks(_chunks(*_read(sentence))))
+        return list(dict.fromkeys(out))
 
     def _from_chunks(self, chunks: list[list[_Tok]]) -> list[str]:
         out: list[str] = []

@@ -8,8 +8,8 @@ lets each method pick the same budget of K images and measures what it picked:
 
 * ``random`` (seeded, mean and standard deviation over ``--seeds`` runs);
 * ``uncertainty``: the K most uncertain images by your model (with ``--uncertainty``);
-* ``vlmine_mean``, ``vlmine_min``, ``vlmine_gmean``: VLMine novelty with each pooling;
-* ``pareto_gmean+uncertainty``: Pareto fronts of gmean novelty and uncertainty, as the
+* ``vlmine_confirmed``, ``vlmine_gmean``, ``vlmine_mean``, ``vlmine_min``: VLMine novelty with each pooling;
+* ``pareto_<POOLING>+uncertainty``: Pareto fronts of the configured pooling's novelty and uncertainty, as the
   backend ranks them (with ``--uncertainty``).
 
 Scores tie often (with ``min`` pooling every image whose rarest keyword is seen once, every
@@ -57,10 +57,10 @@ from .mine import (
     summarise,
     write_rows,
 )
+from ..mining.novelty import POOLINGS  # every pooling is a method
 
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
-POOLINGS = ("mean", "min", "gmean")
 #: the task data key the --uncertainty values are ranked from
 UNCERTAINTY_KEY = "uncertainty"
 TIE_STREAM = 1  # tie-break orders come from their own random stream, apart from the random baseline's
@@ -207,7 +207,8 @@ def tie_break(seed: int, n: int):
 
 
 def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac: float, seeds: int,
-             many: int, few: int, uncertainty=None, transform: str = "neglog") -> dict[str, Any]:
+             many: int, few: int, uncertainty=None, transform: str = "neglog",
+             pooling: str = "confirmed") -> dict[str, Any]:
     """Every method's selection of K images from the mined pool, measured."""
     import numpy as np
 
@@ -239,7 +240,7 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
     for p in POOLINGS:
         methods[f"vlmine_{p}"] = picked(nov[p][:, None])
     if unc is not None:
-        methods["pareto_gmean+uncertainty"] = picked(np.column_stack([nov["gmean"], unc]))
+        methods[f"pareto_{pooling}+uncertainty"] = picked(np.column_stack([nov[pooling], unc]))
 
     gains: dict[str, dict[str, float | None]] = {}
     for name, m in methods.items():
@@ -336,6 +337,7 @@ def _parser() -> argparse.ArgumentParser:
                     "resumes when run again.",
         epilog="examples:\n"
                "  python -m backend evaluate --images my_set/ --uncertainty unc.csv --budget 500 --out eval/\n"
+               "  python -m backend evaluate --rows captions.jsonl --out eval/   # rows: {\"text\": ..., \"labels\": [...]}\n"
                "  python -m backend evaluate --list ImageNet_LT_train.txt --root /data/imagenet \\\n"
                "      --budget-frac 0.05 --uncertainty unc.jsonl --out eval/\n"
                "uncertainty file: CSV or JSONL rows with 'uncertainty' and 'path' (relative to the root) or 'id'\n"
@@ -344,6 +346,16 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="a folder with one sub-folder per class")
     src.add_argument("--list", metavar="FILE", help="lines 'relative/path.jpg LABEL' (ImageNet-LT, Places-LT)")
+    src.add_argument("--rows", metavar="FILE", help="JSONL rows with 'text' or 'image' and a 'labels' list (multi-label):"
+                     " the share of the top 1/5/10%% holding a rare label, their recall, labels covered, AUC")
+    rows = p.add_argument_group("with --rows (backend/offline/label_eval.py)")
+    rows.add_argument("--field", help="the field to mine (default: detected, as python -m backend mine does)")
+    rows.add_argument("--signal", action="append", default=[], metavar="NAME",
+                      help="a numeric row field ranked beside novelty (default: 'uncertainty' when rows have it)")
+    rows.add_argument("--rare", type=int, nargs="+", default=[10, 20], metavar="R",
+                      help="rare = the R labels in the fewest rows (default: 10 20)")
+    rows.add_argument("--budgets", type=float, nargs="+", default=[0.01, 0.05, 0.10], metavar="F",
+                      help="shares of the rows at the head of the queue (default: 0.01 0.05 0.1)")
     p.add_argument("--root", metavar="DIR", help="the folder --list paths are relative to (default: the list's)")
     p.add_argument("--uncertainty", metavar="FILE", help="your model's uncertainty per image (CSV or JSONL)")
     budget = p.add_mutually_exclusive_group()
@@ -364,6 +376,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
+    if args.rows:
+        from .label_eval import run_rows
+
+        return run_rows(args)
     try:
         if args.root and not args.list:
             raise UsageError("--root goes with --list")
@@ -402,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     s = engine.settings
     report = evaluate(outcome, labels, args.budget, args.budget_frac, args.seeds, args.many, args.few,
-                      uncertainty, transform=s.novelty_transform)
+                      uncertainty, transform=s.novelty_transform, pooling=s.pooling)
     report = {
         "source": {"images": args.images, "list": args.list, "root": str(root), "project": project_id(identity)},
         "settings": {"model_version": s.model_version(), "vlm": s.vlm_name, "keyword_mode": s.keyword_mode,

@@ -58,6 +58,7 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
 LOCAL_FILES = "/data/local-files/?d="
 LOCAL_PATH = "\0\0path"  # a hidden data key: a row's plain file path, resolved (see _rewrite_local_paths)
 DEFAULT_SIGNAL = "uncertainty"
+NOVELTY_DECIMALS = 6  # = backend.mining.novelty.DECIMALS (not imported: the CLI starts without numpy)
 SHOWN_KEYWORDS = 5
 #: the output's own columns: a signal of one of these names would overwrite it
 OUTPUT_COLUMNS = frozenset({"id", "priority", "front", "novelty", "keywords", "path", "image", "text",
@@ -648,7 +649,8 @@ def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
             "id": item.shown_id,
             "priority": float(res.priority[r]) if r is not None else 0.0,  # in full: 1e6+ rows differ below 1e-6
             "front": int(res.front[r]) if r is not None else None,
-            "novelty": round(float(res.novelty[r]), 6) if r is not None else None,
+            # novelty is ranked at this precision (mining.novelty.DECIMALS): equal shown, equal ranked
+            "novelty": round(float(res.novelty[r]), NOVELTY_DECIMALS) if r is not None else None,
         }
         for name, values in outcome.signals.items():
             value = float(values[pos[tid]])

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 from ..labelstudio.config import Source, field_value
 from ..mining import KeywordNormaliser
+from ..mining.keywords import says_nothing
 from ..settings import Settings, read_synonyms_file
 from ..state.base import Store
 
@@ -56,7 +57,11 @@ class Miner:
         synonyms = read_synonyms_file(settings.synonyms_file) if settings.synonyms_file else None
         self.normaliser = KeywordNormaliser.from_file(settings.synonyms_file, data=synonyms)
         self.fingerprint = settings.mining_fingerprint(synonyms=synonyms)
-        self._fingerprint_blob = json.dumps(self.fingerprint, sort_keys=True, default=str)
+        # the description cache is keyed without the keyword rules' version: new rules
+        # re-derive keywords from a cached description instead of describing the image again
+        # (and keys written before the version was in the fingerprint stay valid)
+        described_by = {k: v for k, v in self.fingerprint.items() if k != "keyword_rules"}
+        self._fingerprint_blob = json.dumps(described_by, sort_keys=True, default=str)
         self._label_studio_factory = label_studio_factory
         self._describer = None
         self._keyword_llm = None
@@ -130,7 +135,8 @@ class Miner:
             cached = self.store.cache_get({c for _, c, _ in to_describe})
             for i, ckey, _ in to_describe:
                 if ckey in cached:
-                    out[i].description, out[i].keywords = cached[ckey][0], list(cached[ckey][1])
+                    out[i].description = cached[ckey][0]
+                    out[i].keywords = self._keywords_again(*cached[ckey])
             new = [(i, ckey, data) for i, ckey, data in to_describe if ckey not in cached]
             fresh: list[tuple[int, str, Any]] = []
             for (i, ckey, _), image in zip(new, pool.map(decode, [data for _, _, data in new])):
@@ -180,10 +186,33 @@ class Miner:
         self.store.cache_put({c: (out[i].description, out[i].keywords)
                               for i, c in described if out[i].keywords is not None})
 
+    def _keywords_again(self, description: str | None, keywords: Sequence[str]) -> list[str]:
+        """A cached image's keywords under today's rules, without describing it again.
+
+        The cache may hold keywords of older extraction rules. Rules and direct mode
+        derive them again from the cached description (cheap); llm mode has no cached LLM
+        answer, so its cached keyword items go through the current normaliser again
+        (colours, stop words, typos and descriptions of nothing apply; a compound the
+        LLM gave stays one keyword, as it would from a fresh answer).
+        """
+        mode = self.settings.keyword_mode
+        if mode == "rules":
+            return self.normaliser.from_text(description or "")
+        if mode == "direct":
+            return self.normaliser.from_list(description or "")
+        return self.normaliser.from_list(list(keywords))
+
     # ---------------------------------------------------------------- keyword LLM
     def _llm_keywords(self, items: list[MinedTask]) -> None:
         from ..vlm.prompts import DEFAULT_KEYWORD_PROMPT, render_keyword_prompt
 
+        asked = []
+        for item in items:
+            if says_nothing(item.description or ""):
+                item.keywords = []  # a refusal or "no image": nothing to ask the LLM about, no novelty
+            else:
+                asked.append(item)
+        items = asked
         if not items:
             return
         template = self.settings.keyword_prompt or DEFAULT_KEYWORD_PROMPT

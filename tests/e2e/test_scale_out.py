@@ -56,7 +56,10 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(label_studio, tmp_pa
             ls_client = LabelStudioClient(ls.base_url, ls.token)
 
             def done() -> bool:
-                version = requests.get(backend.url + "/metrics", timeout=5).json()["projects"][str(pid)]["version"]
+                project = requests.get(backend.url + "/metrics", timeout=5).json()["projects"].get(str(pid))
+                if project is None:
+                    return False  # not known to the backend yet (a busy machine): not done
+                version = project["version"]
                 per_task = Counter(p["task"] for p in ls_client.list_predictions(pid, version))
                 return (engine.index.task_count(engine.scope(pid)) == len(ids) and len(per_task) == len(ids)
                         and ls_client.get_project(pid)["model_version"] == version)

@@ -1,0 +1,90 @@
+"""A diverse head of the queue: one rare concept does not fill the first twenty tasks.
+
+The Pareto order puts the tasks of one rare concept next to each other (they share its
+keyword, so they score alike), and an annotator labels near-identical tasks while other
+rare things wait. ``diversify_head`` re-orders the head of the order, the first
+``head`` tasks, by greedy coverage of their keywords:
+
+    next = the task of the head with the largest  score x (weight of its keywords not
+           yet shown) / (weight of all its keywords)
+
+where score is the ranking's (n - position) / n (1 for its first task: every ranked
+signal, uncertainty included, keeps its say) and a keyword weighs its confirmation,
+df / (df + CONFIRM_DF), as in the confirmed novelty: each keyword other tasks share
+counts about once, a word seen once barely counts. A task whose keywords the head has
+already shown waits; a task with a concept not shown yet keeps its score. When every task left repeats what was shown, coverage
+starts afresh (a second round). Ties keep the ranking's order, so the result is
+deterministic.
+
+Only the order *inside* the head changes: the set of tasks a budget of ``head`` takes is
+the ranking's, so precision at that budget is unchanged, and smaller budgets see more
+distinct concepts. Lazy greedy (a task's gain only falls as coverage grows, so a heap
+re-checks a task only when it comes up): about O(head log head x keywords per task).
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from .index import IndexArrays
+from .novelty import CONFIRM_DF
+
+__all__ = ["diversify_head", "head_size", "MAX_HEAD"]
+
+#: The head is at most this many tasks: what annotators meet first. The greedy runs in
+#: Python: about 0.1 s for 2,000 tasks of 8 keywords, 0.4 s for 5,000, 1.6 s for 10,000.
+MAX_HEAD = 2_000
+
+
+def head_size(share: float, n_tasks: int) -> int:
+    """How many tasks a HEAD_DIVERSITY share of ``n_tasks`` re-orders (0 when off)."""
+    if share <= 0 or n_tasks < 2:
+        return 0
+    return min(MAX_HEAD, n_tasks, max(2, round(share * n_tasks)))
+
+
+def diversify_head(order: np.ndarray, arrays: IndexArrays, head: int, score: np.ndarray) -> np.ndarray:
+    """``order`` (row indices, label-first first) with its first ``head`` rows re-ordered by coverage;
+    ``score`` per row, larger = better (the ranking's)."""
+    head = min(int(head), order.size)
+    if head < 2:
+        return order
+    df = np.maximum(arrays.df, 1).astype(np.float64)
+    weight = df / (df + CONFIRM_DF)
+    indptr, kw = arrays.indptr, arrays.keyword_ids
+    top = order[:head].tolist()
+    words = [kw[indptr[r] : indptr[r + 1]].tolist() for r in top]
+    totals = [float(weight[w].sum()) for w in words]
+    scores = [float(score[r]) for r in top]
+    covered: set[int] = set()
+
+    def gain(i: int) -> float:
+        if totals[i] <= 0:
+            return 0.0
+        new = sum(weight[k] for k in words[i] if k not in covered)
+        return scores[i] * new / totals[i]
+
+    heap = [(-gain(i), i) for i in range(head)]
+    heapq.heapify(heap)
+    picked: list[int] = []
+    while heap:
+        _, i = heapq.heappop(heap)
+        g = gain(i)
+        if heap and g < -heap[0][0]:
+            heapq.heappush(heap, (-g, i))  # its gain fell since it was pushed: look again later
+            continue
+        if g <= 0 and covered and scores[i] > 0 and totals[i] > 0:
+            # the best gain left is 0: every task left repeats what the head has shown.
+            # A new round: coverage starts afresh and every gain is computed again (the
+            # heap's values must stay upper bounds of the gains, which only fall in a round)
+            covered = set()
+            heap = [(-gain(j), j) for _, j in heap] + [(-gain(i), i)]
+            heapq.heapify(heap)
+            continue
+        picked.append(i)
+        covered.update(words[i])
+    out = order.copy()
+    out[:head] = np.asarray(top, dtype=order.dtype)[picked]
+    return out
