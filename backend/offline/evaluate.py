@@ -14,9 +14,9 @@ lets each method pick the same budget of K images and measures what it picked:
 
 Scores tie often (with ``min`` pooling every image whose rarest keyword is seen once, every
 image without keywords, every image without an uncertainty). The backend breaks ties by
-the smaller id, and here ids number the images in sorted ``class/file`` order, so a tie cut
-at K would favour whichever class folder sorts first. Ties are therefore broken by a seeded
-random order of the images instead, one per seed of ``--seeds``, and every method's
+one fixed pseudo-random order of the ids, so a cut at K would measure that one draw. Ties
+are therefore broken by a seeded random order of the images instead, one per seed of
+``--seeds``, and every method's
 metrics are the mean (and standard deviation) over those seeds, as for ``random``; a
 method without ties at the cut gets the same selection for every seed.
 
