@@ -80,7 +80,7 @@ def test_predict_text_tasks_one_result_per_task_in_order(backend):
     assert {r["model_version"] for r in results} == {engine.base_version}
     scores = [r["score"] for r in results]
     # LABEL_STREAM=uncertainty (the default): Label Studio serves the lowest score first
-    assert min(scores) == scores[6] == 0.1 and max(scores) == 1.0
+    assert min(scores) == scores[6] == pytest.approx(0.1) and max(scores) == 1.0
     assert all(0 < s <= 1 for s in scores)
     explanation = results[6]["result"][0]
     assert explanation["from_name"] == "vlmine" and explanation["to_name"] == "text"
