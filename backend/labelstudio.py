@@ -5,7 +5,7 @@ predictions (update, delete), Data Manager views (list, create, update). What th
 has no method for, or where its pydantic models cost too much on 10k+ rows, goes through
 the SDK's own HTTP layer (same base URL, auth headers, timeouts and token refresh) and
 returns plain JSON: listing predictions and tasks, deleting a model version, the
-labeling stream (``/next``), presigning and downloading.
+labeling stream (the "Label All Tasks" request), presigning and downloading.
 
 Auth: ``api_key`` is either a legacy token (``Authorization: Token ...``) or a personal
 access token, which is a JWT refresh token. The SDK tells them apart by decoding the
@@ -494,22 +494,6 @@ class LabelStudioClient:
         if include:
             params["include"] = include
         return list(self._task_pages(params, 1000, limit))
-
-    def next_task(self, project_id: int, view_id: int | None = None) -> dict | None:
-        """The task the labeling stream would serve this user next, or None when none is left.
-
-        With ``view_id`` the tab's filters and ordering define the queue (what "Label All
-        Tasks" from that tab does). Note that Label Studio locks the returned task for the
-        calling user (``TASK_LOCK_TTL``, a day by default) and serves it again on the next
-        call until it is annotated: other annotators skip it meanwhile.
-        """
-        path = f"api/projects/{int(project_id)}/next/"
-        body = {"view": int(view_id)} if view_id is not None else None
-        params = {"view": int(view_id)} if view_id is not None else None
-        resp = self._raw("GET", path, params=params, json_body=body, ok=(404,))
-        if resp.status_code == 404:
-            return None
-        return self._json("GET", path, resp)
 
     # ============================================================ files and data
     def download(self, url_or_path: str, max_bytes: int, timeout: float | tuple[float, float], *,
