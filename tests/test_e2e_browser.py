@@ -160,8 +160,17 @@ def test_label_all_tasks_serves_the_long_tail_first_in_chromium(label_studio, br
 
         # --- what the admin sees in Settings (sampling) after the backend set it
         page.goto(f"{ls.base_url}/projects/{pid}/settings")
-        page.wait_for_timeout(3000)
+        save = page.get_by_role("button", name="Save")
+        save.wait_for(timeout=60_000)
         page.screenshot(path=str(shots / "02-settings.png"), full_page=True)
+        # the community edition shows Uncertainty sampling as an Enterprise option: saving the
+        # page must not leave the stream by id (Label Studio keeps it, or the backend puts it back)
+        with page.expect_request(lambda r: r.method == "PATCH" and f"/api/projects/{pid}" in r.url) as saved:
+            save.click()
+        print(f"[browser test] General settings' Save sends: {saved.value.post_data}")
+        page.wait_for_timeout(1000)
+        wait_for(lambda: client.get_project(pid)["sampling"] == "Uncertainty sampling", 30,
+                 "the sampling to be Uncertainty sampling after the settings page was saved", backend)
 
         # --- "Use predictions to prelabel tasks" turned off: Label Studio empties project.model_version
         # (the settings page sends this PATCH; the server blanks the version whenever it carries false)
