@@ -238,6 +238,21 @@ def test_label_all_tasks_with_uncertainty_sampling_serves_the_lowest_scored_unla
     assert client.label_all_tasks(pid, view) is None
 
 
+def test_label_all_tasks_gives_each_annotator_the_next_rare_task_nobody_has_open(client, project, label_studio):
+    pid, tids = project
+    view = client.ensure_view(pid, "VLMine", ["tasks:predictions_score"])
+    client.import_predictions(pid, preds(tids, "v1", lambda i: 1 - i / 100))  # the last task scores lowest
+    client.set_model_version(pid, "v1")
+    client.set_sampling(pid, "Uncertainty sampling")
+    second = LabelStudioClient(label_studio.base_url, label_studio.add_user(f"annotator{pid}@example.com"))
+    first_served = client.label_all_tasks(pid, view)
+    second_served = second.label_all_tasks(pid, view)
+    # the community edition counts no project members, so it serves the lowest score that the
+    # other annotator has not locked, not a random pick
+    assert [first_served["id"], second_served["id"]] == [tids[-1], tids[-2]]
+    assert second.label_all_tasks(pid, view)["id"] == tids[-2]  # still locked for the second annotator
+
+
 def test_label_all_tasks_with_the_default_sampling_ignores_the_tab(client, project):
     pid, tids = project
     view = client.ensure_view(pid, "VLMine", PREDICTION_SCORE_DESC)
