@@ -404,6 +404,18 @@ class LabelStudioClient:
         path = f"api/annotations/{int(annotation_id)}/"
         self._raw("PATCH", path, json_body={"result": list(result)}, retries=0)
 
+    def annotated_tasks(self, project_id: int) -> list[dict]:
+        """Every task that has an annotation, with its annotations in full (``id``, ``result``).
+
+        One ``GET /api/projects/{id}/export?exportType=JSON`` (finished tasks only): the task
+        listing's ``annotations`` carry only ids.
+        """
+        path = f"api/projects/{int(project_id)}/export"
+        resp = self._raw("GET", path, params={"exportType": "JSON", "download_all_tasks": "false"},
+                         timeout=self.bulk_timeout)
+        rows = self._json("GET", path, resp)
+        return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
     def get_annotation(self, annotation_id: int) -> dict:
         path = f"api/annotations/{int(annotation_id)}/"
         return self._json("GET", path, self._raw("GET", path))

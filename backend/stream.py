@@ -252,14 +252,23 @@ class ExplanationRemover:
         threading.Thread(target=self._run, args=(aid,), name=f"vlmine-annotation-{aid}", daemon=True).start()
         return True
 
-    def sweep(self, tasks: list[dict]) -> int:
-        """Clean every annotation of ``tasks`` (rows of ``iter_tasks``, annotations included) that
-        still holds the explanation: the ones whose webhook was lost while the backend was down.
-        Runs in the caller's thread (a sync job); returns how many were cleaned."""
+    def sweep(self, pid: int) -> int:
+        """Clean every annotation of the project that still holds the explanation: the ones whose
+        webhook was lost while the backend was down. Reads the annotated tasks in one export
+        request (the task listing carries annotation ids only); runs in the caller's thread (a
+        sync job); returns how many were cleaned."""
         if not self.enabled():
             return 0
+        try:
+            if not self.engine.config(self.engine.project(pid)).textarea(self.settings.textarea_name):
+                return 0
+            annotated = self.engine.label_studio().annotated_tasks(pid)
+        except Exception as exc:  # the sync's own work must not fail for this
+            log.warning("project %s: cannot read the annotations to take the backend's explanation out: %s",
+                        pid, exc)
+            return 0
         done = 0
-        for task in tasks:
+        for task in annotated:
             for annotation in task.get("annotations") or []:
                 if self.wanted(annotation) is not None and isinstance(annotation.get("id"), int):
                     done += self._run(annotation["id"])

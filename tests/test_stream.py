@@ -96,3 +96,21 @@ def test_the_guard_wants_the_live_version_only_once_it_was_written(tmp_path):
     tab.store.save_project(ProjectState(pid=4, label_config=CONFIG, base_version=tab.base_version))
     tab.store.set_written(4, tab.base_version, {1: (0.5, 11)})
     assert tab.stream.wanted(4) == {"model_version": tab.base_version}  # the sampling is the admin's
+
+
+def test_a_sync_cleans_annotations_whose_webhook_was_lost(label_studio, tmp_path):
+    """A sync finds the annotations that still hold the explanation (real Label Studio)."""
+    from tests.support.label_studio import create_project
+
+    ls = label_studio
+    pid, tids = create_project(ls, "sweep", CONFIG, [{"text": "a"}, {"text": "b"}])
+    chosen = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["a"]}}
+    why = {"from_name": "vlmine", "to_name": "text", "type": "textarea", "value": {"text": ["Rarest keywords: a (1)"]}}
+    aid = ls.api("POST", f"/api/tasks/{tids[0]}/annotations/", json={"result": [chosen, why]}).json()["id"]
+    ls.api("POST", f"/api/tasks/{tids[1]}/annotations/", json={"result": [chosen]})
+    engine = Engine(Settings(model_dir=str(tmp_path), label_studio_url=ls.base_url, label_studio_api_key=ls.token))
+    engine.project(pid, CONFIG)
+    assert engine.annotation_cleaner.sweep(pid) == 1
+    assert [r["from_name"] for r in ls.api("GET", f"/api/annotations/{aid}/").json()["result"]] == ["label"]
+    assert engine.annotation_cleaner.sweep(pid) == 0
+    assert engine.coord.counters()["explanations_removed"] == 1
