@@ -379,6 +379,8 @@ class Engine:
         once more (the failed write left the project marked dirty, so nothing is doubled).
         """
         with self.coord.project_lock(pid):
+            state = self.store.get_project(pid)
+            first = state is None or state.view_id is None  # the project's first write-back
             order, _ = self.ranking(pid)
             try:
                 report = self.write_order(pid, order)
@@ -389,11 +391,11 @@ class Engine:
                 report = self.write_order(pid, order)
             try:
                 # prelabeling turned off, another model chosen, the sampling changed: put it back
-                restored = self.stream.check(pid)
+                restored = self.stream.check(pid, first=first)
             except LabelStudioError as exc:
                 log.warning("project %s: cannot check the labeling stream's settings: %s", pid, exc)
                 restored = {}
-            if restored:
+            if restored.get("restored"):
                 report["stream_restored"] = restored["restored"]
             return report
 

@@ -133,9 +133,13 @@ class StreamGuard:
         return any(key in project and project.get(key) != value for key, value in want.items())
 
     # ------------------------------------------------------------------ checks
-    def check(self, pid: int) -> dict[str, Any]:
+    def check(self, pid: int, first: bool = False) -> dict[str, Any]:
         """Read the project from Label Studio and put back what the stream needs (project lock held
-        by the caller: a re-rank switching versions must not race with this)."""
+        by the caller: a re-rank switching versions must not race with this).
+
+        ``first``: the project's first write-back, where setting the sampling is the set-up
+        itself (logged at INFO), not a repair.
+        """
         want = self.wanted(pid)
         if not want:
             return {}
@@ -151,6 +155,11 @@ class StreamGuard:
             client.set_model_version(pid, want["model_version"])
         if "sampling" in wrong:
             client.set_sampling(pid, want["sampling"])
+        if first and list(wrong) == ["sampling"]:
+            log.info("project %s: set the task sampling to %r (was %r) so that Label Studio's own stream "
+                     "(\"Label All Tasks\") serves the long tail first (LABEL_STREAM=uncertainty)",
+                     pid, want["sampling"], wrong["sampling"])
+            return {"set": ["sampling"]}
         message = (f"project {pid}: {why}; put back " + ", ".join(f"{k} = {want[k]!r}" for k in wrong)
                    + " so that the labeling stream serves the long tail first")
         if self._logged.get(pid) != why:

@@ -114,3 +114,45 @@ def test_a_sync_cleans_annotations_whose_webhook_was_lost(label_studio, tmp_path
     assert [r["from_name"] for r in ls.api("GET", f"/api/annotations/{aid}/").json()["result"]] == ["label"]
     assert engine.annotation_cleaner.sweep(pid) == 0
     assert engine.coord.counters()["explanations_removed"] == 1
+
+
+def test_the_stream_settings_are_put_back_by_a_rerank_and_by_setup(label_studio, tmp_path):
+    """Prelabeling turned off and the sampling changed in Label Studio: the next re-rank puts
+    both back, and so does the next /setup (real Label Studio)."""
+    import time
+
+    from backend.api import create_app
+    from tests.support.label_studio import create_project
+
+    ls = label_studio
+    texts = ["a cat on a sofa", "a dog on a sofa", "a cat in a park", "a walrus playing a harp"]
+    pid, tids = create_project(ls, "guard", CONFIG, [{"text": t} for t in texts])
+    settings = Settings(model_dir=str(tmp_path), label_studio_url=ls.base_url, label_studio_api_key=ls.token)
+    engine = Engine(settings)
+    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
+    first = engine.rerank(pid)
+    client = engine.label_studio()
+    version = first["version"]
+    project = client.get_project(pid)
+    assert project["model_version"] == version and project["sampling"] == "Uncertainty sampling"
+    assert "stream_restored" not in first  # a new project starts Sequential: set up, not a repair
+
+    ls.api("PATCH", f"/api/projects/{pid}", json={"show_collab_predictions": False,
+                                                   "sampling": "Sequential sampling"})
+    assert client.get_project(pid)["model_version"] == ""  # what Label Studio does
+    report = engine.rerank(pid)
+    assert report["stream_restored"] == ["model_version", "sampling"]
+    project = client.get_project(pid)
+    assert (project["model_version"], project["sampling"]) == (version, "Uncertainty sampling")
+    assert project["show_collab_predictions"] is False  # the admin's choice stays
+    assert "model_version was empty" in engine.progress(pid)["stream_restored"]
+    assert "stream_restored" not in engine.rerank(pid)  # nothing to put back now
+
+    ls.api("PATCH", f"/api/projects/{pid}", json={"show_collab_predictions": False})
+    app = create_app(settings, engine=engine, start_workers=False).test_client()
+    assert app.post("/setup", json={"project": f"{pid}.1", "schema": CONFIG}).status_code == 200
+    deadline = time.monotonic() + 20
+    while client.get_project(pid)["model_version"] != version and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get_project(pid)["model_version"] == version
+    assert engine.coord.counters()["stream_restored"] == 2
