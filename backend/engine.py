@@ -29,7 +29,6 @@ from . import stream, writeback
 
 log = logging.getLogger(__name__)
 
-ORDERING = stream.SCORE_DESCENDING  # the tab's ordering with LABEL_STREAM=tab (see stream.tab_ordering)
 UNCERTAINTY = "uncertainty"
 UNCERTAINTY_MAX_AGE_S = 300.0
 #: the prediction id recorded for a /predict answer: Label Studio stores it unless the
@@ -311,13 +310,15 @@ class Engine:
         return order, result
 
     def score_order(self, order: list[int]) -> list[int]:
-        """Tasks from the highest score to the lowest: label-first first, or last when inverted."""
+        """Tasks from the highest score to the lowest: label-first first, or last when the scores
+        run lowest-first (Settings.scores_ascending)."""
         return order[::-1] if self.settings.scores_ascending else order
 
     @property
     def end_score(self) -> float:
         """The score of a task that has no place in the order (it failed, or is not mined yet):
-        the end of the queue, 0 (1 when inverted: its consumer takes the lowest score first)."""
+        the end of the queue, 0 (1 when the scores run lowest-first: LABEL_STREAM=uncertainty, the
+        default, or INVERT_PRIORITY; the most common task shares it)."""
         return 1.0 if self.settings.scores_ascending else 0.0
 
     def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
