@@ -102,8 +102,9 @@ def test_text_project_is_prioritised_long_tail_first(label_studio, tmp_path):
         per_task = Counter(p["task"] for p in client.list_predictions(pid, version))
         assert set(per_task.values()) == {1} and len(per_task) == len(ids)
 
-        # the labeling stream opened from the tab serves a planted task first
-        nxt = client.next_task(pid, view_id)
+        # "Label All Tasks" (the request the button really sends) serves a planted task first
+        assert client.get_project(pid)["sampling"] == "Uncertainty sampling"
+        nxt = client.label_all_tasks(pid, view_id)
         assert nxt is not None and nxt["id"] in planted
 
         # annotators see why: the rare keywords in the TextArea

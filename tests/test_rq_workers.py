@@ -266,7 +266,7 @@ def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path)
         resp = client.post("/predict", json={"tasks": tasks, "project": "6.1", "label_config": TEXT_CONFIG})
         assert resp.status_code == 200, resp.get_json()
         scores = [r["score"] for r in resp.get_json()["results"]]
-        assert scores[5] == max(scores) == 1.0 and min(scores) > 0
+        assert scores[5] == min(scores) > 0 and max(scores) == 1.0  # the default stream: lowest first
         assert engine.index.task_count(engine.scope(6)) == len(tasks)
         assert engine.miner._describer is None  # the web process loaded no model
     finally:
@@ -282,6 +282,7 @@ def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(rq_e
     started = time.monotonic()
     resp = client.post("/predict", json={"tasks": tasks, "project": 7, "label_config": TEXT_CONFIG})
     assert time.monotonic() - started < 10
-    assert [r["score"] for r in resp.get_json()["results"]] == [0.0, 0.0]
+    # the end of the queue: 1.0 with the default stream (0 with LABEL_STREAM=tab)
+    assert [r["score"] for r in resp.get_json()["results"]] == [engine.end_score] * 2 == [1.0, 1.0]
     # what Label Studio now stores is remembered, so no second prediction is ever imported
     assert set(engine.store.written(7, engine.live_version(7))) == {1, 2}
