@@ -48,6 +48,12 @@ class VLMineModel(LabelStudioMLBase):
         project = data.get("project")
         if isinstance(project, dict):
             self.engine.set_total(pid, project.get("task_number"))
+            if self.engine.stream.differs(pid, project):
+                # prelabeling turned off, another model chosen, the sampling changed: put it back
+                self.engine.stream.check_soon(pid)
+        if event in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
+            removing = self.engine.annotation_cleaner.submit(data.get("annotation"))
+            return {"status": "ok" if removing else "ignored", "event": event, "explanation_removed": removing}
         if event == "TASKS_CREATED":
             tasks = [{"id": int(t["id"]), "data": t.get("data") or {}} for t in data.get("tasks") or []]
             jobs = self.queue.submit_tasks(pid, tasks, self.label_config)

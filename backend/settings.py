@@ -84,12 +84,14 @@ class Settings:
     uncertainty_field: str | None = None
     signal_fields: list[str] = field(default_factory=list)
     invert_priority: bool = False
+    label_stream: str = "uncertainty"
 
     # --- write-back ------------------------------------------------------------
     model_version_prefix: str = versions.DEFAULT_PREFIX
     view_title: str = "Long-tail first"
     textarea_name: str = "vlmine"
     rare_keywords_shown: int = 5
+    keep_explanations: bool = False
     patch_limit: int = 200
     rerank_delay: float = 2.0
 
@@ -142,6 +144,7 @@ class Settings:
             "novelty_transform": {"neglog", "inverse"},
             "uncertainty_source": {"none", "prediction_score", "prediction_probs", "predictions_vote", "field"},
             "uncertainty_measure": {"entropy", "margin", "least_confidence"},
+            "label_stream": {"uncertainty", "tab"},
         }
         if self.vlm_dtype is not None:
             choices["vlm_dtype"] = {"float32", "fp32", "float", "float16", "fp16", "half", "bfloat16", "bf16"}
@@ -181,6 +184,16 @@ class Settings:
     @property
     def data_dir(self) -> Path:
         return Path(self.model_dir)
+
+    @property
+    def scores_ascending(self) -> bool:
+        """Whether the label-first task gets the LOWEST score.
+
+        Label Studio's "Uncertainty sampling" (LABEL_STREAM=uncertainty) serves the task
+        with the lowest score first, so that stream needs the scores reversed; with
+        LABEL_STREAM=tab they are reversed only when INVERT_PRIORITY asks for it.
+        """
+        return self.label_stream == "uncertainty" or self.invert_priority
 
     @property
     def vlm_backend(self) -> str:
@@ -224,7 +237,8 @@ class Settings:
             "uncertainty": [self.uncertainty_source, self.uncertainty_model_version,
                             self.uncertainty_measure, self.uncertainty_field],
             "signal_fields": list(self.signal_fields),
-            "invert": self.invert_priority,
+            # the direction the scores are written in (a new direction rewrites every score)
+            "invert": self.scores_ascending,
         }
 
     def mining_hash(self, fingerprint: dict[str, Any] | None = None) -> str:

@@ -129,26 +129,45 @@ def test_delete_predictions(client, project):
 
 
 # ---------------------------------------------------------------------- views and order
-def test_ensure_view_is_idempotent_and_fixes_the_ordering(client, project, label_studio):
+def test_ensure_view_is_idempotent_and_leaves_the_admins_edits_alone(client, project, label_studio):
     pid, _ = project
-    first = client.ensure_view(pid, "VLMine priority", PREDICTION_SCORE_DESC)
-    assert client.ensure_view(pid, "VLMine priority", PREDICTION_SCORE_DESC) == first
+    hidden = {"explore": ["tasks:inner_id"], "labeling": ["tasks:inner_id"]}
+    first = client.ensure_view(pid, "VLMine priority", PREDICTION_SCORE_DESC, hidden_columns=hidden)
+    assert client.ensure_view(pid, "VLMine priority", PREDICTION_SCORE_DESC, hidden_columns=hidden) == first
     views = label_studio.api("GET", "/api/dm/views/", params={"project": pid}).json()
     assert [v["id"] for v in views] == [first]
     assert views[0]["data"]["ordering"] == PREDICTION_SCORE_DESC
+    assert views[0]["data"]["hiddenColumns"] == hidden
 
-    # someone changed the tab's ordering and added a filter: ordering is put back, filter kept
-    data = {**views[0]["data"], "ordering": ["tasks:id"],
+    # the backend's own ordering of the other score direction is replaced ...
+    asc = ["tasks:predictions_score"]
+    assert client.ensure_view(pid, "VLMine priority", asc, hidden_columns=hidden,
+                              replace=[PREDICTION_SCORE_DESC]) == first
+    views = label_studio.api("GET", "/api/dm/views/", params={"project": pid}).json()
+    assert views[0]["data"]["ordering"] == asc
+
+    # ... but what an admin chose later (an ordering, a filter, columns) is kept
+    data = {**views[0]["data"], "ordering": ["tasks:id"], "hiddenColumns": {"explore": [], "labeling": []},
             "filters": {"conjunction": "and", "items": []}}
     label_studio.api("PATCH", f"/api/dm/views/{first}/", json={"project": pid, "data": data})
-    assert client.ensure_view(pid, "VLMine priority", PREDICTION_SCORE_DESC) == first
+    assert client.ensure_view(pid, "VLMine priority", asc, hidden_columns=hidden,
+                              replace=[PREDICTION_SCORE_DESC]) == first
     views = label_studio.api("GET", "/api/dm/views/", params={"project": pid}).json()
     assert len(views) == 1
-    assert views[0]["data"]["ordering"] == PREDICTION_SCORE_DESC
+    assert views[0]["data"]["ordering"] == ["tasks:id"]
+    assert views[0]["data"]["hiddenColumns"] == {"explore": [], "labeling": []}
     assert views[0]["data"]["filters"] == {"conjunction": "and", "items": []}
 
     other = client.ensure_view(pid, "another tab", ["tasks:id"])
     assert other != first
+
+
+def test_columns_name_what_the_default_tab_hides(client, project):
+    pid, _ = project
+    columns = {c["id"]: c for c in client.columns(pid)}
+    assert columns["text"]["parent"] == "data"
+    assert columns["inner_id"]["visibility_defaults"] == {"explore": False, "labeling": False}
+    assert columns["predictions_score"]["visibility_defaults"]["explore"] is False  # hidden by default
 
 
 def test_tasks_in_view_follow_the_project_model_version(client, project):
@@ -184,39 +203,72 @@ def test_update_prediction_scores_changes_the_order(client, project):
     assert scores[tids[3]] == pytest.approx(0.99)
 
 
-def test_next_task_with_the_view_serves_the_highest_scored_unlabeled_task(client, project, label_studio):
+def test_label_all_tasks_with_uncertainty_sampling_serves_the_lowest_scored_unlabeled_task(client, project,
+                                                                                            label_studio):
     pid, tids = project
-    view = client.ensure_view(pid, "VLMine", PREDICTION_SCORE_DESC)
-    # distinct scores in [0, 1]: the tie-break is the task's place in the project, not its id
-    # (ids grow with every task the shared Label Studio has seen, and would pass 1.0)
+    view = client.ensure_view(pid, "VLMine", ["tasks:predictions_score"])
     scores = {t: s + i / 1e4 for i, (t, s) in enumerate(zip(tids, [0.3, 0.9, 0.1, 0.7, 0.5] * 4))}
     client.import_predictions(pid, [{"task": t, "score": s, "model_version": "v1", "result": []}
                                     for t, s in scores.items()])
     client.set_model_version(pid, "v1")
-    expected = sorted(tids, key=lambda t: -scores[t])
+    client.set_sampling(pid, "Uncertainty sampling")  # the community edition accepts it through the API
+    assert client.get_project(pid)["sampling"] == "Uncertainty sampling"
+    expected = sorted(tids, key=lambda t: scores[t])
 
-    served = client.next_task(pid, view)
+    # the request the "Label All Tasks" button sends: the tab's ordering does not travel with it
+    served = client.label_all_tasks(pid, view)
     assert served["id"] == expected[0]
     assert served["data"] == {"text": f"task number {tids.index(expected[0])}"}
     # the task is now locked for this user: asking again serves it again
-    assert client.next_task(pid, view)["id"] == expected[0]
+    assert client.label_all_tasks(pid, view)["id"] == expected[0]
     annotate(label_studio, expected[0])
-    assert client.next_task(pid, view)["id"] == expected[1]
+    assert client.label_all_tasks(pid, view)["id"] == expected[1]
     annotate(label_studio, expected[1])
-    assert client.next_task(pid, view)["id"] == expected[2]
+    assert client.label_all_tasks(pid, view)["id"] == expected[2]
+
+    # with no model version (prelabeling turned off) the stream falls back to a random unlabeled task
+    client.set_model_version(pid, "")
+    annotate(label_studio, expected[2])
+    assert client.label_all_tasks(pid, view)["id"] in set(tids) - set(expected[:3])
 
     # every task labeled: nothing left
     for t in tids:
-        if t not in expected[:2]:
+        if t not in expected[:3]:
             annotate(label_studio, t)
-    assert client.next_task(pid, view) is None
+    assert client.label_all_tasks(pid, view) is None
 
 
-def test_next_task_without_a_view_follows_the_project_sampling(client, project):
+def test_label_all_tasks_gives_each_annotator_the_next_rare_task_nobody_has_open(client, project, label_studio):
     pid, tids = project
-    client.import_predictions(pid, preds(tids, "v1"))
+    view = client.ensure_view(pid, "VLMine", ["tasks:predictions_score"])
+    client.import_predictions(pid, preds(tids, "v1", lambda i: 1 - i / 100))  # the last task scores lowest
     client.set_model_version(pid, "v1")
-    assert client.next_task(pid)["id"] == tids[0]  # sequential sampling: by id, scores ignored
+    client.set_sampling(pid, "Uncertainty sampling")
+    second = LabelStudioClient(label_studio.base_url, label_studio.add_user(f"annotator{pid}@example.com"))
+    first_served = client.label_all_tasks(pid, view)
+    second_served = second.label_all_tasks(pid, view)
+    # the community edition counts no project members, so it serves the lowest score that the
+    # other annotator has not locked, not a random pick
+    assert [first_served["id"], second_served["id"]] == [tids[-1], tids[-2]]
+    assert second.label_all_tasks(pid, view)["id"] == tids[-2]  # still locked for the second annotator
+
+
+def test_label_all_tasks_with_the_default_sampling_ignores_the_tab(client, project):
+    pid, tids = project
+    view = client.ensure_view(pid, "VLMine", PREDICTION_SCORE_DESC)
+    client.import_predictions(pid, preds(tids, "v1"))  # the last task scores highest
+    client.set_model_version(pid, "v1")
+    assert client.get_project(pid)["sampling"] == "Sequential sampling"
+    assert client.label_all_tasks(pid, view)["id"] == tids[0]  # by id: the tab's ordering is not sent
+
+
+def test_update_annotation_result_replaces_what_the_annotation_holds(client, project, label_studio):
+    pid, tids = project
+    result = [{"from_name": "vlmine", "to_name": "text", "type": "textarea", "value": {"text": ["why"]}}]
+    aid = label_studio.api("POST", f"/api/tasks/{tids[0]}/annotations/", json={"result": result}).json()["id"]
+    assert client.get_annotation(aid)["result"][0]["value"] == {"text": ["why"]}
+    client.update_annotation_result(aid, [])
+    assert client.get_annotation(aid)["result"] == []
 
 
 # ----------------------------------------------------------------------------- tasks

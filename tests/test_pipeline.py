@@ -43,10 +43,10 @@ def test_endpoint_vlm_planted_images_first_and_broken_ones_fail_alone(tmp_path, 
         results = resp.get_json()["results"]
         assert len(results) == len(tasks)
         by_id = {t["id"]: r for t, r in zip(tasks, results)}
-        ranked = sorted((r["score"], tid) for tid, r in by_id.items())[::-1]
+        ranked = sorted((r["score"], tid) for tid, r in by_id.items())  # the default stream: lowest first
         assert {tid for _, tid in ranked[:len(planted)]} == planted
         for bad in (100, 101, 102):
-            assert by_id[bad]["score"] == 0.0 and by_id[bad]["result"] == []
+            assert by_id[bad]["score"] == engine.end_score and by_id[bad]["result"] == []
         lines = by_id[min(planted)]["result"][0]["value"]["text"]
         assert lines[0].startswith("Rarest keywords: ")
         assert "submarine (2)" in lines[0] and "lighthouse (2)" in lines[0]
@@ -83,7 +83,7 @@ def test_an_image_the_vlm_refuses_fails_alone(tmp_path, images):
     assert metrics["failed"] == 3 + len(planted) and metrics["mined"] == len(tasks) - 3 - len(planted)
     reasons = {f["task"]: f["error"] for f in metrics["last_failures"]}
     for tid in planted:
-        assert by_id[tid]["score"] == 0.0
+        assert by_id[tid]["score"] == engine.end_score  # the end of the queue
         assert reasons[tid].startswith("vlm: ") and "HTTP 400" in reasons[tid]
     described = [tid for tid in by_id if tid not in planted and tid < 100]
     assert all(by_id[tid]["score"] > 0 for tid in described)

@@ -28,7 +28,7 @@ def backend(tmp_path):
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    app = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False)
+    app = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=queue, start_workers=False)
     return app.test_client(), engine, queue
 
 
@@ -77,7 +77,8 @@ def test_predict_text_tasks_one_result_per_task_in_order(backend):
     assert len(results) == len(tasks)
     assert {r["model_version"] for r in results} == {engine.base_version}
     scores = [r["score"] for r in results]
-    assert max(scores) == scores[6] == 1.0
+    # LABEL_STREAM=uncertainty (the default): Label Studio serves the lowest score first
+    assert min(scores) == scores[6] == pytest.approx(0.1) and max(scores) == 1.0
     assert all(0 < s <= 1 for s in scores)
     explanation = results[6]["result"][0]
     assert explanation["from_name"] == "vlmine" and explanation["to_name"] == "text"
@@ -99,7 +100,7 @@ def test_predict_image_payload_with_unreachable_images_fails_per_task(backend):
     assert resp.status_code == 200, resp.get_json()
     results = resp.get_json()["results"]
     assert len(results) == len(body["tasks"])
-    assert all(r["score"] == 0.0 for r in results)
+    assert all(r["score"] == engine.end_score == 1.0 for r in results)  # the end of the queue (served last)
     metrics = client.get("/metrics").get_json()
     project = metrics["projects"]["1"]
     assert project["failed"] == len(body["tasks"])
@@ -182,7 +183,7 @@ def test_malformed_requests_get_a_4xx_with_a_message(backend, route, body, statu
 def test_basic_auth_guards_every_route(tmp_path):
     settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass"},
                                  model_dir=str(tmp_path))
-    app = create_app(settings, VLMineModel, start_workers=False)
+    app = create_app(settings, VLMineModel, VLMineModel, start_workers=False)
     client = app.test_client()
     assert client.get("/health").status_code == 401
     bad = base64.b64encode(b"ls:wrong").decode()
@@ -261,7 +262,7 @@ def test_the_largest_64_bit_ids_still_work(backend):
 def test_malformed_predictions_get_a_400(tmp_path, source, predictions):
     settings = Settings.from_env({"UNCERTAINTY_SOURCE": source}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
-    client = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
+    client = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
     tasks = text_tasks(["a cat on a sofa", "a walrus on a sofa"])
     tasks[1]["predictions"] = predictions
     resp = client.post("/predict", json={"tasks": tasks, "project": "3.1", "label_config": TEXT_CONFIG})
@@ -280,7 +281,7 @@ def auth_app(tmp_path, **env):
     settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass", **env},
                                  model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
-    app = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    app = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
     return app.test_client(), engine
 
 

@@ -132,12 +132,26 @@ def test_model_version_reads_well():
     {"NOVELTY_TRANSFORM": "inverse"},
     {"UNCERTAINTY_SOURCE": "prediction_score"},
     {"SIGNAL_FIELDS": "size"},
-    {"INVERT_PRIORITY": "true"},
+    {"LABEL_STREAM": "tab"},
     {"VLM_PROMPT": "Describe."},
     {"VLM_API_URL": "http://vllm:8000/v1", "VLM_API_MODEL": "llava-hf/llava-1.5-7b-hf"},
 ])
 def test_model_version_changes_with_a_setting(env):
     assert Settings.from_env(env).model_version() != Settings.from_env({}).model_version()
+
+
+def test_the_score_direction_decides_the_version_not_the_setting_that_asks_for_it():
+    # LABEL_STREAM=uncertainty writes the scores reversed, as INVERT_PRIORITY=true did: one direction, one version
+    default = Settings.from_env({})
+    assert default.scores_ascending
+    assert Settings.from_env({"INVERT_PRIORITY": "true"}).model_version() == default.model_version()
+    tab = Settings.from_env({"LABEL_STREAM": "tab"})
+    assert not tab.scores_ascending
+    inverted_tab = Settings.from_env({"LABEL_STREAM": "tab", "INVERT_PRIORITY": "true"})
+    assert inverted_tab.scores_ascending and inverted_tab.model_version() == default.model_version()
+    assert tab.model_version() != default.model_version()
+    with pytest.raises(SettingsError, match="LABEL_STREAM"):
+        Settings.from_env({"LABEL_STREAM": "random"})
 
 
 @pytest.mark.parametrize("env", [{"KEYWORD_MODE": "direct"}, {"VLM_MODEL": "llava-hf/llava-1.5-13b-hf"}])

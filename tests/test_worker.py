@@ -41,7 +41,7 @@ def test_duplicate_webhooks_through_rq_never_double_count(rq_env, tmp_path):
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "4", "RERANK_DELAY": "0"}
     settings = Settings.from_env(env)
     engine = Engine(settings)
-    app = create_app(settings, VLMineModel, engine=engine)
+    app = create_app(settings, VLMineModel, VLMineModel, engine=engine)
     client = app.test_client()
     tasks = [{"id": i, "data": {"text": t}} for i, t in
              enumerate(["a red bus", "a horse", "a red bus on a road", "a kite", "a horse and a man"], start=1)]
@@ -116,7 +116,7 @@ def test_health_reports_redis_down_and_recovers(tmp_path):
         env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "2"}
         settings = Settings.from_env(env)
         engine = Engine(settings)
-        http = create_app(settings, VLMineModel, engine=engine).test_client()
+        http = create_app(settings, VLMineModel, VLMineModel, engine=engine).test_client()
         assert http.get("/health").status_code == 200
         log = tmp_path / "worker.log"
         worker = start_worker(env, log, "--queues", "mine")
@@ -218,7 +218,7 @@ def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path)
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "60"}
     settings = Settings.from_env(env)
     engine = Engine(settings)
-    client = create_app(settings, VLMineModel, engine=engine).test_client()
+    client = create_app(settings, VLMineModel, VLMineModel, engine=engine).test_client()
     texts = ["a cat on a sofa"] * 5 + ["a walrus playing a harp"] + ["a cat on a sofa"] * 2
     tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(texts, start=1)]
     log = tmp_path / "worker.log"
@@ -227,7 +227,7 @@ def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path)
         resp = client.post("/predict", json={"tasks": tasks, "project": "6.1", "label_config": TEXT_CONFIG})
         assert resp.status_code == 200, resp.get_json()
         scores = [r["score"] for r in resp.get_json()["results"]]
-        assert scores[5] == max(scores) == 1.0 and min(scores) > 0
+        assert scores[5] == min(scores) > 0 and max(scores) == 1.0  # the default stream: lowest first
         assert engine.index.task_count(engine.scope(6)) == len(tasks)
         assert engine.miner._describer is None  # the web process loaded no model
     finally:
@@ -238,11 +238,12 @@ def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(rq_e
     url, _ = rq_env
     settings = Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "1"})
     engine = Engine(settings)
-    client = create_app(settings, VLMineModel, engine=engine).test_client()
+    client = create_app(settings, VLMineModel, VLMineModel, engine=engine).test_client()
     tasks = [{"id": i, "data": {"text": "a kite"}} for i in (1, 2)]
     started = time.monotonic()
     resp = client.post("/predict", json={"tasks": tasks, "project": 7, "label_config": TEXT_CONFIG})
     assert time.monotonic() - started < 10
-    assert [r["score"] for r in resp.get_json()["results"]] == [0.0, 0.0]
+    # the end of the queue: 1.0 with the default stream (0 with LABEL_STREAM=tab)
+    assert [r["score"] for r in resp.get_json()["results"]] == [engine.end_score] * 2 == [1.0, 1.0]
     # what Label Studio now stores is remembered, so no second prediction is ever imported
     assert set(engine.store.written(7, engine.live_version(7))) == {1, 2}

@@ -25,11 +25,10 @@ from ..pipeline.miner import MinedTask, Miner
 from ..settings import Settings
 from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_state
 from ..versions import generation_version
-from . import signals, writeback
+from . import signals, stream, writeback
 
 log = logging.getLogger(__name__)
 
-ORDERING = ["-tasks:predictions_score"]
 UNCERTAINTY_MAX_AGE_S = 300.0
 #: the prediction id recorded for a /predict answer: Label Studio stores it unless the
 #: request timed out, so the next write-back asks Label Studio whether it holds one
@@ -73,6 +72,10 @@ class Engine:
         # from the miner's fingerprint: SYNONYMS_FILE is read once, by the miner
         self.base_version = settings.model_version(self.miner.fingerprint)
         self.mining_hash = settings.mining_hash(self.miner.fingerprint)
+        #: keeps Label Studio's stream rare-first (sampling, model version); see backend.engine.stream
+        self.stream = stream.StreamGuard(self)
+        #: takes the backend's explanation out of submitted annotations (KEEP_EXPLANATIONS)
+        self.annotation_cleaner = stream.ExplanationRemover(self)
 
     # ---------------------------------------------------------------- plumbing
     def scope(self, pid: int) -> str:
@@ -344,20 +347,22 @@ class Engine:
         ranked = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
         result = mine_priorities(arrays, ranked, pooling=self.settings.pooling,
                                  transform=self.settings.novelty_transform,
-                                 invert=self.settings.invert_priority,
+                                 invert=self.settings.scores_ascending,
                                  head_diversity=self.settings.head_diversity)
         order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")]]
         return order, result
 
     def score_order(self, order: list[int]) -> list[int]:
-        """Tasks from the highest score to the lowest: label-first first, or last when inverted."""
-        return order[::-1] if self.settings.invert_priority else order
+        """Tasks from the highest score to the lowest: label-first first, or last when the scores
+        run lowest-first (Settings.scores_ascending)."""
+        return order[::-1] if self.settings.scores_ascending else order
 
     @property
     def end_score(self) -> float:
         """The score of a task that has no place in the order (it failed, or is not mined yet):
-        the end of the queue, 0 (1 when inverted: its consumer takes the lowest score first)."""
-        return 1.0 if self.settings.invert_priority else 0.0
+        the end of the queue, 0 (1 when the scores run lowest-first: LABEL_STREAM=uncertainty, the
+        default, or INVERT_PRIORITY; the most common task shares it)."""
+        return 1.0 if self.settings.scores_ascending else 0.0
 
     def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
                  refresh: bool = True, extra_fields: Sequence[str] = ()) -> dict[str, np.ndarray]:
@@ -410,14 +415,25 @@ class Engine:
         once more (the failed write left the project marked dirty, so nothing is doubled).
         """
         with self.coord.project_lock(pid):
+            state = self.store.get_project(pid)
+            first = state is None or state.view_id is None  # the project's first write-back
             order, _ = self.ranking(pid)
             try:
-                return self.write_order(pid, order)
+                report = self.write_order(pid, order)
             except LabelStudioError as exc:
                 if exc.status not in (400, 404) or not self.forget_deleted(pid):
                     raise
-            order, _ = self.ranking(pid)
-            return self.write_order(pid, order)
+                order, _ = self.ranking(pid)
+                report = self.write_order(pid, order)
+            try:
+                # prelabeling turned off, another model chosen, the sampling changed: put it back
+                restored = self.stream.check(pid, first=first)
+            except LabelStudioError as exc:
+                log.warning("project %s: cannot check the labeling stream's settings: %s", pid, exc)
+                restored = {}
+            if restored.get("restored"):
+                report["stream_restored"] = restored["restored"]
+            return report
 
     def write_order(self, pid: int, order: list[int]) -> dict[str, Any]:
         """Make Label Studio's tab follow ``order`` (label-first first) with the fewest writes.
@@ -430,10 +446,10 @@ class Engine:
         state = self.project(pid)
         if not order:
             return {"project": pid, "tasks": 0}
-        if state.view_id is None:
+        tab_checked = state.view_id is None
+        if tab_checked:
             # the tab first, so it is there when the first scores land
-            state.view_id = client.ensure_view(pid, self.settings.view_title, ORDERING)
-            self.store.update_project(pid, view_id=state.view_id)
+            self._ensure_tab(pid, state)
         version = state.live_version
         written = self.store.written(pid, version)
         recovering = state.dirty == version
@@ -486,6 +502,10 @@ class Engine:
         if plan.bump or imports or (recovering and written):
             # a bump switches the whole order at once; the old generation is deleted afterwards
             client.set_model_version(pid, version)
+            if not written and not tab_checked:
+                # the first write of a version (changed settings, perhaps the score direction):
+                # the tab may hold the backend's own ordering of the other direction, or be gone
+                self._ensure_tab(pid, state)
         if plan.bump or imports or patches or recovering:
             # only now: a write (or switch) that failed must be checked and finished by the next try
             self.store.update_project(pid, dirty=None)
@@ -499,6 +519,20 @@ class Engine:
                   "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
+
+    def _ensure_tab(self, pid: int, state: ProjectState) -> None:
+        """The "Long-tail first" tab: ordered to put the label-first task on top, showing the label
+        config's data fields and the score, Label Studio's housekeeping columns hidden (set once:
+        an admin's later choices are kept; see LabelStudioClient.ensure_view)."""
+        client = self.label_studio()
+        view_id = client.ensure_view(
+            pid, self.settings.view_title, stream.tab_ordering(self.settings),
+            hidden_columns=lambda: stream.hidden_columns(client.columns(pid),
+                                                         stream.config_fields(state.label_config)),
+            replace=stream.stale_orderings(self.settings))
+        if view_id != state.view_id:
+            state.view_id = view_id
+            self.store.update_project(pid, view_id=view_id)
 
     def _ended(self, pid: int, order: list[int], written: dict[int, tuple[float, int | None]]) -> dict[int, float]:
         """Failed tasks whose prediction is not yet at the end of the queue -> the end score."""
@@ -641,6 +675,8 @@ class Engine:
                 "pending": max(total - done, 0) if total is not None else None,
                 "indexed": self.index.task_count(self.scope(pid)),
                 "version": self.live_version(pid),
+                "label_stream": self.settings.label_stream,
+                "stream_restored": self.stream.status(pid),
                 "last_failures": [{"task": t, "error": e} for t, e in self.store.failures(pid, 5)]}
 
     # ---------------------------------------------------------------- for the server, jobs and report

@@ -81,6 +81,7 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         todo = set(engine.unknown(pid, [t["id"] for t in tasks], retry_failed=True)) | set(engine.changed(pid, tasks))
         queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in tasks if t["id"] in todo])
         queue.submit_rerank(pid)
+        engine.annotation_cleaner.sweep(pid)  # annotations whose webhook was lost
     elif kind == "rerank":
         report = engine.rerank(pid)
         for version in [report.get("old_version"), *report.get("retired", [])]:

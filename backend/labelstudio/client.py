@@ -5,7 +5,7 @@ predictions (update, delete), Data Manager views (list, create, update). What th
 has no method for, or where its pydantic models cost too much on 10k+ rows, goes through
 the SDK's own HTTP layer (same base URL, auth headers, timeouts and token refresh) and
 returns plain JSON: listing predictions and tasks, deleting a model version, the
-labeling stream (``/next``), presigning and downloading.
+labeling stream (the "Label All Tasks" request), presigning and downloading.
 
 Auth: ``api_key`` is either a legacy token (``Authorization: Token ...``) or a personal
 access token, which is a JWT refresh token. The SDK tells them apart by decoding the
@@ -332,25 +332,97 @@ class LabelStudioClient:
             return 0
 
     # ===================================================================== views
-    def ensure_view(self, project_id: int, title: str, ordering: list[str]) -> int:
-        """The id of the Data Manager tab called ``title``, created once; its ordering is kept at ``ordering``.
+    def ensure_view(self, project_id: int, title: str, ordering: list[str],
+                    hidden_columns: Mapping[str, list[str]] | Callable[[], Mapping[str, list[str]]] | None = None,
+                    replace: Iterable[list[str]] = ()) -> int:
+        """The id of the Data Manager tab called ``title``, created once with ``ordering``.
 
-        Other settings of an existing tab (filters, hidden columns) are left as they are.
+        ``hidden_columns``: the tab's ``hiddenColumns`` (``{"explore": [...], "labeling": [...]}``,
+        column ids such as ``tasks:inner_id`` or ``tasks:data.text``), or a function giving them;
+        set when the tab is created, and on a tab that has none (never edited in the Data
+        Manager, which writes the key as soon as someone shows or hides a column).
+        An existing tab's ordering is changed only when it is empty or one of ``replace`` (an
+        ordering the backend itself set earlier, under another score direction): whatever an
+        admin chose later (another ordering, filters, columns) is left as it is.
         """
         pid = int(project_id)
         views = self._call("GET", "api/dm/views/", lambda: self._sdk.views.list(project=pid))
         mine = sorted((v for v in views if isinstance(v.data, dict) and v.data.get("title") == title),
                       key=lambda v: v.id or 0)
+        hidden = hidden_columns() if callable(hidden_columns) else hidden_columns
         if not mine:
-            data = {"title": title, "ordering": list(ordering)}
+            data: dict[str, Any] = {"title": title, "ordering": list(ordering)}
+            if hidden is not None:
+                data["hiddenColumns"] = {k: list(v) for k, v in hidden.items()}
             view = self._call("POST", "api/dm/views/", lambda: self._sdk.views.create(project=pid, data=data))
             return int(view.id)
         view = mine[0]
-        if list(view.data.get("ordering") or []) != list(ordering):
-            data = {**view.data, "ordering": list(ordering)}
+        current = list(view.data.get("ordering") or [])
+        data = dict(view.data)
+        if current != list(ordering) and (not current or current in [list(r) for r in replace]):
+            data["ordering"] = list(ordering)
+        if hidden is not None and "hiddenColumns" not in view.data:
+            data["hiddenColumns"] = {k: list(v) for k, v in hidden.items()}
+        if data != view.data:
             path = f"api/dm/views/{view.id}/"
             self._call("PATCH", path, lambda: self._sdk.views.update(id=str(view.id), project=pid, data=data))
         return int(view.id)
+
+    def columns(self, project_id: int) -> list[dict]:
+        """The Data Manager's columns of the project (``GET /api/dm/columns``), as plain JSON.
+
+        Each has ``id``, ``parent`` (``"data"`` for task data fields) and ``visibility_defaults``
+        (``{"explore": bool, "labeling": bool}``): what Label Studio's own Default tab shows.
+        """
+        path = "api/dm/columns/"
+        body = self._json("GET", path, self._raw("GET", path, params={"project": int(project_id)}))
+        rows = body.get("columns", []) if isinstance(body, dict) else body
+        return [c for c in rows if isinstance(c, dict)]
+
+    # ============================================================ the label stream
+    def set_sampling(self, project_id: int, sampling: str) -> None:
+        """The project's task sampling: ``"Sequential sampling"``, ``"Uniform sampling"`` or
+        ``"Uncertainty sampling"`` (the community edition accepts all three through the API)."""
+        path = f"api/projects/{int(project_id)}/"
+        self._raw("PATCH", path, json_body={"sampling": str(sampling)})
+
+    def update_annotation_result(self, annotation_id: int, result: list[dict]) -> None:
+        """Replace an annotation's ``result`` (``PATCH /api/annotations/{id}``)."""
+        path = f"api/annotations/{int(annotation_id)}/"
+        self._raw("PATCH", path, json_body={"result": list(result)}, retries=0)
+
+    def annotated_tasks(self, project_id: int) -> list[dict]:
+        """Every task that has an annotation, with its annotations in full (``id``, ``result``).
+
+        One ``GET /api/projects/{id}/export?exportType=JSON`` (finished tasks only): the task
+        listing's ``annotations`` carry only ids.
+        """
+        path = f"api/projects/{int(project_id)}/export"
+        resp = self._raw("GET", path, params={"exportType": "JSON", "download_all_tasks": "false"},
+                         timeout=self.bulk_timeout)
+        rows = self._json("GET", path, resp)
+        return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+    def get_annotation(self, annotation_id: int) -> dict:
+        path = f"api/annotations/{int(annotation_id)}/"
+        return self._json("GET", path, self._raw("GET", path))
+
+    def label_all_tasks(self, project_id: int, tab_id: int) -> dict | None:
+        """The task the Data Manager's "Label All Tasks" button opens for this user, or None.
+
+        Sends exactly what the button sends in its default mode (captured in Chromium,
+        Label Studio 1.23.2): ``POST /api/dm/actions?id=next_task&tabID=T&project=P`` with
+        the body ``{"project": "P"}``. The tab's ordering is not sent: the project's sampling
+        decides. Like every stream request it locks the task for this user.
+        """
+        path = "api/dm/actions/"
+        pid = int(project_id)
+        resp = self._raw("POST", path, params={"id": "next_task", "tabID": int(tab_id), "project": pid},
+                         json_body={"project": str(pid)}, ok=(404,))
+        if resp.status_code == 404:
+            return None
+        body = self._json("POST", path, resp)
+        return body if isinstance(body, dict) and body.get("id") is not None else None
 
     # ================================================================== webhooks
     def list_webhooks(self, project_id: int, timeout: float | None = None) -> list[dict]:
@@ -421,22 +493,6 @@ class LabelStudioClient:
         if include:
             params["include"] = include
         return list(self._task_pages(params, 1000, limit))
-
-    def next_task(self, project_id: int, view_id: int | None = None) -> dict | None:
-        """The task the labeling stream would serve this user next, or None when none is left.
-
-        With ``view_id`` the tab's filters and ordering define the queue (what "Label All
-        Tasks" from that tab does). Note that Label Studio locks the returned task for the
-        calling user (``TASK_LOCK_TTL``, a day by default) and serves it again on the next
-        call until it is annotated: other annotators skip it meanwhile.
-        """
-        path = f"api/projects/{int(project_id)}/next/"
-        body = {"view": int(view_id)} if view_id is not None else None
-        params = {"view": int(view_id)} if view_id is not None else None
-        resp = self._raw("GET", path, params=params, json_body=body, ok=(404,))
-        if resp.status_code == 404:
-            return None
-        return self._json("GET", path, resp)
 
     # ============================================================ files and data
     def download(self, url_or_path: str, max_bytes: int, timeout: float | tuple[float, float], *,

@@ -558,7 +558,7 @@ def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overri
     if dataset is not None and dataset.local_root:
         overrides["local_files_document_root"] = dataset.local_root
     try:
-        settings = Settings.from_env(invert_priority=False, **overrides)
+        settings = Settings.from_env(invert_priority=False, label_stream="tab", **overrides)
     except SettingsError as exc:
         raise UsageError(f"setting: {exc}") from None
     return Engine(settings)

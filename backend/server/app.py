@@ -136,6 +136,7 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
         model = model_class(project_id=pid, label_config=schema or None)
         # /setup comes through the model connection: the moment to give the project's webhook what it needs
         hooks.at_setup(pid, request.headers.get("Host"))
+        engine.stream.check_soon(pid, at_setup=True)  # the stream's sampling and model version
         return jsonify(model_version=model.model_version)
 
     @app.post("/predict")

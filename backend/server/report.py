@@ -577,6 +577,7 @@ def render_page(data: ReportData, nonce: str) -> str:
         f'<div class="sub">model version <code>{_e(data.version)}</code> \u00b7 generated '
         f'{_e(time.strftime("%Y-%m-%d %H:%M:%S %Z"))}</div>',
         _progress_html(p),
+        _stream_html(p),
         "</header><main>",
     ]
     if data.n_tasks == 0:
@@ -594,6 +595,19 @@ def render_page(data: ReportData, nonce: str) -> str:
                  "loads nothing from elsewhere.</p>")
     parts.append(f'</main><script nonce="{_e(nonce)}">{_JS}</script></body></html>')
     return "\n".join(parts)
+
+
+def _stream_html(p: dict[str, Any]) -> str:
+    """How Label Studio serves the queue, and when the backend last had to put its settings back."""
+    mode = p.get("label_stream")
+    if not mode:
+        return ""
+    how = ("\u201cLabel All Tasks\u201d serves the lowest score first (Uncertainty sampling)"
+           if mode == "uncertainty" else "the tab serves the highest score first (Label Tasks As Displayed)")
+    out = f'<div class="sub" id="stream">Labeling stream: {_e(how)}.'
+    if p.get("stream_restored"):
+        out += f' Last put back: {_e(p["stream_restored"])}'
+    return out + "</div>"
 
 
 def _progress_html(p: dict[str, Any]) -> str:

@@ -215,8 +215,11 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     project's write-back: the re-rank finds them gone, forgets them and writes again; a sync
     (Start Training, a settings change) forgets them too."""
     ls = label_studio
+    # LABEL_STREAM=tab: scores run highest-first, so the new label-first task finds no room above
+    # 1.0 and the re-rank is a bump (lowest-first it would slot in below the lowest score)
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
-                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0"}))
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0",
+                                       "LABEL_STREAM": "tab"}))
     pid, ids = create_project(ls, "deleted e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
     engine.mine_tasks(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
     first = engine.rerank(pid)["version"]

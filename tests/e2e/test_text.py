@@ -6,7 +6,6 @@ the backend runs as a real server process; nothing is mocked.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 
 import pytest
@@ -14,35 +13,9 @@ import requests
 
 from backend.labelstudio.client import LabelStudioClient
 from tests.support.backend_server import BackendServer, wait_for
+from tests.support.text_corpus import CONFIG, PLANTED, corpus
 
 pytestmark = pytest.mark.e2e
-
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="label" toName="text"><Choice value="common"/><Choice value="rare"/></Choices>
-  <TextArea name="vlmine" toName="text" editable="false"/>
-</View>"""
-
-SUBJECTS = ["cat", "dog", "car", "bus", "man", "woman", "bicycle", "truck"]
-PLACES = ["street", "park", "road", "sofa", "kitchen", "beach"]
-PLANTED = [
-    "a giraffe wearing a tuxedo",
-    "a hovercraft beside a glacier",
-    "an astronaut holding a trombone",
-    "a flamingo inside a submarine",
-    "a camel riding an escalator",
-]
-
-
-def corpus(n_common: int, seed: int = 7) -> tuple[list[str], set[int]]:
-    rng = random.Random(seed)
-    texts = [f"a {rng.choice(SUBJECTS)} on the {rng.choice(PLACES)}" for _ in range(n_common)]
-    slots = sorted(rng.sample(range(n_common), len(PLANTED)))
-    for offset, (slot, text) in enumerate(zip(slots, PLANTED)):
-        texts.insert(slot + offset, text)
-    planted = {i for i, t in enumerate(texts) if t in PLANTED}
-    return texts, planted
-
 
 def test_text_project_is_prioritised_long_tail_first(label_studio, tmp_path):
     ls = label_studio
@@ -102,8 +75,9 @@ def test_text_project_is_prioritised_long_tail_first(label_studio, tmp_path):
         per_task = Counter(p["task"] for p in client.list_predictions(pid, version))
         assert set(per_task.values()) == {1} and len(per_task) == len(ids)
 
-        # the labeling stream opened from the tab serves a planted task first
-        nxt = client.next_task(pid, view_id)
+        # "Label All Tasks" (the request the button really sends) serves a planted task first
+        assert client.get_project(pid)["sampling"] == "Uncertainty sampling"
+        nxt = client.label_all_tasks(pid, view_id)
         assert nxt is not None and nxt["id"] in planted
 
         # annotators see why: the rare keywords in the TextArea

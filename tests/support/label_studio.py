@@ -168,6 +168,40 @@ class LabelStudioServer:
             self._pat = resp.json()["token"]
         return self._pat
 
+    def add_user(self, email: str) -> str:
+        """Another member of the admin's organization (an annotator); returns its legacy API token.
+
+        The community edition has no API to create a user with a token, so this runs Label
+        Studio's own Django shell on the server's database (SQLite takes the second writer).
+        """
+        venv = ls_venv_path()
+        python = venv / "bin" / "python"
+        found = subprocess.run([str(python), "-c", "import label_studio, os; print(os.path.dirname(label_studio.__file__))"],
+                               capture_output=True, text=True, timeout=120)
+        package = Path(found.stdout.strip())
+        code = (
+            "from users.models import User\n"
+            "from organizations.models import Organization\n"
+            "from rest_framework.authtoken.models import Token\n"
+            f"user = User.objects.create_user(email={email!r}, password={secrets.token_urlsafe(12)!r})\n"
+            "org = Organization.objects.first()\n"
+            "org.add_user(user)\n"
+            "user.active_organization = org\n"
+            "user.save(update_fields=['active_organization'])\n"
+            "print('TOKEN=' + Token.objects.get_or_create(user=user)[0].key)\n"
+        )
+        env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir), "DJANGO_DB": "sqlite",
+               "LABEL_STUDIO_DATABASE_NAME": str(self.data_dir / "ls.sqlite3"), "HOME": str(self.data_dir / "home"),
+               "LABEL_STUDIO_COLLECT_ANALYTICS": "false", "SENTRY_DSN": "", "LABEL_STUDIO_SENTRY_DSN": ""}
+        env.pop("VIRTUAL_ENV", None)
+        env.pop("PYTHONPATH", None)
+        done = subprocess.run([str(python), str(package / "manage.py"), "shell", "-c", code], cwd=str(package),
+                              env=env, capture_output=True, text=True, timeout=300)
+        tokens = [line[6:] for line in done.stdout.splitlines() if line.startswith("TOKEN=")]
+        if done.returncode != 0 or not tokens:
+            raise RuntimeError(f"creating user {email} failed ({done.returncode}):\n{_tail(done.stdout + done.stderr)}")
+        return tokens[0]
+
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the server (its whole process group) and remove a data dir we created."""
         proc = self.process

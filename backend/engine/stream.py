@@ -1,0 +1,300 @@
+"""What annotators meet in Label Studio: the project's own labeling stream, the tab, and
+what a submitted annotation keeps.
+
+Why the project's sampling, not only the tab: Label Studio 1.23.2's "Label All Tasks"
+button (its default "all tasks" mode) sends ``POST /api/dm/actions?id=next_task&tabID=T``
+with the body ``{"project": "P"}`` only, so the tab's ordering never reaches the server and
+the project's *sampling* decides (Sequential: by id). With ``sampling = "Uncertainty
+sampling"`` (accepted through the API by the community edition) the stream
+(``projects/functions/next_task.py``, ``_try_uncertainty_sampling``) keeps the unlabeled
+tasks holding a prediction of ``project.model_version`` and serves the one with the
+LOWEST score that no other annotator has locked. So with LABEL_STREAM=uncertainty the
+backend writes the scores reversed (the label-first task lowest), orders its tab ascending
+to match, and keeps the sampling and ``project.model_version`` where the stream needs them.
+
+Two of Label Studio's own settings break that queue silently, so :class:`StreamGuard`
+checks them at every chance it gets (each re-rank, every webhook, /setup) and puts them
+back, saying once why: turning off "Use predictions to prelabel tasks" sets
+``model_version`` to ``''`` (and choosing another model in Settings sets another one), and
+the sampling may be changed in Settings. Label Studio accepts the model version back while
+prelabeling stays off: the stream is then rare-first and the labeling view shows no
+prediction (annotators start from an empty annotation).
+
+``prediction.cluster`` is left empty on purpose: Uncertainty sampling first orders tasks
+by how many tasks the annotator already labeled in the same cluster, so any cluster would
+put one task of every group ahead of the second task of any group, common groups
+included; and the bulk prediction import (the only write that scales) drops the field.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Mapping
+
+from ..errors import LabelConfigError
+from ..labelstudio.config import LabelConfig
+
+log = logging.getLogger(__name__)
+
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+SCORE_ASCENDING = ["tasks:predictions_score"]
+SCORE_DESCENDING = ["-tasks:predictions_score"]
+SCORE_COLUMN = "predictions_score"
+#: how often /setup (called before every /predict and every model-card view) may look
+SETUP_CHECK_EVERY_S = 30.0
+
+
+def tab_ordering(settings: Any) -> list[str]:
+    """The tab's ordering: the label-first task on top, whichever way the scores run."""
+    return list(SCORE_ASCENDING if settings.scores_ascending else SCORE_DESCENDING)
+
+
+def stale_orderings(settings: Any) -> list[list[str]]:
+    """Orderings the backend itself set under the other score direction (replaced when found)."""
+    return [list(SCORE_DESCENDING if settings.scores_ascending else SCORE_ASCENDING)]
+
+
+def config_fields(label_config: str | None) -> set[str]:
+    """The task data keys the label config's objects show (top-level keys, as Label Studio
+    lists them among the Data Manager's columns)."""
+    if not label_config:
+        return set()
+    try:
+        objects = LabelConfig.parse(label_config).objects.values()
+    except LabelConfigError:
+        return set()
+    return {obj.value_key.split("[", 1)[0].split(".", 1)[0] for obj in objects if obj.value_key}
+
+
+def hidden_columns(columns: list[dict], shown_data: set[str]) -> dict[str, list[str]]:
+    """The tab's ``hiddenColumns``: what Label Studio's Default tab hides, the score shown.
+
+    ``columns``: ``GET /api/dm/columns`` of the project; each carries the
+    ``visibility_defaults`` its Default tab uses. Data fields that no object of the label
+    config shows (``shown_data``) are hidden too, so the task text fits on a screen; when
+    none of the data columns is such a field, every data column stays visible.
+    """
+    data_ids = {c.get("id") for c in columns if c.get("parent") == "data"}
+    keep_data = data_ids & shown_data or data_ids
+    out: dict[str, list[str]] = {"explore": [], "labeling": []}
+    for col in columns:
+        cid = col.get("id")
+        if not isinstance(cid, str) or col.get("children"):
+            continue  # the "data" group itself
+        if col.get("parent") == "data":
+            if cid not in keep_data:
+                out["explore"].append(f"tasks:data.{cid}")
+                out["labeling"].append(f"tasks:data.{cid}")
+            continue
+        if cid == SCORE_COLUMN:
+            continue
+        defaults = col.get("visibility_defaults") or {}
+        for mode in ("explore", "labeling"):
+            if defaults.get(mode) is False:
+                out[mode].append(f"tasks:{cid}")
+    return out
+
+
+class StreamGuard:
+    """Keeps a project's labeling stream rare-first: its model version, its sampling.
+
+    ``check`` compares Label Studio's project with what the stream needs and puts back
+    what differs; each finding is logged once (until it changes), counted
+    (``stream_restored``) and kept for ``/metrics`` and the report page (``status``).
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self._lock = threading.Lock()
+        self._busy: set[int] = set()
+        self._setup_checked: dict[int, float] = {}
+        self._logged: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ decisions
+    def wanted(self, pid: int) -> dict[str, str]:
+        """What the project must say for the stream to be rare-first; empty before the first write."""
+        state = self.engine.store.get_project(pid)
+        if state is None or state.dirty or not state.live_version:
+            return {}  # nothing written yet, or a write under way (it sets the version itself)
+        want: dict[str, str] = {}
+        if self.engine.store.written(pid, state.live_version):
+            want["model_version"] = state.live_version
+        if want and self.settings.label_stream == "uncertainty":
+            want["sampling"] = UNCERTAINTY_SAMPLING
+        return want
+
+    def differs(self, pid: int, project: Mapping[str, Any] | None) -> bool:
+        """Whether a project as Label Studio sent it (a webhook's ``project``) needs a check."""
+        if not isinstance(project, Mapping):
+            return False
+        want = self.wanted(pid)
+        return any(key in project and project.get(key) != value for key, value in want.items())
+
+    # ------------------------------------------------------------------ checks
+    def check(self, pid: int, first: bool = False) -> dict[str, Any]:
+        """Read the project from Label Studio and put back what the stream needs (project lock held
+        by the caller: a re-rank switching versions must not race with this).
+
+        ``first``: the project's first write-back, where setting the sampling is the set-up
+        itself (logged at INFO), not a repair.
+        """
+        want = self.wanted(pid)
+        if not want:
+            return {}
+        client = self.engine.label_studio()
+        project = client.get_project(pid)
+        found = {key: project.get(key) for key in want}
+        wrong = {key: found[key] for key, value in want.items() if found[key] != value}
+        if not wrong:
+            self._logged.pop(pid, None)
+            return {}
+        why = self._why(wrong)
+        if "model_version" in wrong:
+            client.set_model_version(pid, want["model_version"])
+        if "sampling" in wrong:
+            client.set_sampling(pid, want["sampling"])
+        if first and list(wrong) == ["sampling"]:
+            log.info("project %s: set the task sampling to %r (was %r) so that Label Studio's own stream "
+                     "(\"Label All Tasks\") serves the long tail first (LABEL_STREAM=uncertainty)",
+                     pid, want["sampling"], wrong["sampling"])
+            return {"set": ["sampling"]}
+        message = (f"project {pid}: {why}; put back " + ", ".join(f"{k} = {want[k]!r}" for k in wrong)
+                   + " so that the labeling stream serves the long tail first")
+        if self._logged.get(pid) != why:
+            log.warning("%s", message)
+            self._logged[pid] = why
+        self.engine.coord.incr("stream_restored")
+        self.engine.coord.set_error(f"stream:{pid}", time.strftime("%Y-%m-%d %H:%M:%S UTC ", time.gmtime())
+                                    + message)
+        return {"restored": sorted(wrong), "why": why}
+
+    def _why(self, wrong: Mapping[str, Any]) -> str:
+        parts = []
+        if "model_version" in wrong:
+            found = wrong["model_version"]
+            if not found:
+                parts.append("project.model_version was empty (\"Use predictions to prelabel tasks\" turned "
+                             "off in Settings > Annotation sets it so)")
+            else:
+                parts.append(f"project.model_version was {found!r} (another model or version chosen in Settings)")
+        if "sampling" in wrong:
+            parts.append(f"the task sampling was {wrong['sampling']!r} (LABEL_STREAM=uncertainty keeps it at "
+                         f"{UNCERTAINTY_SAMPLING!r}; LABEL_STREAM=tab leaves it to the admin)")
+        return "; ".join(parts)
+
+    def check_soon(self, pid: int, at_setup: bool = False) -> None:
+        """Run :meth:`check` in a thread under the project lock (webhooks and /setup answer at once).
+
+        ``at_setup``: Label Studio calls /setup before every /predict and whenever the model
+        card is shown, so from there a project is looked at once per SETUP_CHECK_EVERY_S.
+        """
+        now = time.monotonic()
+        with self._lock:
+            if pid in self._busy:
+                return
+            if at_setup:
+                last = self._setup_checked.get(pid)
+                if last is not None and now - last < SETUP_CHECK_EVERY_S:
+                    return
+                self._setup_checked[pid] = now
+            self._busy.add(pid)
+        threading.Thread(target=self._run, args=(pid,), name=f"vlmine-stream-{pid}", daemon=True).start()
+
+    def _run(self, pid: int) -> None:
+        try:
+            if self.engine.label_studio_or_none() is None or not self.wanted(pid):
+                return
+            with self.engine.coord.project_lock(pid):
+                self.check(pid)
+        except Exception as exc:  # never fails a request: the next chance tries again
+            log.warning("project %s: cannot check the labeling stream's settings in Label Studio: %s", pid, exc)
+        finally:
+            with self._lock:
+                self._busy.discard(pid)
+
+    def status(self, pid: int) -> str | None:
+        """The last time the stream's settings were put back, and why (for /metrics, the report)."""
+        return self.engine.coord.errors().get(f"stream:{pid}")
+
+
+# ---------------------------------------------------------------------- annotations
+def without_explanation(result: Any, textarea: str) -> list[dict] | None:
+    """An annotation's result without the backend's TextArea, or None when it holds none."""
+    if not isinstance(result, list):
+        return None
+    kept = [r for r in result if not (isinstance(r, dict) and r.get("from_name") == textarea)]
+    return kept if len(kept) != len(result) else None
+
+
+class ExplanationRemover:
+    """Takes the backend's explanation out of submitted annotations (unless KEEP_EXPLANATIONS).
+
+    With "Use predictions to prelabel tasks" on, Label Studio copies the prediction (the
+    TextArea text naming the rarest keywords) into the annotator's annotation and submits
+    it with ``origin: "prediction"``: every export would carry the backend's text as if an
+    annotator had written it. TextArea's ``editable="false"`` does not stop that, so the
+    backend removes its own TextArea's result from each annotation it hears of
+    (ANNOTATION_CREATED / ANNOTATION_UPDATED), in a thread, as the webhook must be answered
+    at once.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+
+    def enabled(self) -> bool:
+        return not self.settings.keep_explanations
+
+    def wanted(self, annotation: Any) -> list[dict] | None:
+        if not self.enabled() or not isinstance(annotation, Mapping):
+            return None
+        return without_explanation(annotation.get("result"), self.settings.textarea_name)
+
+    def submit(self, annotation: Mapping[str, Any]) -> bool:
+        """Queue the clean-up of one annotation (from a webhook); whether one was needed."""
+        kept = self.wanted(annotation)
+        aid = annotation.get("id") if isinstance(annotation, Mapping) else None
+        if kept is None or not isinstance(aid, int) or isinstance(aid, bool):
+            return False
+        threading.Thread(target=self._run, args=(aid,), name=f"vlmine-annotation-{aid}", daemon=True).start()
+        return True
+
+    def sweep(self, pid: int) -> int:
+        """Clean every annotation of the project that still holds the explanation: the ones whose
+        webhook was lost while the backend was down. Reads the annotated tasks in one export
+        request (the task listing carries annotation ids only); runs in the caller's thread (a
+        sync job); returns how many were cleaned."""
+        if not self.enabled():
+            return 0
+        try:
+            if not self.engine.config(self.engine.project(pid)).textarea(self.settings.textarea_name):
+                return 0
+            annotated = self.engine.label_studio().annotated_tasks(pid)
+        except Exception as exc:  # the sync's own work must not fail for this
+            log.warning("project %s: cannot read the annotations to take the backend's explanation out: %s",
+                        pid, exc)
+            return 0
+        done = 0
+        for task in annotated:
+            for annotation in task.get("annotations") or []:
+                if self.wanted(annotation) is not None and isinstance(annotation.get("id"), int):
+                    done += self._run(annotation["id"])
+        return done
+
+    def _run(self, aid: int) -> int:
+        try:
+            client = self.engine.label_studio()
+            # read it again: the annotator may have updated it since the webhook was sent
+            kept = without_explanation(client.get_annotation(aid).get("result"), self.settings.textarea_name)
+            if kept is not None:
+                client.update_annotation_result(aid, kept)
+                self.engine.coord.incr("explanations_removed")
+                log.info("annotation %s: removed the backend's %r text (KEEP_EXPLANATIONS=false)", aid,
+                         self.settings.textarea_name)
+                return 1
+        except Exception as exc:
+            log.warning("annotation %s: cannot remove the backend's explanation from it: %s", aid, exc)
+        return 0
