@@ -41,7 +41,7 @@ def server_ranking(tmp_path, rows: list[dict], env: dict[str, str]) -> tuple[lis
     settings = Settings.from_env({**env, "LABEL_STREAM": "tab"}, model_dir=str(tmp_path / "server"))
     engine = Engine(settings)
     queue = EmbeddedQueue(engine, engine.store)
-    client = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
+    client = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
     tasks = [{"id": r["id"], "data": {k: v for k, v in r.items() if k != "id"}} for r in rows]
     resp = client.post("/webhook", json={"action": "TASKS_CREATED", "tasks": tasks,
                                          "project": {"id": 3, "label_config": TEXT_CONFIG}})

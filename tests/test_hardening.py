@@ -230,7 +230,7 @@ bodies = st.one_of(
 def fuzz_client(tmp_path_factory):
     settings = Settings.from_env({}, model_dir=str(tmp_path_factory.mktemp("fuzz")))
     engine = Engine(settings)
-    return create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
+    return create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

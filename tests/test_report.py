@@ -85,7 +85,7 @@ def make_app(tmp_path: Path, **overrides):
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0, **overrides)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    app = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=queue, start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False)
     return app.test_client(), engine
 
 

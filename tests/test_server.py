@@ -28,7 +28,7 @@ def backend(tmp_path):
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    app = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=queue, start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False)
     return app.test_client(), engine, queue
 
 
@@ -183,7 +183,7 @@ def test_malformed_requests_get_a_4xx_with_a_message(backend, route, body, statu
 def test_basic_auth_guards_every_route(tmp_path):
     settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass"},
                                  model_dir=str(tmp_path))
-    app = create_app(settings, VLMineModel, VLMineModel, start_workers=False)
+    app = create_app(settings, VLMineModel, start_workers=False)
     client = app.test_client()
     assert client.get("/health").status_code == 401
     bad = base64.b64encode(b"ls:wrong").decode()
@@ -262,7 +262,7 @@ def test_the_largest_64_bit_ids_still_work(backend):
 def test_malformed_predictions_get_a_400(tmp_path, source, predictions):
     settings = Settings.from_env({"UNCERTAINTY_SOURCE": source}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
-    client = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
+    client = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False).test_client()
     tasks = text_tasks(["a cat on a sofa", "a walrus on a sofa"])
     tasks[1]["predictions"] = predictions
     resp = client.post("/predict", json={"tasks": tasks, "project": "3.1", "label_config": TEXT_CONFIG})
@@ -281,7 +281,7 @@ def auth_app(tmp_path, **env):
     settings = Settings.from_env({"BASIC_AUTH_USER": "ls", "BASIC_AUTH_PASS": "s3cret-pass", **env},
                                  model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
-    app = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
     return app.test_client(), engine
 
 

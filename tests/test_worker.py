@@ -41,7 +41,7 @@ def test_duplicate_webhooks_through_rq_never_double_count(rq_env, tmp_path):
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "4", "RERANK_DELAY": "0"}
     settings = Settings.from_env(env)
     engine = Engine(settings)
-    app = create_app(settings, VLMineModel, VLMineModel, engine=engine)
+    app = create_app(settings, VLMineModel, engine=engine)
     client = app.test_client()
     tasks = [{"id": i, "data": {"text": t}} for i, t in
              enumerate(["a red bus", "a horse", "a red bus on a road", "a kite", "a horse and a man"], start=1)]
@@ -116,7 +116,7 @@ def test_health_reports_redis_down_and_recovers(tmp_path):
         env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "2"}
         settings = Settings.from_env(env)
         engine = Engine(settings)
-        http = create_app(settings, VLMineModel, VLMineModel, engine=engine).test_client()
+        http = create_app(settings, VLMineModel, engine=engine).test_client()
         assert http.get("/health").status_code == 200
         log = tmp_path / "worker.log"
         worker = start_worker(env, log, "--queues", "mine")
@@ -218,7 +218,7 @@ def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path)
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "60"}
     settings = Settings.from_env(env)
     engine = Engine(settings)
-    client = create_app(settings, VLMineModel, VLMineModel, engine=engine).test_client()
+    client = create_app(settings, VLMineModel, engine=engine).test_client()
     texts = ["a cat on a sofa"] * 5 + ["a walrus playing a harp"] + ["a cat on a sofa"] * 2
     tasks = [{"id": i, "data": {"text": t}} for i, t in enumerate(texts, start=1)]
     log = tmp_path / "worker.log"
@@ -238,7 +238,7 @@ def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(rq_e
     url, _ = rq_env
     settings = Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "1"})
     engine = Engine(settings)
-    client = create_app(settings, VLMineModel, VLMineModel, engine=engine).test_client()
+    client = create_app(settings, VLMineModel, engine=engine).test_client()
     tasks = [{"id": i, "data": {"text": "a kite"}} for i in (1, 2)]
     started = time.monotonic()
     resp = client.post("/predict", json={"tasks": tasks, "project": 7, "label_config": TEXT_CONFIG})

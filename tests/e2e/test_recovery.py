@@ -219,7 +219,7 @@ def test_a_label_config_mining_another_field_is_noticed_whichever_request_brings
     settings = Settings.from_env({}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
     queue = EmbeddedQueue(engine)
-    client = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
+    client = create_app(settings, VLMineModel, engine=engine, queue=queue, start_workers=False).test_client()
     tasks = [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}},
              {"id": 2, "data": {"text": "a dog", "caption": "a seal"}}]
     resp = client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 6, "label_config": TEXT_CONFIG},

@@ -56,7 +56,7 @@ def make_client(tmp_path, **overrides):
     overrides.setdefault("image_allow_private_networks", True)  # the image server is on loopback
     settings = Settings.from_env({}, model_dir=str(tmp_path / "model"), **overrides)
     engine = Engine(settings)
-    app = create_app(settings, VLMineModel, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
+    app = create_app(settings, VLMineModel, engine=engine, queue=EmbeddedQueue(engine), start_workers=False)
     return app.test_client(), engine
 
 
