@@ -11,7 +11,9 @@ from backend.objects import (
     BoxError,
     ObjectSource,
     crop_rect,
+    highlight_region,
     most_confident,
+    objects_digest,
     objects_from_results,
     objects_of_task,
     polygon_box,
@@ -176,3 +178,24 @@ def test_source_reads_another_models_newest_prediction_never_our_own():
     assert objects_of_task({"predictions": []}) == ([], [])
     with pytest.raises(ValueError):
         ObjectSource(kind="boxes")
+
+
+def test_digest_changes_with_the_boxes_not_with_key_order_or_other_results():
+    task = {"predictions": [{"id": 1, "model_version": "yolo", "score": 0.5,
+                             "result": [rect(10, 10, 20, 20, score=0.9)]}]}
+    same = {"predictions": [{"id": 1, "model_version": "yolo", "score": 0.5,
+                             "result": [dict(reversed(list(rect(10, 10, 20, 20, score=0.9).items()))),
+                                        {"type": "textarea", "value": {"text": ["a note"]}}]}]}
+    moved = {"predictions": [{"id": 1, "model_version": "yolo", "score": 0.5,
+                              "result": [rect(11, 10, 20, 20, score=0.9)]}]}
+    assert objects_digest(task) == objects_digest(same) != objects_digest(moved)
+    assert objects_digest({"predictions": []}) == ""
+
+
+def test_highlight_region_round_trips_through_the_parser():
+    objects, _ = objects_from_results([rect(12.5, 40, 20, 10, labels=("trailer",), score=0.4, rid="t")])
+    region = highlight_region(objects[0], "label", "image", "rare: horse trailer (1 of 400 objects)")
+    assert region["meta"] == {"text": ["rare: horse trailer (1 of 400 objects)"]}
+    assert region["value"]["rectanglelabels"] == ["trailer"]
+    again, failures = objects_from_results([region])
+    assert failures == [] and again[0].box == objects[0].box and again[0].label == "trailer"

@@ -46,13 +46,22 @@ from .novelty import (
     task_uncertainty,
     tasks_uncertainty,
 )
-from .regions import DetectedObject, ObjectFailure, ObjectSource, objects_from_results, objects_of_task, select_results
+from .regions import (
+    DetectedObject,
+    ObjectFailure,
+    ObjectSource,
+    highlight_region,
+    objects_digest,
+    objects_from_results,
+    objects_of_task,
+    select_results,
+)
 
 __all__ = [
     "Box", "BoxError", "Crop", "CropCache", "CropRules", "DEFAULT_OBJECT_POOLING", "DescribedCrop",
     "DetectedObject", "MAX_OBJECTS", "MemoryCropCache", "OBJECT_POOLINGS", "OBJECT_SLOTS", "ObjectFailure",
     "ObjectNovelty", "ObjectSource", "PixelBox", "SCENE_SLOT", "TaskObjectKeywords", "crop_cache_key",
-    "crop_rect", "cut_crops", "describe_crops", "forget_tasks", "index_objects", "most_confident",
-    "object_doc_id", "object_novelty", "object_scope", "objects_from_results", "objects_of_task",
+    "crop_rect", "cut_crops", "describe_crops", "forget_tasks", "highlight_region", "index_objects", "most_confident",
+    "object_doc_id", "object_novelty", "object_scope", "objects_digest", "objects_from_results", "objects_of_task",
     "polygon_box", "rect_box", "select_results", "split_doc_ids", "task_uncertainty", "tasks_uncertainty",
 ]

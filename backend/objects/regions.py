@@ -14,6 +14,8 @@ backend's own rankings are never mistaken for detections.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -24,6 +26,8 @@ __all__ = [
     "DetectedObject",
     "ObjectFailure",
     "ObjectSource",
+    "highlight_region",
+    "objects_digest",
     "objects_from_results",
     "objects_of_task",
     "select_results",
@@ -207,3 +211,38 @@ def objects_of_task(task: Mapping[str, Any], source: ObjectSource = ObjectSource
         return [], []
     return objects_from_results(results, default_score=score, to_name=to_name)
 
+
+
+def objects_digest(task: Mapping[str, Any], source: ObjectSource = ObjectSource()) -> str:
+    """A digest of the boxes ``source`` reads from ``task``: when it differs from the one
+    the task was mined with (its predictions changed, Start Training re-read them), the
+    task's objects are mined again. Label, box, score and region id count; the order of
+    keys does not. "" when the task has no such entry."""
+    results, score, _ = select_results(task, source)
+    if results is None:
+        return ""
+    boxes = [r for r in results if isinstance(r, Mapping)
+             and str(r.get("type", "")).lower() in RECTANGLE_TYPES.keys() | POLYGON_TYPES.keys()]
+    blob = json.dumps([score, boxes], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def highlight_region(obj: DetectedObject, from_name: str, to_name: str, reason: str,
+                     region_id: str | None = None) -> dict[str, Any]:
+    """A ``rectanglelabels`` result that shows ``obj`` (a polygon by its bounding box) in
+    Label Studio with the detector's label, and ``reason`` (why it is rare) as the
+    region's meta text, which the annotator reads in the region's details. ``from_name``
+    must be a RectangleLabels tag of the config whose labels include ``obj.label``."""
+    box = obj.box
+    result: dict[str, Any] = {
+        "from_name": from_name, "to_name": to_name, "type": "rectanglelabels",
+        "value": {"x": box.left * 100, "y": box.top * 100, "width": box.width * 100,
+                  "height": box.height * 100, "rotation": 0,
+                  "rectanglelabels": [obj.label] if obj.label else []},
+        "meta": {"text": [reason]},
+    }
+    if region_id:
+        result["id"] = region_id
+    if obj.original_size:
+        result["original_width"], result["original_height"] = obj.original_size
+    return result
