@@ -25,7 +25,7 @@ from backend.objects import (
     tasks_uncertainty,
 )
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 IMAGE_SCOPE = "p7:abc123"
 
 
