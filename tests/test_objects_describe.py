@@ -9,11 +9,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from backend.objects import (
+    Box,
     CropRules,
     MemoryCropCache,
     PixelBox,
     crop_cache_key,
+    crop_keys,
     cut_crops,
+    mined_objects,
     describe_crops,
     objects_from_results,
 )
@@ -98,17 +101,34 @@ def test_a_crop_the_endpoint_refuses_fails_only_its_object():
     assert all(d.description == DESCRIPTIONS["blue"] for d in out if d.ok)
 
 
-def test_cache_key_follows_image_box_model_and_prompts():
-    base = crop_cache_key("h", (800, 400), PixelBox(1, 2, 30, 40), "m", ["p"])
-    assert base == crop_cache_key("h", (800, 400), PixelBox(1, 2, 30, 40), "m", ["p"])
+def test_cache_key_follows_image_box_margin_model_and_prompts():
+    box = Box(0.1, 0.2, 0.3, 0.4)
+    base = crop_cache_key("h", box, 0.15, "m", ["p"])
+    assert base == crop_cache_key("h", Box(0.1 + 1e-9, 0.2, 0.3, 0.4), 0.15, "m", ["p"])  # float noise
     variants = [
-        crop_cache_key("h2", (800, 400), PixelBox(1, 2, 30, 40), "m", ["p"]),
-        crop_cache_key("h", (400, 200), PixelBox(1, 2, 30, 40), "m", ["p"]),
-        crop_cache_key("h", (800, 400), PixelBox(1, 2, 31, 40), "m", ["p"]),
-        crop_cache_key("h", (800, 400), PixelBox(1, 2, 30, 40), "m2", ["p"]),
-        crop_cache_key("h", (800, 400), PixelBox(1, 2, 30, 40), "m", ["p", "keyword prompt"]),
+        crop_cache_key("h2", box, 0.15, "m", ["p"]),
+        crop_cache_key("h", Box(0.1, 0.2, 0.31, 0.4), 0.15, "m", ["p"]),
+        crop_cache_key("h", box, 0.2, "m", ["p"]),
+        crop_cache_key("h", box, 0.15, "m2", ["p"]),
+        crop_cache_key("h", box, 0.15, "m", ["p", "keyword prompt"]),
     ]
     assert len({base, *variants}) == 6
+
+
+def test_crop_keys_are_known_before_decoding_and_match_the_described_crops():
+    rules = CropRules(margin=0.1, min_side=16)
+    objects, _ = objects_from_results(REGIONS)
+    digest = hashlib.sha256(scene(True).tobytes()).hexdigest()
+    keys = crop_keys(digest, objects, rules, "endpoint:fake-vlm", [DEFAULT_OBJECT_PROMPT])
+    assert [o.region_id for o in mined_objects(objects, rules)] == ["speck", "car", "trailer"]
+    crops, _ = task_crops(1, rare=True, rules=rules)
+    cache = MemoryCropCache()
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as server:
+        describer = OpenAIDescriber(server.base_url, "fake-vlm", max_retries=0)
+        out = describe_crops(describer, crops, DEFAULT_OBJECT_PROMPT, keywords=str.split, cache=cache)
+        describer.close()
+    assert [d.cache_key for d in out] == [keys[c.slot] for c in crops]
+    assert set(cache.items) == {keys[1], keys[2]}  # the refused speck (slot 0) was never described
 
 
 @pytest.fixture(scope="module")

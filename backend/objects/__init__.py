@@ -24,7 +24,9 @@ from .crops import (
     DescribedCrop,
     MemoryCropCache,
     crop_cache_key,
+    crop_keys,
     cut_crops,
+    mined_objects,
     describe_crops,
 )
 from .geometry import Box, BoxError, PixelBox, crop_rect, most_confident, polygon_box, rect_box
@@ -58,7 +60,7 @@ from .regions import (
 )
 
 __all__ = [
-    "Box", "BoxError", "Crop", "CropCache", "CropRules", "DEFAULT_OBJECT_POOLING", "DescribedCrop",
+    "Box", "BoxError", "crop_keys", "mined_objects", "Crop", "CropCache", "CropRules", "DEFAULT_OBJECT_POOLING", "DescribedCrop",
     "DetectedObject", "MAX_OBJECTS", "MemoryCropCache", "OBJECT_POOLINGS", "OBJECT_SLOTS", "ObjectFailure",
     "ObjectNovelty", "ObjectSource", "PixelBox", "SCENE_SLOT", "TaskObjectKeywords", "crop_cache_key",
     "crop_rect", "cut_crops", "describe_crops", "forget_tasks", "highlight_region", "index_objects", "most_confident",

@@ -7,9 +7,12 @@ across all its tasks: a local model then runs them ``batch_size`` at a time back
 back, an endpoint keeps ``concurrency`` requests in flight. One prompt serves every
 crop (the detector's label is not in it), which is what lets them share that call.
 
-A description is cached under (image content hash, decoded size, crop pixels, model,
-prompts): the same object in the same image is never described twice, and a new
-prompt, model or crop rule describes it again.
+A description is cached under (image content hash, the object's box, the margin,
+model, prompts): the same object in the same image is never described twice, and a new
+prompt, model or margin describes it again. Every part of the key is known before the
+image is decoded (:func:`crop_keys`), so a re-mined task whose crops are all cached is
+never decoded at all; what else shapes the pixels (the decode scale) goes in with the
+caller's ``context`` strings.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from ..vlm.base import Describer, DescriberError
-from .geometry import BoxError, PixelBox, crop_rect, most_confident
+from .geometry import Box, BoxError, PixelBox, crop_rect, most_confident
 from .regions import DetectedObject, ObjectFailure
 
 if TYPE_CHECKING:
@@ -33,7 +36,9 @@ __all__ = [
     "DescribedCrop",
     "MemoryCropCache",
     "crop_cache_key",
+    "crop_keys",
     "cut_crops",
+    "mined_objects",
     "describe_crops",
 ]
 
@@ -73,12 +78,24 @@ class Crop:
     slot: int
     object: DetectedObject
     rect: PixelBox
-    image_size: tuple[int, int]
+    margin: float
     image_hash: str
     image: Any  # PIL.Image.Image
 
     def key(self, model: str, prompts: Sequence[str]) -> str:
-        return crop_cache_key(self.image_hash, self.image_size, self.rect, model, prompts)
+        return crop_cache_key(self.image_hash, self.object.box, self.margin, model, prompts)
+
+
+def mined_objects(objects: Sequence[DetectedObject], rules: CropRules = CropRules()) -> list[DetectedObject]:
+    """The objects that get slots, in slot order: the ``rules.max_objects`` most confident."""
+    return most_confident(objects, rules.max_objects, lambda o: o.score)
+
+
+def crop_keys(image_hash: str, objects: Sequence[DetectedObject], rules: CropRules, model: str,
+              prompts: Sequence[str]) -> list[str]:
+    """The cache key of each slot's crop, computed without the image: look them up first
+    and decode the image only when one is missing."""
+    return [crop_cache_key(image_hash, o.box, rules.margin, model, prompts) for o in mined_objects(objects, rules)]
 
 
 def cut_crops(task_id: int, image: "Image", image_hash: str, objects: Sequence[DetectedObject],
@@ -88,7 +105,7 @@ def cut_crops(task_id: int, image: "Image", image_hash: str, objects: Sequence[D
     The ``rules.max_objects`` most confident objects get slots 0, 1, ...; one refused
     (too small, no pixel) fails alone with its reason and keeps its slot empty.
     """
-    chosen = most_confident(objects, rules.max_objects, lambda o: o.score)
+    chosen = mined_objects(objects, rules)
     size = (int(image.width), int(image.height))
     crops: list[Crop] = []
     failures: list[ObjectFailure] = []
@@ -102,15 +119,16 @@ def cut_crops(task_id: int, image: "Image", image_hash: str, objects: Sequence[D
         except Exception as exc:  # a truncated or odd image: this object only
             failures.append(ObjectFailure(obj.region_id, f"object {slot}: cannot crop: {type(exc).__name__}: {exc}"))
             continue
-        crops.append(Crop(task_id, slot, obj, rect, size, image_hash, piece))
+        crops.append(Crop(task_id, slot, obj, rect, rules.margin, image_hash, piece))
     return crops, failures
 
 
-def crop_cache_key(image_hash: str, image_size: tuple[int, int], rect: PixelBox, model: str,
-                   prompts: Sequence[str]) -> str:
-    """sha256 of what decides a crop's description. The decoded size is in it because
-    the same pixel numbers mean another region at another decode scale."""
-    blob = json.dumps(["object", image_hash, list(image_size), list(rect.as_tuple()), model, list(prompts)])
+def crop_cache_key(image_hash: str, box: Box, margin: float, model: str, prompts: Sequence[str]) -> str:
+    """sha256 of what decides a crop's description: the image's content, the object's box
+    (fractions, rounded to 1e-6: a float printed back and forth must not miss), the margin,
+    the model and the prompts (with any context string the caller adds)."""
+    where = [round(v, 6) for v in (box.left, box.top, box.right, box.bottom)]
+    blob = json.dumps(["object", image_hash, where, round(float(margin), 6), model, list(prompts)])
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -154,16 +172,17 @@ class DescribedCrop:
 
 def describe_crops(describer: Describer, crops: Sequence[Crop], prompt: str,
                    keywords: Callable[[str], list[str]] | None = None,
-                   cache: CropCache | None = None, extra_prompts: Sequence[str] = ()) -> list[DescribedCrop]:
+                   cache: CropCache | None = None, context: Sequence[str] = ()) -> list[DescribedCrop]:
     """Describe ``crops`` (any number of tasks) in one ``describe_each`` call, in order.
 
     Cached crops are not sent. ``keywords`` (the keyword mode's rule for one
     description, e.g. ``normaliser.from_text``) gives each fresh description its
     keywords, and the pair is cached; without it (the LLM keyword mode, a second pass
-    the caller runs) nothing is cached here. ``extra_prompts`` (that keyword prompt)
-    join the cache key. A crop the describer fails gets its error; the others go on.
+    the caller runs) nothing is cached here. ``context`` (the keyword prompt, the
+    pipeline's description fingerprint: decode scale, keyword rules) joins the cache key.
+    A crop the describer fails gets its error; the others go on.
     """
-    prompts = [prompt, *extra_prompts]
+    prompts = [prompt, *context]
     out = [DescribedCrop(crop, crop.key(describer.name, prompts)) for crop in crops]
     hits = cache.cache_get({d.cache_key for d in out}) if cache is not None and out else {}
     fresh: list[DescribedCrop] = []
