@@ -155,3 +155,11 @@ def test_local_model_describes_a_jobs_crops_in_as_few_batches_as_the_batch_size_
     # a crop described in a batch reads as the same crop described alone (left padding)
     alone = describe_crops(describer, crops[-1:], DEFAULT_OBJECT_PROMPT)
     assert alone[0].description == out[-1].description
+
+
+def test_a_model_that_will_not_load_fails_every_crop_with_its_reason(tmp_path):
+    crops, _ = task_crops(1, rare=True)
+    missing = TransformersDescriber(str(tmp_path / "no-model-here"), device="cpu")
+    out = describe_crops(missing, crops, DEFAULT_OBJECT_PROMPT, cache=MemoryCropCache())
+    assert len(out) == 2 and not any(d.ok for d in out)
+    assert all(d.error.startswith("vlm: cannot load model") for d in out)
