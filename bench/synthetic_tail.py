@@ -13,7 +13,9 @@ Uncertainty is only partly aligned with the tail: N(0, 1), plus ``shift`` for ta
 
 Methods at a budget of ``budget`` x N tasks: random, uncertainty only, novelty alone
 with each pooling (gmean = geometric mean of df, mean, min), and Pareto (novelty +
-uncertainty, whole fronts, Borda tie-break) with each pooling. Reported per noise level, averaged over seeds:
+uncertainty, whole fronts, Borda tie-break) with each pooling, and ``product_default``:
+the order ``mining.mine`` gives with the default Settings (pooling, transform and the
+head re-order, HEAD_DIVERSITY), as the server and ``python -m backend mine`` rank. Reported per noise level, averaged over seeds:
 tail recall (share of planted-concept tasks selected) and concept recall (share of
 planted concepts with at least one task selected: what "meet the long tail" means).
 
@@ -32,8 +34,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from backend.mining import IndexArrays, novelty, select  # noqa: E402
+from backend.mining import IndexArrays, mine, novelty, select  # noqa: E402
 from backend.mining.novelty import POOLINGS  # noqa: E402
+from backend.settings import Settings  # noqa: E402
 
 NOTE = "synthetic keyword sets: checks the ranking mathematics, not a VLM"
 
@@ -90,6 +93,18 @@ def top(values: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((np.arange(values.size), -values))[:k]
 
 
+def product_order(arrays: IndexArrays, uncertainty: np.ndarray) -> np.ndarray:
+    """Row indices in the order the product ranks them with its default settings: the same
+    ``mine`` call as the server (Engine.ranking) and ``python -m backend mine``, with
+    Settings' defaults for pooling, transform, head diversity and score direction. Unlike
+    the ``pareto_*`` rows (``select`` on [novelty, uncertainty]) it includes the head
+    re-order."""
+    s = Settings()
+    result = mine(arrays, {"uncertainty": uncertainty}, pooling=s.pooling, transform=s.novelty_transform,
+                  invert=s.scores_ascending, head_diversity=s.head_diversity)
+    return result.order
+
+
 def evaluate(args: argparse.Namespace, noise: float, seed: int) -> dict[str, tuple[float, float]]:
     rng = np.random.default_rng(seed)
     arrays, concept = make_corpus(args, noise, rng)
@@ -104,6 +119,7 @@ def evaluate(args: argparse.Namespace, noise: float, seed: int) -> dict[str, tup
         nov = novelty(arrays, pooling=pooling)
         picks[f"novelty_{pooling}"] = top(nov, budget)
         picks[f"pareto_{pooling}"] = select(np.column_stack([nov, uncertainty]), budget)
+    picks["product_default"] = product_order(arrays, uncertainty)[:budget]
     n_concepts = len(set(concept[tail].tolist()))
     out = {}
     for name, chosen in picks.items():

@@ -24,7 +24,7 @@ FLOORS = [
     {"pipeline"},
     {"labelstudio"},
     {"settings", "netguard"},
-    {"mining", "vlm", "state", "logs"},
+    {"mining", "objects", "vlm", "state", "logs"},
     {"errors", "ids", "versions"},
 ]
 FLOOR = {unit: n for n, units in enumerate(FLOORS) for unit in units}

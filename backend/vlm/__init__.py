@@ -11,6 +11,8 @@ from .prompts import (
     DEFAULT_DESCRIBE_PROMPT,
     DEFAULT_DIRECT_PROMPT,
     DEFAULT_KEYWORD_PROMPT,
+    DEFAULT_OBJECT_DIRECT_PROMPT,
+    DEFAULT_OBJECT_PROMPT,
     render_keyword_prompt,
 )
 from .transformers_vlm import TransformersDescriber, get_transformers_describer
@@ -19,6 +21,8 @@ __all__ = [
     "DEFAULT_DESCRIBE_PROMPT",
     "DEFAULT_DIRECT_PROMPT",
     "DEFAULT_KEYWORD_PROMPT",
+    "DEFAULT_OBJECT_DIRECT_PROMPT",
+    "DEFAULT_OBJECT_PROMPT",
     "Describer",
     "DescriberError",
     "OpenAIDescriber",

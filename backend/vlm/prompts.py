@@ -43,3 +43,19 @@ def render_keyword_prompt(description: str, template: str = DEFAULT_KEYWORD_PROM
     if DESCRIPTION_PLACEHOLDER in template:
         return template.replace(DESCRIPTION_PLACEHOLDER, description)
     return f"{template}\n\n{description}"
+
+# Object mining (backend/objects): the image is a crop around one detected object. The
+# detector's label is left out on purpose: one prompt for every crop keeps a job's crops
+# in one batched call, and the VLM names what it sees rather than echoing the detector.
+DEFAULT_OBJECT_PROMPT = (
+    "This image is a crop around one object. Say what the object is, describe its "
+    "attributes (colour, material, size, state, what it carries or is attached to) and "
+    "mention anything unusual, rare, damaged or out of place about it. Be concrete and factual."
+)
+
+# The same, answered as keywords directly (KEYWORD_MODE=direct).
+DEFAULT_OBJECT_DIRECT_PROMPT = (
+    "This image is a crop around one object. Name the object, its attributes and anything "
+    "unusual about it as a JSON list of short lowercase noun phrases (one to three words "
+    'each), for example ["horse trailer", "rusty hitch"]. Answer with the JSON list only.'
+)
