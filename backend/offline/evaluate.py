@@ -412,9 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = mine_with_progress(engine, dataset, fields, quiet=args.quiet)
     except (UsageError, SourceError, KeyboardInterrupt) as exc:
         return command_error(exc)
-    summarise(outcome)
-    if not outcome.ok:
-        print("error: nothing could be mined", file=sys.stderr)
+    if not summarise(outcome):
         return 1
     s = engine.settings
     report = evaluate(outcome, labels, args.budget, args.budget_frac, args.seeds, args.many, args.few,

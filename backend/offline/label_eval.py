@@ -294,9 +294,7 @@ def run_rows(args) -> int:
         outcome = mine_with_progress(engine, dataset, fields, quiet=args.quiet)
     except (UsageError, SourceError, KeyboardInterrupt) as exc:
         return command_error(exc)
-    summarise(outcome)
-    if not outcome.ok:
-        print("error: nothing could be mined", file=sys.stderr)
+    if not summarise(outcome):
         return 1
     ids = [it.id for it in dataset.items]
     texts = [str(it.ref.get("text") or "") for it in dataset.items] if dataset.kind == "text" else None

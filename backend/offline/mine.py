@@ -691,13 +691,18 @@ def print_selection(outcome: Outcome, rows: list[dict[str, Any]], budget: int, o
         print(f"{n}\t{row['id']}\t{row['priority']:.4f}\t{row['front']}\t{kws}\t{shown[:120]}", file=out)
 
 
-def summarise(outcome: Outcome, err=None) -> None:
+def summarise(outcome: Outcome, err=None) -> bool:
+    """Print how many items were mined and the commonest failures; False (with an error line)
+    when nothing could be mined, which every offline command treats as a failed run."""
     err = err or sys.stderr
     total = len(outcome.dataset.items)
     print(f"{outcome.ok} of {total} {outcome.dataset.kind}s mined, {len(outcome.errors)} failed "
           f"({outcome.mined_now} processed now, {outcome.skipped} already mined)", file=err)
     for reason, n in Counter(outcome.errors.values()).most_common(5):
         print(f"  failed: {n} x {reason}", file=err)
+    if not outcome.ok:
+        print("error: nothing could be mined", file=err)
+    return bool(outcome.ok)
 
 
 # ------------------------------------------------------------------------------ main
@@ -760,9 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         write_rows(Path(args.out), rows)
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
-    summarise(outcome)
-    if not outcome.ok:
-        print("error: nothing could be mined", file=sys.stderr)
+    if not summarise(outcome):
         return 1
     if args.budget:
         print_selection(outcome, rows, args.budget)
