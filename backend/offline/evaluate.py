@@ -55,7 +55,7 @@ from .mine import (
     setup_logging,
     stabilise_ids,
     summarise,
-    write_rows,
+    write_evaluation,
 )
 from ..mining.novelty import POOLINGS  # every pooling is a method
 
@@ -424,15 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "uncertainty": {"file": args.uncertainty, "matched": matched} if args.uncertainty else None,
         **report,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = output_rows(outcome)
     by_path = dict(zip(rels, labels))
     for row in rows:
         row["label"] = by_path.get(row["path"])
-    write_rows(out / "items.csv", rows)
-    (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    plot(report, out / "evaluation.png")
-    print(table(report))
-    print(f"wrote {out / 'evaluation.json'}, {out / 'evaluation.png'}, {out / 'items.csv'}", file=sys.stderr)
+    write_evaluation(Path(args.out), rows, report, plot, table(report))
     return 0

@@ -272,7 +272,7 @@ def methods_for(outcome, ids: list[int], texts: list[str] | None, signals: dict,
 def run_rows(args) -> int:
     """``python -m backend evaluate --rows rows.jsonl``: mine the rows, measure against their labels."""
     from .mine import (build_engine, build_engine_settings, command_error, load_source, mine_with_progress,
-                       output_rows, signal_columns, signal_fields, summarise, write_rows)
+                       output_rows, signal_columns, signal_fields, summarise, write_evaluation)
 
     try:
         budgets = tuple(args.budgets)
@@ -305,15 +305,9 @@ def run_rows(args) -> int:
            "settings": {"model_version": s.model_version(), "pooling": s.pooling,
                         "novelty_transform": s.novelty_transform, "head_diversity": s.head_diversity},
            **rep}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = output_rows(outcome)
     by_id = {json.dumps(it.shown_id): row_labels_ for it, row_labels_ in zip(dataset.items, labels)}
     for row in rows:
         row["labels"] = by_id.get(json.dumps(row["id"]), [])
-    write_rows(out / "items.csv", rows)
-    (out / "evaluation.json").write_text(json.dumps(rep, indent=2) + "\n", encoding="utf-8")
-    plot(rep, out / "evaluation.png")
-    print(table(rep))
-    print(f"wrote {out / 'evaluation.json'}, {out / 'evaluation.png'}, {out / 'items.csv'}", file=sys.stderr)
+    write_evaluation(Path(args.out), rows, rep, plot, table(rep))
     return 0

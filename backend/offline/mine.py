@@ -664,6 +664,18 @@ def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
     return rows
 
 
+def write_evaluation(out: Path, rows: list[dict[str, Any]], report: dict[str, Any],
+                     plot: Any, table: str) -> None:
+    """Write what an evaluation leaves in ``out`` (items.csv, evaluation.json, evaluation.png)
+    and print its table: the image and the labelled-rows evaluations write the same set."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_rows(out / "items.csv", rows)
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot(report, out / "evaluation.png")
+    print(table)
+    print(f"wrote {out / 'evaluation.json'}, {out / 'evaluation.png'}, {out / 'items.csv'}", file=sys.stderr)
+
+
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
