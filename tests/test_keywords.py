@@ -191,6 +191,11 @@ def test_from_text_verbs_and_nouns_by_context(kn):
         ("Two bears fight in the water", ["bear", "water"]),
         ("Zebras stay close to the fence", ["zebra", "fence"]),
         ("Dogs sniff the grass", ["dog", "grass"]),
+        # irregular plurals agree too
+        ("Two children fight", ["child"]),
+        ("Two men fish by the river", ["man", "river"]),
+        ("Two women dance on a stage", ["woman", "stage"]),
+        ("The mice run", ["mouse"]),
         # an -s word after a singular subject ("a ...") is a verb: a plural head cannot agree
         ("A woman points at a sign", ["woman", "sign"]),
         ("A dog sniffs food in a bag", ["dog", "food", "bag"]),

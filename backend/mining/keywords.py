@@ -683,10 +683,14 @@ def _verb_after_noun(w: str, verb_lemmas: tuple[str, ...], prev_word: str, nxt: 
     return opener in SINGULAR_OPENERS or before_object
 
 
+#: Plural nouns whose noun lemma is themselves.
+ALWAYS_PLURAL = frozenset({"people", "cattle", "police"})
+
+
 def _plural_noun(word: str) -> bool:
-    if word in {"people", "cattle", "police"}:
-        return True
-    return word.endswith("s") and word not in PLURAL_KEEP and _noun_lemma(word) != word
+    """A plural noun: its noun lemma differs ("bears", "children", "men", "mice"; words of
+    PLURAL_KEEP are their own lemma), or it is plural by itself ("people")."""
+    return word in ALWAYS_PLURAL or _noun_lemma(word) != word
 
 
 def _tag_ing(w: str, prev: int, noun_capable: bool) -> int:
@@ -706,7 +710,7 @@ def _plural_subject(prev: int, prev_word: str) -> bool:
         return prev_word in PRONOUNS
     if prev != NOUN:
         return False
-    return prev_word in {"people", "cattle", "police"} or _noun_lemma(prev_word) != prev_word
+    return _plural_noun(prev_word)
 
 
 def _chunks(words: list[str], english: bool = True) -> list[list[_Tok]]:
