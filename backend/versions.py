@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 DEFAULT_PREFIX = "vlmine"
 
 
-def digest(obj: Any) -> str:
-    """Eight hex digits of sha256 over ``obj`` as sorted JSON: the hash in a version string."""
+def digest(obj: Any, length: int = 8) -> str:
+    """``length`` hex digits of sha256 over ``obj`` as sorted JSON (8: the hash in a version string)."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:8]
+    return hashlib.sha256(blob).hexdigest()[:length]
 
 
 def _slug(text: str) -> str:

@@ -312,7 +312,8 @@ def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path)
     (which moves when a row from another folder comes in); old-format manifests are taken over."""
     from urllib.parse import quote
 
-    from backend.offline.mine import LOCAL_FILES, _digest, _stat_sig
+    from backend.offline.mine import LOCAL_FILES, _stat_sig
+    from backend.versions import digest
 
     base = tmp_path / "data"
     make_set(base / "a", {"red": 3, "yellow": 1})
@@ -328,7 +329,7 @@ def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path)
     # what an older version wrote: the path under the rows' common folder (here base/a)
     manifests = [m for m in (model / "cli").glob("*.jsonl") if not m.name.endswith("-ids.jsonl")]
     assert len(manifests) == 1
-    legacy = {i + 1: f"{_digest(['image', LOCAL_FILES + quote(os.path.relpath(p, 'a'), safe='/')])}|"
+    legacy = {i + 1: f"{digest(['image', LOCAL_FILES + quote(os.path.relpath(p, 'a'), safe='/')], 16)}|"
                      f"{_stat_sig(base / p)}" for i, p in enumerate(first)}
     manifests[0].write_text("".join(json.dumps([t, sig]) + "\n" for t, sig in legacy.items()))
     again = run("mine", source, "--out", tmp_path / "two.csv", "-q", env=env)

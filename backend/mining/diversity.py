@@ -29,7 +29,7 @@ import heapq
 import numpy as np
 
 from .index import IndexArrays
-from .novelty import CONFIRM_DF
+from .novelty import confirmation_weight
 
 __all__ = ["diversify_head", "head_size", "MAX_HEAD"]
 
@@ -51,8 +51,7 @@ def diversify_head(order: np.ndarray, arrays: IndexArrays, head: int, score: np.
     head = min(int(head), order.size)
     if head < 2:
         return order
-    df = np.maximum(arrays.df, 1).astype(np.float64)
-    weight = df / (df + CONFIRM_DF)
+    weight = confirmation_weight(arrays)
     indptr, kw = arrays.indptr, arrays.keyword_ids
     top = order[:head].tolist()
     words = [kw[indptr[r] : indptr[r + 1]].tolist() for r in top]

@@ -91,6 +91,14 @@ def pooled_df(arrays: IndexArrays, pooling: str = DEFAULT_POOLING) -> np.ndarray
     return out
 
 
+def confirmation_weight(arrays: IndexArrays) -> np.ndarray:
+    """Per keyword, how far other tasks confirm it: df / (df + CONFIRM_DF), a quarter for a
+    keyword one task holds, nearly 1 for one many share. One owner for the confirmed novelty
+    and the head's coverage weights, so the two never disagree."""
+    df = np.maximum(arrays.df, 1).astype(np.float64)
+    return df / (df + CONFIRM_DF)
+
+
 def _confirmed(arrays: IndexArrays) -> np.ndarray:
     """Mean IDF of a task's keywords, each weighted by how well other tasks confirm it,
     shrunk towards 0 by a prior weight; NaN when the task has no keywords.
@@ -106,7 +114,7 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
     """
     n = float(max(arrays.n_tasks, 1))
     df = np.maximum(arrays.df, 1).astype(np.float64)
-    weight = df / (df + CONFIRM_DF)
+    weight = confirmation_weight(arrays)
     idf = np.maximum(np.log(n) - np.log(df), 0.0)
     w_fixed = np.rint(weight * _LOG_SCALE).astype(np.int64)
     wi_fixed = np.rint(weight * idf * _LOG_SCALE).astype(np.int64)

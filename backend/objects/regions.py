@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from ..versions import DEFAULT_PREFIX, is_own_version
 from .geometry import Box, BoxError, polygon_box, rect_box
 
 __all__ = [
@@ -78,7 +79,7 @@ class ObjectSource:
 
     kind: str = "predictions"
     model_version: str | None = None
-    own_prefix: str | None = "vlmine"
+    own_prefix: str | None = DEFAULT_PREFIX
 
     def __post_init__(self) -> None:
         if self.kind not in ("predictions", "annotations"):
@@ -193,7 +194,7 @@ def select_results(task: Mapping[str, Any], source: ObjectSource = ObjectSource(
         if source.model_version is not None:
             if version != source.model_version:
                 continue
-        elif source.own_prefix and version.startswith(source.own_prefix):
+        elif source.own_prefix and is_own_version(version, source.own_prefix):
             continue
         entries.append(prediction)
     chosen = _newest(entries)

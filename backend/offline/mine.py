@@ -46,6 +46,7 @@ from xml.sax.saxutils import quoteattr
 from ..errors import SourceError, UsageError
 from ..ids import MAX_ID
 from ..labelstudio.config import field_value
+from ..versions import digest
 
 if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
@@ -106,10 +107,6 @@ class Dataset:
 def project_id(identity: str) -> int:
     """A stable project id for a source: the same source resumes, another one does not collide."""
     return PID_BASE + int(hashlib.sha256(identity.encode()).hexdigest()[:12], 16)
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _stat_sig(path: Path) -> str:
@@ -315,13 +312,13 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
         shown = data.pop(f"\0{key}", field_value(data, key))
         local = data.pop(LOCAL_PATH, None)
         value = field_value(data, key)
-        sig = _digest([kind, value])
+        sig = digest([kind, value], 16)
         legacy = None
         if local is not None:
             # a plain path: by where the file is, not by its path under the rows' common folder,
             # which moves when a row from elsewhere is added (and would re-mine every row)
             stat = _stat_sig(Path(local))
-            sig, legacy = f"{_digest([kind, 'file', local])}|{stat}", f"{sig}|{stat}"
+            sig, legacy = f"{digest([kind, 'file', local], 16)}|{stat}", f"{sig}|{stat}"
         elif isinstance(value, str) and value.startswith(LOCAL_FILES) and local_root:
             sig += "|" + _stat_sig(Path(local_root) / _unquote_local(value))
         items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig, legacy_sig=legacy,
