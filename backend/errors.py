@@ -45,15 +45,25 @@ EngineError = NoConnection
 class LabelStudioError(VLMineError):
     """An HTTP or transport error talking to Label Studio. Never contains the API key.
 
-    Retryable: Label Studio restarts, times out under a big import, or is briefly
-    unreachable; a job that meets this error runs again after a pause.
+    Retryable when waiting can heal it: no answer at all (Label Studio restarting, a
+    timeout under a big import), 408, 425, 429 or a 5xx. Any other 4xx is an answer that
+    repeats on every try (a revoked token's 401, a 403, a deleted project's 404), so the
+    job fails at once with the message instead of being retried ``JOB_RETRIES`` times.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "", status: int | None = None) -> None:
+    #: the statuses below 500 that a later try may not meet again
+    TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", status: int | None = None,
+                 retryable: bool | None = None) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.status = status
+        #: ``retryable`` given: the caller knows better than the status (a bad URL has no status
+        #: and never heals; a signed storage URL's 403 heals with the next signature)
+        self.retryable = (retryable if retryable is not None
+                          else status is None or status >= 500 or status in self.TRANSIENT_STATUSES)
 
 
 class ImageError(VLMineError):

@@ -26,6 +26,12 @@ def test_every_error_of_the_backend_has_the_one_root():
     (errors.HTTPError(400, "x"), False),
     (errors.UsageError("x"), False),
     (errors.LabelStudioError("x", status=502), True),
+    (errors.LabelStudioError("x"), True),  # no answer: Label Studio down or restarting
+    (errors.LabelStudioError("x", status=429), True),
+    (errors.LabelStudioError("x", status=408), True),
+    (errors.LabelStudioError("x", status=401), False),  # a revoked token stays revoked
+    (errors.LabelStudioError("x", status=403), False),
+    (errors.LabelStudioError("x", status=404), False),
     (errors.ImageError("x"), True),
     (errors.SourceError("x"), True),
     (ConnectionError("x"), True),

@@ -77,10 +77,10 @@ class LabelStudioClient:
 
     def __init__(self, url: str, api_key: str, timeout: float = 30.0, *, bulk_timeout: float | None = None) -> None:
         if not url or not urlsplit(url).scheme:
-            raise LabelStudioError(f"Label Studio URL must be absolute, got {mask_url(url or '')!r}")
+            raise LabelStudioError(f"Label Studio URL must be absolute, got {mask_url(url or '')!r}", retryable=False)
         key = _strip_scheme(api_key)
         if not key:
-            raise LabelStudioError("Label Studio API key is empty")
+            raise LabelStudioError("Label Studio API key is empty", retryable=False)
         self.base_url = url.rstrip("/")
         self.timeout = float(timeout)
         #: for calls whose time grows with the project: bulk import, listings, deleting a version
@@ -96,7 +96,7 @@ class LabelStudioClient:
             raise self._error("POST", "api/token/refresh/", exc.status_code, exc.body) from None
         wrapper = getattr(self._sdk, "_client_wrapper", None)
         if wrapper is None or not hasattr(wrapper, "httpx_client"):  # pragma: no cover - SDK layout changed
-            raise LabelStudioError("unsupported label-studio-sdk: no _client_wrapper.httpx_client")
+            raise LabelStudioError("unsupported label-studio-sdk: no _client_wrapper.httpx_client", retryable=False)
         self._wrapper = wrapper
         self._http = wrapper.httpx_client  # the SDK's HttpClient: base URL, auth headers, retries
 
@@ -514,7 +514,7 @@ class LabelStudioClient:
         if not self._same_origin(url):
             host = urlsplit(url).netloc.rsplit("@", 1)[-1]
             raise LabelStudioError(f"refusing to send Label Studio credentials to another host: {host}",
-                                   method="GET", path=path)
+                                   method="GET", path=path, retryable=False)
         if isinstance(timeout, (tuple, list)):
             connect, read = float(timeout[0]), float(timeout[1])
             tmo = httpx.Timeout(read, connect=connect)
@@ -540,7 +540,8 @@ class LabelStudioClient:
                     if resp.status_code >= 400 and not trusted:  # no body: it may quote the signed URL
                         raise LabelStudioError(
                             f"Label Studio GET {path}: HTTP {resp.status_code} from redirect target "
-                            f"{host_of(url)}", method="GET", path=path, status=resp.status_code)
+                            f"{host_of(url)}", method="GET", path=path, status=resp.status_code,
+                            retryable=True)  # a signed URL's 403 heals with a new signature
                     if resp.status_code >= 400:
                         resp.read()
                         raise self._error("GET", path, resp.status_code, resp.text)
@@ -601,7 +602,7 @@ class LabelStudioClient:
     @staticmethod
     def _too_large(path: str, size: int, max_bytes: int) -> LabelStudioError:
         return LabelStudioError(f"Label Studio GET {path}: larger than {max_bytes} bytes (at least {size})",
-                                method="GET", path=path, status=None)
+                                method="GET", path=path, retryable=False)
 
     def presign(self, task_id: int, uri: str) -> str:
         """A URL to read a cloud-storage URI (``s3://``, ``gs://``, ``azure-blob://``) of a task.
