@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,6 +38,9 @@ def _list(raw: str) -> list[str]:
 
 
 @dataclass
+#: what MODEL_VERSION_PREFIX may be (see Settings.validate)
+_VERSION_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
 class Settings:
     # --- where state lives -------------------------------------------------
     model_dir: str = "./data"
@@ -175,6 +179,12 @@ class Settings:
         for name in ("patch_limit", "job_retries", "rerank_delay", "image_decode_min_side"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
+        if not _VERSION_PREFIX.fullmatch(str(self.model_version_prefix)):
+            # every prediction whose model version starts with the prefix counts as the
+            # backend's own (rewritten, retired, never read as another model's signal), so
+            # an empty prefix would claim every other model's predictions
+            raise SettingsError("MODEL_VERSION_PREFIX must be 1-40 letters, digits, '.', '_' or '-', "
+                                f"starting with a letter or digit; got {str(self.model_version_prefix)[:40]!r}")
         if not 0 <= self.head_diversity <= 1:
             raise SettingsError("HEAD_DIVERSITY must be between 0 (off) and 1")
         if not (self.image_max_aspect_ratio == 0 or self.image_max_aspect_ratio >= 1):

@@ -92,6 +92,9 @@ def test_overrides_win():
     ({"UNCERTAINTY_SOURCE": "field"}, "UNCERTAINTY_FIELD"),
     ({"BATCH_SIZE": "0"}, "BATCH_SIZE"),
     ({"BASIC_AUTH_USER": "admin"}, "BASIC_AUTH_PASS"),
+    ({"MODEL_VERSION_PREFIX": ""}, "MODEL_VERSION_PREFIX"),  # would claim every model's predictions
+    ({"MODEL_VERSION_PREFIX": " vlmine"}, "MODEL_VERSION_PREFIX"),
+    ({"MODEL_VERSION_PREFIX": "x" * 41}, "MODEL_VERSION_PREFIX"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(SettingsError, match=name):
@@ -102,6 +105,10 @@ def test_a_bad_choice_lists_the_allowed_values():
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"POOLING": "median"})
     assert "gmean" in str(info.value) and "median" in str(info.value)
+
+
+def test_a_custom_model_version_prefix_is_accepted():
+    assert Settings.from_env({"MODEL_VERSION_PREFIX": "team-a_mining.v2"}).model_version_prefix == "team-a_mining.v2"
 
 
 def test_settings_error_is_a_value_error():
