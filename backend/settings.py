@@ -37,10 +37,11 @@ def _list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-@dataclass
 #: what MODEL_VERSION_PREFIX may be (see Settings.validate)
 _VERSION_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 
+
+@dataclass
 class Settings:
     # --- where state lives -------------------------------------------------
     model_dir: str = "./data"

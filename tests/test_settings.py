@@ -92,7 +92,6 @@ def test_overrides_win():
     ({"UNCERTAINTY_SOURCE": "field"}, "UNCERTAINTY_FIELD"),
     ({"BATCH_SIZE": "0"}, "BATCH_SIZE"),
     ({"BASIC_AUTH_USER": "admin"}, "BASIC_AUTH_PASS"),
-    ({"MODEL_VERSION_PREFIX": ""}, "MODEL_VERSION_PREFIX"),  # would claim every model's predictions
     ({"MODEL_VERSION_PREFIX": " vlmine"}, "MODEL_VERSION_PREFIX"),
     ({"MODEL_VERSION_PREFIX": "x" * 41}, "MODEL_VERSION_PREFIX"),
 ])
@@ -105,6 +104,14 @@ def test_a_bad_choice_lists_the_allowed_values():
     with pytest.raises(SettingsError) as info:
         Settings.from_env({"POOLING": "median"})
     assert "gmean" in str(info.value) and "median" in str(info.value)
+
+
+def test_an_empty_model_version_prefix_is_refused():
+    """An empty prefix would make every model's predictions the backend's own. From the
+    environment an empty value means unset (the default); an override cannot be empty."""
+    assert Settings.from_env({"MODEL_VERSION_PREFIX": ""}).model_version_prefix == "vlmine"
+    with pytest.raises(SettingsError, match="MODEL_VERSION_PREFIX"):
+        Settings.from_env({}, model_version_prefix="")
 
 
 def test_a_custom_model_version_prefix_is_accepted():
