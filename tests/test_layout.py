@@ -1,7 +1,7 @@
 """The package's layering, read from the source: the data flows one way.
 
 server -> jobs -> engine -> pipeline -> labelstudio -> settings/netguard -> mining, vlm,
-state, logs -> errors, ids, versions. A module may import from its own floor or below,
+state, logs -> errors, ids, versions, fields. A module may import from its own floor or below,
 never above; no import cycles between modules; no reaching past the engine into its state
 (``engine.store`` and friends) outside ``backend/engine/``; no private name imported from
 another module. Imports under ``if TYPE_CHECKING:`` are annotations only and not counted.
@@ -25,7 +25,7 @@ FLOORS = [
     {"labelstudio"},
     {"settings", "netguard"},
     {"mining", "objects", "vlm", "state", "logs"},
-    {"errors", "ids", "versions"},
+    {"errors", "ids", "versions", "fields"},
 ]
 FLOOR = {unit: n for n, units in enumerate(FLOORS) for unit in units}
 ENGINE_PARTS = {"store", "index", "coord", "redis", "miner", "state"}

@@ -173,6 +173,20 @@ def test_field_source(tasks):
         uncertainty_from_task(task, "telepathy")
 
 
+def test_field_source_reads_paths_and_no_booleans_as_the_server_does():
+    """The mining core's ``field`` source and the engine's field signals share one rule: a
+    path into the data (``meta.loss``) is followed, a key holding a dot wins, and a JSON
+    true/false is no number (``True`` read as 1.0 would outrank every real score)."""
+    from backend.engine.signals import field_signals
+
+    task = {"id": 1, "data": {"meta": {"loss": 0.7}, "meta.flag": 0.3, "flagged": True, "off": False}}
+    assert uncertainty_from_task(task, "field", field="meta.loss") == 0.7
+    assert uncertainty_from_task(task, "field", field="meta.flag") == 0.3
+    assert math.isnan(uncertainty_from_task(task, "field", field="flagged"))
+    assert math.isnan(uncertainty_from_task(task, "field", field="off"))
+    assert field_signals(task, ["meta.loss", "meta.flag", "flagged"]) == {"meta.loss": 0.7, "meta.flag": 0.3}
+
+
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), "Infinity", "-inf", "nan", 10**400])
 def test_non_finite_numbers_are_missing(value):
     from backend.mining.signals import fill_missing

@@ -6,7 +6,7 @@ Novelty comes from the keyword index; every other signal is read here, for the s
 - **field signals**: ``SIGNAL_FIELDS`` (and ``UNCERTAINTY_FIELD`` with
   ``UNCERTAINTY_SOURCE=field``, ranked under the name ``uncertainty``), read from the
   task data by path (``meta.loss``; a flat key holding the dot is read first), through
-  :func:`field_number`. Their values are recorded with each task when it is mined;
+  :func:`backend.fields.field_number`. Their values are recorded with each task when it is mined;
 - **prediction uncertainty** (``UNCERTAINTY_SOURCE=prediction_*``): from the predictions
   of other models stored with each task; the backend's own (``MODEL_VERSION_PREFIX``,
   :func:`backend.versions.is_own_version`) never count.
@@ -17,11 +17,10 @@ Larger values mean "label sooner"; NaN means the task lacks the signal.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from ..labelstudio.config import field_value
+from ..fields import field_number
 from ..mining import uncertainty_from_task
-from ..mining.signals import finite_number
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -44,13 +43,6 @@ def signal_name(settings: "Settings", field: str) -> str:
     if settings.uncertainty_source == "field" and field == settings.uncertainty_field:
         return UNCERTAINTY
     return field
-
-
-def field_number(data: Any, name: str) -> float:
-    """The number at ``name`` (a path) in a task's data; NaN when missing or not a finite
-    number. A JSON true/false is no number here."""
-    value = field_value(data, name)
-    return math.nan if isinstance(value, bool) else finite_number(value)
 
 
 def field_signals(task: dict, names: Iterable[str]) -> dict[str, float]:

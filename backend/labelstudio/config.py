@@ -8,7 +8,7 @@ project admins, but the server should not trust XML it did not write.
 Tags and attributes are read as Label Studio reads them: names compared without
 case (``<image>``, ``toname``) and without an XML namespace (``<View xmlns=...>``).
 A field reference is a path into the task data (``$meta.url``, ``$images[0].url``),
-resolved by :func:`field_value`, the one lookup every reader of the mined field uses.
+resolved by :func:`backend.fields.field_value`, the one lookup every reader of task data uses.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import ElementTree as SafeET
 
 from ..errors import LabelConfigError
+from ..fields import field_value
 
 IMAGE_TAGS = ("Image",)
 TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
@@ -28,36 +29,6 @@ TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
 CANONICAL_TAGS = {t.lower(): t for t in IMAGE_TAGS + TEXT_TAGS + ("TextArea", "Repeater", "View")}
 MAX_CONFIG_CHARS = 1_000_000
 DEFAULT_INDEX_FLAG = "{{idx}}"
-_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[[0-9]+\])*")
-_STEP = re.compile(r"([^.\[\]]+)|\[([0-9]+)\]")
-
-
-def field_value(data: Any, key: str, default: Any = None) -> Any:
-    """``data[key]``, where ``key`` is a Label Studio field reference without its ``$``.
-
-    The key is first looked up as it is (a data key may itself hold a dot); else it is
-    a path as Label Studio's editor reads it: ``meta.url`` is ``data["meta"]["url"]``,
-    ``images[0].url`` (or ``images.0.url``) is ``data["images"][0]["url"]``. Anything
-    missing on the way gives ``default``.
-    """
-    if not isinstance(data, dict) or not isinstance(key, str):
-        return default
-    if key in data:
-        return data[key]
-    if not _PATH.fullmatch(key):
-        return default
-    value: Any = data
-    for name, index in _STEP.findall(key):
-        step = name or index
-        if isinstance(value, dict) and step in value:
-            value = value[step]
-        elif isinstance(value, list) and step.isdigit() and int(step) < len(value):
-            value = value[int(step)]
-        else:
-            return default
-    return value
-
-
 @dataclass(frozen=True)
 class ObjectTag:
     name: str

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..fields import field_number, finite_number
 from ..versions import DEFAULT_PREFIX, is_own_version
 
 __all__ = [
@@ -175,14 +176,16 @@ def uncertainty_from_task(
       ``{class: p}`` object);
     * ``"predictions_vote"``: variation ratio over the labels of all matching
       predictions, one vote per prediction (its sorted choices/labels);
-    * ``"field"``: ``float(task["data"][field])`` as it is.
+    * ``"field"``: the number at ``field`` in the task data, a key or a path (``meta.loss``),
+      by :func:`backend.fields.field_number`, the rule the server and ``mine`` read
+      field signals by (true/false and non-finite values are NaN).
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
     if source == "field":
         if not field:
             raise ValueError("source 'field' needs a field name")
-        return finite_number((task.get("data") or {}).get(field))
+        return field_number(task.get("data"), field)
     preds = _matching_predictions(task, model_version, own_prefix)
     if source == "predictions_vote":
         votes = [v for v in (_vote(p) for p in preds) if v is not None]
@@ -209,18 +212,6 @@ def uncertainty_from_tasks(
         [uncertainty_from_task(t, source, model_version, measure, field, own_prefix) for t in tasks],
         dtype=np.float64,
     )
-
-
-def finite_number(value: Any) -> float:
-    """A number, or NaN (missing) for anything else: ``inf`` and ``"Infinity"`` too, which
-    would otherwise outrank every task or turn the filled-in mean into NaN."""
-    if value is None or isinstance(value, (dict, list)):
-        return math.nan
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return math.nan
-    return number if math.isfinite(number) else math.nan
 
 
 def _matching_predictions(task: dict, model_version: str | None, own_prefix: str) -> list[dict]:

@@ -392,7 +392,8 @@ def signal_fields(dataset: Dataset, asked: Sequence[str], settings: "Settings") 
     """The row fields ranked beside the settings' signals (SIGNAL_FIELDS, UNCERTAINTY_FIELD):
     each ``--signal``, else ``uncertainty`` when the rows have it. Every name is a path into
     the row (``meta.loss``), read as the server reads SIGNAL_FIELDS (``engine.signals``)."""
-    from ..engine.signals import field_names, field_number
+    from ..engine.signals import field_names
+    from ..fields import field_number
 
     datas = [it.task["data"] for it in dataset.items]
 
@@ -419,11 +420,12 @@ def signal_columns(dataset: Dataset, fields: Sequence[str], settings: "Settings"
     import numpy as np
 
     from ..engine import signals
+    from ..fields import field_number
 
     out: dict[str, np.ndarray] = {}
     for name in dict.fromkeys([*fields, *signals.field_names(settings)]):
         out[signals.signal_name(settings, name)] = np.array(
-            [signals.field_number(it.task["data"], name) for it in dataset.items], dtype=float)
+            [field_number(it.task["data"], name) for it in dataset.items], dtype=float)
     if signals.uses_predictions(settings):
         out[signals.UNCERTAINTY] = np.array(
             [signals.prediction_uncertainty(it.task, settings) for it in dataset.items], dtype=float)
