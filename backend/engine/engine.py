@@ -827,6 +827,9 @@ class Engine:
         return {"total": total, "mined": counts.get("mined", 0), "failed": counts.get("failed", 0),
                 "pending": max(total - done, 0) if total is not None else None,
                 "indexed": self.index.task_count(self.scope(pid)),
+                # object mining: documents in the object scope (detected objects, and scenes)
+                **({"objects_indexed": self.index.task_count(self.object_scope(pid))}
+                   if self.settings.object_mining else {}),
                 "version": self.live_version(pid),
                 "label_stream": self.settings.label_stream,
                 "stream_restored": self.stream.status(pid),
