@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from backend.engine.engine import Engine
+from backend.labelstudio.config import LabelConfig
 from backend.objects import OBJECT_SLOTS, SCENE_SLOT
 from backend.settings import Settings
 from tests.support.data import make_client
@@ -248,8 +249,6 @@ def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
 
 
 def test_the_highlighted_box_needs_the_setting_and_a_rectanglelabels_listing_the_label(tmp_path, scenes):
-    from backend.labelstudio.config import LabelConfig
-
     without_trailer = CONFIG.replace('<Label value="trailer"/>', '')
     without_textarea = CONFIG.replace('<TextArea name="vlmine" toName="image"/>', '')
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
@@ -325,3 +324,27 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
             assert text.startswith("Rarest object: ") and "x 75.0%" in text
     finally:
         server.stop()
+
+
+def test_annotated_polygons_are_objects_too(tmp_path, scenes):
+    """OBJECT_SOURCE=annotations: an annotator's polygon (by its bounding box) is mined like a detector's box."""
+    config = CONFIG.replace('<TextArea', '<PolygonLabels name="poly" toName="image"><Label value="trailer"/>'
+                                         '</PolygonLabels><TextArea')
+    tasks = []
+    for task in scenes[:12]:
+        result = [{"id": f"p{task['id']}", "type": "polygonlabels", "from_name": "poly", "to_name": "image",
+                   "original_width": 800, "original_height": 400,
+                   "value": {"points": [[60, 30], [80, 30], [80, 70], [60, 70]], "polygonlabels": ["trailer"]}}]
+        tasks.append({**task, "annotations": [{"id": task["id"], "result": result}] if task["id"] in RARE else [],
+                      "predictions": []})
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, object_source="annotations"))
+        engine.project(1, config)
+        mined = engine.mine_tasks(1, tasks)
+    rare = next(m for m in mined if m.task_id == 9)
+    assert [(o.kind, o.label) for o in rare.objects] == [("polygon", "trailer")]
+    assert "trailer" in rare.object_keywords[0]
+    assert all(m.objects == [] for m in mined if m.task_id != 9)
+    assert engine.ranking(1)[0][0] == 9
+    region = engine.explanations(1, LabelConfig.parse(config), [9])[9][1]
+    assert region["from_name"] == "det" and region["value"]["x"] == pytest.approx(60)  # drawn as its box
