@@ -297,6 +297,10 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
         pid, ids = create_project(label_studio, "objects read back", CONFIG, rows)
         local = {tid: t for tid, t in zip(ids, range(1, n + 1))}  # LS id -> scene number
         client = LabelStudioClient(label_studio.base_url, label_studio.token)
+        # one listing reads a batch back; a task that is gone is simply not in it
+        listed = client.tasks_by_id(pid, [ids[0], ids[3], 10**9])
+        assert [t["id"] for t in listed] == [ids[0], ids[3]]
+        assert listed[1]["predictions"][0]["result"][0]["value"]["rectanglelabels"] == ["car"]
         with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
             engine = Engine(settings(tmp_path, vlm), label_studio=client)
             engine.project(pid, CONFIG)
