@@ -281,6 +281,7 @@ def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
     assert task_payload(task, by_annotations) == {"id": 3, "data": {"image": "x"}, "annotations": []}
 
 
+@pytest.mark.e2e
 def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new_explanation(tmp_path, label_studio):
     """The real Label Studio: its TASKS_CREATED webhook carries no predictions, so a mining job
     reads the boxes back; a task whose boxes moved is mined again by the sync and its live
