@@ -353,3 +353,32 @@ def test_annotated_polygons_are_objects_too(tmp_path, scenes):
     assert engine.ranking(1)[0][0] == 9
     region = engine.explanations(1, LabelConfig.parse(config), [9])[9][1]
     assert region["from_name"] == "det" and region["value"]["x"] == pytest.approx(60)  # drawn as its box
+
+
+def test_the_local_model_describes_a_jobs_crops_in_full_batches(tmp_path_factory, tmp_path, scenes):
+    """The tiny LLaVA through transformers: the job's 9 crops (a car in each of 6 tasks, a trailer
+    in the 3 rare ones) go to the model in one describe_each call, which runs them in
+    VLM_BATCH_SIZE batches back to back."""
+    from tests.support.tiny_llava import build_tiny_llava
+
+    model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny"))
+    s = Settings.from_env({}, model_dir=str(tmp_path / "model"), vlm_model=str(model_dir), keyword_mode="rules",
+                          vlm_max_new_tokens=8, vlm_batch_size=4, object_mining=True,
+                          image_allow_private_networks=True)
+    engine = Engine(s)
+    engine.project(1, CONFIG)
+    describer = engine.miner.describer()
+    calls: list[int] = []
+    real = describer.describe_each
+
+    def counted(images, prompt):
+        calls.append(len(images))
+        return real(images, prompt)
+
+    describer.describe_each = counted
+    tasks = [t for t in scenes if t["id"] in (1, 2, 3, 9, 14, 20)]
+    mined = engine.mine_tasks(1, tasks)
+    assert calls == [6, 9]  # the images, then every crop of the job at once
+    assert all(m.ok and len(m.object_keywords) == len(m.objects) for m in mined)
+    assert sum(k is not None for m in mined for k in m.object_keywords) == 9
+    assert engine.index.arrays(engine.object_scope(1)).n_tasks > 0
