@@ -145,14 +145,18 @@ def _unpack_written(value: bytes | str) -> tuple[float, int | None, str]:
 
 
 def _pack_task(r: TaskRecord) -> str:
-    return json.dumps([r.status, r.mining_hash, r.description, r.error, r.signals or None, r.data_digest])
+    packed = [r.status, r.mining_hash, r.description, r.error, r.signals or None, r.data_digest]
+    if r.objects_json is not None:  # only object mining writes it: other records keep their bytes
+        packed.append(r.objects_json)
+    return json.dumps(packed)
 
 
 def _unpack_task(task_id: int, value: bytes | str) -> TaskRecord:
     fields = json.loads(value)
     status, mining_hash, description, error, signals = fields[:5]
     digest = fields[5] if len(fields) > 5 else None  # records written before the digest existed
-    return TaskRecord(task_id, mining_hash, status, description, error, signals or {}, digest)
+    objects = fields[6] if len(fields) > 6 else None
+    return TaskRecord(task_id, mining_hash, status, description, error, signals or {}, digest, objects)
 
 
 class RedisStore:
@@ -296,6 +300,10 @@ class RedisStore:
             pipe.hmget(key, list(chunk))
         values = [v for part in pipe.execute() for v in part]
         return {t: _unpack_task(t, v) for t, v in zip(ids, values) if v is not None}
+
+    def get_signals(self, pid: int) -> dict[int, dict[str, float]]:
+        """task -> its recorded signals, for the tasks that have any (a ranking's read)."""
+        return {t: r.signals for t, r in self.get_tasks(pid).items() if r.signals}
 
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> None:
         ids = list(dict.fromkeys(int(t) for t in task_ids))
