@@ -60,13 +60,11 @@ class DetectionTask:
 
 @dataclass
 class DetectionSet:
-    """A converted input: the tasks, the detector's label names (for the label config),
-    and what belongs to no task (a detection naming an image the input does not list)."""
+    """A converted input: the tasks, and what belongs to no task (a detection naming an
+    image the input does not list)."""
 
     tasks: list[DetectionTask]
-    labels: list[str]
     orphans: list[str] = field(default_factory=list)
-    note: str = ""
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -293,7 +291,6 @@ def convert_coco(detections: Sequence[Any], images: Sequence[tuple[Any, str, tup
         tasks[key] = DetectionTask({"id": ident, "data": {IMAGE_KEY: name}, "predictions": [prediction([])]})
         sizes[key], names[key] = size, name
     orphans: list[str] = []
-    used: set[str] = set()
     probed: set[Any] = set()
     for n, det in enumerate(detections):
         at = f"{where}: annotation {n}"
@@ -328,44 +325,45 @@ def convert_coco(detections: Sequence[Any], images: Sequence[tuple[Any, str, tup
         except ValueError as exc:
             target.errors.append(f"{at}: {exc}")
             continue
-        if label:
-            used.add(label)
         results = target.task["predictions"][0]["result"]
         results.append(region(x, y, w, h, label, score, sizes[key], region_id=f"a{n}"))
-    labels = sorted(set(categories.values()) | used)
-    return DetectionSet(list(tasks.values()), labels, orphans)
+    return DetectionSet(list(tasks.values()), orphans)
 
 
 # ------------------------------------------------------------------- Label Studio exports
+BOX_TYPES = RECTANGLE_TYPES.keys() | POLYGON_TYPES.keys()  # the region types that are objects (regions.py)
+
+
 def _has_boxes(results: Any) -> bool:
     return isinstance(results, list) and any(
-        isinstance(r, Mapping) and str(r.get("type", "")).lower() in RECTANGLE_TYPES.keys() | POLYGON_TYPES.keys()
-        for r in results)
+        isinstance(r, Mapping) and str(r.get("type", "")).lower() in BOX_TYPES for r in results)
 
 
-def export_object_source(tasks: Sequence[Any], own_prefix: str) -> str | None:
-    """Where an export's boxes are: "predictions" when a prediction of a model version
-    this backend did not write holds one, else "annotations" when an annotation does,
-    else None (the export holds no boxes)."""
-    in_annotations = False
+def export_object_source(tasks: Sequence[Any], own_prefix: str, preferred: str = "predictions") -> str | None:
+    """Where an export's boxes are read from: ``preferred`` (OBJECT_SOURCE) when it holds
+    any, else the other of "predictions" (a model version this backend did not write) and
+    "annotations" (not cancelled) when that one does, else None (the export holds no boxes)."""
+    found = {"predictions": False, "annotations": False}
     for task in tasks:
         if not isinstance(task, Mapping) or not isinstance(task.get("data"), Mapping):
             continue
-        for pred in task.get("predictions") or []:
-            if (isinstance(pred, Mapping) and _has_boxes(pred.get("result"))
-                    and not is_own_version(str(pred.get("model_version") or ""), own_prefix)):
-                return "predictions"
-        for ann in task.get("annotations") or []:
-            if isinstance(ann, Mapping) and not ann.get("was_cancelled") and _has_boxes(ann.get("result")):
-                in_annotations = True
-    return "annotations" if in_annotations else None
+        found["predictions"] = found["predictions"] or any(
+            isinstance(p, Mapping) and _has_boxes(p.get("result"))
+            and not is_own_version(str(p.get("model_version") or ""), own_prefix)
+            for p in task.get("predictions") or [])
+        found["annotations"] = found["annotations"] or any(
+            isinstance(a, Mapping) and not a.get("was_cancelled") and _has_boxes(a.get("result"))
+            for a in task.get("annotations") or [])
+        if found[preferred]:
+            return preferred
+    other = "annotations" if preferred == "predictions" else "predictions"
+    return other if found[other] else None
 
 
-def export_labels_and_image_tag(tasks: Sequence[Any], source: str) -> tuple[list[str], str | None]:
-    """The labels of an export's boxes and the image tag they are drawn on (the most
-    common ``to_name``): the label config the command mines with names the same tag, so
-    the regions are read as on the server."""
-    labels: set[str] = set()
+def export_image_tag(tasks: Sequence[Any], source: str) -> str | None:
+    """The image tag an export's boxes are drawn on (their most common ``to_name``): the
+    label config the command mines with names the same tag, so that the regions are read
+    as on the server, which reads only the regions of the mined image."""
     tags: dict[str, int] = {}
     for task in tasks:
         if not isinstance(task, Mapping):
@@ -374,19 +372,10 @@ def export_labels_and_image_tag(tasks: Sequence[Any], source: str) -> tuple[list
             if not isinstance(entry, Mapping) or not isinstance(entry.get("result"), list):
                 continue
             for r in entry["result"]:
-                if not isinstance(r, Mapping):
-                    continue
-                type_ = str(r.get("type", "")).lower()
-                if type_ not in RECTANGLE_TYPES.keys() | POLYGON_TYPES.keys():
-                    continue
-                if isinstance(r.get("to_name"), str):
+                if (isinstance(r, Mapping) and isinstance(r.get("to_name"), str)
+                        and str(r.get("type", "")).lower() in BOX_TYPES):
                     tags[r["to_name"]] = tags.get(r["to_name"], 0) + 1
-                value = r.get("value")
-                names = value.get(type_) if isinstance(value, Mapping) else None
-                if isinstance(names, list):
-                    labels.update(str(x) for x in names)
-    tag = max(tags, key=lambda t: (tags[t], t)) if tags else None
-    return sorted(labels), tag
+    return max(tags, key=lambda t: (tags[t], t)) if tags else None
 
 
 def local_image(value: Any, base: Path) -> Path | None:

@@ -462,7 +462,7 @@ def load_source(spec: str, wanted: str | None, settings: "Settings", images: str
         if dataset.objects is None and dataset.kind == "image":
             source = detections.export_object_source([it.task for it in dataset.items], settings.model_version_prefix)
             if source is not None:
-                _, tag = detections.export_labels_and_image_tag([it.task for it in dataset.items], source)
+                tag = detections.export_image_tag([it.task for it in dataset.items], source)
                 dataset.objects = ObjectInput(source, None, image_tag=tag or detections.IMAGE_TAG,
                                               format=f"a Label Studio export with boxes in its {source}")
     if dataset.objects is not None:
