@@ -290,3 +290,13 @@ def test_changed_boxes_change_the_items_signature_and_unchanged_ones_keep_it(tmp
     # mined whole, the boxes do not count
     plain = load_source(str(src), None, settings, objects=False).items[0].sig
     assert "boxes:" not in plain and plain != first
+
+
+def test_an_export_with_boxes_in_both_reads_the_configured_source():
+    tasks = [ls_task(1, "a.png", predictions=[{"model_version": "yolo", "result": [rect(0, 0, 5, 5, "car")]}],
+                     annotations=[{"id": 2, "result": [rect(0, 0, 5, 5, "car")]}]),
+             ls_task(2, "b.png", predictions=[{"model_version": "vlmine-x", "result": [rect(0, 0, 5, 5, "car")]}])]
+    assert detections.export_object_source(tasks, "vlmine") == "predictions"
+    assert detections.export_object_source(tasks, "vlmine", preferred="annotations") == "annotations"
+    assert detections.export_object_source(tasks[1:], "vlmine") is None  # only this backend's own boxes
+    assert detections.export_object_source(tasks[1:], "other") == "predictions"

@@ -50,6 +50,7 @@ from xml.sax.saxutils import quoteattr
 from ..errors import SourceError, UsageError
 from ..ids import MAX_ID
 from ..labelstudio.config import field_value
+from ..settings import OBJECT_SIGNALS
 from ..versions import digest
 from . import detections
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
 
     from ..engine.engine import Engine
+    from ..engine.objects import RarestObject
     from ..mining import IndexArrays, MiningResult
     from ..settings import Settings
 
@@ -67,9 +69,11 @@ DEFAULT_SIGNAL = "uncertainty"
 NOVELTY_DECIMALS = 6  # = backend.mining.novelty.DECIMALS (not imported: the CLI starts without numpy)
 SHOWN_KEYWORDS = 5
 SHOWN_BOX_ERRORS = 5  # box reasons printed on stderr; the output names every one
+BOX_DECIMALS = 2  # the rarest object's box, percent of the image
 #: the output's own columns: a signal of one of these names would overwrite it
 OUTPUT_COLUMNS = frozenset({"id", "priority", "front", "novelty", "keywords", "path", "image", "text",
-                            "description", "error", "rarest_object", "object_errors"})
+                            "description", "error", "rarest_object", "object_score", "object_box",
+                            "object_keywords", "object_errors", *OBJECT_SIGNALS})
 PID_BASE = 1 << 50  # synthetic project ids sit far above Label Studio's
 
 log = logging.getLogger(__name__)
@@ -102,6 +106,14 @@ class ObjectInput:
     image_tag: str = detections.IMAGE_TAG
     orphans: list[str] = field(default_factory=list)  # detections that name no listed image
     format: str = "detections"  # said on stderr: "COCO annotations", "rows with boxes"...
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that mine these boxes, over the environment's: object mining on, the
+        source the boxes are in, and for converted boxes exactly their model version."""
+        out: dict[str, Any] = {"object_mining": True, "object_source": self.source}
+        if self.model_version is not None:
+            out["object_model_version"] = self.model_version
+        return out
 
 
 @dataclass
@@ -460,7 +472,8 @@ def load_source(spec: str, wanted: str | None, settings: "Settings", images: str
                              "(COCO JSON has a list of images, or is a list of detections with image_id and bbox)")
         dataset = table_dataset(_records(data, path), path, wanted, settings.local_files_document_root)
         if dataset.objects is None and dataset.kind == "image":
-            source = detections.export_object_source([it.task for it in dataset.items], settings.model_version_prefix)
+            source = detections.export_object_source([it.task for it in dataset.items], settings.model_version_prefix,
+                                                     preferred=settings.object_source)
             if source is not None:
                 tag = detections.export_image_tag([it.task for it in dataset.items], source)
                 dataset.objects = ObjectInput(source, None, image_tag=tag or detections.IMAGE_TAG,
@@ -515,6 +528,7 @@ def coco_dataset(data: Any, path: Path, images: str | None, coco: str | None, en
         raise UsageError(f"{where}: the file names of the images are not images (jpg, png...)")
     for item, task in zip(dataset.items, converted.tasks):
         item.box_errors = task.errors
+    dataset.field_note = f"images in {folder}"
     dataset.objects = ObjectInput("predictions", detections.DETECTOR_VERSION, orphans=converted.orphans,
                                   format=kind + note)
     return dataset
@@ -523,11 +537,12 @@ def coco_dataset(data: Any, path: Path, images: str | None, coco: str | None, en
 def _sign_boxes(dataset: Dataset, settings: "Settings") -> None:
     """Mined items whose boxes changed are mined again: the boxes read join each item's
     signature (by the objects package's own digest of what it reads)."""
-    from ..objects.regions import ObjectSource, objects_digest
+    from dataclasses import replace
+
+    from ..objects.regions import objects_digest
 
     assert dataset.objects is not None
-    source = ObjectSource(dataset.objects.source, dataset.objects.model_version,
-                          own_prefix=settings.model_version_prefix)
+    source = replace(settings, **dataset.objects.settings()).object_source_rule()
     for item in dataset.items:
         item.sig = f"{item.sig}|boxes:{objects_digest(item.task, source)[:16]}"
         if item.legacy_sig is not None:
@@ -696,6 +711,8 @@ class Outcome:
     mined_now: int = 0
     skipped: int = 0
     order: list[int] = field(default_factory=list)  # mined item ids, label-first first
+    rarest: dict[int, "RarestObject"] = field(default_factory=dict)  # detection inputs: each task's rarest object
+    object_errors: dict[int, list[str]] = field(default_factory=dict)  # boxes refused when mined, by task
 
     @property
     def ok(self) -> int:
@@ -711,6 +728,8 @@ def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overri
         overrides["model_dir"] = model_dir
     if dataset is not None and dataset.local_root:
         overrides["local_files_document_root"] = dataset.local_root
+    if dataset is not None and dataset.objects is not None:
+        overrides.update(dataset.objects.settings())
     try:
         settings = Settings.from_env(invert_priority=False, label_stream="tab", **overrides)
     except SettingsError as exc:
@@ -766,8 +785,14 @@ def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), p
               for t in ids if t not in indexed}
     descriptions = {t: r.description for t, r in records.items() if r.description and t in indexed}
     keywords, df = engine.rarest_keywords(pid, sorted(indexed))
-    return Outcome(dataset, pid, engine.index_arrays(pid), result, signal_columns(dataset, fields, engine.settings), errors, descriptions,
-                   keywords, df, mined_now=len(todo), skipped=skipped, order=[t for t in order if t in current])
+    outcome = Outcome(dataset, pid, engine.index_arrays(pid), result, signal_columns(dataset, fields, engine.settings),
+                      errors, descriptions, keywords, df, mined_now=len(todo), skipped=skipped,
+                      order=[t for t in order if t in current])
+    if dataset.objects is not None:
+        # the rarest object as the annotator's explanation names it (one owner: the engine)
+        outcome.rarest = engine.rarest_objects(pid, sorted(indexed))
+        outcome.object_errors = {t: list((r.objects or {}).get("errors") or []) for t, r in records.items()}
+    return outcome
 
 
 class _progress:
@@ -815,9 +840,30 @@ def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
             row["description"] = outcome.descriptions.get(tid)
         row["error"] = outcome.errors.get(tid)
         if ds.objects is not None:
-            row["object_errors"] = list(item.box_errors)
+            row.update(object_columns(outcome, item, tid, r))
         rows.append(row)
     return rows
+
+
+def object_columns(outcome: Outcome, item: Item, tid: int, r: int | None) -> dict[str, Any]:
+    """A detection input's columns: the task's rarest object (the detector's label and
+    score, its box in percent ``[x, y, width, height]``, its keywords rarest first), the
+    object signals as ranked, and every box that failed (unreadable in the input, or
+    refused when mined) with its reason. Empty for a task whose image failed or that has
+    no mined object."""
+    rare = outcome.rarest.get(tid) if r is not None else None
+    res = outcome.result
+    out: dict[str, Any] = {"rarest_object": None, "object_score": None, "object_box": None, "object_keywords": []}
+    if rare is not None:
+        left, top, right, bottom = rare.item["box"]
+        out.update(rarest_object=rare.item.get("label"), object_score=rare.item.get("score"),
+                   object_box=[round(v * 100, BOX_DECIMALS) for v in (left, top, right - left, bottom - top)],
+                   object_keywords=[k for k, _ in rare.keywords])
+    for name in OBJECT_SIGNALS:
+        values = res.signals.get(name) if res is not None and r is not None else None
+        out[name] = None if values is None or math.isnan(float(values[r])) else float(values[r])
+    out["object_errors"] = list(item.box_errors) + outcome.object_errors.get(tid, [])
+    return out
 
 
 def write_evaluation(out: Path, rows: list[dict[str, Any]], report: dict[str, Any],
@@ -841,7 +887,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: ("; ".join(v) if isinstance(v, list) else "" if v is None else v)
+                writer.writerow({k: ("; ".join(map(str, v)) if isinstance(v, list) else "" if v is None else v)
                                  for k, v in row.items()})
         else:
             for row in rows:
@@ -852,11 +898,26 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def print_selection(outcome: Outcome, rows: list[dict[str, Any]], budget: int, out=None) -> None:
     out = out or sys.stdout
     ref = outcome.dataset.ref_column
-    print("rank\tid\tpriority\tfront\trarest keywords\t" + ref, file=out)
+    objects = outcome.dataset.objects is not None
+    tid_of = {it.shown_id: it.id for it in outcome.dataset.items} if objects else {}
+    print("rank\tid\tpriority\tfront\t" + ("rarest object\t" if objects else "") + "rarest keywords\t" + ref,
+          file=out)
     for n, row in enumerate([r for r in rows if r["error"] is None][:budget], 1):
         kws = ", ".join(f"{k} ({outcome.df.get(k, 0)})" for k in row["keywords"][:SHOWN_KEYWORDS])
         shown = str(row.get(ref) or "").replace("\n", " ").replace("\t", " ")
-        print(f"{n}\t{row['id']}\t{row['priority']:.4f}\t{row['front']}\t{kws}\t{shown[:120]}", file=out)
+        rare = (rarest_object_text(outcome.rarest.get(tid_of.get(row["id"], -1)), row) + "\t") if objects else ""
+        print(f"{n}\t{row['id']}\t{row['priority']:.4f}\t{row['front']}\t{rare}{kws}\t{shown[:120]}", file=out)
+
+
+def rarest_object_text(rare: "RarestObject | None", row: dict[str, Any]) -> str:
+    """``trailer (0.80) at [37.5, 8.33, 18.75, 25.0]: hitch (3), horse (3)``: a printed row's
+    rarest object, its keywords with their counts over all objects."""
+    if rare is None or row.get("object_box") is None:
+        return "-"
+    score = row.get("object_score")
+    label = str(row.get("rarest_object") or "a box") + (f" ({score:.2f})" if isinstance(score, (int, float)) else "")
+    kws = ", ".join(f"{k} ({n})" for k, n in rare.keywords[:SHOWN_KEYWORDS])
+    return f"{label} at {row['object_box']}: {kws}".replace("\t", " ")
 
 
 def summarise(outcome: Outcome, err=None) -> bool:
