@@ -86,7 +86,9 @@ def scenes(tmp_path_factory) -> Path:
             boxes = [dict(zip(("x", "y", "width", "height"), percent(box)), label=label, score=SCORE)
                      for box, label in boxes_of(k)]
             if k == 5:
-                boxes.append({"bbox": [1, 2], "label": "car"})  # a broken box: fails alone
+                boxes.append({"bbox": [1, 2], "label": "car"})  # unreadable: fails alone, when read
+            if k == 6:
+                boxes.append({"x": 150, "y": 10, "width": 20, "height": 20, "label": "car"})  # outside: refused when mined
             fh.write(json.dumps({"id": f"scene-{k}", "image": f"images/{k:03d}.png", "boxes": boxes}) + "\n")
     export = [{"id": 500 + k, "data": {"img": f"images/{k:03d}.png"},
                "predictions": [{"model_version": "yolo-test", "score": SCORE, "result": [
@@ -159,6 +161,10 @@ def test_jsonl_rows_with_boxes_rank_the_planted_object_first_and_a_broken_box_fa
     assert broken["error"] is None and broken["rarest_object"] == "car"
     assert broken["object_errors"] == ["boxes.jsonl: row 6 box 2: bbox must be [x, y, width, height] in pixels, "
                                        "got [1, 2]"]
+    outside = next(r for r in rows if r["id"] == "scene-6")
+    assert outside["error"] is None and outside["rarest_object"] == "car"
+    assert len(outside["object_errors"]) == 1 and "box outside the image" in outside["object_errors"][0]
+    assert all(r["object_errors"] == [] for r in rows if r["id"] not in ("scene-5", "scene-6"))
 
 
 def test_a_label_studio_export_with_detector_predictions_ranks_the_planted_object_first(scenes, vlm, tmp_path):
