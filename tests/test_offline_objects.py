@@ -174,3 +174,22 @@ def test_a_label_studio_export_with_detector_predictions_ranks_the_planted_objec
     assert "a Label Studio export with boxes in its predictions" in done.stderr
     rows = read_jsonl(tmp_path / "ranking.jsonl")
     check_planted_on_top(rows, {500 + k for k in PLANTED})
+
+
+def test_a_task_whose_boxes_moved_is_mined_again_alone_and_leaves_the_head(scenes, vlm, tmp_path):
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    rows = [json.loads(line) for line in (scenes / "boxes.jsonl").read_text().splitlines()]
+    source = scenes / "boxes-moved.jsonl"  # beside the images: the rows name them relative to the file
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run("mine", source, "--out", tmp_path / "first.jsonl", "-q", env=env).returncode == 0
+    moved = next(r for r in rows if r["id"] == "scene-21")
+    trailer = next(b for b in moved["boxes"] if b["label"] == "trailer")
+    trailer["x"], trailer["y"] = percent(CARS[0])[:2]  # the box now lies on a car, off the red patch
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    again = run("mine", source, "--out", tmp_path / "again.jsonl", "-q", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "1 processed now, 23 already mined" in again.stderr
+    ranked = read_jsonl(tmp_path / "again.jsonl")
+    assert {r["id"] for r in ranked[:2]} == {"scene-22", "scene-23"}
+    row = next(r for r in ranked if r["id"] == "scene-21")
+    assert row["object_keywords"] != ["hitch", "horse", "rusty", "trailer"]
