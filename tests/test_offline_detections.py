@@ -152,6 +152,10 @@ def test_a_detection_results_list_with_its_annotation_file_or_with_images_named_
     assert [(o.label, fractions(o)) for o in objs] == [("person", (0.1, 0.1, 0.3, 0.3))]
     assert len(ds.objects.orphans) == 2
 
+    image(folder / "sub" / "42.png")  # a second file named image 42
+    with pytest.raises(UsageError, match="000000000042.jpg and sub/42.png are both image 42"):
+        load_source(str(src), None, settings, images=str(folder))
+
 
 @pytest.mark.parametrize("doc, message", [
     ({"images": [{"id": 1}]}, "images[0] (id 1) has no file_name"),

@@ -266,12 +266,17 @@ def images_by_file_name(names: Sequence[str]) -> tuple[list[tuple[Any, str, None
     ``names`` have no number for a name (they are skipped)."""
     out = []
     skipped = 0
+    seen: dict[int, str] = {}
     for rel in names:
         stem = Path(rel).stem
-        if stem.isdigit():
-            out.append((int(stem), rel, None))
-        else:
+        if not stem.isdigit():
             skipped += 1
+            continue
+        ident = int(stem)
+        if ident in seen:
+            raise UsageError(f"{seen[ident]} and {rel} are both image {ident}: name the images with --coco")
+        seen[ident] = rel
+        out.append((ident, rel, None))
     return out, skipped
 
 
@@ -326,7 +331,10 @@ def convert_coco(detections: Sequence[Any], images: Sequence[tuple[Any, str, tup
             target.errors.append(f"{at}: {exc}")
             continue
         results = target.task["predictions"][0]["result"]
-        results.append(region(x, y, w, h, label, score, sizes[key], region_id=f"a{n}"))
+        # the annotation's own id when it has one: reordering the file changes no box's digest
+        rid = det.get("id")
+        results.append(region(x, y, w, h, label, score, sizes[key],
+                              region_id=f"a{rid}" if isinstance(rid, (int, str)) else f"a#{n}"))
     return DetectionSet(list(tasks.values()), orphans)
 
 
