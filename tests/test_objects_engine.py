@@ -227,3 +227,19 @@ def test_object_scope_on_redis_is_dropped_with_the_image_scope(tmp_path, scenes)
         assert engine.index.arrays(engine.object_scope(2)).n_tasks == 0
         assert engine.index.arrays(engine.scope(2)).n_tasks == 0
     client.flushdb()
+
+
+def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, object_min_side=60))
+        engine.project(6, CONFIG)
+        engine.mine_tasks(6, scenes)
+    rarest = engine.rarest_objects(6, [1, 9, BROKEN, 999])
+    assert set(rarest) == {1, 9, BROKEN}  # an unknown task is left out
+    assert rarest[9].label == "trailer" and rarest[9].score == pytest.approx(0.4)
+    assert rarest[9].box.describe() == "x 60.0%, y 30.0%, w 20.0%, h 40.0%"
+    assert [k for k, _ in rarest[9].keywords] == ["hitch", "trailer"] and rarest[9].keywords[0][1] == 3
+    assert rarest[1].label == "car"
+    errors = engine.object_errors(6, [1, 9, BROKEN])
+    # the car (100 px high) passes OBJECT_MIN_SIDE=60; the broken box is named with its reason
+    assert list(errors) == [BROKEN] and "box outside the image" in errors[BROKEN][0]

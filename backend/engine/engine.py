@@ -341,7 +341,7 @@ class Engine:
         """Known tasks whose data differs from the data they were mined from (edited in Label Studio)."""
         records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
         # object mining: the boxes count too (Start Training re-reads the detector's predictions)
-        boxes = self.mines_objects(self.store.get_project(pid))
+        boxes = self.settings.object_mining and self.mines_objects(self.store.get_project(pid))
         out = []
         for task in tasks:
             rec = records.get(int(task["id"]))
@@ -414,7 +414,7 @@ class Engine:
         s = self.settings
         fields = list(dict.fromkeys([*extra_fields, *signals.field_names(s)]))
         out: dict[str, np.ndarray] = {}
-        with_objects = self.mines_objects(self.store.get_project(pid))
+        with_objects = s.object_mining and self.mines_objects(self.store.get_project(pid))
         if with_objects:
             fields.append(object_parts.OBJECT_UNCERTAINTY)
         if fields:
@@ -666,8 +666,7 @@ class Engine:
         if names is None and not highlighting:
             return {}
         records = self.store.get_tasks(pid, task_ids) if source.kind == "image" else {}
-        rarest = object_parts.rarest_objects(self.index, self.object_scope(pid), records, task_ids,
-                                             s.pooling, s.novelty_transform) if with_objects else {}
+        rarest = self.rarest_objects(pid, task_ids, records) if with_objects else {}
         keywords, df = self.rarest_keywords(pid, task_ids) if names else ({}, {})
         out: dict[int, list[dict]] = {}
         for t in task_ids:
@@ -693,6 +692,29 @@ class Engine:
                         rare, control, source.name, object_parts.object_line(rare, s.rare_keywords_shown)))
             if results:
                 out[t] = results
+        return out
+
+    def rarest_objects(self, pid: int, task_ids: Sequence[int], records: dict[int, TaskRecord] | None = None
+                       ) -> dict[int, "object_parts.RarestObject"]:
+        """Each task's rarest detected object (object mining): label, score, box, its keywords
+        rarest first with their object-scope frequencies. The one choice of "the rare object":
+        the TextArea, the highlighted box and the offline output all show it. The whole image's
+        own document (OBJECT_WITH_SCENE) is never the one named; tasks without a mined object
+        are left out."""
+        ids = [int(t) for t in task_ids]
+        if records is None:
+            records = self.store.get_tasks(pid, ids)
+        return object_parts.rarest_objects(self.index, self.object_scope(pid), records, ids,
+                                           self.settings.pooling, self.settings.novelty_transform)
+
+    def object_errors(self, pid: int, task_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Why objects of these tasks were not mined (a broken box, a refused crop, a VLM
+        failure), as recorded when they were mined; tasks without any are left out."""
+        out = {}
+        for t, rec in self.store.get_tasks(pid, [int(t) for t in task_ids]).items():
+            errors = (rec.objects or {}).get("errors") or []
+            if errors:
+                out[t] = list(errors)
         return out
 
     def rarest_keywords(self, pid: int, task_ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[str, int]]:

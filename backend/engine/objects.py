@@ -118,6 +118,21 @@ class RarestObject:
     objects: int
 
     @property
+    def label(self) -> str | None:
+        """The detector's label (None: the region had none)."""
+        return self.item.get("label")
+
+    @property
+    def score(self) -> float | None:
+        """The detector's score (None: it gave none)."""
+        return self.item.get("score")
+
+    @property
+    def box(self) -> Box:
+        """Where, in fractions of the image (``box.describe()`` in Label Studio's percent)."""
+        return Box(*self.item["box"])
+
+    @property
     def detected(self) -> DetectedObject:
         size = self.item.get("size")
         return DetectedObject(Box(*self.item["box"]), self.item.get("label"), self.item.get("score"),
