@@ -790,8 +790,8 @@ def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), p
                       order=[t for t in order if t in current])
     if dataset.objects is not None:
         # the rarest object as the annotator's explanation names it (one owner: the engine)
-        outcome.rarest = engine.rarest_objects(pid, sorted(indexed))
-        outcome.object_errors = {t: list((r.objects or {}).get("errors") or []) for t, r in records.items()}
+        outcome.rarest = engine.rarest_objects(pid, sorted(indexed), records)
+        outcome.object_errors = engine.object_errors(pid, ids)
     return outcome
 
 
@@ -855,9 +855,9 @@ def object_columns(outcome: Outcome, item: Item, tid: int, r: int | None) -> dic
     res = outcome.result
     out: dict[str, Any] = {"rarest_object": None, "object_score": None, "object_box": None, "object_keywords": []}
     if rare is not None:
-        left, top, right, bottom = rare.item["box"]
-        out.update(rarest_object=rare.item.get("label"), object_score=rare.item.get("score"),
-                   object_box=[round(v * 100, BOX_DECIMALS) for v in (left, top, right - left, bottom - top)],
+        box = rare.box
+        out.update(rarest_object=rare.label, object_score=rare.score,
+                   object_box=[round(v * 100, BOX_DECIMALS) for v in (box.left, box.top, box.width, box.height)],
                    object_keywords=[k for k, _ in rare.keywords])
     for name in OBJECT_SIGNALS:
         values = res.signals.get(name) if res is not None and r is not None else None
@@ -914,8 +914,8 @@ def rarest_object_text(rare: "RarestObject | None", row: dict[str, Any]) -> str:
     rarest object, its keywords with their counts over all objects."""
     if rare is None or row.get("object_box") is None:
         return "-"
-    score = row.get("object_score")
-    label = str(row.get("rarest_object") or "a box") + (f" ({score:.2f})" if isinstance(score, (int, float)) else "")
+    score = rare.score
+    label = (rare.label or "a box") + (f" ({score:.2f})" if isinstance(score, (int, float)) else "")
     kws = ", ".join(f"{k} ({n})" for k, n in rare.keywords[:SHOWN_KEYWORDS])
     return f"{label} at {row['object_box']}: {kws}".replace("\t", " ")
 
