@@ -180,6 +180,13 @@ def test_images_and_coco_flags_go_with_coco_sources_only(tmp_path, settings):
         load_source(str(results), None, settings, coco=str(rows))
     with pytest.raises(UsageError, match="no such folder"):
         load_source(str(results), None, settings, images=str(tmp_path / "nope"))
+    # COCO's usual layout (annotations/ beside val2017/) without --images: said at once
+    coco = write(tmp_path / "annotations" / "instances.json", {"images": [{"id": 1, "file_name": "a.png"}]})
+    image(tmp_path / "val" / "a.png")
+    with pytest.raises(UsageError, match="none of its images is in .*annotations .e.g. a.png.; name their folder "
+                                         "with --images"):
+        load_source(str(coco), None, settings)
+    assert [it.id for it in load_source(str(coco), None, settings, images=str(tmp_path / "val")).items] == [1]
 
 
 # ------------------------------------------------------------------------------ rows

@@ -518,6 +518,10 @@ def coco_dataset(data: Any, path: Path, images: str | None, coco: str | None, en
             note = (f"; images named by their COCO id in {folder}"
                     + (f" (left out, not named by an id: {skipped} files)" if skipped else ""))
         kind = "COCO detection results"
+    if listed and not any((folder / name).is_file() for _, name, _ in listed):
+        # a missing image fails alone; none found at all is the wrong folder
+        raise UsageError(f"{where}: none of its images is in {folder} (e.g. {listed[0][1]}); "
+                         "name their folder with --images")
     converted = detections.convert_coco(anns, listed, categories, where, folder)
     if not converted.tasks:
         raise UsageError(f"{where}: no images" + (f" (no image in {folder} is named by its COCO id; "
