@@ -311,3 +311,32 @@ def test_an_export_with_boxes_in_both_reads_the_configured_source():
     assert detections.export_object_source(tasks, "vlmine", preferred="annotations") == "annotations"
     assert detections.export_object_source(tasks[1:], "vlmine") is None  # only this backend's own boxes
     assert detections.export_object_source(tasks[1:], "other") == "predictions"
+
+
+def test_the_engine_reads_converted_boxes_whatever_the_environment_names(tmp_path, monkeypatch):
+    """Converted boxes are a prediction of DETECTOR_VERSION: the run's settings read exactly
+    that, over OBJECT_SOURCE/OBJECT_MODEL_VERSION of the environment; an export follows
+    OBJECT_SOURCE when its boxes are there."""
+    from backend.offline.mine import build_engine
+
+    for name in Settings.__dataclass_fields__:  # a developer's REDIS_URL and friends stay out
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in {"OBJECT_SOURCE": "annotations", "OBJECT_MODEL_VERSION": "yolo-v9",
+                        "OBJECT_MINING": "false"}.items():
+        monkeypatch.setenv(name, value)
+    image(tmp_path / "a.png")
+    rows = write(tmp_path / "rows.jsonl", [{"image": "a.png", "boxes": [{"x": 1, "y": 1, "width": 50, "height": 50}]}])
+    ds = load_source(str(rows), None, Settings.from_env())
+    engine = build_engine(str(tmp_path / "model"), ds)
+    rule = engine.settings.object_source_rule()
+    assert engine.settings.object_mining
+    assert (rule.kind, rule.model_version) == ("predictions", detections.DETECTOR_VERSION)
+    assert len(objects_of_task(ds.items[0].task, rule, to_name=ds.objects.image_tag)[0]) == 1
+
+    tasks = [ls_task(1, "a.png", predictions=[{"model_version": "yolo-v9", "result": [rect(0, 0, 5, 5, "car")]}],
+                     annotations=[{"id": 2, "result": [rect(0, 0, 50, 50, "bike")]}])]
+    ds = load_source(str(write(tmp_path / "export.json", tasks)), None, Settings.from_env())
+    assert ds.objects.source == "annotations"
+    engine = build_engine(str(tmp_path / "model2"), ds)
+    found, _ = objects_of_task(ds.items[0].task, engine.settings.object_source_rule(), to_name=ds.objects.image_tag)
+    assert [o.label for o in found] == ["bike"]
