@@ -180,6 +180,8 @@ def test_images_and_coco_flags_go_with_coco_sources_only(tmp_path, settings):
         load_source(str(results), None, settings, coco=str(rows))
     with pytest.raises(UsageError, match="no such folder"):
         load_source(str(results), None, settings, images=str(tmp_path / "nope"))
+    with pytest.raises(UsageError, match="--field url: a COCO file's images are its file names"):
+        load_source(str(results), "url", settings)
     # COCO's usual layout (annotations/ beside val2017/) without --images: said at once
     coco = write(tmp_path / "annotations" / "instances.json", {"images": [{"id": 1, "file_name": "a.png"}]})
     image(tmp_path / "val" / "a.png")

@@ -465,6 +465,8 @@ def load_source(spec: str, wanted: str | None, settings: "Settings", images: str
         raise UsageError(f"{spec}: not a folder, a .json export or a .jsonl file")
     data = _read_json(path)
     if detections.is_coco(data) or detections.is_coco_results(data):
+        if wanted:
+            raise UsageError(f"--field {wanted}: a COCO file's images are its file names; --field is for rows")
         dataset = coco_dataset(data, path, images, coco, settings.local_files_document_root)
     else:
         if images or coco:
