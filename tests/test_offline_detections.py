@@ -342,3 +342,28 @@ def test_the_engine_reads_converted_boxes_whatever_the_environment_names(tmp_pat
     engine = build_engine(str(tmp_path / "model2"), ds)
     found, _ = objects_of_task(ds.items[0].task, engine.settings.object_source_rule(), to_name=ds.objects.image_tag)
     assert [o.label for o in found] == ["bike"]
+
+
+def test_a_json_min_export_reads_its_region_fields(tmp_path, settings):
+    """Label Studio's JSON-MIN export: flat rows, each region field (the control's name)
+    listing the annotation's values with their original size."""
+    image(tmp_path / "a.png"), image(tmp_path / "b.png")
+    rows = [
+        {"id": 3, "image": "a.png", "annotator": "x@example.com", "lead_time": 2.5,
+         "label": [{"x": 10, "y": 20, "width": 30, "height": 40, "rotation": 0, "rectanglelabels": ["car"],
+                    "original_width": 200, "original_height": 100},
+                   {"points": [[50, 50], [70, 50], [60, 90]], "closed": True, "polygonlabels": ["cone"],
+                    "original_width": 200, "original_height": 100},
+                   "a stray string"]},
+        {"id": 4, "image": "b.png", "sentiment": "ok"},
+    ]
+    ds = load_source(str(write(tmp_path / "project-1-min.json", rows)), None, settings)
+    assert ds.objects.format == "a Label Studio JSON-MIN export with regions" and ds.key == "image"
+    objs, failures = objects(ds, ds.items[0])
+    assert failures == []
+    assert [(o.label, o.kind, fractions(o), o.original_size) for o in objs] == [
+        ("car", "rectangle", (0.1, 0.2, 0.4, 0.6), (200, 100)), ("cone", "polygon", (0.5, 0.5, 0.7, 0.9), (200, 100))]
+    assert ds.items[0].box_errors == ["project-1-min.json: row 1 label region 2: not a region (an object with "
+                                      "rectanglelabels or polygonlabels), got 'a stray string'"]
+    assert "label" not in ds.items[0].task["data"] and ds.items[0].task["data"]["lead_time"] == 2.5
+    assert objects(ds, ds.items[1]) == ([], [])

@@ -99,6 +99,11 @@ def scenes(tmp_path_factory) -> Path:
                    for j, (box, label) in enumerate(boxes_of(k))]}]}
               for k in range(N)]
     (root / "export.json").write_text(json.dumps(export))
+    json_min = [{"id": 700 + k, "image": f"images/{k:03d}.png", "annotator": "a@example.com",
+                 "label": [dict(zip(("x", "y", "width", "height"), percent(box)), rotation=0, rectanglelabels=[label],
+                                original_width=SIZE[0], original_height=SIZE[1]) for box, label in boxes_of(k)]}
+                for k in range(N)]
+    (root / "export-min.json").write_text(json.dumps(json_min))
     return root
 
 
@@ -193,3 +198,17 @@ def test_a_task_whose_boxes_moved_is_mined_again_alone_and_leaves_the_head(scene
     assert {r["id"] for r in ranked[:2]} == {"scene-22", "scene-23"}
     row = next(r for r in ranked if r["id"] == "scene-21")
     assert row["object_keywords"] != ["hitch", "horse", "rusty", "trailer"]
+
+
+def test_a_json_min_export_of_annotated_boxes_ranks_the_planted_object_first(scenes, vlm, tmp_path):
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    done = run("mine", scenes / "export-min.json", "--out", tmp_path / "ranking.jsonl", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "objects: a Label Studio JSON-MIN export with regions" in done.stderr
+    rows = read_jsonl(tmp_path / "ranking.jsonl")
+    # annotations carry no score: the rarest object has none, and no uncertainty is ranked
+    top = rows[:3]
+    assert {r["id"] for r in top} == {700 + k for k in PLANTED}
+    assert all(r["rarest_object"] == "trailer" and r["object_score"] is None for r in top)
+    assert all(r["object_box"] == pytest.approx(percent(RARE), abs=0.01) for r in top)
+    assert all(r["object_uncertainty"] is None for r in rows)

@@ -18,7 +18,10 @@ Three inputs hold boxes:
   named by another COCO file or by their file names (COCO's ``000000397133.jpg``);
 * rows (JSONL or a JSON list) with an ``image`` and ``boxes``: ``{x, y, width, height}``
   in percent, or ``bbox`` ``[x, y, w, h]`` in pixels with the image's size, each with an
-  optional ``label`` and ``score``.
+  optional ``label`` and ``score``;
+* a Label Studio JSON-MIN export: flat rows whose region fields (named by the control
+  tag, e.g. ``label``) list the annotation's values, ``{x, y, width, height, rotation,
+  rectanglelabels, original_width, original_height}`` or ``{points, polygonlabels, ...}``.
 
 A box that cannot be converted fails alone: its reason, naming the row or annotation and
 the box, joins its task's ``errors``; the task keeps its other boxes and its image is
@@ -150,6 +153,44 @@ def _score(value: Any) -> float | None:
 def row_has_boxes(row: Any) -> bool:
     """Whether a JSONL/JSON row carries detector boxes (a ``boxes`` field)."""
     return isinstance(row, Mapping) and "boxes" in row and not isinstance(row.get("data"), Mapping)
+
+
+#: the value keys that make a JSON-MIN list entry a region, and the result type they stand for
+MIN_REGION_TYPES = ("rectanglelabels", "polygonlabels")
+
+
+def min_export_regions(row: Any) -> dict[str, list]:
+    """The fields of a Label Studio JSON-MIN row that hold regions: non-empty lists of
+    objects carrying ``rectanglelabels`` or ``polygonlabels``, by field name ({} for none)."""
+    if not isinstance(row, Mapping) or isinstance(row.get("data"), Mapping):
+        return {}
+    return {k: v for k, v in row.items() if isinstance(v, list) and v and any(
+        isinstance(r, Mapping) and any(t in r for t in MIN_REGION_TYPES) for r in v)}
+
+
+def convert_min_regions(fields: Mapping[str, list], where: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """A JSON-MIN row's region fields as results (the values as Label Studio wrote them,
+    the original size moved to the result), and the reason of each entry that is no region.
+    Whether a region's numbers make a box is the objects package's rule, applied when mined."""
+    results: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for name, values in fields.items():
+        for k, value in enumerate(values):
+            at = f"{where} {name} region {k}"
+            type_ = next((t for t in MIN_REGION_TYPES if t in value), None) if isinstance(value, Mapping) else None
+            if type_ is None:
+                errors.append(f"{at}: not a region (an object with rectanglelabels or polygonlabels), "
+                              f"got {_shown(value)}")
+                continue
+            result: dict[str, Any] = {
+                "id": f"{name}-{k}", "type": type_, "from_name": name, "to_name": IMAGE_TAG,
+                "value": {x: y for x, y in value.items() if x not in ("original_width", "original_height")},
+            }
+            size = _positive_size(value.get("original_width"), value.get("original_height"))
+            if size is not None:
+                result["original_width"], result["original_height"] = size
+            results.append(result)
+    return results, errors
 
 
 def row_image_size(row: Mapping[str, Any]) -> tuple[int, int] | None:

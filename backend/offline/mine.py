@@ -335,7 +335,7 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
         raise UsageError(f"{path}: no rows")
     base = path.parent if base is None else base
     rows = []
-    box_rows: dict[int, Any] = {}  # row index -> its raw boxes
+    box_rows: dict[int, tuple[str, Any]] = {}  # row index -> ("boxes", its boxes) or ("regions", JSON-MIN fields)
     for n, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise UsageError(f"{path}: row {n + 1} is not a JSON object")
@@ -343,9 +343,13 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
             extra = {k: rec[k] for k in ("predictions", "annotations") if isinstance(rec.get(k), list)}
             rows.append((rec.get("id"), dict(rec["data"]), extra))
         else:
+            regions = detections.min_export_regions(rec)
             if detections.row_has_boxes(rec):
-                box_rows[n] = rec["boxes"]
-            rows.append((rec.get("id"), {k: v for k, v in rec.items() if k not in ("id", "boxes")}, {}))
+                box_rows[n] = ("boxes", rec["boxes"])
+            elif regions:
+                box_rows[n] = ("regions", regions)
+            moved = {"id", "boxes"} if detections.row_has_boxes(rec) else {"id", *regions}
+            rows.append((rec.get("id"), {k: v for k, v in rec.items() if k not in moved}, {}))
     has_id = [r[0] is not None for r in rows]
     if any(has_id) and not all(has_id):
         raise UsageError(f"{path}: row {has_id.index(False) + 1} has no id (others do)")
@@ -382,17 +386,28 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
     dataset = Dataset(items, kind, key, identity or f"{kind}|{key}|{path.resolve()}", local_root=local_root,
                       field_note=f"field {key!r} ({how})")
     if box_rows:
-        dataset.objects = ObjectInput("predictions", detections.DETECTOR_VERSION, format="rows with boxes")
+        kinds = {kind for kind, _ in box_rows.values()}
+        dataset.objects = ObjectInput("predictions", detections.DETECTOR_VERSION,
+                                      format="rows with boxes" if "boxes" in kinds else
+                                      "a Label Studio JSON-MIN export with regions")
     return dataset
 
 
-def _convert_row_boxes(rows: list, box_rows: dict[int, Any], key: str, base: Path, path: Path) -> dict[int, list[str]]:
-    """Each row's ``boxes`` as a prediction on its task (rows are ``(id, data, extra)``);
-    returns the reasons of the boxes that failed, by row index. Pixel boxes take the
-    image's size from the row (width/height) or, for a local file, from its header."""
+def _convert_row_boxes(rows: list, box_rows: dict[int, tuple[str, Any]], key: str, base: Path, path: Path
+                       ) -> dict[int, list[str]]:
+    """Each row's ``boxes`` (or JSON-MIN region fields) as a prediction on its task (rows
+    are ``(id, data, extra)``); returns the reasons of the boxes that failed, by row index.
+    Pixel boxes take the image's size from the row (width/height) or, for a local file,
+    from its header."""
     errors: dict[int, list[str]] = {}
-    for n, boxes in box_rows.items():
+    for n, (kind, boxes) in box_rows.items():
         _, data, extra = rows[n]
+        if kind == "regions":
+            results, failed = detections.convert_min_regions(boxes, f"{path.name}: row {n + 1}")
+            extra["predictions"] = [detections.prediction(results)]
+            if failed:
+                errors[n] = failed
+            continue
         stated = detections.row_image_size(data)
 
         def size_of(data: dict = data, stated: Any = stated) -> tuple[int, int] | None:
