@@ -271,6 +271,8 @@ def test_an_export_with_detector_predictions_is_read_as_the_server_reads_it(tmp_
     objs, _ = objects(ds, ds.items[0])
     assert [(o.label, o.score) for o in objs] == [("car", 0.9), ("cone", 0.3)]
 
+    assert "annotations" not in ds.items[0].task  # boxes from predictions: annotations are not kept
+
     ds = load_source(str(write(tmp_path / "export.json", tasks)), None, settings, objects=False)
     assert ds.objects is None and "RectangleLabels" not in ds.label_config
 
@@ -280,7 +282,7 @@ def test_an_export_with_boxes_only_in_annotations_reads_the_annotations(tmp_path
     tasks = [ls_task(1, "a.png", annotations=[{"id": 5, "result": [rect(0, 0, 50, 50, "bike")]},
                                               {"id": 6, "was_cancelled": True, "result": [rect(0, 0, 9, 9, "no")]}])]
     ds = load_source(str(write(tmp_path / "export.json", tasks)), None, settings)
-    assert ds.objects.source == "annotations"
+    assert ds.objects.source == "annotations" and len(ds.items[0].task["annotations"]) == 2
     objs, _ = objects(ds, ds.items[0])
     assert [o.label for o in objs] == ["bike"]
 

@@ -500,6 +500,9 @@ def load_source(spec: str, wanted: str | None, settings: "Settings", images: str
             dataset.objects = None
         else:
             _sign_boxes(dataset, settings)
+    if dataset.objects is None or dataset.objects.source != "annotations":
+        for item in dataset.items:  # read only as boxes: not kept in memory otherwise
+            item.task.pop("annotations", None)
     return dataset
 
 
