@@ -935,7 +935,8 @@ def print_selection(outcome: Outcome, rows: list[dict[str, Any]], budget: int, o
 
 def rarest_object_text(rare: "RarestObject | None", row: dict[str, Any]) -> str:
     """``trailer (0.80) at [37.5, 8.33, 18.75, 25.0]: hitch (3), horse (3)``: a printed row's
-    rarest object, its keywords with their counts over all objects."""
+    rarest object, its keywords with their counts in the object scope (objects, and the
+    scenes while OBJECT_WITH_SCENE counts them)."""
     if rare is None or row.get("object_box") is None:
         return "-"
     score = rare.score
