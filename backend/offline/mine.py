@@ -973,7 +973,8 @@ def _parser() -> argparse.ArgumentParser:
                "  python -m backend mine rows.jsonl --signal uncertainty --out ranking.csv\n"
                "  python -m backend mine instances_val2017.json --images val2017/ --out ranking.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="a folder of images, s3://bucket/prefix, a Label Studio JSON export or a .jsonl file")
+    p.add_argument("source", help="a folder of images, s3://bucket/prefix, a Label Studio JSON export or a .jsonl file; "
+                                   "detection data (COCO JSON, rows with boxes, an export with boxes) is mined box by box")
     p.add_argument("--out", help="where to write the ranking: .csv or .jsonl")
     p.add_argument("--field", help="the data field to mine (default: detected from the rows)")
     p.add_argument("--images", metavar="DIR",
