@@ -226,6 +226,7 @@ def test_jsonl_rows_with_percent_and_pixel_boxes(tmp_path, settings):
                                       "unknown (give the row width and height, or a local image file)"]
     assert by_key["d"].box_errors == ["rows.jsonl: row 4: boxes must be a list, got 'car at the left'"]
     assert objects(ds, by_key["e"]) == ([], [])
+    assert by_key["e"].task["predictions"] == []  # no boxes: said so, nothing left to read back from Label Studio
     assert "boxes" not in by_key["a"].task["data"]  # the boxes live in the prediction, not in the data
 
 

@@ -560,7 +560,8 @@ def coco_dataset(data: Any, path: Path, images: str | None, coco: str | None, en
 
 def _sign_boxes(dataset: Dataset, settings: "Settings") -> None:
     """Mined items whose boxes changed are mined again: the boxes read join each item's
-    signature (by the objects package's own digest of what it reads)."""
+    signature (by the objects package's own digest of what it reads). Every task gets the
+    entry its boxes are read from, empty when the input gave none."""
     from dataclasses import replace
 
     from ..objects.regions import objects_digest
@@ -568,6 +569,9 @@ def _sign_boxes(dataset: Dataset, settings: "Settings") -> None:
     assert dataset.objects is not None
     source = replace(settings, **dataset.objects.settings()).object_source_rule()
     for item in dataset.items:
+        # the file is all there is: a task without the entry has no boxes (the engine would
+        # otherwise ask Label Studio for them, as it does for a webhook's tasks)
+        item.task.setdefault(dataset.objects.source, [])
         item.sig = f"{item.sig}|boxes:{objects_digest(item.task, source)[:16]}"
         if item.legacy_sig is not None:
             item.legacy_sig = None  # detection inputs are new: no older manifest to honour
