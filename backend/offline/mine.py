@@ -13,7 +13,11 @@ SOURCE is one of:
 * ``s3://bucket/prefix`` (listed with boto3; ``AWS_ENDPOINT_URL`` for MinIO and friends);
 * a Label Studio JSON export (a list of tasks with ``id`` and ``data``), or any JSON list
   of flat rows;
-* a JSONL file of rows ``{"id", "image" or "text", optional numeric signals}``.
+* a JSONL file of rows ``{"id", "image" or "text", optional numeric signals}``;
+* detection data (:mod:`.detections`): a Label Studio export whose predictions or
+  annotations hold boxes, COCO JSON with an image folder, or rows with ``boxes``. Such an
+  input is mined object by object (each box described on its own, a task ranked by its
+  rarest object) unless ``--no-objects`` is given.
 
 A folder's and an S3 prefix's items get stable ids (:class:`ItemIds`): the first run numbers
 them in sorted order, later runs keep each path's id and give new paths the next free ones,
@@ -46,12 +50,15 @@ from xml.sax.saxutils import quoteattr
 from ..errors import SourceError, UsageError
 from ..ids import MAX_ID
 from ..labelstudio.config import field_value
+from ..settings import OBJECT_SIGNALS
 from ..versions import digest
+from . import detections
 
 if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
 
     from ..engine.engine import Engine
+    from ..engine.objects import RarestObject
     from ..mining import IndexArrays, MiningResult
     from ..settings import Settings
 
@@ -61,9 +68,12 @@ LOCAL_PATH = "\0\0path"  # a hidden data key: a row's plain file path, resolved 
 DEFAULT_SIGNAL = "uncertainty"
 NOVELTY_DECIMALS = 6  # = backend.mining.novelty.DECIMALS (not imported: the CLI starts without numpy)
 SHOWN_KEYWORDS = 5
+SHOWN_BOX_ERRORS = 5  # box reasons printed on stderr; the output names every one
+BOX_DECIMALS = 2  # the rarest object's box, percent of the image
 #: the output's own columns: a signal of one of these names would overwrite it
 OUTPUT_COLUMNS = frozenset({"id", "priority", "front", "novelty", "keywords", "path", "image", "text",
-                            "description", "error"})
+                            "description", "error", "rarest_object", "object_score", "object_box",
+                            "object_keywords", "object_errors", *OBJECT_SIGNALS})
 PID_BASE = 1 << 50  # synthetic project ids sit far above Label Studio's
 
 log = logging.getLogger(__name__)
@@ -79,10 +89,31 @@ class Item:
     name: str | None = None  # a folder's relative path, an S3 key, a row's own id: the id is kept per name (ItemIds)
     legacy_sig: str | None = None  # what an older version wrote for the same item: taken as sig, not re-mined
     key: Any = None  # the row's id exactly as the source gave it (a string or an integer): the output's "id"
+    box_errors: list[str] = field(default_factory=list)  # boxes of a detection input that could not be read
 
     @property
     def shown_id(self) -> Any:
         return self.id if self.key is None else self.key
+
+
+@dataclass
+class ObjectInput:
+    """Where a detection input's boxes are: what the object source reads and which image
+    tag the regions name (the label config the command mines with uses the same name)."""
+
+    source: str  # "predictions" or "annotations"
+    model_version: str | None  # detections.DETECTOR_VERSION for converted boxes; None: any other model's
+    image_tag: str = detections.IMAGE_TAG
+    orphans: list[str] = field(default_factory=list)  # detections that name no listed image
+    format: str = "detections"  # said on stderr: "COCO annotations", "rows with boxes"...
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that mine these boxes, over the environment's: object mining on, the
+        source the boxes are in, and for converted boxes exactly their model version."""
+        out: dict[str, Any] = {"object_mining": True, "object_source": self.source}
+        if self.model_version is not None:
+            out["object_model_version"] = self.model_version
+        return out
 
 
 @dataclass
@@ -93,9 +124,17 @@ class Dataset:
     identity: str  # what the synthetic project id is derived from
     local_root: str | None = None  # LOCAL_FILES_DOCUMENT_ROOT for local files, when needed
     field_note: str = ""
+    objects: ObjectInput | None = None  # a detection input mined object by object; None: whole items only
 
     @property
     def label_config(self) -> str:
+        """The config the engine mines with: an Image or a Text tag on the mined field, and
+        for a detection input a RectangleLabels on the image (no labels listed: a new label
+        in the data must not change the config)."""
+        if self.objects is not None:
+            tag = quoteattr(self.objects.image_tag)
+            return (f"<View><Image name={tag} value={quoteattr('$' + self.key)}/>"
+                    f"<RectangleLabels name={quoteattr(detections.BOX_TAG)} toName={tag}/></View>")
         tag = "Image" if self.kind == "image" else "Text"
         return f"<View><{tag} name={quoteattr(self.kind)} value={quoteattr('$' + self.key)}/></View>"
 
@@ -173,7 +212,9 @@ def s3_dataset(uri: str, endpoint_url: str | None) -> Dataset:
 
 
 # -------------------------------------------------------------------- tables (JSON/JSONL)
-def _read_records(path: Path) -> list[Any]:
+def _read_json(path: Path) -> Any:
+    """A JSONL file as its list of rows, a JSON file as it is (a list, or a dict: COCO, or
+    an export wrapped as ``{"tasks": [...]}``)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -188,13 +229,18 @@ def _read_records(path: Path) -> list[Any]:
                     raise UsageError(f"{path}:{n}: not JSON ({exc.msg})") from None
         return records
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _records(data: Any, path: Path) -> list[Any]:
+    """The rows of a table source: a list, or the ``tasks`` of ``{"tasks": [...]}``."""
     if isinstance(data, dict) and isinstance(data.get("tasks"), list):
         data = data["tasks"]
     if not isinstance(data, list):
-        raise UsageError(f"{path}: expected a list of tasks (a Label Studio JSON export)")
+        raise UsageError(f"{path}: expected a list of tasks (a Label Studio JSON export), COCO JSON "
+                         "(with images) or JSONL rows")
     return data
 
 
@@ -279,18 +325,31 @@ def _key_name(key: Any) -> str:
     return "id:" + json.dumps(key)
 
 
-def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: str | None) -> Dataset:
+def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: str | None,
+                  base: Path | None = None, identity: str | None = None) -> Dataset:
+    """Rows or Label Studio tasks as a dataset. Plain file paths are relative to ``base``
+    (default: the file's folder). A task's ``predictions`` and ``annotations`` stay on it
+    (signals and objects read them); a row's ``boxes`` become a prediction of
+    :data:`detections.DETECTOR_VERSION`, each box that cannot be read failing alone."""
     if not records:
         raise UsageError(f"{path}: no rows")
+    base = path.parent if base is None else base
     rows = []
+    box_rows: dict[int, tuple[str, Any]] = {}  # row index -> ("boxes", its boxes) or ("regions", JSON-MIN fields)
     for n, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise UsageError(f"{path}: row {n + 1} is not a JSON object")
         if isinstance(rec.get("data"), dict):  # a Label Studio task
-            extra = {"predictions": rec["predictions"]} if isinstance(rec.get("predictions"), list) else {}
+            extra = {k: rec[k] for k in ("predictions", "annotations") if isinstance(rec.get(k), list)}
             rows.append((rec.get("id"), dict(rec["data"]), extra))
         else:
-            rows.append((rec.get("id"), {k: v for k, v in rec.items() if k != "id"}, {}))
+            regions = detections.min_export_regions(rec)
+            if detections.row_has_boxes(rec):
+                box_rows[n] = ("boxes", rec["boxes"])
+            elif regions:
+                box_rows[n] = ("regions", regions)
+            moved = {"id", "boxes"} if detections.row_has_boxes(rec) else {"id", *regions}
+            rows.append((rec.get("id"), {k: v for k, v in rec.items() if k not in moved}, {}))
     has_id = [r[0] is not None for r in rows]
     if any(has_id) and not all(has_id):
         raise UsageError(f"{path}: row {has_id.index(False) + 1} has no id (others do)")
@@ -306,9 +365,10 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
         shown = keys[seen.index(dupes[0])] if by_name else dupes[0]
         raise UsageError(f"{path}: duplicate ids, e.g. {shown!r}" if by_name else f"{path}: duplicate ids, e.g. {shown}")
     kind, key, how = detect_field([r[1] for r in rows], wanted)
-    local_root = _rewrite_local_paths(rows, key, path.parent, env_root) if kind == "image" else None
+    box_errors = _convert_row_boxes(rows, box_rows, key, base, path) if box_rows else {}
+    local_root = _rewrite_local_paths(rows, key, base, env_root) if kind == "image" else None
     items = []
-    for tid, given, (_, data, extra) in zip(ids, keys, rows):
+    for n, (tid, given, (_, data, extra)) in enumerate(zip(ids, keys, rows)):
         shown = data.pop(f"\0{key}", field_value(data, key))
         local = data.pop(LOCAL_PATH, None)
         value = field_value(data, key)
@@ -322,9 +382,45 @@ def table_dataset(records: list[Any], path: Path, wanted: str | None, env_root: 
         elif isinstance(value, str) and value.startswith(LOCAL_FILES) and local_root:
             sig += "|" + _stat_sig(Path(local_root) / _unquote_local(value))
         items.append(Item(tid, {"id": tid, "data": data, **extra}, {kind: shown}, sig, legacy_sig=legacy,
-                          name=_key_name(given) if by_name else None, key=given))
-    return Dataset(items, kind, key, f"{kind}|{key}|{path.resolve()}", local_root=local_root,
-                   field_note=f"field {key!r} ({how})")
+                          name=_key_name(given) if by_name else None, key=given, box_errors=box_errors.get(n, [])))
+    dataset = Dataset(items, kind, key, identity or f"{kind}|{key}|{path.resolve()}", local_root=local_root,
+                      field_note=f"field {key!r} ({how})")
+    if box_rows:
+        kinds = {kind for kind, _ in box_rows.values()}
+        dataset.objects = ObjectInput("predictions", detections.DETECTOR_VERSION,
+                                      format="rows with boxes" if "boxes" in kinds else
+                                      "a Label Studio JSON-MIN export with regions")
+    return dataset
+
+
+def _convert_row_boxes(rows: list, box_rows: dict[int, tuple[str, Any]], key: str, base: Path, path: Path
+                       ) -> dict[int, list[str]]:
+    """Each row's ``boxes`` (or JSON-MIN region fields) as a prediction on its task (rows
+    are ``(id, data, extra)``); returns the reasons of the boxes that failed, by row index.
+    Pixel boxes take the image's size from the row (width/height) or, for a local file,
+    from its header."""
+    errors: dict[int, list[str]] = {}
+    for n, (kind, boxes) in box_rows.items():
+        _, data, extra = rows[n]
+        if kind == "regions":
+            results, failed = detections.convert_min_regions(boxes, f"{path.name}: row {n + 1}")
+            extra["predictions"] = [detections.prediction(results)]
+            if failed:
+                errors[n] = failed
+            continue
+        stated = detections.row_image_size(data)
+
+        def size_of(data: dict = data, stated: Any = stated) -> tuple[int, int] | None:
+            if stated is not None:
+                return stated
+            local = detections.local_image(field_value(data, key), base)
+            return detections.image_size(local) if local is not None else None
+
+        results, failed = detections.convert_row_boxes(boxes, f"{path.name}: row {n + 1}", size_of)
+        extra["predictions"] = [detections.prediction(results)]
+        if failed:
+            errors[n] = failed
+    return errors
 
 
 def _unquote_local(ref: str) -> str:
@@ -343,14 +439,9 @@ def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None)
     """
     local: list[tuple[dict, Path]] = []
     for _, data, _ in rows:
-        value = field_value(data, key)
-        if not isinstance(value, str) or not value.strip():
-            continue
-        v = value.strip()
-        if "://" in v or v.lower().startswith(("data:", "/data/upload/", "/data/local-files")):
-            continue
-        p = Path(v).expanduser()
-        local.append((data, (p if p.is_absolute() else base / p).resolve()))
+        p = detections.local_image(field_value(data, key), base)
+        if p is not None:
+            local.append((data, p.resolve()))
     if not local:
         return None
     root = env_root or os.path.commonpath([str(p.parent) for _, p in local])
@@ -361,8 +452,19 @@ def _rewrite_local_paths(rows: list, key: str, base: Path, env_root: str | None)
     return str(root)
 
 
-def load_source(spec: str, wanted: str | None, settings: "Settings") -> Dataset:
+def load_source(spec: str, wanted: str | None, settings: "Settings", images: str | None = None,
+                coco: str | None = None, objects: bool = True) -> Dataset:
+    """The dataset a SOURCE names; the format of a .json/.jsonl file is read from its content.
+
+    Detection data (COCO JSON, rows with ``boxes``, an export whose predictions or
+    annotations hold boxes) is mined object by object; ``objects=False`` (``--no-objects``)
+    mines its images whole, as any other source. ``images`` is the folder COCO file names
+    are relative to (default: the JSON file's folder); ``coco`` names the COCO annotation
+    file whose ``images`` and ``categories`` a bare detection-results list refers to.
+    """
     if spec.lower().startswith("s3://"):
+        if images or coco:
+            raise UsageError("--images and --coco go with a COCO JSON source")
         return s3_dataset(spec, settings.aws_endpoint_url)
     if "://" in spec:
         raise UsageError(f"{spec}: a source is a folder, an s3:// prefix, a .json export or a .jsonl file")
@@ -370,11 +472,109 @@ def load_source(spec: str, wanted: str | None, settings: "Settings") -> Dataset:
     if not path.exists():
         raise UsageError(f"{spec}: no such file or folder")
     if path.is_dir():
+        if images or coco:
+            raise UsageError("--images and --coco go with a COCO JSON source, not a folder")
         root = path.resolve()
         return local_dataset(root, list_images(root), f"folder|{root}")
     if path.suffix.lower() not in (".json", ".jsonl", ".ndjson"):
         raise UsageError(f"{spec}: not a folder, a .json export or a .jsonl file")
-    return table_dataset(_read_records(path), path, wanted, settings.local_files_document_root)
+    data = _read_json(path)
+    if detections.is_coco(data) or detections.is_coco_results(data):
+        if wanted:
+            raise UsageError(f"--field {wanted}: a COCO file's images are its file names; --field is for rows")
+        dataset = coco_dataset(data, path, images, coco, settings.local_files_document_root)
+    else:
+        if images or coco:
+            raise UsageError(f"--images and --coco go with a COCO JSON source; {spec} is not one "
+                             "(COCO JSON has a list of images, or is a list of detections with image_id and bbox)")
+        dataset = table_dataset(_records(data, path), path, wanted, settings.local_files_document_root)
+        if dataset.objects is None and dataset.kind == "image":
+            source = detections.export_object_source([it.task for it in dataset.items], settings.model_version_prefix,
+                                                     preferred=settings.object_source)
+            if source is not None:
+                tag = detections.export_image_tag([it.task for it in dataset.items], source)
+                dataset.objects = ObjectInput(source, None, image_tag=tag or detections.IMAGE_TAG,
+                                              format=f"a Label Studio export with boxes in its {source}")
+    if dataset.objects is not None:
+        if not objects or dataset.kind != "image":
+            dataset.objects = None
+        else:
+            _sign_boxes(dataset, settings)
+    if dataset.objects is None or dataset.objects.source != "annotations":
+        for item in dataset.items:  # read only as boxes: not kept in memory otherwise
+            item.task.pop("annotations", None)
+    return dataset
+
+
+def coco_dataset(data: Any, path: Path, images: str | None, coco: str | None, env_root: str | None) -> Dataset:
+    """COCO JSON (annotations or detections with their images) or a bare detection-results
+    list, read as tasks whose predictions hold the boxes (see :mod:`.detections`)."""
+    folder = Path(images).expanduser() if images else path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--images {images}: no such folder")
+    where = path.name
+    note = ""
+    if detections.is_coco(data):
+        if coco:
+            raise UsageError(f"--coco names the images of a detection-results list; {path.name} has its own")
+        anns = data.get("annotations") or []
+        if not isinstance(anns, list):
+            raise UsageError(f"{where}: annotations must be a list")
+        listed = detections.coco_images(data, where)
+        categories = detections.coco_categories(data, where)
+        kind = "COCO " + ("detections" if any(isinstance(a, dict) and "score" in a for a in anns) else "annotations")
+    else:
+        anns = data
+        if coco:
+            info_path = Path(coco).expanduser()
+            info = _read_json(info_path) if info_path.is_file() else None
+            if not detections.is_coco(info):
+                raise UsageError(f"--coco {coco}: not a COCO JSON file with a list of images")
+            listed = detections.coco_images(info, info_path.name)
+            categories = detections.coco_categories(info, info_path.name)
+        else:
+            listed, skipped = detections.images_by_file_name(list_images(folder.resolve()))
+            categories = {}
+            note = (f"; images named by their COCO id in {folder}"
+                    + (f" (left out, not named by an id: {skipped} files)" if skipped else ""))
+        kind = "COCO detection results"
+    if listed and not any((folder / name).is_file() for _, name, _ in listed):
+        # a missing image fails alone; none found at all is the wrong folder
+        raise UsageError(f"{where}: none of its images is in {folder} (e.g. {listed[0][1]}); "
+                         "name their folder with --images")
+    converted = detections.convert_coco(anns, listed, categories, where, folder)
+    if not converted.tasks:
+        raise UsageError(f"{where}: no images" + (f" (no image in {folder} is named by its COCO id; "
+                                                 "name the annotation file with --coco)" if not coco and not detections.is_coco(data) else ""))
+    dataset = table_dataset([t.task for t in converted.tasks], path, detections.IMAGE_KEY, env_root,
+                            base=folder, identity=f"coco|{path.resolve()}|{folder.resolve()}")
+    if dataset.kind != "image":
+        raise UsageError(f"{where}: the file names of the images are not images (jpg, png...)")
+    for item, task in zip(dataset.items, converted.tasks):
+        item.box_errors = task.errors
+    dataset.field_note = f"images in {folder}"
+    dataset.objects = ObjectInput("predictions", detections.DETECTOR_VERSION, orphans=converted.orphans,
+                                  format=kind + note)
+    return dataset
+
+
+def _sign_boxes(dataset: Dataset, settings: "Settings") -> None:
+    """Mined items whose boxes changed are mined again: the boxes read join each item's
+    signature (by the objects package's own digest of what it reads). Every task gets the
+    entry its boxes are read from, empty when the input gave none."""
+    from dataclasses import replace
+
+    from ..objects.regions import objects_digest
+
+    assert dataset.objects is not None
+    source = replace(settings, **dataset.objects.settings()).object_source_rule()
+    for item in dataset.items:
+        # the file is all there is: a task without the entry has no boxes (the engine would
+        # otherwise ask Label Studio for them, as it does for a webhook's tasks)
+        item.task.setdefault(dataset.objects.source, [])
+        item.sig = f"{item.sig}|boxes:{objects_digest(item.task, source)[:16]}"
+        if item.legacy_sig is not None:
+            item.legacy_sig = None  # detection inputs are new: no older manifest to honour
 
 
 # -------------------------------------------------------------------------- signals
@@ -541,6 +741,8 @@ class Outcome:
     mined_now: int = 0
     skipped: int = 0
     order: list[int] = field(default_factory=list)  # mined item ids, label-first first
+    rarest: dict[int, "RarestObject"] = field(default_factory=dict)  # detection inputs: each task's rarest object
+    object_errors: dict[int, list[str]] = field(default_factory=dict)  # boxes refused when mined, by task
 
     @property
     def ok(self) -> int:
@@ -556,6 +758,8 @@ def build_engine(model_dir: str | None, dataset: Dataset | None = None, **overri
         overrides["model_dir"] = model_dir
     if dataset is not None and dataset.local_root:
         overrides["local_files_document_root"] = dataset.local_root
+    if dataset is not None and dataset.objects is not None:
+        overrides.update(dataset.objects.settings())
     try:
         settings = Settings.from_env(invert_priority=False, label_stream="tab", **overrides)
     except SettingsError as exc:
@@ -611,8 +815,14 @@ def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), p
               for t in ids if t not in indexed}
     descriptions = {t: r.description for t, r in records.items() if r.description and t in indexed}
     keywords, df = engine.rarest_keywords(pid, sorted(indexed))
-    return Outcome(dataset, pid, engine.index_arrays(pid), result, signal_columns(dataset, fields, engine.settings), errors, descriptions,
-                   keywords, df, mined_now=len(todo), skipped=skipped, order=[t for t in order if t in current])
+    outcome = Outcome(dataset, pid, engine.index_arrays(pid), result, signal_columns(dataset, fields, engine.settings),
+                      errors, descriptions, keywords, df, mined_now=len(todo), skipped=skipped,
+                      order=[t for t in order if t in current])
+    if dataset.objects is not None:
+        # the rarest object as the annotator's explanation names it (one owner: the engine)
+        outcome.rarest = engine.rarest_objects(pid, sorted(indexed), records)
+        outcome.object_errors = engine.object_errors(pid, ids)
+    return outcome
 
 
 class _progress:
@@ -659,8 +869,31 @@ def output_rows(outcome: Outcome) -> list[dict[str, Any]]:
         if ds.kind == "image":
             row["description"] = outcome.descriptions.get(tid)
         row["error"] = outcome.errors.get(tid)
+        if ds.objects is not None:
+            row.update(object_columns(outcome, item, tid, r))
         rows.append(row)
     return rows
+
+
+def object_columns(outcome: Outcome, item: Item, tid: int, r: int | None) -> dict[str, Any]:
+    """A detection input's columns: the task's rarest object (the detector's label and
+    score, its box in percent ``[x, y, width, height]``, its keywords rarest first), the
+    object signals as ranked, and every box that failed (unreadable in the input, or
+    refused when mined) with its reason. Empty for a task whose image failed or that has
+    no mined object."""
+    rare = outcome.rarest.get(tid) if r is not None else None
+    res = outcome.result
+    out: dict[str, Any] = {"rarest_object": None, "object_score": None, "object_box": None, "object_keywords": []}
+    if rare is not None:
+        box = rare.box
+        out.update(rarest_object=rare.label, object_score=rare.score,
+                   object_box=[round(v * 100, BOX_DECIMALS) for v in (box.left, box.top, box.width, box.height)],
+                   object_keywords=[k for k, _ in rare.keywords])
+    for name in OBJECT_SIGNALS:
+        values = res.signals.get(name) if res is not None and r is not None else None
+        out[name] = None if values is None or math.isnan(float(values[r])) else float(values[r])
+    out["object_errors"] = list(item.box_errors) + outcome.object_errors.get(tid, [])
+    return out
 
 
 def write_evaluation(out: Path, rows: list[dict[str, Any]], report: dict[str, Any],
@@ -684,7 +917,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: ("; ".join(v) if isinstance(v, list) else "" if v is None else v)
+                writer.writerow({k: ("; ".join(map(str, v)) if isinstance(v, list) else "" if v is None else v)
                                  for k, v in row.items()})
         else:
             for row in rows:
@@ -695,11 +928,27 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 def print_selection(outcome: Outcome, rows: list[dict[str, Any]], budget: int, out=None) -> None:
     out = out or sys.stdout
     ref = outcome.dataset.ref_column
-    print("rank\tid\tpriority\tfront\trarest keywords\t" + ref, file=out)
+    objects = outcome.dataset.objects is not None
+    tid_of = {it.shown_id: it.id for it in outcome.dataset.items} if objects else {}
+    print("rank\tid\tpriority\tfront\t" + ("rarest object\t" if objects else "") + "rarest keywords\t" + ref,
+          file=out)
     for n, row in enumerate([r for r in rows if r["error"] is None][:budget], 1):
         kws = ", ".join(f"{k} ({outcome.df.get(k, 0)})" for k in row["keywords"][:SHOWN_KEYWORDS])
         shown = str(row.get(ref) or "").replace("\n", " ").replace("\t", " ")
-        print(f"{n}\t{row['id']}\t{row['priority']:.4f}\t{row['front']}\t{kws}\t{shown[:120]}", file=out)
+        rare = (rarest_object_text(outcome.rarest.get(tid_of.get(row["id"], -1)), row) + "\t") if objects else ""
+        print(f"{n}\t{row['id']}\t{row['priority']:.4f}\t{row['front']}\t{rare}{kws}\t{shown[:120]}", file=out)
+
+
+def rarest_object_text(rare: "RarestObject | None", row: dict[str, Any]) -> str:
+    """``trailer (0.80) at [37.5, 8.33, 18.75, 25.0]: hitch (3), horse (3)``: a printed row's
+    rarest object, its keywords with their counts in the object scope (objects, and the
+    scenes while OBJECT_WITH_SCENE counts them)."""
+    if rare is None or row.get("object_box") is None:
+        return "-"
+    score = rare.score
+    label = (rare.label or "a box") + (f" ({score:.2f})" if isinstance(score, (int, float)) else "")
+    kws = ", ".join(f"{k} ({n})" for k, n in rare.keywords[:SHOWN_KEYWORDS])
+    return f"{label} at {row['object_box']}: {kws}".replace("\t", " ")
 
 
 def summarise(outcome: Outcome, err=None) -> bool:
@@ -727,11 +976,21 @@ def _parser() -> argparse.ArgumentParser:
                "  python -m backend mine photos/ --out ranking.csv --budget 50\n"
                "  VLM_API_URL=http://gpu:8000/v1 python -m backend mine s3://bucket/images/ --out ranking.jsonl\n"
                "  python -m backend mine export.json --field image --out ranking.csv\n"
-               "  python -m backend mine rows.jsonl --signal uncertainty --out ranking.csv",
+               "  python -m backend mine rows.jsonl --signal uncertainty --out ranking.csv\n"
+               "  python -m backend mine instances_val2017.json --images val2017/ --out ranking.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="a folder of images, s3://bucket/prefix, a Label Studio JSON export or a .jsonl file")
+    p.add_argument("source", help="a folder of images, s3://bucket/prefix, a Label Studio JSON export or a .jsonl file; "
+                                   "detection data (COCO JSON, rows with boxes, an export with boxes) is mined box by box")
     p.add_argument("--out", help="where to write the ranking: .csv or .jsonl")
     p.add_argument("--field", help="the data field to mine (default: detected from the rows)")
+    p.add_argument("--images", metavar="DIR",
+                   help="COCO JSON: the folder its file names are relative to (default: the JSON file's folder)")
+    p.add_argument("--coco", metavar="FILE",
+                   help="a bare COCO detection-results list: the COCO annotation file naming its images and "
+                        "categories (default: images named by their id in --images, as COCO names them)")
+    p.add_argument("--no-objects", action="store_true",
+                   help="detection data (boxes in an export, COCO, rows with boxes): mine whole images only, "
+                        "not each box")
     p.add_argument("--signal", action="append", default=[], metavar="NAME",
                    help="a numeric row field ranked beside novelty, larger = label sooner (repeatable; "
                         "default: 'uncertainty' when the rows have it)")
@@ -759,7 +1018,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("--budget must be at least 1")
         check_signal_names(args.signal)
         probe = build_engine_settings(args.model_dir)
-        dataset = load_source(args.source, args.field, probe)
+        dataset = load_source(args.source, args.field, probe, images=args.images, coco=args.coco,
+                              objects=not args.no_objects)
         if not dataset.items:
             print(f"error: {args.source}: no {dataset.kind}s found", file=sys.stderr)
             return 1
@@ -769,6 +1029,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(dataset.items)} {dataset.kind}s from {args.source}"
               + (f", {dataset.field_note}" if dataset.field_note else "")
               + (f"; signals: novelty, {', '.join(names)}" if names else "; signal: novelty"), file=sys.stderr)
+        if dataset.objects is not None:
+            say_objects(dataset)
         outcome = mine_with_progress(engine, dataset, fields, quiet=args.quiet)
     except (UsageError, SourceError, KeyboardInterrupt) as exc:
         return command_error(exc)
@@ -781,6 +1043,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.budget:
         print_selection(outcome, rows, args.budget)
     return 0
+
+
+def say_objects(dataset: Dataset, err=None) -> None:
+    """On stderr: that a detection input is mined object by object, and every box that could
+    not be read (each reason once per row; the first few in full)."""
+    err = err or sys.stderr
+    objects = dataset.objects
+    assert objects is not None
+    failed = [e for it in dataset.items for e in it.box_errors] + objects.orphans
+    print(f"objects: {objects.format}; each box is mined on its own (--no-objects: whole images only)"
+          + (f"; {len(failed)} boxes could not be read" if failed else ""), file=err)
+    for reason in failed[:SHOWN_BOX_ERRORS]:
+        print(f"  box: {reason}", file=err)
+    if len(failed) > SHOWN_BOX_ERRORS:
+        print(f"  ... and {len(failed) - SHOWN_BOX_ERRORS} more (the output's object_errors column names each)",
+              file=err)
 
 
 def mine_with_progress(engine: "Engine", dataset: Dataset, fields: Sequence[str], quiet: bool) -> Outcome:
