@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import requests
+from playwright.sync_api import sync_playwright
 
 from backend.labelstudio.client import LabelStudioClient
 from tests.support.backend_server import BackendServer, wait_for
@@ -30,6 +33,7 @@ from tests.support.data import connect
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
+from tests.support.workers import kill_group, redis_url, start_worker
 from tests.support.street_scenes import (
     DETECTOR_VERSION, HEIGHT, OBJECT_CONFIG, STREET_DESCRIPTIONS, WIDTH, Box, detector_prediction,
     region, street_scene,
@@ -41,6 +45,7 @@ N_SCENES = 40
 RARE = (5, 14, 23, 31)   # scene indices holding the red patch
 BROKEN = 9               # a common scene whose prediction also holds a box out of bounds
 ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +117,174 @@ def near(region_value: dict, box: Box, tolerance: float = 0.5) -> bool:
     """The region's percent box is the detector's box (to ``tolerance`` percentage points)."""
     want = box.percent()
     return all(abs(float(region_value[k]) - want[k]) <= tolerance for k in ("x", "y", "width", "height"))
+
+
+def scores_in_tab(client: LabelStudioClient, ls, pid: int) -> dict[int, float]:
+    """Each task's score in the tab (``predictions_score``: the live version's prediction)."""
+    views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
+    view = next(v for v in views if v["data"].get("title") == "Long-tail first")
+    return {t["id"]: float(t["predictions_score"] or 0.0) for t in client.tasks_in_view(view["id"])}
+
+
+def test_whole_image_mining_does_not_find_the_rare_objects(label_studio, scenes, images, vlm, tmp_path):
+    """The point of object mining: described whole, every scene is the same street, so the rare
+    tasks are neither first in the tab nor scored above the common ones."""
+    ls = label_studio
+    backend = BackendServer(backend_env(ls, vlm, tmp_path), tmp_path / "backend.log")
+    try:
+        pid, _ = create_project(ls, "whole-image streets", OBJECT_CONFIG)
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, tasks_of(scenes, images))
+        client = LabelStudioClient(ls.base_url, ls.token)
+        wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
+        rare = {ids[i] for i in RARE}
+        assert set(long_tail_first(client, ls, pid, len(RARE))) != rare
+        scores = scores_in_tab(client, ls, pid)
+        common_best = max(s for t, s in scores.items() if t not in rare)
+        assert all(scores[t] <= common_best for t in rare), (scores, rare)
+        # every whole image was described as the street: one description, no rarer scene
+        m = metrics(backend)
+        assert m["projects"][str(pid)]["mined"] == len(ids)
+        pred = live_prediction(client, ls, pid, ids[RARE[0]], backend)
+        assert all(r["type"] != "rectanglelabels" for r in pred["result"])  # no box without objects
+        assert "trailer" not in str(pred["result"])
+    finally:
+        backend.stop()
+
+
+def rare_box_of(pred: dict) -> dict:
+    """The highlighted region of a prediction of this backend (exactly one)."""
+    boxes = [r for r in pred["result"] if r["type"] == "rectanglelabels"]
+    assert len(boxes) == 1, pred["result"]
+    return boxes[0]
+
+
+def explanation_of(pred: dict) -> str:
+    texts = [r for r in pred["result"] if r["type"] == "textarea"]
+    assert len(texts) == 1, pred["result"]
+    return "\n".join(texts[0]["value"]["text"])
+
+
+def moved_off_the_patch(scene) -> Box:
+    """The trailer's box moved onto empty road, beside the patch (the cars are lower down)."""
+    patch = scene.patch
+    left = 20 if patch.left > WIDTH // 2 else WIDTH - patch.width - 24
+    return Box(left, patch.top, patch.width, patch.height, "trailer", patch.score)
+
+
+def screenshot_rare_task(ls, pid: int, task_id: int, reason: str, shots: Path) -> None:
+    """Open the rare task's labeling view in Chromium: the highlighted box is listed among the
+    regions, selecting it shows the reason in its details; screenshots are kept."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: scripts/test.sh installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(ls.base_url + "/user/login/")
+            page.fill("input[name=email]", ls.email)
+            page.fill("input[name=password]", ls.password)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+            page.goto(f"{ls.base_url}/projects/{pid}/data?task={task_id}")
+            listed = page.locator(".lsf-outliner-item, [class*=outliner]").get_by_text("trailer", exact=True)
+            listed.first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)  # the image and its regions settle
+            page.screenshot(path=str(shots / "01-rare-task.png"))
+            listed.first.click()
+            details = page.get_by_text(reason, exact=False).first
+            details.wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "02-rare-box-selected.png"))
+        finally:
+            browser.close()
+
+
+def artefacts_dir(name: str) -> Path:
+    base = Path(os.environ.get("VLMINE_ARTIFACTS") or ROOT / "test-artifacts")
+    out = base / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    print(f"\n[objects e2e] screenshots in {out}")
+    return out
+
+
+def test_rare_objects_top_the_long_tail_tab_with_their_box(label_studio, scenes, images, vlm, tmp_path):
+    ls = label_studio
+    backend = BackendServer(backend_env(ls, vlm, tmp_path, OBJECT_MINING="true"), tmp_path / "backend.log")
+    try:
+        pid, _ = create_project(ls, "object streets", OBJECT_CONFIG)
+        ml = connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, tasks_of(scenes, images))
+        client = LabelStudioClient(ls.base_url, ls.token)
+        wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
+        rare = [ids[i] for i in RARE]
+        assert set(long_tail_first(client, ls, pid, len(RARE))) == set(rare)
+
+        # the annotator's view of a rare task: the trailer's box, the reason, the TextArea
+        for index in RARE:
+            pred = live_prediction(client, ls, pid, ids[index], backend)
+            box = rare_box_of(pred)
+            assert box["from_name"] == "label" and box["to_name"] == "image"
+            assert box["value"]["rectanglelabels"] == ["trailer"]
+            assert near(box["value"], scenes[index].patch), (box["value"], scenes[index].patch.percent())
+            reason = " ".join(box["meta"]["text"])
+            assert "horse" in reason, reason            # the VLM's words for the crop, kept by LS
+            text = explanation_of(pred)
+            assert "trailer" in text and "horse" in text, text
+        common = live_prediction(client, ls, pid, ids[0], backend)
+        assert all(r["type"] != "rectanglelabels" for r in common["result"]), common["result"]
+
+        # the box past the border failed alone: its task and reason in /metrics, the task ranked
+        m = metrics(backend)
+        error = m["last_error"].get("object", "")
+        assert f"task {ids[BROKEN]}" in error and "outside the image" in error, m["last_error"]
+        assert m["counters"].get("objects_failed", 0) >= 1
+        assert ids[BROKEN] in scores_in_tab(client, ls, pid)
+
+        first = live_prediction(client, ls, pid, rare[0], backend)
+        screenshot_rare_task(ls, pid, rare[0], " ".join(rare_box_of(first)["meta"]["text"]),
+                             artefacts_dir("objects"))
+
+        # the detector changes its mind: the trailer's box moves off the patch; Start Training
+        # re-reads the predictions, and that task is mined again and leaves the head
+        moved = rare[-1]
+        scene = scenes[RARE[-1]]
+        detection = next(p for p in client.list_predictions(pid, DETECTOR_VERSION) if p["task"] == moved)
+        boxes = [b for b in scene.boxes if b.label != "trailer"] + [moved_off_the_patch(scene)]
+        result = [region(b, i) for i, b in enumerate(boxes)]
+        ls.api("PATCH", f"/api/predictions/{detection['id']}", json={"result": result})
+        ls.api("POST", f"/api/ml/{ml}/train", json={})
+        wait_for(lambda: set(long_tail_first(client, ls, pid, len(RARE) - 1)) == set(rare[:-1])
+                 and moved not in long_tail_first(client, ls, pid, len(RARE)),
+                 180, "the moved box's task to leave the head", backend)
+        wait_for(all_written(client, pid, len(ids), backend), 120, "the write-back", backend)
+        pred = live_prediction(client, ls, pid, moved, backend)
+        assert "horse" not in explanation_of(pred), explanation_of(pred)
+        assert ls.token not in backend.log_text()
+    finally:
+        backend.stop()
+
+
+def test_object_mining_with_an_rq_worker(label_studio, scenes, images, vlm, tmp_path):
+    ls = label_studio
+    url = redis_url()
+    db = redis.Redis.from_url(url)
+    db.flushdb()
+    env = backend_env(ls, vlm, tmp_path, OBJECT_MINING="true", REDIS_URL=url, BATCH_SIZE="8")
+    backend = BackendServer(env, tmp_path / "backend.log")
+    worker = start_worker(env, tmp_path / "worker.log", "--name", f"objects-{uuid.uuid4().hex[:6]}")
+    try:
+        pid, _ = create_project(ls, "object streets on rq", OBJECT_CONFIG)
+        connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, tasks_of(scenes, images))
+        client = LabelStudioClient(ls.base_url, ls.token)
+        wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
+        assert set(long_tail_first(client, ls, pid, len(RARE))) == {ids[i] for i in RARE}
+        pred = live_prediction(client, ls, pid, ids[RARE[0]], backend)
+        assert rare_box_of(pred)["value"]["rectanglelabels"] == ["trailer"]
+        error = metrics(backend)["last_error"].get("object", "")
+        assert f"task {ids[BROKEN]}" in error and "outside the image" in error, error
+    finally:
+        kill_group(worker)
+        backend.stop()
+        db.flushdb()
