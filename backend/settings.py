@@ -86,6 +86,18 @@ class Settings:
     invert_priority: bool = False
     label_stream: str = "uncertainty"
 
+    # --- objects (detection projects; docs/objects.md) ------------------------------
+    object_mining: bool = False
+    object_source: str = "predictions"
+    object_model_version: str | None = None
+    object_crop_margin: float = 0.15
+    object_min_side: int = 16
+    object_max_per_task: int = 16
+    object_with_scene: bool = True
+    object_pooling: str = "max"
+    object_prompt: str | None = None
+    object_highlight: bool = True
+
     # --- write-back ------------------------------------------------------------
     model_version_prefix: str = versions.DEFAULT_PREFIX
     view_title: str = "Long-tail first"
@@ -145,6 +157,8 @@ class Settings:
             "uncertainty_source": {"none", "prediction_score", "prediction_probs", "predictions_vote", "field"},
             "uncertainty_measure": {"entropy", "margin", "least_confidence"},
             "label_stream": {"uncertainty", "tab"},
+            "object_source": {"predictions", "annotations"},
+            "object_pooling": {"max", "mean"},
         }
         if self.vlm_dtype is not None:
             choices["vlm_dtype"] = {"float32", "fp32", "float", "float16", "fp16", "half", "bfloat16", "bf16"}
@@ -179,6 +193,24 @@ class Settings:
             raise SettingsError("HEAD_DIVERSITY must be between 0 (off) and 1")
         if not (self.image_max_aspect_ratio == 0 or self.image_max_aspect_ratio >= 1):
             raise SettingsError("IMAGE_MAX_ASPECT_RATIO must be 0 (no limit) or at least 1")
+        self._validate_objects()
+
+    def _validate_objects(self) -> None:
+        """The OBJECT_* limits, checked even with OBJECT_MINING off (a typo shows at once,
+        not on the day it is turned on)."""
+        from .objects.crops import MAX_OBJECTS
+
+        if not 0 <= self.object_crop_margin <= 10:
+            raise SettingsError("OBJECT_CROP_MARGIN must be between 0 and 10 (a share of the box's side)")
+        if self.object_min_side < 0:
+            raise SettingsError("OBJECT_MIN_SIDE must not be negative")
+        if not 1 <= self.object_max_per_task <= MAX_OBJECTS:
+            raise SettingsError(f"OBJECT_MAX_PER_TASK must be between 1 and {MAX_OBJECTS}")
+        if self.object_mining:
+            taken = {"novelty", *OBJECT_SIGNALS} & {*self.signal_fields, self.uncertainty_field or ""}
+            if taken:
+                raise SettingsError(f"SIGNAL_FIELDS/UNCERTAINTY_FIELD may not use the name(s) {sorted(taken)}: "
+                                    "object mining ranks its own signals under them")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -226,7 +258,37 @@ class Settings:
             "synonyms": _file_digest(self.synonyms_file, synonyms),
             # the rule extraction's own version: new rules re-mine every task (see Miner.cache_key)
             "keyword_rules": _keyword_rules_version(),
+            # only while on: the fingerprint of every existing install stays as it was
+            **({"objects": self.object_fingerprint()} if self.object_mining else {}),
         }
+
+    def object_fingerprint(self) -> dict[str, Any]:
+        """The OBJECT_* settings that decide which objects are mined and their keywords
+        (OBJECT_POOLING and OBJECT_HIGHLIGHT only rank and show: they are left out)."""
+        return {
+            "source": [self.object_source, self.object_model_version,
+                       # the detector's default is UNCERTAINTY_MODEL_VERSION (see object_source_rule)
+                       None if self.object_model_version else self.uncertainty_model_version],
+            "crop": [self.object_crop_margin, self.object_min_side, self.object_max_per_task],
+            "with_scene": self.object_with_scene,
+            "prompt": self.object_prompt,
+        }
+
+    def object_source_rule(self):
+        """Whose boxes are a task's objects (``objects.ObjectSource``): OBJECT_SOURCE, and for
+        predictions OBJECT_MODEL_VERSION, else UNCERTAINTY_MODEL_VERSION, else any model
+        version not written by this backend (MODEL_VERSION_PREFIX)."""
+        from .objects import ObjectSource
+
+        version = None if self.object_source == "annotations" else (
+            self.object_model_version or self.uncertainty_model_version)
+        return ObjectSource(self.object_source, version, own_prefix=self.model_version_prefix)
+
+    def object_crop_rules(self):
+        """How objects become crops (``objects.CropRules``)."""
+        from .objects import CropRules
+
+        return CropRules(self.object_crop_margin, self.object_min_side, self.object_max_per_task)
 
     def ranking_fingerprint(self) -> dict[str, Any]:
         """The settings that turn keywords and signals into priorities."""
@@ -237,6 +299,7 @@ class Settings:
             "uncertainty": [self.uncertainty_source, self.uncertainty_model_version,
                             self.uncertainty_measure, self.uncertainty_field],
             "signal_fields": list(self.signal_fields),
+            **({"object_pooling": self.object_pooling} if self.object_mining else {}),
             # the direction the scores are written in (a new direction rewrites every score)
             "invert": self.scores_ascending,
         }
@@ -264,6 +327,9 @@ class Settings:
                 shown[key] = mask_url(shown[key])
         return shown
 
+
+#: the signals object mining ranks (backend.engine.signals): names no data field may take
+OBJECT_SIGNALS = ("object_novelty", "object_uncertainty")
 
 SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "vlm_api_key", "keyword_llm_api_key", "webhook_secret")
 

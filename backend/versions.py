@@ -58,6 +58,8 @@ def base_version(settings: "Settings", mining_fingerprint: dict[str, Any] | None
         signals.append(s.uncertainty_field or "field")
     elif s.uncertainty_source != "none":
         signals.append(s.uncertainty_source.replace("_", ""))
+    if s.object_mining:
+        signals.append("objects")
     signals.extend(s.signal_fields)
     mining = mining_fingerprint if mining_fingerprint is not None else s.mining_fingerprint()
     hashed = digest({"mining": mining, "ranking": s.ranking_fingerprint()})

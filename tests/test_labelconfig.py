@@ -144,3 +144,23 @@ def test_a_text_project_is_mined_as_text_under_image_field(tmp_path):
 def test_a_null_image_field_is_called_null():
     with pytest.raises(ImageError, match="data field 'image' is null"):
         image_ref_from_task({"id": 1, "data": {"image": None}}, "image")
+
+
+# ---------------------------------------------------------------------------- object mining
+def test_box_controls_and_the_control_a_highlighted_box_may_use():
+    config = LabelConfig.parse(
+        '<View><Image name="img" value="$image"/>'
+        '<RectangleLabels name="det" toName="img"><Label value="car"/><Label value="trailer"/></RectangleLabels>'
+        '<polygonlabels name="poly" toname="img"><label value="bus"/></polygonlabels>'
+        '<Image name="other" value="$other"/><RectangleLabels name="elsewhere" toName="other">'
+        '<Label value="cat"/></RectangleLabels></View>')
+    assert [c.name for c in config.box_controls("img")] == ["det", "poly"]
+    assert config.controls["det"].labels == ("car", "trailer")
+    assert config.highlight_control("img", "trailer") == "det"
+    assert config.highlight_control("img", "bus") is None  # a polygon control holds no rectangle
+    assert config.highlight_control("img", "cat") is None  # that label is drawn on another image
+    assert config.highlight_control("img", None) is None
+    source = config.source()
+    assert source.name == "img" and source.boxes
+    plain = LabelConfig.parse('<View><Image name="img" value="$image"/></View>').source()
+    assert not plain.boxes and plain == source  # the boxes do not make it another field to mine

@@ -327,3 +327,52 @@ def test_the_start_up_log_shows_no_password_of_a_url(tmp_path):
     assert "settings: " in log and "127.0.0.1:9/v1" in log  # the settings line is there
     for secret in ("ls-url-pass-41", "vlm-url-pass-42", "llm-url-pass-43"):
         assert secret not in log
+
+
+# ---------------------------------------------------------------------------- object mining
+def test_object_settings_leave_every_version_alone_while_object_mining_is_off():
+    """Existing installs must not get a rewrite: OBJECT_* count only once OBJECT_MINING is on."""
+    base = Settings.from_env({})
+    tuned = Settings.from_env({"OBJECT_CROP_MARGIN": "0.3", "OBJECT_MIN_SIDE": "4", "OBJECT_POOLING": "mean",
+                               "OBJECT_PROMPT": "What is it?", "OBJECT_SOURCE": "annotations"})
+    assert tuned.mining_hash() == base.mining_hash() and tuned.model_version() == base.model_version()
+    assert "objects" not in base.mining_fingerprint()
+
+
+def test_object_mining_is_a_new_version_and_names_itself():
+    on = Settings.from_env({"OBJECT_MINING": "true"})
+    assert on.object_mining and on.mining_hash() != Settings.from_env({}).mining_hash()
+    assert "-novelty+objects-" in on.model_version()
+
+
+@pytest.mark.parametrize("env", [
+    {"OBJECT_CROP_MARGIN": "0.3"}, {"OBJECT_MIN_SIDE": "4"}, {"OBJECT_MAX_PER_TASK": "3"},
+    {"OBJECT_WITH_SCENE": "false"}, {"OBJECT_PROMPT": "What is it?"}, {"OBJECT_SOURCE": "annotations"},
+    {"OBJECT_MODEL_VERSION": "yolo-v8"}, {"UNCERTAINTY_MODEL_VERSION": "yolo-v8"},
+])
+def test_what_decides_the_objects_changes_the_mining_hash(env):
+    on = {"OBJECT_MINING": "true"}
+    assert Settings.from_env({**on, **env}).mining_hash() != Settings.from_env(on).mining_hash()
+
+
+@pytest.mark.parametrize("env", [{"OBJECT_POOLING": "mean"}, {"OBJECT_HIGHLIGHT": "false"}])
+def test_pooling_and_highlight_do_not_re_mine(env):
+    on = {"OBJECT_MINING": "true"}
+    assert Settings.from_env({**on, **env}).mining_hash() == Settings.from_env(on).mining_hash()
+    pooled = Settings.from_env({**on, **env})
+    if "OBJECT_POOLING" in env:  # a new ranking: a new version, the mined keywords kept
+        assert pooled.model_version() != Settings.from_env(on).model_version()
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"OBJECT_SOURCE": "detector"}, "OBJECT_SOURCE"),
+    ({"OBJECT_POOLING": "median"}, "OBJECT_POOLING"),
+    ({"OBJECT_CROP_MARGIN": "-0.1"}, "OBJECT_CROP_MARGIN"),
+    ({"OBJECT_MIN_SIDE": "-1"}, "OBJECT_MIN_SIDE"),
+    ({"OBJECT_MAX_PER_TASK": "0"}, "OBJECT_MAX_PER_TASK"),
+    ({"OBJECT_MAX_PER_TASK": "256"}, "OBJECT_MAX_PER_TASK"),
+    ({"OBJECT_MINING": "true", "SIGNAL_FIELDS": "object_novelty"}, "SIGNAL_FIELDS"),
+])
+def test_bad_object_settings_name_the_variable(env, name):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)

@@ -25,6 +25,8 @@ from ..pipeline.miner import MinedTask, Miner
 from ..settings import Settings
 from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_state
 from ..versions import generation_version
+from ..objects import forget_tasks, object_scope
+from . import objects as object_parts
 from . import signals, stream, writeback
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,16 @@ class Engine:
     # ---------------------------------------------------------------- plumbing
     def scope(self, pid: int) -> str:
         return f"p{pid}:{self.mining_hash}"
+
+    def object_scope(self, pid: int) -> str:
+        """The project's object keywords (object mining), next to its image scope."""
+        return object_scope(self.scope(pid))
+
+    def mines_objects(self, state: ProjectState | None) -> bool:
+        """Whether the project's tasks get their objects mined (OBJECT_MINING, and a label
+        config that draws boxes on the mined Image)."""
+        return bool(self.settings.object_mining and state is not None
+                    and self.miner.mines_objects(self.source_of(state.label_config)))
 
     def label_studio_or_none(self):
         with self._ls_lock:
@@ -145,9 +157,14 @@ class Engine:
             fields: dict[str, Any] = {"label_config": label_config}
             old_source = self.source_of(state.label_config)
             new_source = self.source_of(label_config)
-            if state.label_config and old_source != new_source:
+            # with object mining, a config that gains (or loses) boxes on the image changes what is mined
+            boxes_changed = self.settings.object_mining and (
+                self.miner.mines_objects(old_source) != self.miner.mines_objects(new_source))
+            if state.label_config and (old_source != new_source or boxes_changed):
                 # what the index holds was mined from another field: mine the project again
                 self.index.drop_scope(self.scope(pid))
+                if self.settings.object_mining:
+                    self.index.drop_scope(self.object_scope(pid))
                 fields["synced"] = state.synced = None
                 log.info("project %s: the label config now mines %s (was %s); mining every task again",
                          pid, new_source, old_source)
@@ -199,22 +216,38 @@ class Engine:
             for m in mined:
                 if m.ok:
                     m.signals = signals.field_signals(by_id[m.task_id], fields)
+        with_objects = self.miner.mines_objects(source)
+        if with_objects:
+            for m in mined:
+                uncertainty = object_parts.uncertainty_of(m) if m.ok else None
+                if uncertainty is not None:
+                    m.signals[object_parts.OBJECT_UNCERTAINTY] = uncertainty
         ok = {m.task_id: m.keywords for m in mined if m.ok}
         failed = [m.task_id for m in mined if not m.ok]
         if ok:
             self.index.upsert_many(self.scope(pid), ok)
         if failed:
             self.index.delete(self.scope(pid), failed)
+        if with_objects:
+            object_parts.index_mined(self.index, self.object_scope(pid), mined, self.settings.object_with_scene)
         digests = {int(t["id"]): data_digest(t.get("data")) for t in tasks}
         self.store.save_tasks(pid, [
             TaskRecord(m.task_id, self.mining_hash, "mined" if m.ok else "failed",
-                       m.description, m.error, m.signals, digests.get(m.task_id)) for m in mined
+                       m.description, m.error, m.signals, digests.get(m.task_id),
+                       object_parts.record_objects(m) if with_objects and m.ok else None) for m in mined
         ])
         self.coord.incr("tasks_mined", len(ok))
         self.coord.incr("tasks_failed", len(failed))
         if failed:
             first = next(m for m in mined if not m.ok)
             self.coord.set_error("task", f"project {pid} task {first.task_id}: {first.error}")
+        if with_objects:
+            self.coord.incr("objects_mined", sum(sum(k is not None for k in m.object_keywords) for m in mined if m.ok))
+            count, message = object_parts.failures_message(pid, mined)
+            if message:
+                # a broken or out-of-bounds box fails alone: its task stays ranked, /metrics says why
+                self.coord.incr("objects_failed", count)
+                self.coord.set_error("object", message)
         counts = self.store.task_counts(pid)
         total = self.store.get_project(pid).total
         log.info("project %s: mined %d tasks, %d failed; progress %d mined, %d failed of %s", pid, len(ok),
@@ -231,6 +264,8 @@ class Engine:
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> int:
         ids = [int(t) for t in task_ids]
         removed = self.index.delete(self.scope(pid), ids)
+        if self.settings.object_mining and ids:
+            forget_tasks(self.index, self.object_scope(pid), ids)
         self.store.delete_tasks(pid, ids)
         return removed
 
@@ -293,6 +328,8 @@ class Engine:
             if rec is None:
                 continue
             values = signals.field_signals(task, fields)
+            if object_parts.OBJECT_UNCERTAINTY in rec.signals:  # recorded when mined, not a field
+                values[object_parts.OBJECT_UNCERTAINTY] = rec.signals[object_parts.OBJECT_UNCERTAINTY]
             if values != rec.signals:
                 rec.signals = values
                 changed.append(rec)
@@ -303,10 +340,17 @@ class Engine:
     def changed(self, pid: int, tasks: Sequence[dict]) -> list[int]:
         """Known tasks whose data differs from the data they were mined from (edited in Label Studio)."""
         records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
+        # object mining: the boxes count too (Start Training re-reads the detector's predictions)
+        boxes = self.mines_objects(self.store.get_project(pid))
         out = []
         for task in tasks:
             rec = records.get(int(task["id"]))
-            if rec is not None and rec.data_digest and rec.data_digest != data_digest(task.get("data")):
+            if rec is None:
+                continue
+            if rec.data_digest and rec.data_digest != data_digest(task.get("data")):
+                out.append(int(task["id"]))
+            elif boxes and rec.status == "mined" and object_parts.changed_boxes(task, rec.objects,
+                                                                               self.miner.object_source):
                 out.append(int(task["id"]))
         return out
 
@@ -370,6 +414,9 @@ class Engine:
         s = self.settings
         fields = list(dict.fromkeys([*extra_fields, *signals.field_names(s)]))
         out: dict[str, np.ndarray] = {}
+        with_objects = self.mines_objects(self.store.get_project(pid))
+        if with_objects:
+            fields.append(object_parts.OBJECT_UNCERTAINTY)
         if fields:
             records = self.store.get_tasks(pid)
             for name in fields:
@@ -381,6 +428,13 @@ class Engine:
                 out[signals.signal_name(s, name)] = col
         if signals.uses_predictions(s):
             out[signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
+        if with_objects:
+            if np.isnan(out[object_parts.OBJECT_UNCERTAINTY]).all():
+                del out[object_parts.OBJECT_UNCERTAINTY]  # a detector without scores: nothing to rank by
+            novelty = signals.task_object_novelty(
+                self.index.arrays(self.object_scope(pid)), task_ids, s.object_pooling, s.pooling, s.novelty_transform)
+            if novelty is not None:
+                out[object_parts.OBJECT_NOVELTY] = novelty
         return out
 
     def _prediction_uncertainty(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
@@ -600,26 +654,67 @@ class Engine:
                 for t, s in scores.items()]
 
     def explanations(self, pid: int, config: LabelConfig, task_ids: list[int]) -> dict[int, list[dict]]:
-        """A TextArea result per task naming its rarest keywords (and the image description), if configured."""
-        names = config.textarea(self.settings.textarea_name)
-        if names is None:
+        """The results a task's prediction carries: a TextArea naming its rarest object (object
+        mining), its rarest keywords and the image description, if configured; with
+        OBJECT_HIGHLIGHT, the rarest object's box where a RectangleLabels on the image lists
+        the detector's label."""
+        s = self.settings
+        names = config.textarea(s.textarea_name)
+        source = config.source(s.description_field, s.image_field)
+        with_objects = self.miner.mines_objects(source)
+        highlighting = with_objects and s.object_highlight
+        if names is None and not highlighting:
             return {}
-        from_name, to_name = names
-        keywords, df = self.rarest_keywords(pid, task_ids)
-        source = config.source(self.settings.description_field, self.settings.image_field)
         records = self.store.get_tasks(pid, task_ids) if source.kind == "image" else {}
+        rarest = self.rarest_objects(pid, task_ids, records) if with_objects else {}
+        keywords, df = self.rarest_keywords(pid, task_ids) if names else ({}, {})
         out: dict[int, list[dict]] = {}
         for t in task_ids:
-            kws = keywords.get(t, [])[: self.settings.rare_keywords_shown]
-            lines = []
-            if kws:
-                lines.append("Rarest keywords: " + ", ".join(f"{k} ({df.get(k, 0)})" for k in kws))
-            rec = records.get(t)
-            if rec and rec.description:
-                lines.append("Description: " + rec.description)
-            if lines:
-                out[t] = [{"from_name": from_name, "to_name": to_name, "type": "textarea",
-                           "value": {"text": lines}}]
+            results: list[dict] = []
+            rare = rarest.get(t)
+            if names is not None:
+                lines = []
+                if rare is not None:
+                    lines.append(object_parts.object_line(rare, s.rare_keywords_shown))
+                kws = keywords.get(t, [])[: s.rare_keywords_shown]
+                if kws:
+                    lines.append("Rarest keywords: " + ", ".join(f"{k} ({df.get(k, 0)})" for k in kws))
+                rec = records.get(t)
+                if rec and rec.description:
+                    lines.append("Description: " + rec.description)
+                if lines:
+                    results.append({"from_name": names[0], "to_name": names[1], "type": "textarea",
+                                    "value": {"text": lines}})
+            if highlighting and rare is not None and source.name:
+                control = config.highlight_control(source.name, rare.item.get("label"))
+                if control is not None:
+                    results.append(object_parts.highlight(
+                        rare, control, source.name, object_parts.object_line(rare, s.rare_keywords_shown)))
+            if results:
+                out[t] = results
+        return out
+
+    def rarest_objects(self, pid: int, task_ids: Sequence[int], records: dict[int, TaskRecord] | None = None
+                       ) -> dict[int, "object_parts.RarestObject"]:
+        """Each task's rarest detected object (object mining): label, score, box, its keywords
+        rarest first with their object-scope frequencies. The one choice of "the rare object":
+        the TextArea, the highlighted box and the offline output all show it. The whole image's
+        own document (OBJECT_WITH_SCENE) is never the one named; tasks without a mined object
+        are left out."""
+        ids = [int(t) for t in task_ids]
+        if records is None:
+            records = self.store.get_tasks(pid, ids)
+        return object_parts.rarest_objects(self.index, self.object_scope(pid), records, ids,
+                                           self.settings.pooling, self.settings.novelty_transform)
+
+    def object_errors(self, pid: int, task_ids: Sequence[int]) -> dict[int, list[str]]:
+        """Why objects of these tasks were not mined (a broken box, a refused crop, a VLM
+        failure), as recorded when they were mined; tasks without any are left out."""
+        out = {}
+        for t, rec in self.store.get_tasks(pid, [int(t) for t in task_ids]).items():
+            errors = (rec.objects or {}).get("errors") or []
+            if errors:
+                out[t] = list(errors)
         return out
 
     def rarest_keywords(self, pid: int, task_ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[str, int]]:

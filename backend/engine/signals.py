@@ -11,6 +11,11 @@ Novelty comes from the keyword index; every other signal is read here, for the s
   of other models stored with each task; the backend's own (``MODEL_VERSION_PREFIX``,
   :func:`backend.versions.is_own_version`) never count.
 
+- **object signals** (OBJECT_MINING, docs/objects.md): ``object_novelty``, a task's
+  rarest object by the object scope's keyword frequencies (OBJECT_POOLING), read at each
+  ranking; ``object_uncertainty``, 1 - the score of its least confident box, recorded
+  with the task when mined.
+
 Larger values mean "label sooner"; NaN means the task lacks the signal.
 """
 
@@ -19,9 +24,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
+
 from ..labelstudio.config import field_value
 from ..mining import uncertainty_from_task
 from ..mining.signals import finite_number
+from ..objects import object_novelty
+from ..settings import OBJECT_SIGNALS
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -29,6 +38,8 @@ if TYPE_CHECKING:
 #: the name every uncertainty signal is ranked (and reported) under
 UNCERTAINTY = "uncertainty"
 PREDICTION_SOURCES = ("prediction_score", "prediction_probs", "predictions_vote")
+#: the names object mining ranks under (settings refuses data fields of these names)
+OBJECT_NOVELTY, OBJECT_UNCERTAINTY = OBJECT_SIGNALS
 
 
 def field_names(settings: "Settings") -> list[str]:
@@ -72,3 +83,13 @@ def prediction_uncertainty(task: dict, settings: "Settings") -> float:
     """One task's uncertainty from the predictions of other models (ours excluded); NaN when none."""
     return uncertainty_from_task(task, settings.uncertainty_source, settings.uncertainty_model_version,
                                  settings.uncertainty_measure, own_prefix=settings.model_version_prefix)
+
+
+def task_object_novelty(arrays: Any, task_ids: np.ndarray, pooling: str, keyword_pooling: str,
+                        transform: str) -> np.ndarray | None:
+    """Each task's object novelty (OBJECT_POOLING over its objects) in the order of
+    ``task_ids``, NaN for a task without objects; None when the scope holds no object."""
+    if arrays.n_tasks == 0:
+        return None
+    found = object_novelty(arrays, pooling=pooling, keyword_pooling=keyword_pooling, transform=transform)
+    return found.aligned(task_ids)

@@ -25,6 +25,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from ..engine import Engine
+from ..engine.objects import task_payload
 from ..errors import retryable
 from .runner import chunks, run_job
 
@@ -89,7 +90,7 @@ class RQQueue:
         the web process must not load the VLM itself.
         """
         queue = self.queues[MINE_QUEUE]
-        payload = {"tasks": [{"id": int(t["id"]), "data": t.get("data") or {}} for t in tasks],
+        payload = {"tasks": [{**task_payload(t, self.settings), "id": int(t["id"])} for t in tasks],
                    "label_config": label_config}
         job = queue.enqueue(PERFORM, "mine", pid, payload, at_front=True, **self._options("mine", pid))
         deadline = time.monotonic() + timeout

@@ -22,6 +22,7 @@ import logging
 from typing import Any, Sequence
 
 from ..engine.engine import Engine
+from ..engine.objects import task_payload
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         engine.forget_deleted(pid, [t["id"] for t in tasks], known=known)  # deleted while nobody told us
         # new, failed (tried again) and edited tasks
         todo = set(engine.unknown(pid, [t["id"] for t in tasks], retry_failed=True)) | set(engine.changed(pid, tasks))
-        queue.submit_tasks(pid, [{"id": t["id"], "data": t.get("data", {})} for t in tasks if t["id"] in todo])
+        # the data (and with object mining the boxes' source): nothing else of what Label Studio listed
+        queue.submit_tasks(pid, [task_payload(t, engine.settings) for t in tasks if t["id"] in todo])
         queue.submit_rerank(pid)
         engine.annotation_cleaner.sweep(pid)  # annotations whose webhook was lost
     elif kind == "rerank":

@@ -14,7 +14,7 @@ resolved by :func:`field_value`, the one lookup every reader of the mined field 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 from xml.etree.ElementTree import Element
 
@@ -24,6 +24,8 @@ from ..errors import LabelConfigError
 
 IMAGE_TAGS = ("Image",)
 TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
+#: control tags whose regions are boxes on an image: a detection project's (object mining)
+BOX_CONTROLS = ("rectanglelabels", "polygonlabels", "rectangle", "polygon")
 #: tag names the backend acts on, by their lower-case spelling
 CANONICAL_TAGS = {t.lower(): t for t in IMAGE_TAGS + TEXT_TAGS + ("TextArea", "Repeater", "View")}
 MAX_CONFIG_CHARS = 1_000_000
@@ -72,6 +74,7 @@ class ControlTag:
     name: str
     type: str
     to_names: tuple[str, ...]
+    labels: tuple[str, ...] = ()  # the values of its <Label> children (RectangleLabels and the like)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class Source:
     tag: str | None = None  # the object tag read: Text, HyperText, Paragraphs (None: plain text)
     value_type: str | None = None
     text_key: str = "text"
+    # the Image tag's name (the to_name of its regions) and whether a box control draws on
+    # it: object mining reads these; not compared, so a renamed tag re-mines nothing
+    name: str | None = field(default=None, compare=False)
+    boxes: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class LabelConfig:
             raise LabelConfigError(f"the label config is not valid XML: {exc}") from None
         objects: dict[str, ObjectTag] = {}
         controls: dict[str, ControlTag] = {}
+        labels = _control_labels(root)
         for tag, attrs, index in _walk(root):
             name = attrs.get("name")
             if not name:
@@ -120,7 +128,7 @@ class LabelConfig:
                                           text_key=attrs.get("textkey") or "text")
             elif to_name:
                 targets = tuple(t.strip() for t in to_name.split(",") if t.strip())
-                controls[name] = ControlTag(name=name, type=tag, to_names=targets)
+                controls[name] = ControlTag(name=name, type=tag, to_names=targets, labels=labels.get(name, ()))
         return cls(objects=objects, controls=controls)
 
     def source(self, description_field: str | None = None, image_field: str | None = None) -> Source:
@@ -138,7 +146,8 @@ class LabelConfig:
             if image_field:
                 chosen = next((obj for obj in images if image_field in (obj.value_key, obj.name)
                                or obj.value_key == image_field + "[0]"), chosen)
-            return Source("image", chosen.value_key, tag=chosen.type)
+            return Source("image", chosen.value_key, tag=chosen.type, name=chosen.name,
+                          boxes=bool(self.box_controls(chosen.name)))
         for obj in self.objects.values():
             if obj.type in TEXT_TAGS:
                 return Source("text", obj.value_key, tag=obj.type, value_type=obj.value_type,
@@ -148,6 +157,22 @@ class LabelConfig:
             "the label config has no Image or Text object to mine "
             f"(objects found: {kinds}); set DESCRIPTION_FIELD to mine a text field"
         )
+
+    def box_controls(self, image_name: str) -> list[ControlTag]:
+        """The RectangleLabels / PolygonLabels (and plain Rectangle / Polygon) tags drawing on
+        the Image called ``image_name``: a config with one is a detection project."""
+        return [c for c in self.controls.values() if c.type.lower() in BOX_CONTROLS and image_name in c.to_names]
+
+    def highlight_control(self, image_name: str, label: str | None) -> str | None:
+        """The name of a RectangleLabels on ``image_name`` that lists ``label``: the only
+        control a highlighted box may be written to (Label Studio would store a region
+        with a label its config lacks, and the labeling view would then fail on it)."""
+        if not label:
+            return None
+        for control in self.box_controls(image_name):
+            if control.type.lower() == "rectanglelabels" and label in control.labels:
+                return control.name
+        return None
 
     def textarea(self, name: str) -> tuple[str, str] | None:
         """(from_name, to_name) of the TextArea called ``name``, if the config has a usable one.
@@ -162,6 +187,19 @@ class LabelConfig:
             if target in self.objects:
                 return control.name, target
         return None
+
+
+def _control_labels(root: Element) -> dict[str, tuple[str, ...]]:
+    """Control name -> the ``value`` of each of its ``<Label>`` children, for the box controls."""
+    out: dict[str, tuple[str, ...]] = {}
+    for el in root.iter():
+        if _local(el.tag).lower() not in BOX_CONTROLS:
+            continue
+        name = next((v for k, v in el.attrib.items() if _local(k).lower() == "name"), None)
+        if name:
+            out[name] = tuple(v for child in el if _local(child.tag).lower() == "label"
+                              for k, v in child.attrib.items() if _local(k).lower() == "value")
+    return out
 
 
 def _local(name: Any) -> str:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 from ..labelstudio.config import Source, field_value
 from ..mining import KeywordNormaliser
 from ..mining.keywords import says_nothing
+from ..objects import (DescribedCrop, DetectedObject, crop_keys, cut_crops, describe_crops, mined_objects,
+                       objects_digest, objects_of_task)
 from ..settings import Settings, read_synonyms_file
 from ..state.base import Store
 
@@ -37,6 +39,11 @@ class MinedTask:
     description: str | None = None
     error: str | None = None
     signals: dict[str, float] = field(default_factory=dict)  # filled by the engine (engine.signals)
+    # object mining (docs/objects.md); left empty when it is off or the config has no boxes
+    objects: list[DetectedObject] = field(default_factory=list)  # the mined ones, by slot
+    object_keywords: list[list[str] | None] = field(default_factory=list)  # by slot; None: that object failed
+    object_errors: list[str] = field(default_factory=list)  # a broken box, a refused crop, a VLM failure
+    objects_digest: str | None = None  # of the boxes read (objects.objects_digest); None: objects not mined
 
     @property
     def ok(self) -> bool:
@@ -60,8 +67,11 @@ class Miner:
         # the description cache is keyed without the keyword rules' version: new rules
         # re-derive keywords from a cached description instead of describing the image again
         # (and keys written before the version was in the fingerprint stay valid)
-        described_by = {k: v for k, v in self.fingerprint.items() if k != "keyword_rules"}
+        # nor with the object settings: turning object mining on describes no image again
+        described_by = {k: v for k, v in self.fingerprint.items() if k not in ("keyword_rules", "objects")}
         self._fingerprint_blob = json.dumps(described_by, sort_keys=True, default=str)
+        self.object_source = settings.object_source_rule()
+        self.crop_rules = settings.object_crop_rules()
         self._label_studio_factory = label_studio_factory
         self._describer = None
         self._keyword_llm = None
@@ -72,8 +82,17 @@ class Miner:
     def mine(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
         """Mine a batch; the result has one entry per task, in order."""
         if source.kind == "image":
-            return self._mine_images(tasks, source.key)
+            return self._mine_images(tasks, source)
         return self._mine_texts(tasks, source)
+
+    def mines_objects(self, source: Source | None) -> bool:
+        """Whether tasks of ``source`` get their objects mined: OBJECT_MINING is on and the
+        label config draws boxes on the mined Image."""
+        return bool(self.settings.object_mining and source is not None and source.kind == "image" and source.boxes)
+
+    def objects_digest(self, task: dict) -> str:
+        """The digest of the boxes a task's objects come from (see ``objects.objects_digest``)."""
+        return objects_digest(task, self.object_source)
 
     # ---------------------------------------------------------------- text
     def _mine_texts(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
@@ -98,10 +117,12 @@ class Miner:
         return out
 
     # ---------------------------------------------------------------- images
-    def _mine_images(self, tasks: Sequence[dict], key: str) -> list[MinedTask]:
+    def _mine_images(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
         from .images import ImageError, content_hash, failure_reason, image_ref_from_task
 
         fetcher = self.fetcher()
+        key = source.key
+        with_objects = self.mines_objects(source)
 
         def fetch(task: dict) -> tuple[MinedTask, str | None, bytes | None]:
             tid = _task_id(task)
@@ -113,7 +134,7 @@ class Miner:
                 log.log(logging.WARNING if isinstance(exc, ImageError) else logging.ERROR,
                         "task %s: image failed: %s", tid, reason)
                 return MinedTask(tid, None, error=f"image: {reason}"), None, None
-            return MinedTask(tid, None), self.cache_key(content_hash(data)), data
+            return MinedTask(tid, None), content_hash(data), data
 
         def decode(data: bytes) -> Any:
             try:
@@ -129,40 +150,86 @@ class Miner:
             # the order of the tasks is kept
             fetched = list(pool.map(fetch, tasks))
             out = [mined for mined, _, _ in fetched]
-            to_describe = [(i, ckey, data) for i, (_, ckey, data) in enumerate(fetched) if ckey is not None]
+            if with_objects:
+                for task, mined in zip(tasks, out):
+                    self._read_objects(task, mined, source)
+            # (row, image cache key, content hash, bytes) of every image fetched
+            to_describe = [(i, self.cache_key(h), h, data) for i, (_, h, data) in enumerate(fetched) if h is not None]
             if not to_describe:
                 return out
-            cached = self.store.cache_get({c for _, c, _ in to_describe})
-            for i, ckey, _ in to_describe:
+            # every slot's crop key is known before decoding: a task whose image and crops
+            # are all cached is never decoded
+            slot_keys = {i: self._crop_keys(h, out[i]) for i, _, h, _ in to_describe} if with_objects else {}
+            cached = self.store.cache_get({c for _, c, _, _ in to_describe}
+                                          | {k for keys in slot_keys.values() for k in keys})
+            for i, ckey, _, _ in to_describe:
                 if ckey in cached:
                     out[i].description = cached[ckey][0]
                     out[i].keywords = self._keywords_again(*cached[ckey])
-            new = [(i, ckey, data) for i, ckey, data in to_describe if ckey not in cached]
+                for slot, k in enumerate(slot_keys.get(i, ())):
+                    if k in cached:
+                        out[i].object_keywords[slot] = self._keywords_again(*cached[k])
+            new = [(i, ckey, h, data) for i, ckey, h, data in to_describe
+                   if ckey not in cached or any(k not in cached for k in slot_keys.get(i, ()))]
             fresh: list[tuple[int, str, Any]] = []
-            for (i, ckey, _), image in zip(new, pool.map(decode, [data for _, _, data in new])):
+            crops = []
+            for (i, ckey, h, _), image in zip(new, pool.map(decode, [data for _, _, _, data in new])):
                 if isinstance(image, ImageError):
                     log.warning("task %s: image failed: %s", out[i].task_id, image.reason)
-                    out[i].error = f"image: {image.reason}"
-                else:
+                    if ckey in cached:  # described before: only its objects wait for this image
+                        out[i].object_errors.append(f"image: {image.reason}")
+                    else:
+                        out[i].error = f"image: {image.reason}"
+                    continue
+                if ckey not in cached:
                     fresh.append((i, ckey, image))
-            del fetched, to_describe, new  # the files' bytes: only the decoded images wait for the VLM
-        if fresh:
-            self._describe(out, fresh)
+                if with_objects and any(k not in cached for k in slot_keys[i]):
+                    cut, refused = cut_crops(out[i].task_id, image, h, out[i].objects, self.crop_rules)
+                    out[i].object_errors.extend(f.reason for f in refused)
+                    crops.extend(c for c in cut if slot_keys[i][c.slot] not in cached)
+            del fetched, to_describe, new  # the files' bytes: only the decoded images (and crops) wait
+        if fresh or crops:
+            self._describe(out, fresh, crops)
         return out
 
-    def _describe(self, out: list[MinedTask], fresh: list[tuple[int, str, Any]]) -> None:
+    def _read_objects(self, task: dict, mined: MinedTask, source: Source) -> None:
+        """The task's objects (its boxes, the mined ones in slot order) and the regions that
+        are no objects, each with its reason."""
+        found, failures = objects_of_task(task, self.object_source, to_name=source.name)
+        mined.objects = mined_objects(found, self.crop_rules)
+        mined.object_keywords = [None] * len(mined.objects)
+        mined.object_errors = [f.reason for f in failures]
+        mined.objects_digest = self.objects_digest(task)
+
+    def _crop_prompts(self) -> list[str]:
+        """The crop prompt, then what else shapes a crop's description (the decode scale and
+        model settings of the image cache key): the prompts part of every crop's cache key."""
+        from ..vlm.prompts import DEFAULT_OBJECT_DIRECT_PROMPT, DEFAULT_OBJECT_PROMPT
+
+        direct = self.settings.keyword_mode == "direct"
+        prompt = self.settings.object_prompt or (DEFAULT_OBJECT_DIRECT_PROMPT if direct else DEFAULT_OBJECT_PROMPT)
+        return [prompt, self._fingerprint_blob]
+
+    def _crop_keys(self, image_hash: str, mined: MinedTask) -> list[str]:
+        return crop_keys(image_hash, mined.objects, self.crop_rules, self.describer().name, self._crop_prompts())
+
+    def _describe(self, out: list[MinedTask], fresh: list[tuple[int, str, Any]], crops: Sequence[Any] = ()) -> None:
+        """Describe the job's new images (one call) and its new crops (one call), then give
+        both their keywords in one keyword pass, and cache them."""
         from ..vlm.prompts import DEFAULT_DESCRIBE_PROMPT, DEFAULT_DIRECT_PROMPT
 
         mode = self.settings.keyword_mode
         prompt = self.settings.vlm_prompt or (DEFAULT_DIRECT_PROMPT if mode == "direct" else DEFAULT_DESCRIBE_PROMPT)
         images = [img for _, _, img in fresh]
-        try:
-            # one call: a local model keeps its batches back to back (the next one is encoded
-            # while this one generates), an endpoint keeps its requests in flight; a failure
-            # fails only its own image
-            results: list[Any] = self.describer().describe_each(images, prompt)
-        except Exception as exc:  # a describer that cannot run at all (a model that will not load)
-            results = [exc] * len(images)
+        results: list[Any] = []
+        if images:
+            try:
+                # one call: a local model keeps its batches back to back (the next one is encoded
+                # while this one generates), an endpoint keeps its requests in flight; a failure
+                # fails only its own image
+                results = self.describer().describe_each(images, prompt)
+            except Exception as exc:  # a describer that cannot run at all (a model that will not load)
+                results = [exc] * len(images)
         failures: Counter[str] = Counter()
         for (i, _, _), result in zip(fresh, results):
             if isinstance(result, BaseException):
@@ -174,7 +241,38 @@ class Miner:
         for reason, count in failures.items():
             log.error("VLM failed on %d images: %s", count, reason)
         described = [(i, c) for i, c, _ in fresh if out[i].error is None]
-        items = [out[i] for i, _ in described]
+        # the crops: every crop of the job in one call (a GPU keeps its batches full); no
+        # cache here, the keyword pass below is shared with the images and caches both
+        crop_prompt, *context = self._crop_prompts()
+        pieces = describe_crops(self.describer(), crops, crop_prompt, keywords=None, cache=None,
+                                context=context) if crops else []
+        self._keywords([out[i] for i, _ in described] + [d for d in pieces if d.ok])
+        self.store.cache_put({**{c: (out[i].description, out[i].keywords)
+                                 for i, c in described if out[i].keywords is not None},
+                              **{d.cache_key: (d.description, d.keywords)
+                                 for d in pieces if d.error is None and d.keywords is not None}})
+        self._place_crops(out, pieces)
+
+    @staticmethod
+    def _place_crops(out: list[MinedTask], pieces: Sequence[DescribedCrop]) -> None:
+        """Each described crop's keywords into its task's slot; a failed one into its errors."""
+        row = {m.task_id: m for m in out}
+        failed: Counter[str] = Counter()
+        for d in pieces:
+            mined = row[d.crop.task_id]
+            if d.error is None and d.keywords is not None:
+                mined.object_keywords[d.crop.slot] = d.keywords
+            else:
+                reason = d.error or "no description"
+                mined.object_errors.append(f"object {d.crop.slot} ({d.crop.object.label or 'no label'}): {reason}")
+                failed[reason] += 1
+        for reason, count in failed.items():
+            log.error("object mining failed on %d crops: %s", count, reason)
+
+    def _keywords(self, items: Sequence[Any]) -> None:
+        """The keyword mode's rule, the one for whole images and crops alike: each item (a
+        MinedTask or a DescribedCrop: ``description`` in, ``keywords`` or ``error`` out)."""
+        mode = self.settings.keyword_mode
         if mode == "direct":
             for item in items:
                 item.keywords = self.normaliser.from_list(item.description or "")
@@ -182,9 +280,7 @@ class Miner:
             for item in items:
                 item.keywords = self.normaliser.from_text(item.description or "")
         else:
-            self._llm_keywords(items)
-        self.store.cache_put({c: (out[i].description, out[i].keywords)
-                              for i, c in described if out[i].keywords is not None})
+            self._llm_keywords(list(items))
 
     def _keywords_again(self, description: str | None, keywords: Sequence[str]) -> list[str]:
         """A cached image's keywords under today's rules, without describing it again.
@@ -203,7 +299,7 @@ class Miner:
         return self.normaliser.from_list(list(keywords))
 
     # ---------------------------------------------------------------- keyword LLM
-    def _llm_keywords(self, items: list[MinedTask]) -> None:
+    def _llm_keywords(self, items: list[Any]) -> None:
         from ..vlm.prompts import DEFAULT_KEYWORD_PROMPT, render_keyword_prompt
 
         asked = []

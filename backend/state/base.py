@@ -49,6 +49,9 @@ class TaskRecord:
     error: str | None = None
     signals: dict[str, float] = field(default_factory=dict)
     data_digest: str | None = None  # of the task's data when mined: a sync re-mines a task whose data changed
+    # object mining: {"digest": of the boxes read, "items": the mined objects by slot (label,
+    # score, box, ...), "errors": [reasons]}; a sync re-mines a task whose boxes changed
+    objects: dict[str, Any] | None = None
 
 
 @dataclass

@@ -145,14 +145,18 @@ def _unpack_written(value: bytes | str) -> tuple[float, int | None, str]:
 
 
 def _pack_task(r: TaskRecord) -> str:
-    return json.dumps([r.status, r.mining_hash, r.description, r.error, r.signals or None, r.data_digest])
+    packed = [r.status, r.mining_hash, r.description, r.error, r.signals or None, r.data_digest]
+    if r.objects is not None:  # only object mining writes it: other records keep their bytes
+        packed.append(r.objects)
+    return json.dumps(packed)
 
 
 def _unpack_task(task_id: int, value: bytes | str) -> TaskRecord:
     fields = json.loads(value)
     status, mining_hash, description, error, signals = fields[:5]
     digest = fields[5] if len(fields) > 5 else None  # records written before the digest existed
-    return TaskRecord(task_id, mining_hash, status, description, error, signals or {}, digest)
+    objects = fields[6] if len(fields) > 6 else None
+    return TaskRecord(task_id, mining_hash, status, description, error, signals or {}, digest, objects)
 
 
 class RedisStore:

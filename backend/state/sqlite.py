@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     signals TEXT,
     updated REAL,
     data_digest TEXT,
+    objects TEXT,
     PRIMARY KEY (pid, task_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (pid, status);
@@ -91,8 +92,10 @@ class SQLiteStore:
             for name, kind in (("synced", "TEXT"), ("total", "INTEGER"), ("dirty", "TEXT"), ("retired", "TEXT")):  # stores made by earlier versions
                 if name not in columns:
                     conn.execute(f"ALTER TABLE projects ADD COLUMN {name} {kind}")
-            if "data_digest" not in {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}:
-                conn.execute("ALTER TABLE tasks ADD COLUMN data_digest TEXT")
+            task_columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+            for name in ("data_digest", "objects"):
+                if name not in task_columns:
+                    conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} TEXT")
 
     # ------------------------------------------------------------ plumbing
     def _conn(self) -> sqlite3.Connection:
@@ -186,14 +189,16 @@ class SQLiteStore:
             c.execute("BEGIN IMMEDIATE")
             c.executemany(
                 "INSERT OR REPLACE INTO tasks (pid, task_id, mining_hash, status, description, error, signals, updated, "
-                "data_digest) VALUES (?,?,?,?,?,?,?,?,?)",
+                "data_digest, objects) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(pid, r.task_id, r.mining_hash, r.status, r.description, r.error,
-                  json.dumps(r.signals) if r.signals else None, now, r.data_digest) for r in records],
+                  json.dumps(r.signals) if r.signals else None, now, r.data_digest,
+                  json.dumps(r.objects) if r.objects is not None else None) for r in records],
             )
             c.execute("COMMIT")
 
     def get_tasks(self, pid: int, task_ids: Iterable[int] | None = None) -> dict[int, TaskRecord]:
-        sql = "SELECT task_id, mining_hash, status, description, error, signals, data_digest FROM tasks WHERE pid=?"
+        sql = ("SELECT task_id, mining_hash, status, description, error, signals, data_digest, objects "
+               "FROM tasks WHERE pid=?")
         with self._conn() as c:
             if task_ids is None:
                 rows = c.execute(sql, (pid,)).fetchall()
@@ -204,7 +209,8 @@ class SQLiteStore:
                     chunk = ids[i:i + 500]
                     rows += c.execute(sql + f" AND task_id IN ({','.join('?' * len(chunk))})",
                                       (pid, *chunk)).fetchall()
-        return {r[0]: TaskRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}, r[6]) for r in rows}
+        return {r[0]: TaskRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}, r[6],
+                                 json.loads(r[7]) if r[7] else None) for r in rows}
 
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> None:
         ids = [(pid, t) for t in task_ids]

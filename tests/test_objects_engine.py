@@ -1,0 +1,245 @@
+"""Object mining wired in (issue 15): settings -> pipeline -> engine -> /predict.
+
+Real parts throughout: images served over HTTP on loopback, the OpenAI-compatible
+stand-in describing every image and crop by its dominant colour, the SQLite store (and
+Redis for the index in one test), the Flask app. Every scene is the same gray street
+with a blue car; a few also hold a red patch, the rare object, which the detector's
+predictions (model version "yolo-test") box as a "trailer".
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image, ImageDraw
+
+from backend.engine.engine import Engine
+from backend.objects import OBJECT_SLOTS, SCENE_SLOT
+from backend.settings import Settings
+from tests.support.data import make_client
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.image_server import ImageServer
+
+DESCRIPTIONS = {"gray": "a street with parked cars", "blue": "a blue car",
+                "red": "a horse trailer with a rusty hitch"}
+CONFIG = ('<View><Image name="image" value="$image"/>'
+          '<RectangleLabels name="det" toName="image"><Label value="car"/><Label value="trailer"/></RectangleLabels>'
+          '<TextArea name="vlmine" toName="image"/></View>')
+N_TASKS = 24
+RARE = {9, 14, 20}  # not the first ids: a tie-break by id would not put them on top
+BROKEN = 5  # one box far outside the image
+
+
+def scene(rare: bool, seed: int) -> bytes:
+    image = Image.new("RGB", (800, 400), (128, 128, 128))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((80, 200, 239, 299), fill=(30, 30, 220))  # car: x 10%, y 50%, 20% x 25%
+    if rare:
+        draw.rectangle((480, 120, 639, 279), fill=(220, 30, 30))  # trailer: x 60%, y 30%, 20% x 40%
+    draw.point((seed % 800, 0), fill=(127, 127, 127))  # every image its own content hash
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def box(rid, x, y, w, h, label, score):
+    return {"id": rid, "type": "rectanglelabels", "from_name": "det", "to_name": "image",
+            "original_width": 800, "original_height": 400, "score": score,
+            "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [label]}}
+
+
+def detections(tid: int, trailer_at: float = 60) -> list[dict]:
+    regions = [box(f"car{tid}", 10, 50, 20, 25, "car", 0.9)]
+    if tid in RARE:
+        regions.append(box(f"tr{tid}", trailer_at, 30, 20, 40, "trailer", 0.4))
+    if tid == BROKEN:
+        regions.append(box("far", 170, 10, 10, 10, "car", 0.8))
+    return [{"id": 1000 + tid, "model_version": "yolo-test", "score": 0.7, "result": regions},
+            # the backend's own prediction is never read as detections
+            {"id": 5000 + tid, "model_version": "vlmine-old", "result": [box("x", 0, 0, 50, 50, "car", 0.1)]}]
+
+
+@pytest.fixture()
+def scenes():
+    server = ImageServer({f"/s{t}.png": scene(t in RARE, t) for t in range(1, N_TASKS + 1)})
+    tasks = [{"id": t, "data": {"image": f"{server.url}/s{t}.png"}, "predictions": detections(t)}
+             for t in range(1, N_TASKS + 1)]
+    yield tasks
+    server.stop()
+
+
+def settings(tmp_path, vlm, **overrides) -> Settings:
+    base = {"vlm_api_url": vlm.base_url, "vlm_api_model": "fake-vlm", "keyword_mode": "rules",
+            "image_allow_private_networks": True, "object_mining": True, "head_diversity": 0.0}
+    return Settings.from_env({}, model_dir=str(tmp_path / "model"), **{**base, **overrides})
+
+
+def label_first(results: list[dict], tasks: list[dict]) -> list[int]:
+    """Task ids in the order Label Studio's default stream serves them (lowest score first)."""
+    return [t["id"] for _, t in sorted(zip([r["score"] for r in results], tasks), key=lambda p: (p[0], p[1]["id"]))]
+
+
+def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_fails_alone(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        client, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                     keyword_mode="rules", object_mining=True, head_diversity=0.0)
+        resp = client.post("/predict", json={"tasks": scenes, "project": 3, "label_config": CONFIG})
+        assert resp.status_code == 200, resp.get_json()
+        results = resp.get_json()["results"]
+        # every scene described once, every car and trailer crop once; the broken box never
+        crops = N_TASKS + len(RARE)
+        assert vlm.calls == N_TASKS + crops
+        metrics = client.get("/metrics").get_json()
+    order = label_first(results, scenes)
+    assert set(order[:len(RARE)]) == RARE, order
+    by_id = {t["id"]: r for t, r in zip(scenes, results)}
+    for tid in RARE:
+        textarea, region = by_id[tid]["result"]
+        assert textarea["type"] == "textarea"
+        assert textarea["value"]["text"][0].startswith("Rarest object: trailer (detector 0.40) at x 60.0%, y 30.0%")
+        # 24 cars, 3 trailers and 24 scenes (OBJECT_WITH_SCENE) in the object scope
+        assert textarea["value"]["text"][0].endswith(": hitch (3 of 51 objects), trailer (3)")
+        assert region["type"] == "rectanglelabels" and region["from_name"] == "det" and region["to_name"] == "image"
+        assert region["value"]["rectanglelabels"] == ["trailer"]
+        assert region["value"]["x"] == pytest.approx(60) and region["value"]["width"] == pytest.approx(20)
+        assert region["meta"]["text"][0].startswith("Rarest object: trailer")
+    common = by_id[1]["result"]
+    assert common[0]["value"]["text"][0].startswith("Rarest object: car (detector 0.90)")
+    assert common[1]["value"]["rectanglelabels"] == ["car"]
+    # the out-of-bounds box failed alone: its task is ranked, /metrics names it and why
+    assert by_id[BROKEN]["score"] != engine.end_score
+    assert metrics["counters"]["objects_failed"] == 1
+    assert f"project 3 task {BROKEN}: rectanglelabels region far: box outside the image" in metrics["last_error"]["object"]
+    assert metrics["projects"]["3"]["failed"] == 0
+
+
+def test_whole_image_mining_of_the_same_project_does_not_find_them(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        client, _ = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                keyword_mode="rules", head_diversity=0.0)
+        results = client.post("/predict", json={"tasks": scenes, "project": 3,
+                                                "label_config": CONFIG}).get_json()["results"]
+        assert vlm.calls == N_TASKS  # no crop described
+    assert set(label_first(results, scenes)[:len(RARE)]) != RARE
+    assert all(r["type"] == "textarea" for res in results for r in res["result"])
+
+
+def test_changed_predictions_re_mine_the_task_and_deletes_forget_its_objects(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm))
+        pid = 4
+        engine.project(pid, CONFIG)
+        engine.mine_tasks(pid, scenes)
+        assert engine.changed(pid, scenes) == []
+        moved = [dict(t, predictions=detections(t["id"], trailer_at=75)) if t["id"] == 14 else t for t in scenes]
+        assert engine.changed(pid, moved) == [14]
+        order, _ = engine.ranking(pid)
+        assert 14 in order[:len(RARE)]
+        calls = vlm.calls
+        engine.mine_tasks(pid, [t for t in moved if t["id"] == 14])
+        assert vlm.calls == calls + 1  # the moved box is a new crop (gray street); the rest came from the cache
+        assert engine.changed(pid, moved) == []
+        order, result = engine.ranking(pid)
+        assert 14 not in order[:len(RARE) - 1] and set(order[:len(RARE) - 1]) == RARE - {14}
+        assert "object_novelty" in result.signals and "object_uncertainty" in result.signals
+
+        scope = engine.object_scope(pid)
+        assert engine.index.get(scope, 9 * OBJECT_SLOTS + 1) is not None
+        assert engine.index.get(scope, 9 * OBJECT_SLOTS + SCENE_SLOT) == engine.index.get(engine.scope(pid), 9)
+        engine.delete_tasks(pid, [9])
+        assert engine.index.get(scope, 9 * OBJECT_SLOTS) is None and engine.index.get(scope, 9 * OBJECT_SLOTS + 1) is None
+        assert 9 not in engine.ranking(pid)[0]
+
+
+def test_a_task_mined_again_is_served_from_the_cache_without_decoding(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        first = Engine(settings(tmp_path, vlm))
+        first.project(1, CONFIG)
+        mined = first.mine_tasks(1, scenes[:10])
+        calls = vlm.calls
+        again = first.miner.mine(scenes[:10], first.source(first.project(1)))
+        assert vlm.calls == calls
+    assert [m.object_keywords for m in again] == [m.object_keywords for m in mined]
+    assert [m.keywords for m in again] == [m.keywords for m in mined]
+
+
+def test_each_job_sends_its_crops_in_one_describe_call(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, keyword_mode="llm"))
+        engine.project(1, CONFIG)
+        describer = engine.miner.describer()
+        seen: list[tuple[int, str]] = []
+        real = describer.describe_each
+
+        def counted(images, prompt):
+            seen.append((len(images), prompt))
+            return real(images, prompt)
+
+        describer.describe_each = counted
+        mined = engine.mine_tasks(1, scenes)
+    from backend.vlm.prompts import DEFAULT_OBJECT_PROMPT
+
+    assert [n for n, _ in seen] == [N_TASKS, N_TASKS + len(RARE)]
+    assert seen[1][1] == DEFAULT_OBJECT_PROMPT
+    rare = next(m for m in mined if m.task_id == min(RARE))
+    assert "trailer" in " ".join(rare.object_keywords[1])  # the llm keyword pass covered the crops too
+
+
+def test_objects_follow_their_settings_and_stay_off_without_boxes_in_the_config(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, object_max_per_task=1, object_with_scene=False))
+        engine.project(1, CONFIG)
+        mined = engine.mine_tasks(1, scenes[:10])
+        rare = next(m for m in mined if m.task_id == 9)
+        assert [o.label for o in rare.objects] == ["car"]  # the most confident box only
+        scope = engine.object_scope(1)
+        assert engine.index.get(scope, 9 * OBJECT_SLOTS + SCENE_SLOT) is None
+
+        plain = Engine(settings(tmp_path / "plain", vlm))
+        plain.project(1, CONFIG.replace('<RectangleLabels name="det" toName="image"><Label value="car"/>'
+                                        '<Label value="trailer"/></RectangleLabels>', ''))
+        calls = vlm.calls
+        mined = plain.mine_tasks(1, scenes[:4])
+        assert vlm.calls == calls + 4 and all(m.objects == [] for m in mined)
+        assert plain.index.arrays(plain.object_scope(1)).n_tasks == 0
+
+
+@pytest.mark.skipif(os.environ.get("VLMINE_SKIP_REDIS") == "1", reason="no Redis")
+def test_object_scope_on_redis_is_dropped_with_the_image_scope(tmp_path, scenes):
+    import redis
+
+    url = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except Exception:
+        pytest.skip("Redis is unreachable")
+    client.flushdb()
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, redis_url=url))
+        engine.project(2, CONFIG)
+        engine.mine_tasks(2, scenes[:12])
+        assert engine.index.arrays(engine.object_scope(2)).n_tasks > 12
+        # the config now mines another field: both scopes go, the project is synced again
+        engine.project(2, CONFIG.replace('value="$image"', 'value="$photo"'))
+        assert engine.index.arrays(engine.object_scope(2)).n_tasks == 0
+        assert engine.index.arrays(engine.scope(2)).n_tasks == 0
+    client.flushdb()
+
+
+def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, object_min_side=60))
+        engine.project(6, CONFIG)
+        engine.mine_tasks(6, scenes)
+    rarest = engine.rarest_objects(6, [1, 9, BROKEN, 999])
+    assert set(rarest) == {1, 9, BROKEN}  # an unknown task is left out
+    assert rarest[9].label == "trailer" and rarest[9].score == pytest.approx(0.4)
+    assert rarest[9].box.describe() == "x 60.0%, y 30.0%, w 20.0%, h 40.0%"
+    assert [k for k, _ in rarest[9].keywords] == ["hitch", "trailer"] and rarest[9].keywords[0][1] == 3
+    assert rarest[1].label == "car"
+    errors = engine.object_errors(6, [1, 9, BROKEN])
+    # the car (100 px high) passes OBJECT_MIN_SIDE=60; the broken box is named with its reason
+    assert list(errors) == [BROKEN] and "box outside the image" in errors[BROKEN][0]
