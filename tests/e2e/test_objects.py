@@ -152,6 +152,16 @@ def test_whole_image_mining_does_not_find_the_rare_objects(label_studio, scenes,
         backend.stop()
 
 
+def diagnosis(client: LabelStudioClient, ls, pid: int, task_ids: list[int], backend: BackendServer) -> str:
+    """What a failed ranking assertion needs to be understood: the tasks' scores and texts."""
+    scores = scores_in_tab(client, ls, pid)
+    lines = [f"metrics: {metrics(backend)}"]
+    for t in task_ids:
+        pred = live_prediction(client, ls, pid, t, backend)
+        lines.append(f"task {t} score {scores.get(t)}: {pred['result']}")
+    return "\n".join(lines)
+
+
 def rare_box_of(pred: dict) -> dict:
     """The highlighted region of a prediction of this backend (exactly one)."""
     boxes = [r for r in pred["result"] if r["type"] == "rectanglelabels"]
@@ -217,8 +227,13 @@ def test_rare_objects_top_the_long_tail_tab_with_their_box(label_studio, scenes,
         ids = import_tasks(ls, pid, tasks_of(scenes, images))
         client = LabelStudioClient(ls.base_url, ls.token)
         wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
+        if os.environ.get("E2E_TRAIN_FIRST"):
+            ls.api("POST", f"/api/ml/{ml}/train", json={})
+            wait_for(lambda: metrics(backend)["counters"].get("objects_mined"), 120, "objects", backend)
+            wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
         rare = [ids[i] for i in RARE]
-        assert set(long_tail_first(client, ls, pid, len(RARE))) == set(rare)
+        head = long_tail_first(client, ls, pid, len(RARE))
+        assert set(head) == set(rare), diagnosis(client, ls, pid, head + rare, backend)
 
         # the annotator's view of a rare task: the trailer's box, the reason, the TextArea
         for index in RARE:
