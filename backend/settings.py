@@ -299,7 +299,9 @@ class Settings:
             "uncertainty": [self.uncertainty_source, self.uncertainty_model_version,
                             self.uncertainty_measure, self.uncertainty_field],
             "signal_fields": list(self.signal_fields),
-            **({"object_pooling": self.object_pooling} if self.object_mining else {}),
+            # OBJECT_HIGHLIGHT too: the predictions' results change, so a new version rewrites them
+            **({"object_pooling": self.object_pooling, "object_highlight": self.object_highlight}
+               if self.object_mining else {}),
             # the direction the scores are written in (a new direction rewrites every score)
             "invert": self.scores_ascending,
         }

@@ -243,3 +243,27 @@ def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
     errors = engine.object_errors(6, [1, 9, BROKEN])
     # the car (100 px high) passes OBJECT_MIN_SIDE=60; the broken box is named with its reason
     assert list(errors) == [BROKEN] and "box outside the image" in errors[BROKEN][0]
+
+
+def test_the_highlighted_box_needs_the_setting_and_a_rectanglelabels_listing_the_label(tmp_path, scenes):
+    from backend.labelstudio.config import LabelConfig
+
+    without_trailer = CONFIG.replace('<Label value="trailer"/>', '')
+    without_textarea = CONFIG.replace('<TextArea name="vlmine" toName="image"/>', '')
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        shown = Engine(settings(tmp_path / "on", vlm))
+        shown.project(1, CONFIG)
+        shown.mine_tasks(1, scenes[:10])
+        hidden = Engine(settings(tmp_path / "off", vlm, object_highlight=False))
+        hidden.project(1, CONFIG)
+        hidden.mine_tasks(1, scenes[:10])
+
+    def kinds(engine, config):
+        return [r["type"] for r in engine.explanations(1, LabelConfig.parse(config), [9])[9]]
+
+    assert kinds(shown, CONFIG) == ["textarea", "rectanglelabels"]
+    assert kinds(hidden, CONFIG) == ["textarea"]
+    assert kinds(shown, without_trailer) == ["textarea"]  # Label Studio would store a label its config lacks
+    assert kinds(shown, without_textarea) == ["rectanglelabels"]  # the box alone still shows the rare object
+    # the predictions' results change: a new version rewrites them; the keywords mined stay valid
+    assert hidden.base_version != shown.base_version and hidden.mining_hash == shown.mining_hash

@@ -341,7 +341,7 @@ class Engine:
         """Known tasks whose data differs from the data they were mined from (edited in Label Studio)."""
         records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
         # object mining: the boxes count too (Start Training re-reads the detector's predictions)
-        boxes = self.mines_objects(self.store.get_project(pid))
+        boxes = self.settings.object_mining and self.mines_objects(self.store.get_project(pid))
         out = []
         for task in tasks:
             rec = records.get(int(task["id"]))
@@ -414,7 +414,7 @@ class Engine:
         s = self.settings
         fields = list(dict.fromkeys([*extra_fields, *signals.field_names(s)]))
         out: dict[str, np.ndarray] = {}
-        with_objects = self.mines_objects(self.store.get_project(pid))
+        with_objects = s.object_mining and self.mines_objects(self.store.get_project(pid))
         if with_objects:
             fields.append(object_parts.OBJECT_UNCERTAINTY)
         if fields:
