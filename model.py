@@ -13,6 +13,7 @@ import logging
 from typing import Any, ClassVar
 
 from backend.engine import Engine
+from backend.engine.objects import task_payload
 from backend.jobs import JobQueue
 from backend.jobs.runner import ensure_synced
 from backend.server.mlbase import LabelStudioMLBase, parse_project_id
@@ -55,7 +56,8 @@ class VLMineModel(LabelStudioMLBase):
             removing = self.engine.annotation_cleaner.submit(data.get("annotation"))
             return {"status": "ok" if removing else "ignored", "event": event, "explanation_removed": removing}
         if event == "TASKS_CREATED":
-            tasks = [{"id": int(t["id"]), "data": t.get("data") or {}} for t in data.get("tasks") or []]
+            # with object mining the boxes' source travels too, when Label Studio sent it
+            tasks = [{**task_payload(t, self.engine.settings), "id": int(t["id"])} for t in data.get("tasks") or []]
             jobs = self.queue.submit_tasks(pid, tasks, self.label_config)
             return {"status": "queued", "tasks": len(tasks), "jobs": jobs}
         if event == "TASKS_DELETED":

@@ -267,3 +267,14 @@ def test_the_highlighted_box_needs_the_setting_and_a_rectanglelabels_listing_the
     assert kinds(shown, without_textarea) == ["rectanglelabels"]  # the box alone still shows the rare object
     # the predictions' results change: a new version rewrites them; the keywords mined stay valid
     assert hidden.base_version != shown.base_version and hidden.mining_hash == shown.mining_hash
+
+
+def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
+    from backend.engine.objects import task_payload
+
+    task = {"id": 3, "data": {"image": "x"}, "predictions": detections(9), "annotations": [], "meta": {"a": 1}}
+    on = Settings.from_env({}, model_dir=str(tmp_path), object_mining=True)
+    assert task_payload(task, on) == {"id": 3, "data": {"image": "x"}, "predictions": detections(9)}
+    assert task_payload(task, Settings.from_env({}, model_dir=str(tmp_path))) == {"id": 3, "data": {"image": "x"}}
+    by_annotations = Settings.from_env({}, model_dir=str(tmp_path), object_mining=True, object_source="annotations")
+    assert task_payload(task, by_annotations) == {"id": 3, "data": {"image": "x"}, "annotations": []}

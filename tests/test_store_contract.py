@@ -218,6 +218,19 @@ def test_task_data_digest_round_trip(store):
     assert store.get_tasks(8, [1])[1].data_digest == "ffff0000"
 
 
+def test_task_objects_and_signals_round_trip(store):
+    """Object mining's record (JSON text, parsed on access) and the signals-only read a ranking makes."""
+    objects = '{"digest": "ab", "items": [{"slot": 0, "label": "car"}], "errors": ["box outside"]}'
+    store.save_tasks(9, [TaskRecord(1, "h", "mined", "d", None, {"object_uncertainty": 0.6}, "0123", objects),
+                         TaskRecord(2, "h", "mined", "d", None, {}, "4567"), rec(3)])
+    got = store.get_tasks(9)
+    assert got[1].objects == {"digest": "ab", "items": [{"slot": 0, "label": "car"}], "errors": ["box outside"]}
+    assert got[2].objects is None and got[2].objects_json is None
+    assert store.get_signals(9) == {1: {"object_uncertainty": 0.6}}  # tasks without signals are left out
+    store.delete_tasks(9, [1])
+    assert 1 not in store.get_signals(9) and store.get_tasks(9, [1]) == {}
+
+
 def test_tasks_big_batch_and_duplicates(store):
     pid = 4
     records = [rec(t, "failed" if t % 7 == 0 else "mined", f"e{t}" if t % 7 == 0 else None, s=float(t))

@@ -418,13 +418,13 @@ class Engine:
         if with_objects:
             fields.append(object_parts.OBJECT_UNCERTAINTY)
         if fields:
-            records = self.store.get_tasks(pid)
+            recorded = self.store.get_signals(pid)
             for name in fields:
                 col = np.full(len(task_ids), np.nan)
                 for i, t in enumerate(task_ids.tolist()):
-                    rec = records.get(t)
-                    if rec and name in rec.signals:
-                        col[i] = rec.signals[name]
+                    values = recorded.get(t)
+                    if values and name in values:
+                        col[i] = values[name]
                 out[signals.signal_name(s, name)] = col
         if signals.uses_predictions(s):
             out[signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)

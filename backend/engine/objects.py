@@ -16,6 +16,7 @@ describes the crops. This module owns what the engine keeps of them:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
@@ -58,8 +59,8 @@ def task_payload(task: dict, settings: "Settings") -> dict:
     return out
 
 
-def record_objects(mined: "MinedTask") -> dict[str, Any] | None:
-    """The task record's ``objects`` of a mined task (None: its objects were not mined)."""
+def record_objects(mined: "MinedTask") -> str | None:
+    """The task record's ``objects_json`` of a mined task (None: its objects were not mined)."""
     if mined.objects_digest is None:
         return None
     items = []
@@ -68,7 +69,7 @@ def record_objects(mined: "MinedTask") -> dict[str, Any] | None:
         items.append({"slot": slot, "label": obj.label, "score": obj.score, "box": [b.left, b.top, b.right, b.bottom],
                       "region": obj.region_id, "size": list(obj.original_size) if obj.original_size else None,
                       "mined": slot < len(mined.object_keywords) and mined.object_keywords[slot] is not None})
-    return {"digest": mined.objects_digest, "items": items, "errors": list(mined.object_errors)}
+    return json.dumps({"digest": mined.objects_digest, "items": items, "errors": list(mined.object_errors)})
 
 
 def uncertainty_of(mined: "MinedTask") -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+import json
 from typing import Any, Iterable, Mapping, Protocol
 
 from ..versions import generation_version
@@ -49,9 +50,15 @@ class TaskRecord:
     error: str | None = None
     signals: dict[str, float] = field(default_factory=dict)
     data_digest: str | None = None  # of the task's data when mined: a sync re-mines a task whose data changed
-    # object mining: {"digest": of the boxes read, "items": the mined objects by slot (label,
-    # score, box, ...), "errors": [reasons]}; a sync re-mines a task whose boxes changed
-    objects: dict[str, Any] | None = None
+    # object mining, as JSON text: {"digest": of the boxes read, "items": the mined objects by
+    # slot (label, score, box, ...), "errors": [reasons]}; read through ``objects``. Kept as
+    # text so that reading every record (a ranking's signals) never parses it
+    objects_json: str | None = None
+
+    @property
+    def objects(self) -> dict[str, Any] | None:
+        """The object mining record (see ``objects_json``), parsed; None when objects were not mined."""
+        return json.loads(self.objects_json) if self.objects_json else None
 
 
 @dataclass
@@ -76,6 +83,7 @@ class Store(Protocol):
                     replace: bool = False) -> None: ...
     def save_tasks(self, pid: int, records: Iterable[TaskRecord]) -> None: ...
     def get_tasks(self, pid: int, task_ids: Iterable[int] | None = None) -> dict[int, TaskRecord]: ...
+    def get_signals(self, pid: int) -> dict[int, dict[str, float]]: ...
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> None: ...
     def task_counts(self, pid: int) -> dict[str, int]: ...
     def failures(self, pid: int, limit: int = 20) -> list[tuple[int, str]]: ...

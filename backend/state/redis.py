@@ -146,8 +146,8 @@ def _unpack_written(value: bytes | str) -> tuple[float, int | None, str]:
 
 def _pack_task(r: TaskRecord) -> str:
     packed = [r.status, r.mining_hash, r.description, r.error, r.signals or None, r.data_digest]
-    if r.objects is not None:  # only object mining writes it: other records keep their bytes
-        packed.append(r.objects)
+    if r.objects_json is not None:  # only object mining writes it: other records keep their bytes
+        packed.append(r.objects_json)
     return json.dumps(packed)
 
 
@@ -300,6 +300,10 @@ class RedisStore:
             pipe.hmget(key, list(chunk))
         values = [v for part in pipe.execute() for v in part]
         return {t: _unpack_task(t, v) for t, v in zip(ids, values) if v is not None}
+
+    def get_signals(self, pid: int) -> dict[int, dict[str, float]]:
+        """task -> its recorded signals, for the tasks that have any (a ranking's read)."""
+        return {t: r.signals for t, r in self.get_tasks(pid).items() if r.signals}
 
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> None:
         ids = list(dict.fromkeys(int(t) for t in task_ids))

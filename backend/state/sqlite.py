@@ -192,7 +192,7 @@ class SQLiteStore:
                 "data_digest, objects) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(pid, r.task_id, r.mining_hash, r.status, r.description, r.error,
                   json.dumps(r.signals) if r.signals else None, now, r.data_digest,
-                  json.dumps(r.objects) if r.objects is not None else None) for r in records],
+                  r.objects_json) for r in records],
             )
             c.execute("COMMIT")
 
@@ -209,8 +209,15 @@ class SQLiteStore:
                     chunk = ids[i:i + 500]
                     rows += c.execute(sql + f" AND task_id IN ({','.join('?' * len(chunk))})",
                                       (pid, *chunk)).fetchall()
-        return {r[0]: TaskRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}, r[6],
-                                 json.loads(r[7]) if r[7] else None) for r in rows}
+        return {r[0]: TaskRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else {}, r[6], r[7])
+                for r in rows}
+
+    def get_signals(self, pid: int) -> dict[int, dict[str, float]]:
+        """task -> its recorded signals, for the tasks that have any: what a ranking reads of
+        every record (descriptions and objects stay on disk)."""
+        with self._conn() as c:
+            rows = c.execute("SELECT task_id, signals FROM tasks WHERE pid=? AND signals IS NOT NULL", (pid,)).fetchall()
+        return {t: json.loads(raw) for t, raw in rows}
 
     def delete_tasks(self, pid: int, task_ids: Iterable[int]) -> None:
         ids = [(pid, t) for t in task_ids]
