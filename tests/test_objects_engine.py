@@ -278,3 +278,48 @@ def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
     assert task_payload(task, Settings.from_env({}, model_dir=str(tmp_path))) == {"id": 3, "data": {"image": "x"}}
     by_annotations = Settings.from_env({}, model_dir=str(tmp_path), object_mining=True, object_source="annotations")
     assert task_payload(task, by_annotations) == {"id": 3, "data": {"image": "x"}, "annotations": []}
+
+
+def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new_explanation(tmp_path, label_studio):
+    """The real Label Studio: its TASKS_CREATED webhook carries no predictions, so a mining job
+    reads the boxes back; a task whose boxes moved is mined again by the sync and its live
+    prediction gets the new explanation (a re-rank alone would only move its score)."""
+    from backend.labelstudio.client import LabelStudioClient
+    from tests.support.label_studio import create_project
+
+    n = 12
+    server = ImageServer({f"/s{t}.png": scene(t in RARE, t) for t in range(1, n + 1)})
+    try:
+        rows = [{"data": {"image": f"{server.url}/s{t}.png"},
+                 "predictions": [{k: v for k, v in p.items() if k != "id"} for p in detections(t)[:1]]}
+                for t in range(1, n + 1)]
+        pid, ids = create_project(label_studio, "objects read back", CONFIG, rows)
+        local = {tid: t for tid, t in zip(ids, range(1, n + 1))}  # LS id -> scene number
+        client = LabelStudioClient(label_studio.base_url, label_studio.token)
+        with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+            engine = Engine(settings(tmp_path, vlm), label_studio=client)
+            engine.project(pid, CONFIG)
+            # what TASKS_CREATED gives a job: ids and data only
+            mined = engine.mine_tasks(pid, [{"id": tid, "data": rows[local[tid] - 1]["data"]} for tid in ids])
+            rare = {tid for tid, t in local.items() if t in RARE}
+            assert {m.task_id for m in mined if any(o.label == "trailer" for o in m.objects)} == rare
+            engine.rerank(pid)
+            moved = next(tid for tid in ids if local[tid] == 9)
+            live = engine.live_version(pid)
+
+            def prediction(tid):
+                return next(p for p in client.get_task(tid)["predictions"] if p["model_version"] == live)
+
+            assert [r["value"]["rectanglelabels"] for r in prediction(moved)["result"][1:]] == [["trailer"]]
+            # the detector moves the trailer's box onto the street; Start Training's sync sees it
+            theirs = next(p for p in client.get_task(moved)["predictions"] if p["model_version"] == "yolo-test")
+            result = theirs["result"]
+            result[1]["value"]["x"] = 75
+            label_studio.api("PATCH", f"/api/predictions/{theirs['id']}/", json={"result": result})
+            listed = list(client.iter_tasks(pid))
+            assert engine.changed(pid, listed) == [moved]
+            engine.mine_tasks(pid, [t for t in listed if t["id"] == moved])
+            text = prediction(moved)["result"][0]["value"]["text"][0]
+            assert text.startswith("Rarest object: ") and "x 75.0%" in text
+    finally:
+        server.stop()

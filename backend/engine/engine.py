@@ -203,6 +203,8 @@ class Engine:
         if not state.label_config and label_config:
             state = self.project(pid, label_config)
         source = self.source(state)
+        if self.miner.mines_objects(source):
+            tasks = self._with_boxes(pid, tasks)
         mined = self.miner.mine(tasks, source)
         if self.source_of(self.project(pid).label_config) != source:
             # the label config changed to another field while this batch was described: its
@@ -242,6 +244,7 @@ class Engine:
             first = next(m for m in mined if not m.ok)
             self.coord.set_error("task", f"project {pid} task {first.task_id}: {first.error}")
         if with_objects:
+            self._rewrite_explanations(pid, [m.task_id for m in mined if m.ok])
             self.coord.incr("objects_mined", sum(sum(k is not None for k in m.object_keywords) for m in mined if m.ok))
             count, message = object_parts.failures_message(pid, mined)
             if message:
@@ -253,6 +256,57 @@ class Engine:
         log.info("project %s: mined %d tasks, %d failed; progress %d mined, %d failed of %s", pid, len(ok),
                  len(failed), counts.get("mined", 0), counts.get("failed", 0), total if total is not None else "?")
         return mined
+
+    def _with_boxes(self, pid: int, tasks: Sequence[dict]) -> list[dict]:
+        """The tasks with the entries their boxes come from (OBJECT_SOURCE), read back from Label
+        Studio for those that came without: its TASKS_CREATED webhook carries no predictions
+        (they are no field of the task), so a task imported with its detector's boxes would
+        otherwise be mined without objects until the next sync."""
+        key = self.settings.object_source
+        missing = [t for t in tasks if not isinstance(t.get(key), list)]
+        client = self.label_studio_or_none() if missing else None
+        if client is None:
+            return list(tasks)
+        read: dict[int, list] = {}
+        for task in missing:
+            try:
+                full = client.get_task(int(task["id"]))
+            except LabelStudioError as exc:  # no boxes this time: the next sync sees them (digest)
+                log.warning("project %s task %s: cannot read its %s: %s", pid, task["id"], key, exc)
+                continue
+            if full is not None and isinstance(full.get(key), list):
+                read[int(task["id"])] = full[key]
+        return [{**t, key: read[int(t["id"])]} if int(t["id"]) in read else t for t in tasks]
+
+    def _rewrite_explanations(self, pid: int, task_ids: Sequence[int]) -> int:
+        """Give tasks mined again (their boxes appeared or moved) the explanation and box of
+        what they hold now. A write-back only moves scores of tasks that already have a
+        prediction, so without this their prediction would keep the old TextArea and no box.
+        Returns how many predictions were rewritten; a failure is logged, never raised (the
+        mining is done and kept)."""
+        client = self.label_studio_or_none()
+        if client is None or not task_ids:
+            return 0
+        try:
+            with self.coord.project_lock(pid):
+                state = self.project(pid)
+                version = state.live_version
+                written = self.store.written(pid, version)
+                held = {t: written[t][1] for t in task_ids if t in written}
+                if not held:
+                    return 0
+                if any(p in (None, PROVISIONAL) for p in held.values()):
+                    # a bulk import records no prediction ids: ask Label Studio which it holds
+                    ids = self._held(pid, version)
+                    held = {t: p if p not in (None, PROVISIONAL) else ids.get(t) for t, p in held.items()}
+                    held = {t: p for t, p in held.items() if p is not None}
+                results = self.explanations(pid, self.config(state), list(held))
+                client.update_prediction_results({p: results.get(t, []) for t, p in held.items()})
+        except (LabelStudioError, LabelConfigError, TimeoutError) as exc:
+            log.warning("project %s: cannot rewrite the explanations of %d tasks mined again: %s",
+                        pid, len(task_ids), exc)
+            return 0
+        return len(held)
 
     def set_total(self, pid: int, total: object) -> None:
         """Remember how many tasks Label Studio says the project has (for progress)."""

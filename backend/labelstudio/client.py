@@ -305,6 +305,13 @@ class LabelStudioClient:
                 lambda pid=pid, score=score: self._sdk.predictions.update(id=pid, score=float(score)),
             )
 
+    def update_prediction_results(self, updates: Mapping[int, list[dict]]) -> None:
+        """PATCH each prediction's ``result`` (a task mined again: its explanation changed); the
+        score is left to the re-rank. A prediction already gone (404) is passed over."""
+        for prediction_id, result in updates.items():
+            path = f"api/predictions/{int(prediction_id)}/"
+            self._raw("PATCH", path, json_body={"result": list(result)}, ok=(404,))
+
     def delete_predictions(self, prediction_ids: Iterable[int]) -> None:
         """DELETE each prediction; one already gone (404) is not an error."""
         for prediction_id in prediction_ids:
@@ -466,6 +473,15 @@ class LabelStudioClient:
             if len(tasks) < size or (total is not None and seen >= int(total)):
                 return
             page += 1
+
+    def get_task(self, task_id: int) -> dict | None:
+        """One task with its data, predictions and annotations; None when it is gone (404)."""
+        path = f"api/tasks/{int(task_id)}/"
+        resp = self._raw("GET", path, ok=(404,))
+        if resp.status_code == 404:
+            return None
+        body = self._json("GET", path, resp)
+        return body if isinstance(body, dict) else None
 
     def iter_tasks(self, project_id: int, page_size: int = 1000, fields: str = "all",
                    include: str | None = TASK_FIELDS) -> Iterator[dict]:
