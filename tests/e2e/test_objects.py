@@ -205,6 +205,11 @@ def screenshot_rare_task(ls, pid: int, task_id: int, reason: str, shots: Path) -
             details = page.get_by_text(reason, exact=False).first
             details.wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "02-rare-box-selected.png"))
+            # the TextArea below the image says the same, before the image's own keywords
+            text = page.locator("[data-testid=textarea-region]").get_by_text("Rarest object: trailer", exact=False)
+            text.first.scroll_into_view_if_needed(timeout=30_000)
+            assert text.first.is_visible()
+            page.screenshot(path=str(shots / "03-textarea.png"))
         finally:
             browser.close()
 
@@ -289,8 +294,11 @@ def test_object_mining_with_an_rq_worker(label_studio, scenes, images, vlm, tmp_
     backend = BackendServer(env, tmp_path / "backend.log")
     worker = start_worker(env, tmp_path / "worker.log", "--name", f"objects-{uuid.uuid4().hex[:6]}")
     try:
-        pid, ids = create_project(ls, "object streets on rq", OBJECT_CONFIG, tasks_of(scenes, images))
+        # connected first, then the tasks are imported with their boxes: Label Studio's TASKS_CREATED
+        # webhook carries no predictions, so the mining job reads each task's boxes back
+        pid, _ = create_project(ls, "object streets on rq", OBJECT_CONFIG)
         connect(ls, pid, backend)
+        ids = import_tasks(ls, pid, tasks_of(scenes, images))
         client = LabelStudioClient(ls.base_url, ls.token)
         wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
         assert set(long_tail_first(client, ls, pid, len(RARE))) == {ids[i] for i in RARE}
