@@ -46,6 +46,7 @@ RARE = (5, 14, 23, 31)   # scene indices holding the red patch
 BROKEN = 9               # a common scene whose prediction also holds a box out of bounds
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1600, "height": 1500}
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,8 @@ def screenshot_rare_task(ls, pid: int, task_id: int, reason: str, shots: Path) -
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # tall enough that the TextArea below the image is on screen (at 1000 px it is under the fold)
+            page = browser.new_page(viewport=VIEWPORT)
             page.goto(ls.base_url + "/user/login/")
             page.fill("input[name=email]", ls.email)
             page.fill("input[name=password]", ls.password)
@@ -207,9 +209,9 @@ def screenshot_rare_task(ls, pid: int, task_id: int, reason: str, shots: Path) -
             page.screenshot(path=str(shots / "02-rare-box-selected.png"))
             # the TextArea below the image says the same, before the image's own keywords
             text = page.locator("[data-testid=textarea-region]").get_by_text("Rarest object: trailer", exact=False)
-            text.first.scroll_into_view_if_needed(timeout=30_000)
-            assert text.first.is_visible()
-            page.screenshot(path=str(shots / "03-textarea.png"))
+            text.first.wait_for(timeout=30_000)
+            where = text.first.bounding_box()
+            assert where is not None and where["y"] + where["height"] <= VIEWPORT["height"], where
         finally:
             browser.close()
 
