@@ -11,8 +11,12 @@ With OBJECT_MINING on, the 4 rare tasks head the "Long-tail first" tab (Label St
 ordering), their prediction carries the trailer's box with the reason as the region's meta
 text, and the TextArea names the trailer; the broken box fails alone, with its task and
 reason in /metrics. Whole-image mining of the same scenes does not find them (every whole
-image reads the same). A moved box is mined again after Start Training. Also with an RQ
-worker. A screenshot of a rare task's labeling view is kept in ``VLMINE_ARTIFACTS``.
+image reads the same). A moved box is mined again after Start Training and its task gets
+its new explanation. Both ways in: a project that already holds the boxes when the backend
+is connected (read by /setup's sync), and tasks imported after connecting (Label Studio's
+TASKS_CREATED webhook carries no predictions: the job reads the boxes back), the latter
+through an RQ worker with OBJECT_HIGHLIGHT=false. Screenshots of a rare task's labeling
+view (Chromium) are kept in ``VLMINE_ARTIFACTS`` (default ``<repo>/test-artifacts/objects``).
 """
 
 from __future__ import annotations
@@ -287,12 +291,14 @@ def test_rare_objects_top_the_long_tail_tab_with_their_box(label_studio, scenes,
         backend.stop()
 
 
-def test_object_mining_with_an_rq_worker(label_studio, scenes, images, vlm, tmp_path):
+def test_object_mining_with_an_rq_worker_and_no_highlight(label_studio, scenes, images, vlm, tmp_path):
     ls = label_studio
     url = redis_url()
     db = redis.Redis.from_url(url)
     db.flushdb()
-    env = backend_env(ls, vlm, tmp_path, OBJECT_MINING="true", REDIS_URL=url, BATCH_SIZE="8")
+    # OBJECT_HIGHLIGHT=false here: the TextArea alone explains, no box is written
+    env = backend_env(ls, vlm, tmp_path, OBJECT_MINING="true", OBJECT_HIGHLIGHT="false", REDIS_URL=url,
+                      BATCH_SIZE="8")
     backend = BackendServer(env, tmp_path / "backend.log")
     worker = start_worker(env, tmp_path / "worker.log", "--name", f"objects-{uuid.uuid4().hex[:6]}")
     try:
@@ -305,7 +311,8 @@ def test_object_mining_with_an_rq_worker(label_studio, scenes, images, vlm, tmp_
         wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
         assert set(long_tail_first(client, ls, pid, len(RARE))) == {ids[i] for i in RARE}
         pred = live_prediction(client, ls, pid, ids[RARE[0]], backend)
-        assert rare_box_of(pred)["value"]["rectanglelabels"] == ["trailer"]
+        assert all(r["type"] != "rectanglelabels" for r in pred["result"]), pred["result"]
+        assert "Rarest object: trailer" in explanation_of(pred)
         error = metrics(backend)["last_error"].get("object", "")
         assert f"task {ids[BROKEN]}" in error and "outside the image" in error, error
         # the worker, not the web process, did the mining
