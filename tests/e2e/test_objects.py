@@ -22,6 +22,7 @@ view (Chromium) are kept in ``VLMINE_ARTIFACTS`` (default ``<repo>/test-artifact
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -266,6 +267,13 @@ def test_rare_objects_top_the_long_tail_tab_with_their_box(label_studio, scenes,
         assert f"task {ids[BROKEN]}" in error and "outside the image" in error, m["last_error"]
         assert m["counters"].get("objects_failed", 0) >= 1
         assert ids[BROKEN] in scores_in_tab(client, ls, pid)
+
+        # the report's object view lists the rare tasks first, with the trailer
+        page = requests.get(backend.url + f"/report?project={pid}", timeout=120).text
+        table = page[page.index('<table id="rare-objects">'):]
+        listed = [int(t) for t in re.findall(r">#(\d+)<", table)]  # a link's text, or a plain cell
+        assert set(listed[:len(RARE)]) == set(rare), listed
+        assert table.count('<td class="kw">trailer</td>') == len(RARE)
 
         first = live_prediction(client, ls, pid, rare[0], backend)
         screenshot_rare_task(ls, pid, rare[0], " ".join(rare_box_of(first)["meta"]["text"]),
