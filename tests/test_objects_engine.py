@@ -100,7 +100,7 @@ def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_f
         assert textarea["type"] == "textarea"
         assert textarea["value"]["text"][0].startswith("Rarest object: trailer (detector 0.40) at x 60.0%, y 30.0%")
         # 24 cars, 3 trailers and 24 scenes (OBJECT_WITH_SCENE) in the object scope
-        assert textarea["value"]["text"][0].endswith(": hitch (3 of 51 objects), trailer (3)")
+        assert textarea["value"]["text"][0].endswith(": hitch (3 of 27 objects and 24 scenes), trailer (3)")
         assert region["type"] == "rectanglelabels" and region["from_name"] == "det" and region["to_name"] == "image"
         assert region["value"]["rectanglelabels"] == ["trailer"]
         assert region["value"]["x"] == pytest.approx(60) and region["value"]["width"] == pytest.approx(20)
@@ -113,6 +113,7 @@ def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_f
     assert metrics["counters"]["objects_failed"] == 1
     assert f"project 3 task {BROKEN}: rectanglelabels region far: box outside the image" in metrics["last_error"]["object"]
     assert metrics["projects"]["3"]["failed"] == 0
+    assert metrics["projects"]["3"]["objects_indexed"] == 2 * N_TASKS + len(RARE)
 
 
 def test_whole_image_mining_of_the_same_project_does_not_find_them(tmp_path, scenes):
@@ -239,6 +240,7 @@ def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
     assert rarest[9].label == "trailer" and rarest[9].score == pytest.approx(0.4)
     assert rarest[9].box.describe() == "x 60.0%, y 30.0%, w 20.0%, h 40.0%"
     assert [k for k, _ in rarest[9].keywords] == ["hitch", "trailer"] and rarest[9].keywords[0][1] == 3
+    assert (rarest[9].objects, rarest[9].scenes) == (N_TASKS + len(RARE), N_TASKS)
     assert rarest[1].label == "car"
     errors = engine.object_errors(6, [1, 9, BROKEN])
     # the car (100 px high) passes OBJECT_MIN_SIDE=60; the broken box is named with its reason

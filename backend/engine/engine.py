@@ -296,8 +296,12 @@ class Engine:
                 if not held:
                     return 0
                 if any(p in (None, PROVISIONAL) for p in held.values()):
-                    # a bulk import records no prediction ids: ask Label Studio which it holds
+                    # a bulk import records no prediction ids: ask Label Studio which it holds, once
+                    # (every id learnt is recorded, so the next batch of a sync asks no more)
                     ids = self._held(pid, version)
+                    learnt = {t: (v[0], ids[t]) for t, v in written.items() if v[1] in (None, PROVISIONAL) and t in ids}
+                    if learnt:
+                        self.store.set_written(pid, version, learnt)
                     held = {t: p if p not in (None, PROVISIONAL) else ids.get(t) for t, p in held.items()}
                     held = {t: p for t, p in held.items() if p is not None}
                 results = self.explanations(pid, self.config(state), list(held))
@@ -823,6 +827,9 @@ class Engine:
         return {"total": total, "mined": counts.get("mined", 0), "failed": counts.get("failed", 0),
                 "pending": max(total - done, 0) if total is not None else None,
                 "indexed": self.index.task_count(self.scope(pid)),
+                # object mining: documents in the object scope (detected objects, and scenes)
+                **({"objects_indexed": self.index.task_count(self.object_scope(pid))}
+                   if self.settings.object_mining else {}),
                 "version": self.live_version(pid),
                 "label_stream": self.settings.label_stream,
                 "stream_restored": self.stream.status(pid),

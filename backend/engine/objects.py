@@ -110,13 +110,14 @@ def changed_boxes(task: dict, recorded: dict[str, Any] | None, source: Any) -> b
 @dataclass(frozen=True)
 class RarestObject:
     """A task's rarest detected object: its slot, what was recorded of it, its keywords
-    rarest first with their object-scope document frequencies, and how many objects the
-    scope holds."""
+    rarest first with their object-scope document frequencies (which count the whole-image
+    documents too), and how many detected objects and scenes the scope holds."""
 
     slot: int
     item: dict[str, Any]
     keywords: list[tuple[str, int]]
-    objects: int
+    objects: int  # detected objects in the object scope (whole-image documents not counted)
+    scenes: int = 0  # whole-image documents in the scope (OBJECT_WITH_SCENE); keyword counts include them
 
     @property
     def label(self) -> str | None:
@@ -156,6 +157,7 @@ def rarest_objects(index: "KeywordIndex", scope: str, records: dict[int, Any], t
             best[t] = int(doc_ids[lo + int(np.argmax(doc_nov[lo:hi]))])
     if not best:
         return {}
+    scenes = int(np.count_nonzero(doc_ids % OBJECT_SLOTS == SCENE_SLOT))
     keywords = index.get_many(scope, list(best.values()))
     vocab = {k for kws in keywords.values() for k in kws}
     df = index.document_frequencies(scope, vocab) if vocab else {}
@@ -167,20 +169,21 @@ def rarest_objects(index: "KeywordIndex", scope: str, records: dict[int, Any], t
         if slot >= len(items):
             continue
         kws = sorted(keywords.get(doc, []), key=lambda k: (df.get(k, 0), k))
-        out[t] = RarestObject(slot, items[slot], [(k, df.get(k, 0)) for k in kws], arrays.n_tasks)
+        out[t] = RarestObject(slot, items[slot], [(k, df.get(k, 0)) for k in kws], arrays.n_tasks - scenes, scenes)
     return out
 
 
 def object_line(rarest: RarestObject, shown: int) -> str:
     """``Rarest object: trailer (detector 0.40) at x 60.0%, y 30.0%, w 20.0%, h 40.0%:
-    horse trailer (2 of 120 objects), hitch (9)``."""
+    horse trailer (2 of 120 objects), hitch (9)``; with whole-image documents in the scope,
+    ``(2 of 120 objects and 40 scenes)``: a keyword's count covers both."""
     item = rarest.item
     what = item.get("label") or "an unlabelled box"
     score = item.get("score")
     detector = f" (detector {score:.2f})" if isinstance(score, (int, float)) else ""
     words = rarest.keywords[:shown]
-    listed = ", ".join(f"{k} ({n} of {rarest.objects} objects)" if i == 0 else f"{k} ({n})"
-                       for i, (k, n) in enumerate(words))
+    among = f"{rarest.objects} objects" + (f" and {rarest.scenes} scenes" if rarest.scenes else "")
+    listed = ", ".join(f"{k} ({n} of {among})" if i == 0 else f"{k} ({n})" for i, (k, n) in enumerate(words))
     return f"Rarest object: {what}{detector} at {Box(*item['box']).describe()}" + (f": {listed}" if listed else "")
 
 
