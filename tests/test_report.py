@@ -425,8 +425,8 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
         images.stop()
     section = page[page.index('<section id="objects">'):]
     section = section[:section.index("</section>")]
-    # 20 scenes x 3 cars + 3 trailers are the mined objects (the scenes counted as objects too)
-    assert "of the 83 mined objects hold it; each whole image counts as one more object" in section, section[:600]
+    # 20 scenes x 3 cars + 3 trailers are the mined objects; the whole images are counted apart
+    assert "how many of the 63 objects and 20 scenes (whole images) hold it" in section, section[:600]
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td>#(\d+)</td><td class=\"kw\">([^<]*)</td>"
                       r"<td class=\"num\">([^<]*)</td><td>([^<]*)</td>", section)
     assert {int(t) for _, t, *_ in rows[:3]} == rare, rows

@@ -137,12 +137,12 @@ class ObjectRow:
 class ObjectView:
     """The object scope of a project that mines objects."""
 
-    n_objects: int
+    n_objects: int  # documents of the object scope: detected objects, and scenes when counted
+    n_scenes: int  # of which whole images (OBJECT_WITH_SCENE)
     vocab: int
     singletons: int
     freq_svg: str
     rarest: list[ObjectRow]
-    with_scene: bool  # each whole image is one more document (OBJECT_WITH_SCENE)
 
 
 @dataclass
@@ -276,9 +276,9 @@ def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
 
         with matplotlib.rc_context(_RC):
             svg = frequency_chart(np.sort(df[present])[::-1], list(zip(head_names, df[head].tolist())))
-    return ObjectView(n_objects=int(arrays.n_tasks), vocab=int(present.size),
-                      singletons=int(np.count_nonzero(df == 1)), freq_svg=svg, rarest=rows,
-                      with_scene=bool(getattr(engine.settings, "object_with_scene", False)))
+    scenes = next((int(r.scenes) for r in found.values()), 0)  # the engine's one count of them
+    return ObjectView(n_objects=int(arrays.n_tasks), n_scenes=scenes, vocab=int(present.size),
+                      singletons=int(np.count_nonzero(df == 1)), freq_svg=svg, rarest=rows)
 
 
 def _align(ids: np.ndarray, ranked_ids: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -775,10 +775,11 @@ def _objects_html(data: ReportData) -> str:
     table = ('<table id="rare-objects"><thead><tr><th>place</th><th>task</th><th>detector label</th><th>score</th>'
              '<th>keywords (objects holding each)</th><th>where</th></tr></thead><tbody>'
              + "".join(rows) + "</tbody></table>")
-    scene = "; each whole image counts as one more object" if view.with_scene else ""
+    among = (f"{view.n_objects - view.n_scenes:,} objects and {view.n_scenes:,} scenes (whole images)"
+             if view.n_scenes else f"{view.n_objects:,} objects")
     return (f'<section id="objects"><h2>Objects: the long tail of what the detector found</h2><div class="grid">'
             f'<figure style="flex:1 1 480px;min-width:0">{view.freq_svg}<figcaption>Each object keyword\'s '
-            f"document frequency (how many of the {view.n_objects:,} mined objects hold it{scene}) against its "
+            f"document frequency (how many of the {among} hold it) against its "
             f"rank. {view.singletons:,} of {view.vocab:,} object keywords ({share:.0f}%) describe a single object."
             f'</figcaption></figure><div style="flex:1 1 560px;min-width:0"><p class="note">The {len(view.rarest)} '
             "tasks whose rarest object is rarest, with that object: the detector's label and score, the keywords "
