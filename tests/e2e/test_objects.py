@@ -145,15 +145,17 @@ def test_whole_image_mining_does_not_find_the_rare_objects(label_studio, scenes,
         wait_for(all_written(client, pid, len(ids), backend), 300, "the write-back", backend)
         rare = {ids[i] for i in RARE}
         assert set(long_tail_first(client, ls, pid, len(RARE))) != rare
-        scores = scores_in_tab(client, ls, pid)
-        common_best = max(s for t, s in scores.items() if t not in rare)
-        assert all(scores[t] <= common_best for t in rare), (scores, rare)
-        # every whole image was described as the street: one description, no rarer scene
-        m = metrics(backend)
-        assert m["projects"][str(pid)]["mined"] == len(ids)
-        pred = live_prediction(client, ls, pid, ids[RARE[0]], backend)
-        assert all(r["type"] != "rectanglelabels" for r in pred["result"])  # no box without objects
-        assert "trailer" not in str(pred["result"])
+        assert metrics(backend)["projects"][str(pid)]["mined"] == len(ids)
+        # every whole image reads as the same street: the same explanation for all 40 tasks, so
+        # the ranking has nothing to tell the rare ones apart by (their places are the ties' order)
+        version = metrics(backend)["projects"][str(pid)]["version"]
+        texts = {}
+        for p in client.list_predictions(pid, version):
+            result = ls.api("GET", f"/api/predictions/{p['id']}").json()["result"]
+            assert all(r["type"] != "rectanglelabels" for r in result), result  # no box without objects
+            texts[p["task"]] = explanation_of({"result": result})
+        assert set(texts) == set(ids)
+        assert set(texts.values()) == {"Rarest keywords: car (40), street (40)\nDescription: a street with parked cars"}
     finally:
         backend.stop()
 
