@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from backend.engine.engine import Engine
+from backend.labelstudio.config import LabelConfig
 from backend.objects import OBJECT_SLOTS, SCENE_SLOT
 from backend.settings import Settings
 from tests.support.data import make_client
@@ -248,8 +249,6 @@ def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
 
 
 def test_the_highlighted_box_needs_the_setting_and_a_rectanglelabels_listing_the_label(tmp_path, scenes):
-    from backend.labelstudio.config import LabelConfig
-
     without_trailer = CONFIG.replace('<Label value="trailer"/>', '')
     without_textarea = CONFIG.replace('<TextArea name="vlmine" toName="image"/>', '')
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
@@ -282,6 +281,7 @@ def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
     assert task_payload(task, by_annotations) == {"id": 3, "data": {"image": "x"}, "annotations": []}
 
 
+@pytest.mark.e2e
 def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new_explanation(tmp_path, label_studio):
     """The real Label Studio: its TASKS_CREATED webhook carries no predictions, so a mining job
     reads the boxes back; a task whose boxes moved is mined again by the sync and its live
@@ -298,6 +298,10 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
         pid, ids = create_project(label_studio, "objects read back", CONFIG, rows)
         local = {tid: t for tid, t in zip(ids, range(1, n + 1))}  # LS id -> scene number
         client = LabelStudioClient(label_studio.base_url, label_studio.token)
+        # one listing reads a batch back; a task that is gone is simply not in it
+        listed = client.tasks_by_id(pid, [ids[0], ids[3], 10**9])
+        assert [t["id"] for t in listed] == [ids[0], ids[3]]
+        assert listed[1]["predictions"][0]["result"][0]["value"]["rectanglelabels"] == ["car"]
         with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
             engine = Engine(settings(tmp_path, vlm), label_studio=client)
             engine.project(pid, CONFIG)
@@ -325,3 +329,56 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
             assert text.startswith("Rarest object: ") and "x 75.0%" in text
     finally:
         server.stop()
+
+
+def test_annotated_polygons_are_objects_too(tmp_path, scenes):
+    """OBJECT_SOURCE=annotations: an annotator's polygon (by its bounding box) is mined like a detector's box."""
+    config = CONFIG.replace('<TextArea', '<PolygonLabels name="poly" toName="image"><Label value="trailer"/>'
+                                         '</PolygonLabels><TextArea')
+    tasks = []
+    for task in scenes[:12]:
+        result = [{"id": f"p{task['id']}", "type": "polygonlabels", "from_name": "poly", "to_name": "image",
+                   "original_width": 800, "original_height": 400,
+                   "value": {"points": [[60, 30], [80, 30], [80, 70], [60, 70]], "polygonlabels": ["trailer"]}}]
+        tasks.append({**task, "annotations": [{"id": task["id"], "result": result}] if task["id"] in RARE else [],
+                      "predictions": []})
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, object_source="annotations"))
+        engine.project(1, config)
+        mined = engine.mine_tasks(1, tasks)
+    rare = next(m for m in mined if m.task_id == 9)
+    assert [(o.kind, o.label) for o in rare.objects] == [("polygon", "trailer")]
+    assert "trailer" in rare.object_keywords[0]
+    assert all(m.objects == [] for m in mined if m.task_id != 9)
+    assert engine.ranking(1)[0][0] == 9
+    region = engine.explanations(1, LabelConfig.parse(config), [9])[9][1]
+    assert region["from_name"] == "det" and region["value"]["x"] == pytest.approx(60)  # drawn as its box
+
+
+def test_the_local_model_describes_a_jobs_crops_in_full_batches(tmp_path_factory, tmp_path, scenes):
+    """The tiny LLaVA through transformers: the job's 9 crops (a car in each of 6 tasks, a trailer
+    in the 3 rare ones) go to the model in one describe_each call, which runs them in
+    VLM_BATCH_SIZE batches back to back."""
+    from tests.support.tiny_llava import build_tiny_llava
+
+    model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny"))
+    s = Settings.from_env({}, model_dir=str(tmp_path / "model"), vlm_model=str(model_dir), keyword_mode="rules",
+                          vlm_max_new_tokens=8, vlm_batch_size=4, object_mining=True,
+                          image_allow_private_networks=True)
+    engine = Engine(s)
+    engine.project(1, CONFIG)
+    describer = engine.miner.describer()
+    calls: list[int] = []
+    real = describer.describe_each
+
+    def counted(images, prompt):
+        calls.append(len(images))
+        return real(images, prompt)
+
+    describer.describe_each = counted
+    tasks = [t for t in scenes if t["id"] in (1, 2, 3, 9, 14, 20)]
+    mined = engine.mine_tasks(1, tasks)
+    assert calls == [6, 9]  # the images, then every crop of the job at once
+    assert all(m.ok and len(m.object_keywords) == len(m.objects) for m in mined)
+    assert sum(k is not None for m in mined for k in m.object_keywords) == 9
+    assert engine.index.arrays(engine.object_scope(1)).n_tasks > 0

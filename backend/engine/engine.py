@@ -259,23 +259,20 @@ class Engine:
 
     def _with_boxes(self, pid: int, tasks: Sequence[dict]) -> list[dict]:
         """The tasks with the entries their boxes come from (OBJECT_SOURCE), read back from Label
-        Studio for those that came without: its TASKS_CREATED webhook carries no predictions
-        (they are no field of the task), so a task imported with its detector's boxes would
-        otherwise be mined without objects until the next sync."""
+        Studio for those that came without (one listing for the batch): its TASKS_CREATED webhook
+        carries no predictions (they are no field of the task), so a task imported with its
+        detector's boxes would otherwise be mined without objects until the next sync."""
         key = self.settings.object_source
         missing = [t for t in tasks if not isinstance(t.get(key), list)]
         client = self.label_studio_or_none() if missing else None
         if client is None:
             return list(tasks)
-        read: dict[int, list] = {}
-        for task in missing:
-            try:
-                full = client.get_task(int(task["id"]))
-            except LabelStudioError as exc:  # no boxes this time: the next sync sees them (digest)
-                log.warning("project %s task %s: cannot read its %s: %s", pid, task["id"], key, exc)
-                continue
-            if full is not None and isinstance(full.get(key), list):
-                read[int(task["id"])] = full[key]
+        try:
+            listed = client.tasks_by_id(pid, [int(t["id"]) for t in missing])
+        except LabelStudioError as exc:  # no boxes this time: the next sync sees them (digest)
+            log.warning("project %s: cannot read the %s of %d tasks: %s", pid, key, len(missing), exc)
+            return list(tasks)
+        read = {int(t["id"]): t[key] for t in listed if isinstance(t.get(key), list)}
         return [{**t, key: read[int(t["id"])]} if int(t["id"]) in read else t for t in tasks]
 
     def _rewrite_explanations(self, pid: int, task_ids: Sequence[int]) -> int:
