@@ -432,8 +432,9 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
     assert {int(t) for _, t, *_ in rows[:3]} == rare, rows
     for place, task, label, score, words in rows[:3]:
         assert label == "trailer" and score == "0.90" and "hitch (3)" in words and int(place) <= 3
-        box = scenes[int(task)].patch.percent()
-        assert f"x {box['x']:.0f}%, y {box['y']:.0f}%" in section
+        box = scenes[int(task)].patch.percent()  # 96 x 72 pixels of 640 x 480: 15% x 15%
+        assert f"x {box['x']:.0f}%, y {box['y']:.0f}%, 15% \u00d7 15%" in section
+        assert f'<rect x="{box["x"] / 100 * 96:.1f}" y="{box["y"] / 100 * 72:.1f}" width="14.4" height="10.8"' in section
     assert all(label == "car" for _, _, label, _, _ in rows[3:])
     assert section.count('<svg class="where"') == len(rows)
     assert not re.search(r'\s(?:src|href)="(?:https?:)?//', page)

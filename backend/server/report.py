@@ -268,14 +268,16 @@ def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
         if rare is None:
             continue
         size = rare.item.get("size")
+        box = rare.box  # left, top, right, bottom
         rows.append(ObjectRow(task_id=t, place=int(result.position[i]) + 1, label=rare.label, score=rare.score,
-                              box=tuple(float(v) for v in rare.item["box"]),
+                              box=(box.left, box.top, box.width, box.height),
                               size=(int(size[0]), int(size[1])) if size else None, keywords=list(rare.keywords)))
     with _RENDER_LOCK:
         import matplotlib
 
         with matplotlib.rc_context(_RC):
-            svg = frequency_chart(np.sort(df[present])[::-1], list(zip(head_names, df[head].tolist())))
+            svg = frequency_chart(np.sort(df[present])[::-1], list(zip(head_names, df[head].tolist())),
+                                  holders="objects")
     scenes = next((int(r.scenes) for r in found.values()), 0)  # the engine's one count of them
     return ObjectView(n_objects=int(arrays.n_tasks), n_scenes=scenes, vocab=int(present.size),
                       singletons=int(np.count_nonzero(df == 1)), freq_svg=svg, rarest=rows)
@@ -393,7 +395,7 @@ def _hoist_style(m: re.Match) -> str:
     return f'<g clip-path="{m.group(1)}" style="{styles.pop()}">\n{_STYLE.sub("", uses)}</g>'
 
 
-def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]]) -> str:
+def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]], holders: str = "tasks") -> str:
     """Document frequency against rank, log-log; the tail (df <= 2) shaded."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -432,7 +434,7 @@ def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]]) -> str:
         ax.text(0.03, 0.04, "most common:\n" + lines, transform=ax.transAxes, fontsize=8.5, color="#333",
                 va="bottom", ha="left", linespacing=1.35)
     ax.set_xlabel("keyword rank (most common first)")
-    ax.set_ylabel("document frequency (tasks holding the keyword)")
+    ax.set_ylabel(f"document frequency ({holders} holding the keyword)")
     ax.legend(loc="upper right", fontsize=8.5)
     return _svg(fig, "keyword frequency curve")
 
