@@ -396,3 +396,51 @@ def test_budget_tasks_in_a_sampled_front_0_are_all_drawn():
     shown, full, sampled = report._points_to_draw(front, picked)
     assert int(shown.sum()) == report.FRONT0_CAP and sampled and not full
     assert shown[picked].all()  # every ring the legend promises is there
+
+
+def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path):
+    """With object mining on, the page gains the object scope's long tail and the tasks whose
+    rarest object is rarest: the planted trailers, with label, score, keywords and where the
+    box sits, drawn from the recorded box (the page still loads nothing)."""
+    from tests.support.fake_openai import FakeOpenAI
+    from tests.support.image_server import ImageServer
+    from tests.support.street_scenes import OBJECT_CONFIG, STREET_DESCRIPTIONS, detector_prediction, street_scene
+
+    rare = {4, 11, 17}
+    scenes = {t: street_scene(500 + t, rare=t in rare) for t in range(1, 21)}
+    images = ImageServer({f"/s{t}.png": s.png for t, s in scenes.items()})
+    try:
+        with FakeOpenAI(by_colour=STREET_DESCRIPTIONS) as vlm:
+            client, _ = make_app(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                 keyword_mode="rules", image_allow_private_networks=True, object_mining=True)
+            tasks = [{"id": t, "data": {"image": f"{images.url}/s{t}.png"},
+                      "predictions": [detector_prediction(s)]} for t, s in scenes.items()]
+            resp = client.post("/predict", json={"tasks": tasks, "project": "8.1795911544",
+                                                 "label_config": OBJECT_CONFIG})
+            assert resp.status_code == 200, resp.get_json()
+            requests_before = vlm.calls
+            page = client.get("/report?project=8").get_data(as_text=True)
+            assert vlm.calls == requests_before  # the report describes nothing again
+    finally:
+        images.stop()
+    section = page[page.index('<section id="objects">'):]
+    section = section[:section.index("</section>")]
+    # 20 scenes x 3 cars + 3 trailers are the mined objects; the whole images are counted apart
+    assert "how many of the 63 objects and 20 scenes (whole images) hold it" in section, section[:600]
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td>#(\d+)</td><td class=\"kw\">([^<]*)</td>"
+                      r"<td class=\"num\">([^<]*)</td><td>([^<]*)</td>", section)
+    assert {int(t) for _, t, *_ in rows[:3]} == rare, rows
+    for place, task, label, score, words in rows[:3]:
+        assert label == "trailer" and score == "0.90" and "hitch (3)" in words and int(place) <= 3
+        box = scenes[int(task)].patch.percent()  # 96 x 72 pixels of 640 x 480: 15% x 15%
+        assert f"x {box['x']:.0f}%, y {box['y']:.0f}%, 15% \u00d7 15%" in section
+        assert f'<rect x="{box["x"] / 100 * 96:.1f}" y="{box["y"] / 100 * 72:.1f}" width="14.4" height="10.8"' in section
+    assert all(label == "car" for _, _, label, _, _ in rows[3:])
+    assert section.count('<svg class="where"') == len(rows)
+    assert not re.search(r'\s(?:src|href)="(?:https?:)?//', page)
+
+
+def test_no_object_view_without_object_mining(built):
+    client, _ = built
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'id="objects"' not in page and 'id="rare-objects"' not in page

@@ -879,6 +879,14 @@ class Engine:
     def keyword_names(self, pid: int, keyword_ids: list[int]) -> list[str]:
         return self.index.keyword_names(self.scope(pid), keyword_ids)
 
+    def object_index_arrays(self, pid: int):
+        """The project's object keyword index as arrays (one document per mined object): the
+        report's object long tail."""
+        return self.index.arrays(self.object_scope(pid))
+
+    def object_keyword_names(self, pid: int, keyword_ids: list[int]) -> list[str]:
+        return self.index.keyword_names(self.object_scope(pid), keyword_ids)
+
     def load_describer(self):
         """Load the VLM now (a worker's ``--preload``) and return it."""
         describer = self.miner.describer()

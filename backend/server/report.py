@@ -9,7 +9,10 @@ The page shows, for one project:
 3. novelty against the second signal (uncertainty) with the Pareto fronts coloured and
    the labeling budget (the first ``?budget=K`` tasks of the queue) marked; with no
    second signal, novelty against the place in the queue;
-4. mining progress and the last failures with their reasons.
+4. mining progress and the last failures with their reasons;
+5. with object mining on (docs/objects.md), the object view: the long tail of object
+   keywords (the object scope's own frequency curve) and the tasks whose rarest object is
+   rarest, each with its detector label, score, keywords and where the box sits.
 
 Charts are server-rendered SVG (matplotlib, no GUI backend, text kept as text) inlined
 into the page; nothing is loaded from elsewhere, so the page works offline. Every
@@ -43,6 +46,7 @@ FRONT0_CAP = 10_000  # front-0 points drawn at most (only many-signal fronts get
 BUDGET_CAP = 1_000  # budget points beyond front 0 drawn at most
 FREQ_POINTS = 1500  # points of the frequency curve at most (log-spaced ranks)
 FAILURES_SHOWN = 20
+RARE_OBJECTS_SHOWN = 12  # tasks of the rarest-objects table
 SNIPPET_CHARS = 90
 DEFAULT_BUDGET_SHARE = 0.05
 BUDGET_DIGITS = 12  # a budget beyond any project's size is cut to it; a longer number is refused
@@ -117,6 +121,31 @@ class Keyword:
 
 
 @dataclass
+class ObjectRow:
+    """A task's rarest object, as the object view shows it."""
+
+    task_id: int
+    place: int  # in the labeling queue, 1 = first
+    label: str | None
+    score: float | None
+    box: tuple[float, float, float, float]  # left, top, width, height: fractions of the image
+    size: tuple[int, int] | None  # the image's original pixels, when the detector gave them
+    keywords: list[tuple[str, int]]  # rarest first, with object-scope document frequencies
+
+
+@dataclass
+class ObjectView:
+    """The object scope of a project that mines objects."""
+
+    n_objects: int  # documents of the object scope: detected objects, and scenes when counted
+    n_scenes: int  # of which whole images (OBJECT_WITH_SCENE)
+    vocab: int
+    singletons: int
+    freq_svg: str
+    rarest: list[ObjectRow]
+
+
+@dataclass
 class ReportData:
     pid: int
     version: str
@@ -135,6 +164,7 @@ class ReportData:
     shown_points: int = 0
     sample_note: str = ""
     other_signals: list[str] | None = None
+    objects: ObjectView | None = None
     seconds: float = 0.0
 
 
@@ -208,8 +238,49 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
             data.scatter_svg, data.shown_points, data.sample_note = scatter_chart(
                 np.asarray(result.novelty, dtype=float), y, result.front, result.position, data.budget,
                 y_label=data.y_label, is_place=second is None, n_signals=len(signals))
+    data.objects = _object_view(engine, pid, result)
     data.seconds = time.perf_counter() - started
     return data
+
+
+def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
+    """The object scope's long tail and the tasks whose rarest object is rarest (by the
+    ranking's ``object_novelty``); None when the project mines no objects."""
+    novelty = result.signals.get("object_novelty")
+    if novelty is None:
+        return None
+    arrays = engine.object_index_arrays(pid)
+    if arrays.n_tasks == 0:
+        return None
+    df = arrays.df
+    present = np.flatnonzero(df > 0)
+    head = present[np.argsort(-df[present], kind="stable")[:3]]
+    head_names = engine.object_keyword_names(pid, head.tolist()) if head.size else []
+    values = np.asarray(novelty, dtype=float)
+    has = np.flatnonzero(np.isfinite(values))
+    # rarest first; ties: earlier in the queue first
+    order = has[np.lexsort((np.asarray(result.position)[has], -values[has]))][:RARE_OBJECTS_SHOWN]
+    ids = [int(result.task_ids[i]) for i in order]
+    found = engine.rarest_objects(pid, ids)
+    rows = []
+    for i, t in zip(order.tolist(), ids):
+        rare = found.get(t)
+        if rare is None:
+            continue
+        size = rare.item.get("size")
+        box = rare.box  # left, top, right, bottom
+        rows.append(ObjectRow(task_id=t, place=int(result.position[i]) + 1, label=rare.label, score=rare.score,
+                              box=(box.left, box.top, box.width, box.height),
+                              size=(int(size[0]), int(size[1])) if size else None, keywords=list(rare.keywords)))
+    with _RENDER_LOCK:
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            svg = frequency_chart(np.sort(df[present])[::-1], list(zip(head_names, df[head].tolist())),
+                                  holders="objects")
+    scenes = next((int(r.scenes) for r in found.values()), 0)  # the engine's one count of them
+    return ObjectView(n_objects=int(arrays.n_tasks), n_scenes=scenes, vocab=int(present.size),
+                      singletons=int(np.count_nonzero(df == 1)), freq_svg=svg, rarest=rows)
 
 
 def _align(ids: np.ndarray, ranked_ids: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -324,7 +395,7 @@ def _hoist_style(m: re.Match) -> str:
     return f'<g clip-path="{m.group(1)}" style="{styles.pop()}">\n{_STYLE.sub("", uses)}</g>'
 
 
-def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]]) -> str:
+def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]], holders: str = "tasks") -> str:
     """Document frequency against rank, log-log; the tail (df <= 2) shaded."""
     fig = _figure()
     ax = fig.add_subplot()
@@ -363,7 +434,7 @@ def frequency_chart(df_desc: np.ndarray, head: list[tuple[str, int]]) -> str:
         ax.text(0.03, 0.04, "most common:\n" + lines, transform=ax.transAxes, fontsize=8.5, color="#333",
                 va="bottom", ha="left", linespacing=1.35)
     ax.set_xlabel("keyword rank (most common first)")
-    ax.set_ylabel("document frequency (tasks holding the keyword)")
+    ax.set_ylabel(f"document frequency ({holders} holding the keyword)")
     ax.legend(loc="upper right", fontsize=8.5)
     return _svg(fig, "keyword frequency curve")
 
@@ -590,6 +661,8 @@ def render_page(data: ReportData, nonce: str) -> str:
         parts.append(_scatter_html(data))
         parts.append("</div>")
         parts.append(_rare_html(data))
+        if data.objects is not None:
+            parts.append(_objects_html(data))
     parts.append(_failures_html(data))
     parts.append(f'<p class="note">Rendered in {data.seconds:.2f} s. Every chart is drawn on the server; this page '
                  "loads nothing from elsewhere.</p>")
@@ -668,6 +741,52 @@ def _rare_html(data: ReportData) -> str:
             '<table id="rare"><thead><tr><th data-sort="num">#</th><th data-sort="text">keyword</th>'
             '<th data-sort="num">df</th><th>example tasks</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table></section>")
+
+
+def _box_svg(row: ObjectRow) -> str:
+    """Where the object sits: the image's frame (its aspect when known) and the box in it.
+    Drawn from the recorded box, so the page downloads no image."""
+    w, h = row.size if row.size and row.size[0] > 0 and row.size[1] > 0 else (4, 3)
+    width, height = 96.0, 96.0 * h / w
+    if height > 96.0:
+        width, height = 96.0 * w / h, 96.0
+    left, top, bw, bh = row.box
+    return (f'<svg class="where" width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.1f} {height:.1f}" '
+            f'role="img" aria-label="box at {_e(_box_words(row.box))}">'
+            f'<rect x="0.5" y="0.5" width="{width - 1:.1f}" height="{height - 1:.1f}" fill="#eef1f4" stroke="#9aa5b1"/>'
+            f'<rect x="{left * width:.1f}" y="{top * height:.1f}" width="{max(bw * width, 1.5):.1f}" '
+            f'height="{max(bh * height, 1.5):.1f}" fill="#d6272833" stroke="#d62728" stroke-width="1.5"/></svg>')
+
+
+def _box_words(box: tuple[float, float, float, float]) -> str:
+    left, top, width, height = box
+    return f"x {100 * left:.0f}%, y {100 * top:.0f}%, {100 * width:.0f}% \u00d7 {100 * height:.0f}%"
+
+
+def _objects_html(data: ReportData) -> str:
+    view = data.objects
+    assert view is not None
+    share = 100 * view.singletons / view.vocab if view.vocab else 0
+    rows = []
+    for row in view.rarest:
+        words = ", ".join(f"{_e(k)} ({n:,})" for k, n in row.keywords[:6]) or "no keywords"
+        score = f"{row.score:.2f}" if isinstance(row.score, (int, float)) else "\u2014"
+        rows.append(f'<tr><td class="num">{row.place:,}</td><td>{_task(data, row.task_id)}</td>'
+                    f'<td class="kw">{_e(row.label or "no label")}</td><td class="num">{score}</td>'
+                    f"<td>{words}</td><td>{_box_svg(row)}<div class=\"note\">{_e(_box_words(row.box))}</div></td></tr>")
+    table = ('<table id="rare-objects"><thead><tr><th>place</th><th>task</th><th>detector label</th><th>score</th>'
+             '<th>keywords (objects holding each)</th><th>where</th></tr></thead><tbody>'
+             + "".join(rows) + "</tbody></table>")
+    among = (f"{view.n_objects - view.n_scenes:,} objects and {view.n_scenes:,} scenes (whole images)"
+             if view.n_scenes else f"{view.n_objects:,} objects")
+    return (f'<section id="objects"><h2>Objects: the long tail of what the detector found</h2><div class="grid">'
+            f'<figure style="flex:1 1 480px;min-width:0">{view.freq_svg}<figcaption>Each object keyword\'s '
+            f"document frequency (how many of the {among} hold it) against its "
+            f"rank. {view.singletons:,} of {view.vocab:,} object keywords ({share:.0f}%) describe a single object."
+            f'</figcaption></figure><div style="flex:1 1 560px;min-width:0"><p class="note">The {len(view.rarest)} '
+            "tasks whose rarest object is rarest, with that object: the detector's label and score, the keywords "
+            "the VLM gave its crop, and where its box sits in the image (drawn from the box, no image is loaded)."
+            f"</p>{table}</div></div></section>")
 
 
 def _failures_html(data: ReportData) -> str:

@@ -50,6 +50,8 @@ class ImageServer:
                     self.end_headers()
                     return
                 self.send_response(200)
+                # a browser (Label Studio's labeling view) loads the image cross-origin
+                self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
