@@ -35,7 +35,7 @@ import numpy as np
 
 from .index import IndexArrays
 
-__all__ = ["novelty", "pooled_df", "quantise", "DEFAULT_POOLING", "POOLINGS", "TRANSFORMS", "DECIMALS"]
+__all__ = ["novelty", "pooled_df", "quantise", "rule_fingerprint", "DEFAULT_POOLING", "POOLINGS", "TRANSFORMS", "DECIMALS"]
 
 POOLINGS = ("confirmed", "gmean", "mean", "min")
 TRANSFORMS = ("neglog", "inverse")
@@ -44,8 +44,11 @@ DEFAULT_POOLING = "confirmed"
 #: weight df / (df + CONFIRM_DF): 1/4 for a keyword no other task confirms, 1/2 at 3 tasks.
 CONFIRM_DF = 3.0
 #: ``confirmed`` pooling: the weight of the prior "nothing rare here" (novelty 0) that a
-#: task's keywords must outweigh: half a confirmed keyword.
-PRIOR_WEIGHT = 0.5
+#: task's keywords must outweigh: one pseudo-keyword, fully confirmed, that every task
+#: holds (IDF 0), as in Laplace's add-one rule. 0.5 before: at 1 both benchmarks meet
+#: their bars for CONFIRM_DF 2, 3 and 4, at 0.5 the synthetic one did for none
+#: (docs/mining.md, docs/benchmarks.md).
+PRIOR_WEIGHT = 1.0
 #: Novelty is rounded to this many decimals before it is ranked or shown, so that scores
 #: equal in exact arithmetic compare equal (float sums differ in their last bits).
 DECIMALS = 6
@@ -132,6 +135,15 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
         total_wi = np.add.reduceat(wi_fixed[ids], starts)
         out[chunk] = total_wi / (total_w + prior)
     return out
+
+
+def rule_fingerprint(pooling: str) -> dict[str, float]:
+    """The constants of ``pooling``'s rule that a model version must cover: a new value
+    re-ranks every project, so it must give a new version (Settings.ranking_fingerprint).
+    Empty for the poolings without constants, so their versions stay as they were."""
+    if pooling == "confirmed":
+        return {"confirm_df": CONFIRM_DF, "prior_weight": PRIOR_WEIGHT}
+    return {}
 
 
 def quantise(values: np.ndarray) -> np.ndarray:
