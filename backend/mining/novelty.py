@@ -9,10 +9,10 @@ Defaults (evidence: bench/quality.py on real captions and bench/synthetic_tail.p
 numbers in docs/benchmarks.md, reasons in docs/mining.md):
 
 * pooling ``"confirmed"``: the mean IDF of the task's keywords, each weighted by how many
-  tasks confirm it, shrunk towards 0 (``_confirmed``). A keyword seen once is more often
-  a typo or a hallucination than a rare object; real captions are full of them, and
-  gmean let them decide (rare share of the top 5% on the COCO dev set 0.153 / 0.163 vs
-  0.225 / 0.215 for confirmed).
+  tasks confirm it, shrunk towards 0 by one pseudo-keyword (``_confirmed``). A keyword
+  seen once is more often a typo or a hallucination than a rare object; real captions
+  are full of them, and gmean let them decide (rare share of the top 5% on the COCO dev
+  set 0.158 / 0.163 vs 0.206 / 0.230 for confirmed).
 * ``"gmean"``, the geometric mean of df; with neglog this is the mean IDF of the
   task's keywords. The arithmetic ``"mean"`` of df is dominated by the one or two very
   common words nearly every task has, so it ranked planted rare concepts no better than
@@ -111,7 +111,8 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
 
     A keyword only one task holds is more often a typo, a hallucination or an odd
     phrasing than a rare object, so it counts a quarter; a keyword several tasks share
-    counts nearly fully. A task whose only rare words are unconfirmed stays near 0, and a
+    counts nearly fully. The prior, one confirmed pseudo-keyword of IDF 0, holds down a
+    task of few keywords: a task whose only rare words are unconfirmed stays near 0, and a
     task needs confirmed evidence to rise. In integer fixed point, like gmean, so the sum
     does not depend on the order of a task's keywords.
     """
