@@ -141,7 +141,10 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
 def rule_fingerprint(pooling: str) -> dict[str, float]:
     """The constants of ``pooling``'s rule that a model version must cover: a new value
     re-ranks every project, so it must give a new version (Settings.ranking_fingerprint).
-    Empty for the poolings without constants, so their versions stay as they were."""
+    Empty for the poolings without constants, so their versions stay as they were.
+    CONFIRM_DF also weighs the head re-order (diversity) under every pooling, but is not
+    in their fingerprint: it has not changed since their versions were pinned; a new
+    value must be added there too."""
     if pooling == "confirmed":
         return {"confirm_df": CONFIRM_DF, "prior_weight": PRIOR_WEIGHT}
     return {}
