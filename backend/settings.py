@@ -315,6 +315,9 @@ class Settings:
                if self.object_mining else {}),
             # the direction the scores are written in (a new direction rewrites every score)
             "invert": self.scores_ascending,
+            # the pooling's own constants (confirmed: CONFIRM_DF, PRIOR_WEIGHT): a new value
+            # re-ranks every project; absent for the poolings without any, whose versions stay
+            **_novelty_rule(self.pooling),
         }
 
     def mining_hash(self, fingerprint: dict[str, Any] | None = None) -> str:
@@ -381,6 +384,13 @@ def _convert(type_name: Any, raw: str) -> Any:
             raise ValueError(f"expected a finite number, got {raw.strip()[:40]!r}")
         return value
     return raw
+
+
+def _novelty_rule(pooling: str) -> dict[str, Any]:
+    from .mining.novelty import rule_fingerprint
+
+    rule = rule_fingerprint(pooling)
+    return {"novelty_rule": rule} if rule else {}
 
 
 def _keyword_rules_version() -> str:

@@ -289,6 +289,16 @@ def test_a_refusal_sentence_leaves_the_rest(kn):
     assert not describes_nothing("A sign says no parking.")
 
 
+def test_a_refusal_between_real_captions_changes_no_keyword(kn):
+    """Captions joined into one text (an all-caption row) where one annotator refused: the
+    refusal gives nothing, so the row is ranked on the other captions alone."""
+    real = ["A loader pushes a trailer.", "Workers at a site with a bulldozer."]
+    for refusal in ("There is no photo here to provide a caption for.",
+                    "Your guess is as good as mine as to what these objects are."):
+        assert kn.from_text(" ".join([real[0], refusal, real[1]])) == kn.from_text(" ".join(real))
+        assert kn.from_text(" ".join(real)) != []
+
+
 def test_from_text_numbers_possessives_and_accents(kn):
     got = kn.from_text("3 dogs, the 2nd floor, twelve cats and the café's windows")
     assert got == ["dog", "floor", "cat", "cafe", "window"]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.mining import DEFAULT_POOLING, IndexArrays, mine
-from backend.mining.novelty import novelty, pooled_df
+from backend.mining.novelty import CONFIRM_DF, PRIOR_WEIGHT, novelty, pooled_df
 
 # The package re-exports the function novelty(), which shadows the submodule's name.
 novelty_module = importlib.import_module("backend.mining.novelty")
@@ -52,11 +52,13 @@ def test_gmean_pooling_by_hand():
 
 
 def test_confirmed_pooling_by_hand():
-    """Each keyword weighs df / (df + 3); the prior weight 0.5 pulls towards novelty 0."""
+    """Each keyword weighs df / (df + 3); the prior, one pseudo-keyword of IDF 0, pulls
+    towards novelty 0."""
     assert DEFAULT_POOLING == "confirmed"
+    assert PRIOR_WEIGHT == 1.0 and CONFIRM_DF == 3.0
     w3, w1 = 3 / 6, 1 / 4
-    one = (w3 * math.log(5 / 3) + w1 * math.log(5)) / (w3 + w1 + 0.5)  # keywords a (df 3) and b or c (df 1)
-    only_a = w3 * math.log(5 / 3) / (w3 + 0.5)
+    one = (w3 * math.log(5 / 3) + w1 * math.log(5)) / (w3 + w1 + 1)  # keywords a (df 3) and b or c (df 1)
+    only_a = w3 * math.log(5 / 3) / (w3 + 1)
     expected = [0.0, one, only_a, 0.0, one]
     assert novelty(csr(ROWS)) == pytest.approx(expected, abs=1e-6)
     assert novelty(csr(ROWS), transform="inverse") == pytest.approx(np.exp(expected), abs=1e-6)
@@ -113,7 +115,7 @@ def reference(rows: list[list[int]], pooling: str) -> list[float]:
         values = [arrays.df[k] for k in r]
         if pooling == "confirmed":
             weights = [v / (v + 3.0) for v in values]
-            out.append(sum(w * math.log(n / v) for w, v in zip(weights, values)) / (sum(weights) + 0.5))
+            out.append(sum(w * math.log(n / v) for w, v in zip(weights, values)) / (sum(weights) + PRIOR_WEIGHT))
             continue
         if pooling == "mean":
             pooled = sum(values) / len(values)
@@ -237,3 +239,19 @@ def test_both_transforms_rank_alike_with_empty_tasks():
     assert neglog[0] == 0.0 and inverse[0] == 1.0  # "no keywords" = a keyword every task holds
     assert np.argsort(-neglog, kind="stable").tolist() == np.argsort(-inverse, kind="stable").tolist()
     assert (np.sign(neglog[:, None] - neglog[None, :]) == np.sign(inverse[:, None] - inverse[None, :])).all()
+
+
+def test_the_confirmed_rule_constants_are_part_of_the_model_version(monkeypatch):
+    """A new PRIOR_WEIGHT or CONFIRM_DF re-ranks every project, so the confirmed pooling's
+    version (and only its: min and the others have no such constants) must change."""
+    from backend.settings import Settings
+
+    confirmed, lowest = Settings.from_env({}), Settings.from_env({}, pooling="min")
+    before = (confirmed.model_version(), lowest.model_version(), confirmed.mining_hash())
+    for name, value in (("PRIOR_WEIGHT", PRIOR_WEIGHT + 0.5), ("CONFIRM_DF", CONFIRM_DF + 1)):
+        with monkeypatch.context() as m:
+            m.setattr(novelty_module, name, value)
+            assert confirmed.model_version() != before[0]
+            assert lowest.model_version() == before[1]
+            assert confirmed.mining_hash() == before[2]  # keywords stay: nothing is re-mined
+    assert (confirmed.model_version(), lowest.model_version()) == before[:2]
