@@ -382,3 +382,50 @@ def test_the_local_model_describes_a_jobs_crops_in_full_batches(tmp_path_factory
     assert all(m.ok and len(m.object_keywords) == len(m.objects) for m in mined)
     assert sum(k is not None for m in mined for k in m.object_keywords) == 9
     assert engine.index.arrays(engine.object_scope(1)).n_tasks > 0
+
+
+def dominant(jpeg: bytes) -> tuple[int, int, int]:
+    """The mean colour of a thumbnail's central half (the object; the margin shows the street)."""
+    image = Image.open(io.BytesIO(jpeg))
+    assert image.format == "JPEG"
+    w, h = image.size
+    middle = image.convert("RGB").crop((w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+    pixels = list(middle.getdata())
+    return tuple(sum(p[i] for p in pixels) // len(pixels) for i in range(3))
+
+
+def test_the_rarest_objects_thumbnail_is_stored_kept_from_the_cache_and_forgotten(tmp_path, scenes):
+    ids = [t["id"] for t in scenes]
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm))
+        pid = 6
+        engine.project(pid, CONFIG)
+        mined = engine.mine_tasks(pid, scenes)
+        rarest = engine.rarest_objects(pid, ids)
+        stored = engine.thumbnails(pid, ids)
+        assert set(stored) == set(ids)
+        for t in ids:
+            slot, jpeg = stored[t]
+            assert slot == rarest[t].slot == (1 if t in RARE else 0)  # the trailer, else the car
+            r, g, b = dominant(jpeg)
+            assert (r > 150 and g < 90 and b < 90) if t in RARE else (b > 150 and r < 90), (t, (r, g, b))
+            assert max(Image.open(io.BytesIO(jpeg)).size) == 64 and len(jpeg) < 3000
+        # the pipeline cut a thumbnail of every crop; the broken box's slot has none
+        assert set(mined[BROKEN - 1].thumbnails) == {0}
+
+        # mined again from the cache: never decoded, so no thumbnail this time, and the stored ones stay
+        again = engine.mine_tasks(pid, scenes[:10])
+        assert all(m.ok and m.thumbnails == {} for m in again)
+        assert engine.thumbnails(pid, ids) == stored
+
+        engine.delete_tasks(pid, [9, 10])
+        assert engine.thumbnails(pid, ids) == {t: v for t, v in stored.items() if t not in (9, 10)}
+
+
+def test_no_thumbnail_is_kept_without_object_mining(tmp_path, scenes):
+    with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+        engine = Engine(settings(tmp_path, vlm, object_mining=False))
+        engine.project(2, CONFIG)
+        mined = engine.mine_tasks(2, scenes)
+    assert all(m.ok and m.thumbnails == {} for m in mined)
+    assert engine.thumbnails(2, [t["id"] for t in scenes]) == {}

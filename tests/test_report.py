@@ -10,6 +10,7 @@ VLMINE_UPDATE_SCREENSHOT=1 writes the screenshot to docs/report.png.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import random
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from backend.engine.engine import Engine
 from backend.jobs.embedded import EmbeddedQueue
@@ -411,16 +413,17 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
     images = ImageServer({f"/s{t}.png": s.png for t, s in scenes.items()})
     try:
         with FakeOpenAI(by_colour=STREET_DESCRIPTIONS) as vlm:
-            client, _ = make_app(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
-                                 keyword_mode="rules", image_allow_private_networks=True, object_mining=True)
+            client, engine = make_app(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
+                                      keyword_mode="rules", image_allow_private_networks=True, object_mining=True)
             tasks = [{"id": t, "data": {"image": f"{images.url}/s{t}.png"},
                       "predictions": [detector_prediction(s)]} for t, s in scenes.items()]
             resp = client.post("/predict", json={"tasks": tasks, "project": "8.1795911544",
                                                  "label_config": OBJECT_CONFIG})
             assert resp.status_code == 200, resp.get_json()
-            requests_before = vlm.calls
+            requests_before, fetched_before = vlm.calls, len(images.requests)
             page = client.get("/report?project=8").get_data(as_text=True)
             assert vlm.calls == requests_before  # the report describes nothing again
+            assert images.requests[fetched_before:] == []  # nor downloads an image: the crops were kept
     finally:
         images.stop()
     section = page[page.index('<section id="objects">'):]
@@ -429,6 +432,18 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
     assert "how many of the 63 objects and 20 scenes (whole images) hold it" in section, section[:600]
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td>#(\d+)</td><td class=\"kw\">([^<]*)</td>"
                       r"<td class=\"num\">([^<]*)</td><td>([^<]*)</td>", section)
+    # each row carries its object's crop, kept as a thumbnail when it was mined: red trailers, blue cars
+    found = re.findall(r'<img class="crop" src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)" '
+                       r'alt="crop of [a-z]+ in task (\d+)">', section)
+    crops = {task: data for data, task in found}
+    assert len(found) == len(rows) and set(crops) == {t for _, t, *_ in rows}, section[:2000]
+    for _, task, label, _, _ in rows:
+        image = Image.open(io.BytesIO(base64.b64decode(crops[task])))
+        assert image.format == "JPEG" and max(image.size) == 64
+        w, h = image.size
+        middle = list(image.convert("RGB").crop((w // 4, h // 4, 3 * w // 4, 3 * h // 4)).getdata())
+        r, g, b = (sum(p[i] for p in middle) / len(middle) for i in range(3))
+        assert (r > 150 and g < 90 and b < 90) if label == "trailer" else (b > 150 and r < 90), (task, r, g, b)
     assert {int(t) for _, t, *_ in rows[:3]} == rare, rows
     for place, task, label, score, words in rows[:3]:
         assert label == "trailer" and score == "0.90" and "hitch (3)" in words and int(place) <= 3
@@ -438,6 +453,14 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
     assert all(label == "car" for _, _, label, _, _ in rows[3:])
     assert section.count('<svg class="where"') == len(rows)
     assert not re.search(r'\s(?:src|href)="(?:https?:)?//', page)
+
+    # a thumbnail kept for another slot than the task's rarest object now is not shown (the sketch stays)
+    task = int(rows[0][1])
+    slot, jpeg = engine.thumbnails(8, [task])[task]
+    engine.store.put_thumbnails(8, {task: (slot + 1, jpeg)})
+    again = client.get("/report?project=8").get_data(as_text=True)
+    assert f'alt="crop of trailer in task {task}"' not in again
+    assert again.count('<img class="crop"') == len(rows) - 1 and again.count('<svg class="where"') == len(rows)
 
 
 def test_no_object_view_without_object_mining(built):

@@ -319,6 +319,27 @@ def test_cache_get_put(store):
     assert store.cache_get(many) == many
 
 
+# --------------------------------------------------------------------------- thumbnails
+def test_thumbnails_put_get_replace_and_forget_with_the_task(store):
+    pid = 9
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4 + b"|\x00\xff\xd9"  # any bytes, "|" and NUL included
+    assert store.get_thumbnails(pid, []) == {}
+    assert store.get_thumbnails(pid, [1, 2]) == {}
+    store.save_tasks(pid, [rec(1), rec(2), rec(3)])
+    store.put_thumbnails(pid, {1: (0, jpeg), 2: (3, b"\xff\xd8two")})
+    store.put_thumbnails(pid, {})
+    assert store.get_thumbnails(pid, iter([1, 2, 3, 1])) == {1: (0, jpeg), 2: (3, b"\xff\xd8two")}
+    assert store.get_thumbnails(pid + 1, [1, 2]) == {}  # per project
+    store.put_thumbnails(pid, {2: (1, b"\xff\xd8new")})  # the rarest object changed: replaced
+    assert store.get_thumbnails(pid, [2]) == {2: (1, b"\xff\xd8new")}
+    store.delete_tasks(pid, [2, 3])  # forgotten with its task
+    assert store.get_thumbnails(pid, [1, 2, 3]) == {1: (0, jpeg)}
+    assert set(store.get_tasks(pid)) == {1}
+    many = {t: (t % 16, bytes([t % 256]) * 40) for t in range(10, 1310)}  # more than one chunk
+    store.put_thumbnails(pid, many)
+    assert store.get_thumbnails(pid, many) == many
+
+
 def test_update_project_changes_only_the_named_fields(store):
     store.save_project(ProjectState(3, label_config="<View/>", base_version="v", generation=2, view_id=9,
                                     total=10))

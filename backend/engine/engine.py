@@ -244,6 +244,7 @@ class Engine:
             first = next(m for m in mined if not m.ok)
             self.coord.set_error("task", f"project {pid} task {first.task_id}: {first.error}")
         if with_objects:
+            self._keep_thumbnails(pid, [m for m in mined if m.ok and m.thumbnails])
             self._rewrite_explanations(pid, [m.task_id for m in mined if m.ok])
             self.coord.incr("objects_mined", sum(sum(k is not None for k in m.object_keywords) for m in mined if m.ok))
             count, message = object_parts.failures_message(pid, mined)
@@ -256,6 +257,23 @@ class Engine:
         log.info("project %s: mined %d tasks, %d failed; progress %d mined, %d failed of %s", pid, len(ok),
                  len(failed), counts.get("mined", 0), counts.get("failed", 0), total if total is not None else "?")
         return mined
+
+    def _keep_thumbnails(self, pid: int, mined: Sequence[MinedTask]) -> None:
+        """Store each task's thumbnail of its rarest object, as the object scope ranks it right
+        after this batch was indexed (``rarest_objects``, the report's own choice), with its slot:
+        the report shows it only while that slot is still the task's rarest. One per task keeps
+        the store small (docs/objects.md, "Report"). Tasks whose image was not decoded (every
+        crop cached) bring no thumbnails and keep the one stored before."""
+        if not mined:
+            return
+        rarest = self.rarest_objects(pid, [m.task_id for m in mined])
+        keep = {m.task_id: (rarest[m.task_id].slot, m.thumbnails[rarest[m.task_id].slot]) for m in mined
+                if m.task_id in rarest and rarest[m.task_id].slot in m.thumbnails}
+        self.store.put_thumbnails(pid, keep)
+
+    def thumbnails(self, pid: int, task_ids: Iterable[int]) -> dict[int, tuple[int, bytes]]:
+        """task -> (slot, JPEG) of the thumbnail stored for its rarest object when it was mined."""
+        return self.store.get_thumbnails(pid, task_ids)
 
     def _with_boxes(self, pid: int, tasks: Sequence[dict]) -> list[dict]:
         """The tasks with the entries their boxes come from (OBJECT_SOURCE), read back from Label

@@ -9,6 +9,7 @@ into mined objects, independent of how the backend fetches, queues and writes ba
 * ``crops``: crops cut from the already decoded image, described in one batched
   ``Describer.describe_each`` call per job, cached by image, box, model and prompts;
 * ``index``: one keyword document per object in a scope of its own;
+* ``thumbnails``: a tiny JPEG of a crop, for the report;
 * ``novelty``: object novelty pooled per task (its rarest object by default) and the
   detector's uncertainty (its least confident object).
 
@@ -40,6 +41,7 @@ from .index import (
     object_scope,
     split_doc_ids,
 )
+from .thumbnails import THUMBNAIL_SIDE, thumbnail_jpeg
 from .novelty import (
     DEFAULT_OBJECT_POOLING,
     OBJECT_POOLINGS,
@@ -66,4 +68,5 @@ __all__ = [
     "crop_rect", "cut_crops", "describe_crops", "forget_tasks", "highlight_region", "index_objects", "most_confident",
     "object_doc_id", "object_novelty", "object_scope", "objects_digest", "objects_from_results", "objects_of_task",
     "polygon_box", "rect_box", "select_results", "split_doc_ids", "task_uncertainty", "tasks_uncertainty",
+    "THUMBNAIL_SIDE", "thumbnail_jpeg",
 ]

@@ -22,7 +22,7 @@ from ..labelstudio.config import Source, field_value
 from ..mining import KeywordNormaliser
 from ..mining.keywords import says_nothing
 from ..objects import (DescribedCrop, DetectedObject, crop_keys, cut_crops, describe_crops, mined_objects,
-                       objects_digest, objects_of_task)
+                       objects_digest, objects_of_task, thumbnail_jpeg)
 from ..settings import Settings, read_synonyms_file
 from ..state.base import Store
 
@@ -44,6 +44,9 @@ class MinedTask:
     object_keywords: list[list[str] | None] = field(default_factory=list)  # by slot; None: that object failed
     object_errors: list[str] = field(default_factory=list)  # a broken box, a refused crop, a VLM failure
     objects_digest: str | None = None  # of the boxes read (objects.objects_digest); None: objects not mined
+    # slot -> a tiny JPEG of its crop (objects.thumbnail_jpeg), for every crop cut this time; empty
+    # when the image was not decoded (all its crops cached): the engine then keeps the stored one
+    thumbnails: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -186,6 +189,7 @@ class Miner:
                 if with_objects and any(k not in cached for k in slot_keys[i]):
                     cut, refused = cut_crops(out[i].task_id, image, h, out[i].objects, self.crop_rules)
                     out[i].object_errors.extend(f.reason for f in refused)
+                    out[i].thumbnails = _thumbnails(out[i].task_id, cut)
                     crops.extend(c for c in cut if slot_keys[i][c.slot] not in cached)
             del fetched, to_describe, new  # the files' bytes: only the decoded images (and crops) wait
         if fresh or crops:
@@ -384,6 +388,18 @@ def build_describer(settings: Settings):
     return get_transformers_describer(model=settings.vlm_model, device=settings.vlm_device,
                                       dtype=settings.vlm_dtype, max_new_tokens=settings.vlm_max_new_tokens,
                                       batch_size=settings.vlm_batch_size)
+
+
+def _thumbnails(task_id: int, crops: Sequence[Any]) -> dict[int, bytes]:
+    """slot -> the thumbnail of each crop; a crop Pillow cannot encode goes without one (a
+    thumbnail is for the report: its object is still described and ranked)."""
+    out: dict[int, bytes] = {}
+    for crop in crops:
+        try:
+            out[crop.slot] = thumbnail_jpeg(crop.image)
+        except Exception as exc:  # an odd image mode or a truncated file: this thumbnail only
+            log.warning("task %s: object %s: no thumbnail: %s: %s", task_id, crop.slot, type(exc).__name__, exc)
+    return out
 
 
 def _task_id(task: dict) -> int:

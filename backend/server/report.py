@@ -22,6 +22,7 @@ lets only the page's own (nonce'd) script run.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import math
@@ -131,6 +132,7 @@ class ObjectRow:
     box: tuple[float, float, float, float]  # left, top, width, height: fractions of the image
     size: tuple[int, int] | None  # the image's original pixels, when the detector gave them
     keywords: list[tuple[str, int]]  # rarest first, with object-scope document frequencies
+    thumbnail: bytes | None = None  # JPEG of this object's crop, kept when it was mined; None: the sketch
 
 
 @dataclass
@@ -262,6 +264,8 @@ def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
     order = has[np.lexsort((np.asarray(result.position)[has], -values[has]))][:RARE_OBJECTS_SHOWN]
     ids = [int(result.task_ids[i]) for i in order]
     found = engine.rarest_objects(pid, ids)
+    # the crops' thumbnails stored at mining: shown only for the object that is still the rarest
+    thumbs = engine.thumbnails(pid, list(found))
     rows = []
     for i, t in zip(order.tolist(), ids):
         rare = found.get(t)
@@ -271,7 +275,8 @@ def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
         box = rare.box  # left, top, right, bottom
         rows.append(ObjectRow(task_id=t, place=int(result.position[i]) + 1, label=rare.label, score=rare.score,
                               box=(box.left, box.top, box.width, box.height),
-                              size=(int(size[0]), int(size[1])) if size else None, keywords=list(rare.keywords)))
+                              size=(int(size[0]), int(size[1])) if size else None, keywords=list(rare.keywords),
+                              thumbnail=thumbs[t][1] if t in thumbs and thumbs[t][0] == rare.slot else None))
     with _RENDER_LOCK:
         import matplotlib
 
@@ -600,6 +605,7 @@ th{font-size:12px;color:var(--muted);font-weight:600;white-space:nowrap}
 th[data-sort]{cursor:pointer;user-select:none}th[data-sort]:after{content:" \\2195";color:#b0b8c1}
 td.num{text-align:right;font-variant-numeric:tabular-nums;width:3.5em}
 td.kw{font-weight:600;white-space:nowrap}
+img.crop{display:block;max-width:64px;max-height:64px;border:1px solid var(--line)}
 .ex{display:inline-block;margin:0 14px 2px 0;max-width:100%}
 .ex q{color:var(--muted);quotes:"\\201C" "\\201D"}
 a{color:var(--accent)}
@@ -758,6 +764,14 @@ def _box_svg(row: ObjectRow) -> str:
             f'height="{max(bh * height, 1.5):.1f}" fill="#d6272833" stroke="#d62728" stroke-width="1.5"/></svg>')
 
 
+def _crop_img(row: ObjectRow) -> str:
+    """The object's crop as stored when it was mined, inlined as a data URI (no request)."""
+    assert row.thumbnail is not None
+    data = base64.b64encode(row.thumbnail).decode("ascii")
+    return (f'<img class="crop" src="data:image/jpeg;base64,{data}" '
+            f'alt="crop of {_e(row.label or "an unlabelled box")} in task {row.task_id}">')
+
+
 def _box_words(box: tuple[float, float, float, float]) -> str:
     left, top, width, height = box
     return f"x {100 * left:.0f}%, y {100 * top:.0f}%, {100 * width:.0f}% \u00d7 {100 * height:.0f}%"
@@ -773,9 +787,10 @@ def _objects_html(data: ReportData) -> str:
         score = f"{row.score:.2f}" if isinstance(row.score, (int, float)) else "\u2014"
         rows.append(f'<tr><td class="num">{row.place:,}</td><td>{_task(data, row.task_id)}</td>'
                     f'<td class="kw">{_e(row.label or "no label")}</td><td class="num">{score}</td>'
-                    f"<td>{words}</td><td>{_box_svg(row)}<div class=\"note\">{_e(_box_words(row.box))}</div></td></tr>")
+                    f"<td>{words}</td><td>{_crop_img(row) if row.thumbnail else ''}</td>"
+                    f"<td>{_box_svg(row)}<div class=\"note\">{_e(_box_words(row.box))}</div></td></tr>")
     table = ('<table id="rare-objects"><thead><tr><th>place</th><th>task</th><th>detector label</th><th>score</th>'
-             '<th>keywords (objects holding each)</th><th>where</th></tr></thead><tbody>'
+             '<th>keywords (objects holding each)</th><th>crop</th><th>where</th></tr></thead><tbody>'
              + "".join(rows) + "</tbody></table>")
     among = (f"{view.n_objects - view.n_scenes:,} objects and {view.n_scenes:,} scenes (whole images)"
              if view.n_scenes else f"{view.n_objects:,} objects")
@@ -785,7 +800,9 @@ def _objects_html(data: ReportData) -> str:
             f"rank. {view.singletons:,} of {view.vocab:,} object keywords ({share:.0f}%) describe a single object."
             f'</figcaption></figure><div style="flex:1 1 560px;min-width:0"><p class="note">The {len(view.rarest)} '
             "tasks whose rarest object is rarest, with that object: the detector's label and score, the keywords "
-            "the VLM gave its crop, and where its box sits in the image (drawn from the box, no image is loaded)."
+            "the VLM gave its crop, the crop itself (a thumbnail kept when it was mined; none when the "
+            "rarest object changed since or its image was never decoded here) and where its box sits in the image "
+            "(drawn from the box, no image is loaded)."
             f"</p>{table}</div></div></section>")
 
 

@@ -15,6 +15,9 @@ and ``{pid}`` a Redis Cluster hash tag so that a project's keys share a slot:
 - ``P:{pid}:counts``       hash status -> number of tasks with that status;
 - ``P:{pid}:failures``     sorted set task_id scored by the time it was saved as
                            failed (only tasks whose status is ``failed``);
+- ``P:{pid}:thumbs``       hash task_id -> ``"slot|base64 JPEG"`` (object mining: the
+                           thumbnail of the task's rarest object; text, so a client with
+                           ``decode_responses`` reads it too);
 - ``P:cache``              hash cache key -> JSON ``[description, keywords]``.
 
 Every write that SQLite does in a transaction is a Lua script, or several in one
@@ -31,6 +34,7 @@ old or its new record (each record is itself whole).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypeVar
@@ -72,7 +76,7 @@ return 0
 
 # KEYS: tasks, counts, failures, written. ARGV: task ids. Returns how many tasks existed.
 _LUA_DELETE_TASKS = """
-local tasks, counts, failures, written = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local tasks, counts, failures, written, thumbs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local n = 0
 for i = 1, #ARGV do
   local tid = ARGV[i]
@@ -85,6 +89,7 @@ for i = 1, #ARGV do
     n = n + 1
   end
   redis.call('HDEL', written, tid)
+  redis.call('HDEL', thumbs, tid)
 end
 return n
 """
@@ -310,7 +315,7 @@ class RedisStore:
         if not ids:
             return
         keys = [self._key(pid, "tasks"), self._key(pid, "counts"), self._key(pid, "failures"),
-                self._key(pid, "written")]
+                self._key(pid, "written"), self._key(pid, "thumbs")]
         pipe = self._client.pipeline(transaction=True)
         for chunk in _chunks(ids):
             self._delete_tasks(keys=keys, args=list(chunk), client=pipe)
@@ -334,6 +339,33 @@ class RedisStore:
         return out
 
     # ------------------------------------------------------------ description cache
+    # ------------------------------------------------------------ thumbnails (object mining)
+    def put_thumbnails(self, pid: int, items: Mapping[int, tuple[int, bytes]]) -> None:
+        """Set (replace) each task's thumbnail: its rarest object's slot and JPEG bytes."""
+        if not items:
+            return
+        packed = [(int(t), f"{int(slot)}|{base64.b64encode(bytes(jpeg)).decode('ascii')}")
+                  for t, (slot, jpeg) in items.items()]
+        pipe = self._client.pipeline(transaction=True)
+        for chunk in _chunks(packed):
+            pipe.hset(self._key(pid, "thumbs"), mapping=dict(chunk))
+        pipe.execute()
+
+    def get_thumbnails(self, pid: int, task_ids: Iterable[int]) -> dict[int, tuple[int, bytes]]:
+        ids = list(dict.fromkeys(int(t) for t in task_ids))
+        if not ids:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for chunk in _chunks(ids):
+            pipe.hmget(self._key(pid, "thumbs"), list(chunk))
+        values = [v for part in pipe.execute() for v in part]
+        out: dict[int, tuple[int, bytes]] = {}
+        for t, v in zip(ids, values):
+            if v is not None:
+                slot, _, data = _str(v).partition("|")
+                out[t] = (int(slot), base64.b64decode(data))
+        return out
+
     def cache_get(self, keys: Iterable[str]) -> dict[str, tuple[str | None, list[str]]]:
         keys = list(dict.fromkeys(keys))
         if not keys:

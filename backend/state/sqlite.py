@@ -6,6 +6,7 @@
 - tasks: per task the description, the failure reason, and numeric signals taken
   from the task's data;
 - cache: descriptions and keywords by image content hash and mining settings;
+- thumbnails: per task (object mining) a tiny JPEG of its rarest object and that object's slot;
 - jobs: the embedded queue's table (see ``backend.jobs.embedded``).
 
 This module is the embedded SQLite implementation (one file under MODEL_DIR,
@@ -64,6 +65,13 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     description TEXT,
     keywords TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS thumbnails (
+    pid INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    jpeg BLOB NOT NULL,
+    PRIMARY KEY (pid, task_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -225,6 +233,7 @@ class SQLiteStore:
             c.execute("BEGIN IMMEDIATE")
             c.executemany("DELETE FROM tasks WHERE pid=? AND task_id=?", ids)
             c.executemany("DELETE FROM written WHERE pid=? AND task_id=?", ids)
+            c.executemany("DELETE FROM thumbnails WHERE pid=? AND task_id=?", ids)
             c.execute("COMMIT")
 
     def task_counts(self, pid: int) -> dict[str, int]:
@@ -239,6 +248,30 @@ class SQLiteStore:
                 (pid, limit),
             ).fetchall()
         return [(t, e) for t, e in rows]
+
+    # ------------------------------------------------------------ thumbnails (object mining)
+    def put_thumbnails(self, pid: int, items: Mapping[int, tuple[int, bytes]]) -> None:
+        """Set (replace) each task's thumbnail: its rarest object's slot and JPEG bytes."""
+        if not items:
+            return
+        with self._conn() as c:
+            c.executemany(
+                "INSERT INTO thumbnails (pid, task_id, slot, jpeg) VALUES (?,?,?,?) "
+                "ON CONFLICT(pid, task_id) DO UPDATE SET slot=excluded.slot, jpeg=excluded.jpeg",
+                [(pid, int(t), int(slot), bytes(jpeg)) for t, (slot, jpeg) in items.items()])
+
+    def get_thumbnails(self, pid: int, task_ids: Iterable[int]) -> dict[int, tuple[int, bytes]]:
+        ids = list(dict.fromkeys(int(t) for t in task_ids))
+        out: dict[int, tuple[int, bytes]] = {}
+        with self._conn() as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                for t, slot, jpeg in c.execute(
+                        f"SELECT task_id, slot, jpeg FROM thumbnails WHERE pid=? AND task_id IN ({marks})",
+                        (pid, *chunk)):
+                    out[int(t)] = (int(slot), bytes(jpeg))
+        return out
 
     # ------------------------------------------------------------ description cache
     def cache_get(self, keys: Iterable[str]) -> dict[str, tuple[str | None, list[str]]]:

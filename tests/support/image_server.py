@@ -11,7 +11,8 @@ class ImageServer:
     """``GET <path>`` answers ``files[path]`` (query strings ignored), else 404.
 
     ``delay`` seconds pass before each answer (a storage round trip); ``max_in_flight`` is
-    the most requests it has served at once.
+    the most requests it has served at once; ``requests`` lists every path asked for, in
+    order (a test asserts that a page loads no image).
     """
 
     def __init__(self, files: dict[str, bytes], delay: float = 0.0) -> None:
@@ -19,6 +20,7 @@ class ImageServer:
         server = self
         self.in_flight = 0
         self.max_in_flight = 0
+        self.requests: list[str] = []
         self._lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +34,7 @@ class ImageServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 with server._lock:
+                    server.requests.append(self.path)
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
