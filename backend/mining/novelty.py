@@ -35,20 +35,34 @@ import numpy as np
 
 from .index import IndexArrays
 
-__all__ = ["novelty", "pooled_df", "quantise", "rule_fingerprint", "DEFAULT_POOLING", "POOLINGS", "TRANSFORMS", "DECIMALS"]
+__all__ = ["novelty", "pooled_df", "keyword_effects", "confirm_count", "quantise", "rule_fingerprint", "DEFAULT_POOLING", "POOLINGS", "TRANSFORMS", "DECIMALS"]
 
 POOLINGS = ("confirmed", "gmean", "mean", "min")
 TRANSFORMS = ("neglog", "inverse")
 DEFAULT_POOLING = "confirmed"
-#: ``confirmed`` pooling: a keyword seen in df tasks is taken for a real concept with
-#: weight df / (df + CONFIRM_DF): 1/4 for a keyword no other task confirms, 1/2 at 3 tasks.
+#: ``confirmed`` pooling: in a project of at least CONFIRM_REFERENCE_TASKS tasks, a keyword
+#: seen in df tasks is taken for a real concept with weight df / (df + CONFIRM_DF): 1/4 for a
+#: keyword no other task confirms, 1/2 at 3 tasks (``confirm_count``).
 CONFIRM_DF = 3.0
+#: ``confirmed`` pooling: below this many tasks the confirmation count shrinks in proportion
+#: to the project (``confirm_count``). Every real thing's df is proportional to the number of
+#: tasks, so in 1,000 tasks the rarest real objects are held by 1-3 tasks, and a fixed count of
+#: 3 discounted exactly them. Above it the count stays: a typo's or a hallucination's df does
+#: not grow with the project (each is a word of its own), so the same count separates them at
+#: every large size. 4,000 is the size CONFIRM_DF was chosen at (the 4,183-task dev set).
+CONFIRM_REFERENCE_TASKS = 4000.0
 #: ``confirmed`` pooling: the weight of the prior "nothing rare here" (novelty 0) that a
-#: task's keywords must outweigh: one pseudo-keyword, fully confirmed, that every task
-#: holds (IDF 0), as in Laplace's add-one rule. 0.5 before: at 1 both benchmarks meet
-#: their bars for CONFIRM_DF 2, 3 and 4, at 0.5 the synthetic one did for none
-#: (docs/mining.md, docs/benchmarks.md).
+#: task's keywords must outweigh, for a task of PRIOR_KEYWORDS keywords: one
+#: pseudo-keyword, fully confirmed, that every task holds (IDF 0), as in Laplace's add-one
+#: rule. It grows with the square root of the task's keyword count (``prior_weight``).
 PRIOR_WEIGHT = 1.0
+#: ``confirmed`` pooling: the keyword count at which the prior weighs PRIOR_WEIGHT. A
+#: task's prior is PRIOR_WEIGHT * sqrt(keywords / PRIOR_KEYWORDS): with one fixed prior a
+#: long list-like caption escaped it through many moderately rare keywords (the head held
+#: 1.4-1.5x the mean keyword count); the square root, the rate at which the noise of a mean
+#: of that many values shrinks, holds a long task to the same standard as a short one
+#: (docs/mining.md).
+PRIOR_KEYWORDS = 4.0
 #: Novelty is rounded to this many decimals before it is ranked or shown, so that scores
 #: equal in exact arithmetic compare equal (float sums differ in their last bits).
 DECIMALS = 6
@@ -94,27 +108,62 @@ def pooled_df(arrays: IndexArrays, pooling: str = DEFAULT_POOLING) -> np.ndarray
     return out
 
 
+def confirm_count(n_tasks: int) -> float:
+    """The df at which a keyword counts half as confirmed in a scope of ``n_tasks`` tasks:
+    CONFIRM_DF from CONFIRM_REFERENCE_TASKS tasks on, in proportion to the project below
+    (1.5 in 2,000 tasks, 0.75 in 1,000), since a real thing's df scales with the project
+    and a typo's does not."""
+    return CONFIRM_DF * min(1.0, max(n_tasks, 1) / CONFIRM_REFERENCE_TASKS)
+
+
 def confirmation_weight(arrays: IndexArrays) -> np.ndarray:
-    """Per keyword, how far other tasks confirm it: df / (df + CONFIRM_DF), a quarter for a
-    keyword one task holds, nearly 1 for one many share. One owner for the confirmed novelty
-    and the head's coverage weights, so the two never disagree."""
-    df = np.maximum(arrays.df, 1).astype(np.float64)
-    return df / (df + CONFIRM_DF)
+    """Per keyword, how far other tasks confirm it: df / (df + confirm_count(N)), a quarter
+    for a keyword one task holds in a large project, nearly 1 for one many share. One owner
+    for the confirmed novelty, the head's coverage weights and the explanation's keyword
+    order, so they never disagree."""
+    return _weight(np.maximum(arrays.df, 1).astype(np.float64), arrays.n_tasks)
+
+
+def _weight(df: np.ndarray, n_tasks: int) -> np.ndarray:
+    return df / (df + confirm_count(n_tasks))
+
+
+def prior_weight(lengths: np.ndarray) -> np.ndarray:
+    """The prior's weight for tasks of ``lengths`` keywords: PRIOR_WEIGHT at PRIOR_KEYWORDS
+    keywords, growing with the square root of the count (see PRIOR_KEYWORDS)."""
+    return PRIOR_WEIGHT * np.sqrt(np.maximum(lengths, 1) / PRIOR_KEYWORDS)
+
+
+def keyword_effects(df: np.ndarray, n_tasks: int, pooling: str = DEFAULT_POOLING) -> np.ndarray:
+    """How much each keyword of a task lifts its novelty, given the keywords' df in a scope of
+    ``n_tasks`` tasks (larger = lifts more). Under ``confirmed``, its term in the sum,
+    confirmation weight x IDF: an unconfirmed rare keyword lifts less than a confirmed one;
+    under the other poolings, its IDF (the rarest keyword counts most). What an explanation
+    shows first, so that it names what made the task rank where it is."""
+    df = np.maximum(np.asarray(df, dtype=np.float64), 1.0)
+    idf = np.maximum(np.log(float(max(n_tasks, 1))) - np.log(df), 0.0)
+    if pooling == "confirmed":
+        return _weight(df, n_tasks) * idf
+    return idf
 
 
 def _confirmed(arrays: IndexArrays) -> np.ndarray:
     """Mean IDF of a task's keywords, each weighted by how well other tasks confirm it,
     shrunk towards 0 by a prior weight; NaN when the task has no keywords.
 
-        novelty = sum_k w_k * log(N / df_k) / (PRIOR_WEIGHT + sum_k w_k),
-        w_k = df_k / (df_k + CONFIRM_DF)
+        novelty = sum_k w_k * log(N / df_k) / (p(L) + sum_k w_k),
+        w_k = df_k / (df_k + c(N)),  c(N) = CONFIRM_DF * min(1, N / CONFIRM_REFERENCE_TASKS),
+        p(L) = PRIOR_WEIGHT * sqrt(L / PRIOR_KEYWORDS), L = the task's keyword count
 
     A keyword only one task holds is more often a typo, a hallucination or an odd
-    phrasing than a rare object, so it counts a quarter; a keyword several tasks share
-    counts nearly fully. The prior, one confirmed pseudo-keyword of IDF 0, holds down a
-    task of few keywords: a task whose only rare words are unconfirmed stays near 0, and a
-    task needs confirmed evidence to rise. In integer fixed point, like gmean, so the sum
-    does not depend on the order of a task's keywords.
+    phrasing than a rare object, so it counts a quarter in a large project; a keyword
+    several tasks share counts nearly fully. In a small project every df is small, so the
+    count that confirms shrinks with it. The prior, a confirmed pseudo-keyword of IDF 0,
+    holds down a task of few keywords: a task whose only rare words are unconfirmed stays
+    near 0, and a task needs confirmed evidence to rise; it grows with the square root of
+    the keyword count, so many moderately rare keywords do not add up to a rare task. In
+    integer fixed point, like gmean, so the sum does not depend on the order of a task's
+    keywords.
     """
     n = float(max(arrays.n_tasks, 1))
     df = np.maximum(arrays.df, 1).astype(np.float64)
@@ -126,7 +175,6 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
     lengths = np.diff(indptr)
     out = np.full(arrays.n_tasks, np.nan)
     rows = np.flatnonzero(lengths > 0)
-    prior = PRIOR_WEIGHT * _LOG_SCALE
     for lo in range(0, rows.size, _ROW_CHUNK):
         chunk = rows[lo : lo + _ROW_CHUNK]
         start, stop = indptr[chunk[0]], indptr[chunk[-1] + 1]
@@ -134,6 +182,7 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
         starts = indptr[chunk] - start
         total_w = np.add.reduceat(w_fixed[ids], starts)
         total_wi = np.add.reduceat(wi_fixed[ids], starts)
+        prior = np.rint(prior_weight(lengths[chunk]) * _LOG_SCALE).astype(np.int64)
         out[chunk] = total_wi / (total_w + prior)
     return out
 
@@ -141,13 +190,13 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
 def rule_fingerprint(pooling: str) -> dict[str, float]:
     """The constants of ``pooling``'s rule that a model version must cover: a new value
     re-ranks every project, so it must give a new version (Settings.ranking_fingerprint).
-    Empty for the poolings without constants, so their versions stay as they were.
-    CONFIRM_DF also weighs the head re-order (diversity) under every pooling, but is not
-    in their fingerprint: it has not changed since their versions were pinned; a new
-    value must be added there too."""
+    The confirmation count (CONFIRM_DF, CONFIRM_REFERENCE_TASKS) weighs the head re-order
+    (diversity) under every pooling, so every pooling's version covers it; the prior's
+    constants only the confirmed pooling's."""
+    confirmation = {"confirm_df": CONFIRM_DF, "confirm_reference_tasks": CONFIRM_REFERENCE_TASKS}
     if pooling == "confirmed":
-        return {"confirm_df": CONFIRM_DF, "prior_weight": PRIOR_WEIGHT}
-    return {}
+        return {**confirmation, "prior_weight": PRIOR_WEIGHT, "prior_keywords": PRIOR_KEYWORDS}
+    return confirmation
 
 
 def quantise(values: np.ndarray) -> np.ndarray:
