@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.mining import DEFAULT_POOLING, IndexArrays, mine
-from backend.mining.novelty import (CONFIRM_DF, CONFIRM_REFERENCE_TASKS, PRIOR_KEYWORDS, PRIOR_WEIGHT,
+from backend.mining.novelty import (CONFIRM_DF, CONFIRM_REFERENCE_TASKS, PRIOR_LENGTH_POWER, PRIOR_WEIGHT,
                                     confirm_count, keyword_effects, novelty, pooled_df, prior_weight)
 
 # The package re-exports the function novelty(), which shadows the submodule's name.
@@ -54,13 +54,15 @@ def test_gmean_pooling_by_hand():
 
 def test_confirmed_pooling_by_hand():
     """Each keyword weighs df / (df + c), c = 3 x N / 4000 below 4,000 tasks; the prior, a
-    pseudo-keyword of IDF 0 weighing sqrt(keywords / 4), pulls towards novelty 0."""
+    pseudo-keyword of IDF 0 weighing sqrt(keywords / mean keywords), pulls towards 0."""
     assert DEFAULT_POOLING == "confirmed"
-    assert (PRIOR_WEIGHT, PRIOR_KEYWORDS, CONFIRM_DF, CONFIRM_REFERENCE_TASKS) == (1.0, 4.0, 3.0, 4000.0)
+    assert (PRIOR_WEIGHT, PRIOR_LENGTH_POWER, CONFIRM_DF, CONFIRM_REFERENCE_TASKS) == (1.0, 0.5, 3.0, 4000.0)
     c = 3 * 5 / 4000
     w3, w1 = 3 / (3 + c), 1 / (1 + c)
-    one = (w3 * math.log(5 / 3) + w1 * math.log(5)) / (w3 + w1 + math.sqrt(2 / 4))  # a (df 3) and b or c (df 1)
-    only_a = w3 * math.log(5 / 3) / (w3 + math.sqrt(1 / 4))
+    mean_length = (2 + 1 + 2) / 3  # the empty tasks do not count
+    one = ((w3 * math.log(5 / 3) + w1 * math.log(5))  # a (df 3) and b or c (df 1)
+           / (w3 + w1 + math.sqrt(2 / mean_length)))
+    only_a = w3 * math.log(5 / 3) / (w3 + math.sqrt(1 / mean_length))
     expected = [0.0, one, only_a, 0.0, one]
     assert novelty(csr(ROWS)) == pytest.approx(expected, abs=1e-6)
     assert novelty(csr(ROWS), transform="inverse") == pytest.approx(np.exp(expected), abs=1e-6)
@@ -103,12 +105,14 @@ def test_a_small_project_copied_k_times_keeps_its_novelty(rows, copies):
 
 def test_many_moderately_rare_keywords_do_not_outrank_fewer_rarer_ones():
     """A list-like task of 8 keywords each in 100 of 4,000 tasks against a task of 2 keywords
-    each in 40 (25% more IDF): with one prior for every length the long task came first
-    (3.27 against 3.00); the prior growing with sqrt(keywords) ranks the rarer evidence first."""
-    rows = [[0, 1]] * 40 + [[2, 3, 4, 5, 6, 7, 8, 9]] * 100 + [[10]] * 3860
+    each in 40 (25% more IDF), the others 4 common keywords: with one prior for every length
+    the long task came first (3.27 against 3.00); the prior growing with sqrt(keywords)
+    ranks the rarer evidence first (3.35 against 3.12)."""
+    rows = [[0, 1]] * 40 + [[2, 3, 4, 5, 6, 7, 8, 9]] * 100 + [[10, 11, 12, 13]] * 3860
     nov = novelty(csr(rows))
     assert nov[0] > nov[40]
-    assert prior_weight(np.array([1, 4, 16])).tolist() == [0.5, 1.0, 2.0]
+    assert prior_weight(np.array([1, 4, 16]), 4.0).tolist() == [0.5, 1.0, 2.0]
+    assert prior_weight(np.array([8]), 8.0).tolist() == [PRIOR_WEIGHT]  # the scope's mean length
 
 
 def test_keyword_effects_put_what_lifts_a_task_first():
@@ -152,6 +156,8 @@ def test_bad_arguments():
 def reference(rows: list[list[int]], pooling: str) -> list[float]:
     arrays = csr(rows)
     n = len(rows)
+    filled = [len(r) for r in rows if r]
+    mean_length = sum(filled) / len(filled) if filled else 1.0
     out = []
     for r in rows:
         if not r:
@@ -161,7 +167,7 @@ def reference(rows: list[list[int]], pooling: str) -> list[float]:
         if pooling == "confirmed":
             c = 3.0 * min(1.0, n / 4000)
             weights = [v / (v + c) for v in values]
-            prior = math.sqrt(len(values) / 4)
+            prior = math.sqrt(len(values) / max(mean_length, 1.0))
             out.append(sum(w * math.log(n / v) for w, v in zip(weights, values)) / (sum(weights) + prior))
             continue
         if pooling == "mean":
@@ -297,7 +303,7 @@ def test_the_confirmed_rule_constants_are_part_of_the_model_version(monkeypatch)
     confirmed, lowest = Settings.from_env({}), Settings.from_env({}, pooling="min")
     before = (confirmed.model_version(), lowest.model_version(), confirmed.mining_hash())
     for name, value, min_changes in (("PRIOR_WEIGHT", PRIOR_WEIGHT + 0.5, False),
-                                     ("PRIOR_KEYWORDS", PRIOR_KEYWORDS + 1, False),
+                                     ("PRIOR_LENGTH_POWER", 0.0, False),
                                      ("CONFIRM_DF", CONFIRM_DF + 1, True),
                                      ("CONFIRM_REFERENCE_TASKS", CONFIRM_REFERENCE_TASKS * 2, True)):
         with monkeypatch.context() as m:

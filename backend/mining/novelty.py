@@ -52,17 +52,17 @@ CONFIRM_DF = 3.0
 #: every large size. 4,000 is the size CONFIRM_DF was chosen at (the 4,183-task dev set).
 CONFIRM_REFERENCE_TASKS = 4000.0
 #: ``confirmed`` pooling: the weight of the prior "nothing rare here" (novelty 0) that a
-#: task's keywords must outweigh, for a task of PRIOR_KEYWORDS keywords: one
+#: task's keywords must outweigh, for a task of the scope's mean keyword count: one
 #: pseudo-keyword, fully confirmed, that every task holds (IDF 0), as in Laplace's add-one
-#: rule. It grows with the square root of the task's keyword count (``prior_weight``).
+#: rule. It grows with the task's keyword count (``prior_weight``).
 PRIOR_WEIGHT = 1.0
-#: ``confirmed`` pooling: the keyword count at which the prior weighs PRIOR_WEIGHT. A
-#: task's prior is PRIOR_WEIGHT * sqrt(keywords / PRIOR_KEYWORDS): with one fixed prior a
-#: long list-like caption escaped it through many moderately rare keywords (the head held
-#: 1.4-1.5x the mean keyword count); the square root, the rate at which the noise of a mean
-#: of that many values shrinks, holds a long task to the same standard as a short one
-#: (docs/mining.md).
-PRIOR_KEYWORDS = 4.0
+#: ``confirmed`` pooling: a task's prior is PRIOR_WEIGHT * (keywords / mean keywords) **
+#: PRIOR_LENGTH_POWER. With one fixed prior (power 0) a long list-like caption escaped it
+#: through many moderately rare keywords (the head held 1.4-1.5x the mean keyword count);
+#: the square root, the rate at which the noise of a mean of that many values shrinks,
+#: asks evidence of the same strength of a long task and a short one. Relative to the
+#: scope's mean, so short captions and long VLM paragraphs are held alike (docs/mining.md).
+PRIOR_LENGTH_POWER = 0.5
 #: Novelty is rounded to this many decimals before it is ranked or shown, so that scores
 #: equal in exact arithmetic compare equal (float sums differ in their last bits).
 DECIMALS = 6
@@ -128,10 +128,12 @@ def _weight(df: np.ndarray, n_tasks: int) -> np.ndarray:
     return df / (df + confirm_count(n_tasks))
 
 
-def prior_weight(lengths: np.ndarray) -> np.ndarray:
-    """The prior's weight for tasks of ``lengths`` keywords: PRIOR_WEIGHT at PRIOR_KEYWORDS
-    keywords, growing with the square root of the count (see PRIOR_KEYWORDS)."""
-    return PRIOR_WEIGHT * np.sqrt(np.maximum(lengths, 1) / PRIOR_KEYWORDS)
+def prior_weight(lengths: np.ndarray, mean_length: float) -> np.ndarray:
+    """The prior's weight for tasks of ``lengths`` keywords in a scope whose tasks hold
+    ``mean_length`` on average: PRIOR_WEIGHT at the mean, growing with the count to the
+    power PRIOR_LENGTH_POWER (see there)."""
+    relative = np.maximum(lengths, 1) / max(float(mean_length), 1.0)
+    return PRIOR_WEIGHT * relative**PRIOR_LENGTH_POWER
 
 
 def keyword_effects(df: np.ndarray, n_tasks: int, pooling: str = DEFAULT_POOLING) -> np.ndarray:
@@ -163,7 +165,8 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
 
         novelty = sum_k w_k * log(N / df_k) / (p(L) + sum_k w_k),
         w_k = df_k / (df_k + c(N)),  c(N) = CONFIRM_DF * min(1, N / CONFIRM_REFERENCE_TASKS),
-        p(L) = PRIOR_WEIGHT * sqrt(L / PRIOR_KEYWORDS), L = the task's keyword count
+        p(L) = PRIOR_WEIGHT * (L / mean L) ** PRIOR_LENGTH_POWER,
+        L = the task's keyword count, mean L over the scope's tasks that have keywords
 
     A keyword only one task holds is more often a typo, a hallucination or an odd
     phrasing than a rare object, so it counts a quarter in a large project; a keyword
@@ -171,7 +174,8 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
     count that confirms shrinks with it. The prior, a confirmed pseudo-keyword of IDF 0,
     holds down a task of few keywords: a task whose only rare words are unconfirmed stays
     near 0, and a task needs confirmed evidence to rise; it grows with the square root of
-    the keyword count, so many moderately rare keywords do not add up to a rare task. In
+    the keyword count relative to the scope's mean, so many moderately rare keywords do
+    not add up to a rare task. In
     integer fixed point, like gmean, so the sum does not depend on the order of a task's
     keywords.
     """
@@ -185,6 +189,7 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
     lengths = np.diff(indptr)
     out = np.full(arrays.n_tasks, np.nan)
     rows = np.flatnonzero(lengths > 0)
+    mean_length = float(lengths[rows].mean()) if rows.size else 1.0
     for lo in range(0, rows.size, _ROW_CHUNK):
         chunk = rows[lo : lo + _ROW_CHUNK]
         start, stop = indptr[chunk[0]], indptr[chunk[-1] + 1]
@@ -192,7 +197,7 @@ def _confirmed(arrays: IndexArrays) -> np.ndarray:
         starts = indptr[chunk] - start
         total_w = np.add.reduceat(w_fixed[ids], starts)
         total_wi = np.add.reduceat(wi_fixed[ids], starts)
-        prior = np.rint(prior_weight(lengths[chunk]) * _LOG_SCALE).astype(np.int64)
+        prior = np.rint(prior_weight(lengths[chunk], mean_length) * _LOG_SCALE).astype(np.int64)
         out[chunk] = total_wi / (total_w + prior)
     return out
 
@@ -205,7 +210,8 @@ def rule_fingerprint(pooling: str) -> dict[str, float]:
     constants only the confirmed pooling's."""
     confirmation = {"confirm_df": CONFIRM_DF, "confirm_reference_tasks": CONFIRM_REFERENCE_TASKS}
     if pooling == "confirmed":
-        return {**confirmation, "prior_weight": PRIOR_WEIGHT, "prior_keywords": PRIOR_KEYWORDS}
+        return {**confirmation, "prior_weight": PRIOR_WEIGHT,
+                "prior_length_power": PRIOR_LENGTH_POWER}
     return confirmation
 
 
