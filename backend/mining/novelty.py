@@ -12,7 +12,11 @@ numbers in docs/benchmarks.md, reasons in docs/mining.md):
   tasks confirm it, shrunk towards 0 by one pseudo-keyword (``_confirmed``). A keyword
   seen once is more often a typo or a hallucination than a rare object; real captions
   are full of them, and gmean let them decide (rare share of the top 5% on the COCO dev
-  set 0.158 / 0.163 vs 0.206 / 0.230 for confirmed).
+  set 0.158 / 0.163 vs 0.206 / 0.230 for confirmed). The count that confirms scales with
+  a project below CONFIRM_REFERENCE_TASKS (a small project's rare things have small df),
+  and the prior grows with a task's keyword count relative to the scope's mean (a long
+  list-like caption does not add up to a rare one): random subsets of 500-2,000 rows of
+  the dev set, bench/quality.py.
 * ``"gmean"``, the geometric mean of df; with neglog this is the mean IDF of the
   task's keywords. The arithmetic ``"mean"`` of df is dominated by the one or two very
   common words nearly every task has, so it ranked planted rare concepts no better than
