@@ -176,7 +176,7 @@ def size_table(arrays: IndexArrays, ids: list[int], texts: list[str], labels: di
             for name, order in methods_on(sub, settings).items():
                 per.setdefault(name, []).append(head_figures(order, is_rare, keywords, long_text))
                 if size == n_all and name == "default":  # the in-memory ranking is the mine path's
-                    matches = bool(np.array_equal(ids_order(sub, order), full_default))
+                    matches = bool(np.array_equal(sub.task_ids[order], full_default))
         k = label_eval.budget_size(HEAD, size)
         entry = {"subsets": runs, "head": k, "base_rate": round(float(np.mean(bases)), 4),
                  "long_share_of_all": round(float(np.mean(long_bases)), 3), "methods": {}}
@@ -196,10 +196,6 @@ def size_table(arrays: IndexArrays, ids: list[int], texts: list[str], labels: di
             entry["default_matches_mine_path"] = matches
         out["all" if size == n_all else str(size)] = entry
     return out
-
-
-def ids_order(arrays: IndexArrays, order: np.ndarray) -> np.ndarray:
-    return arrays.task_ids[order]
 
 
 def size_lines(name: str, table: dict) -> list[str]:
