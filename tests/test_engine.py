@@ -139,7 +139,8 @@ def test_forget_absent_drops_what_left_the_listing(engine):
     assert engine.forget_absent(5, [1, 3]) == []
 
 
-def test_rarest_keywords_come_rarest_first_with_their_frequencies(engine):
+def test_rarest_keywords_come_with_their_frequencies_and_the_common_word_last(engine):
+    """"cat" is in every task, so it lifts none: it comes last, whatever the pooling."""
     keywords, df = engine.rarest_keywords(5, [1, 2])
     assert df["cat"] == 3 and df["kite"] == 1
     assert keywords[1][-1] == "cat" and keywords[2][-1] == "cat"
