@@ -315,8 +315,9 @@ class Settings:
                if self.object_mining else {}),
             # the direction the scores are written in (a new direction rewrites every score)
             "invert": self.scores_ascending,
-            # the pooling's own constants (confirmed: CONFIRM_DF, PRIOR_WEIGHT): a new value
-            # re-ranks every project; absent for the poolings without any, whose versions stay
+            # the novelty rule's constants (novelty.rule_fingerprint: the confirmation count,
+            # which also weighs the head re-order, and the confirmed pooling's prior): a new
+            # value re-ranks every project
             **_novelty_rule(self.pooling),
         }
 

@@ -17,11 +17,11 @@ def csr(rows: list[list[int]]) -> IndexArrays:
 
 
 def corpus() -> tuple[IndexArrays, list[int]]:
-    """Keyword 0 is everywhere; concept 1 ("walrus") in 6 tasks, concepts 2, 3, 4 in 3 each;
-    the rest of 200 tasks carry a common keyword 5 as well."""
+    """Keyword 0 is everywhere; concept 1 ("walrus") in 3 tasks, concepts 2, 3, 4 in 4 each
+    (so the walrus looks rarest); the rest of 200 tasks carry a common keyword 5 as well."""
     rows: list[list[int]] = []
     concept = []
-    for c, size in ((1, 6), (2, 3), (3, 3), (4, 3)):
+    for c, size in ((1, 3), (2, 4), (3, 4), (4, 4)):
         for _ in range(size):
             rows.append([0, c])
             concept.append(c)
@@ -35,7 +35,7 @@ def test_the_head_shows_every_rare_concept_before_repeating_one():
     arrays, concept = corpus()
     plain = mine(arrays)
     head_plain = [concept[i] for i in plain.order[:4]]
-    assert head_plain == [1, 1, 1, 1]  # the rarest-looking concept fills the head
+    assert head_plain[:3] == [1, 1, 1] and head_plain[3] != 1  # the rarest-looking concept fills the head
     diverse = mine(arrays, head_diversity=0.075)  # 15 tasks
     head = [concept[i] for i in diverse.order[:4]]
     assert sorted(head) == [1, 2, 3, 4]
@@ -66,7 +66,7 @@ def test_a_second_round_when_the_head_repeats_everything():
     order = mine(arrays).order
     out = diversify_head(order, arrays, 15, mine(arrays).priority)
     head = [concept[i] for i in out[:15]]
-    # round 1 shows each concept once, round 2 again, then only concept 1 is left
+    # round 1 shows each concept once, round 2 again (and round 3; then concept 1 is done)
     assert sorted(head[:4]) == [1, 2, 3, 4] and sorted(head[4:8]) == [1, 2, 3, 4]
     assert sorted(head) == sorted(concept[i] for i in order[:15])
 

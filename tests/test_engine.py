@@ -139,7 +139,8 @@ def test_forget_absent_drops_what_left_the_listing(engine):
     assert engine.forget_absent(5, [1, 3]) == []
 
 
-def test_rarest_keywords_come_rarest_first_with_their_frequencies(engine):
+def test_rarest_keywords_come_with_their_frequencies_and_the_common_word_last(engine):
+    """"cat" is in every task, so it lifts none: it comes last, whatever the pooling."""
     keywords, df = engine.rarest_keywords(5, [1, 2])
     assert df["cat"] == 3 and df["kite"] == 1
     assert keywords[1][-1] == "cat" and keywords[2][-1] == "cat"
@@ -155,3 +156,18 @@ def test_the_boundary_methods_answer_without_reaching_into_the_state(engine):
     assert engine.counters()["tasks_mined"] == 3
     assert engine.index_arrays(5).n_tasks == 3
     assert not math.isnan(engine.ranking(5)[1].priority[0])
+
+
+def test_the_explanation_names_first_what_lifts_the_task(engine):
+    """A word one task holds lifts a task less than a confirmed rare one under the default
+    pooling, so the explanation lists the confirmed word first; with gmean, whose novelty the
+    rarest word moves most, the rarest comes first."""
+    df = {"fabric": 1, "trailer": 40, "street": 3000}
+    order = engine.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)
+    assert order[7] == ["trailer", "fabric", "street"]
+
+
+def test_under_gmean_the_explanation_names_the_rarest_first(tmp_path):
+    engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), pooling="gmean"))
+    df = {"fabric": 1, "trailer": 40, "street": 3000}
+    assert engine.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)[7] == ["fabric", "trailer", "street"]

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.mining import DEFAULT_POOLING, IndexArrays, mine
-from backend.mining.novelty import CONFIRM_DF, PRIOR_WEIGHT, novelty, pooled_df
+from backend.mining.novelty import (CONFIRM_DF, CONFIRM_REFERENCE_TASKS, PRIOR_LENGTH_POWER, PRIOR_WEIGHT,
+                                    confirm_count, keyword_effects, novelty, pooled_df, prior_weight)
 
 # The package re-exports the function novelty(), which shadows the submodule's name.
 novelty_module = importlib.import_module("backend.mining.novelty")
@@ -52,13 +53,16 @@ def test_gmean_pooling_by_hand():
 
 
 def test_confirmed_pooling_by_hand():
-    """Each keyword weighs df / (df + 3); the prior, one pseudo-keyword of IDF 0, pulls
-    towards novelty 0."""
+    """Each keyword weighs df / (df + c), c = 3 x N / 4000 below 4,000 tasks; the prior, a
+    pseudo-keyword of IDF 0 weighing sqrt(keywords / mean keywords), pulls towards 0."""
     assert DEFAULT_POOLING == "confirmed"
-    assert PRIOR_WEIGHT == 1.0 and CONFIRM_DF == 3.0
-    w3, w1 = 3 / 6, 1 / 4
-    one = (w3 * math.log(5 / 3) + w1 * math.log(5)) / (w3 + w1 + 1)  # keywords a (df 3) and b or c (df 1)
-    only_a = w3 * math.log(5 / 3) / (w3 + 1)
+    assert (PRIOR_WEIGHT, PRIOR_LENGTH_POWER, CONFIRM_DF, CONFIRM_REFERENCE_TASKS) == (1.0, 0.5, 3.0, 4000.0)
+    c = 3 * 5 / 4000
+    w3, w1 = 3 / (3 + c), 1 / (1 + c)
+    mean_length = (2 + 1 + 2) / 3  # the empty tasks do not count
+    one = ((w3 * math.log(5 / 3) + w1 * math.log(5))  # a (df 3) and b or c (df 1)
+           / (w3 + w1 + math.sqrt(2 / mean_length)))
+    only_a = w3 * math.log(5 / 3) / (w3 + math.sqrt(1 / mean_length))
     expected = [0.0, one, only_a, 0.0, one]
     assert novelty(csr(ROWS)) == pytest.approx(expected, abs=1e-6)
     assert novelty(csr(ROWS), transform="inverse") == pytest.approx(np.exp(expected), abs=1e-6)
@@ -66,14 +70,59 @@ def test_confirmed_pooling_by_hand():
 
 def test_an_unconfirmed_keyword_cannot_beat_a_confirmed_rare_one():
     """gmean (and min) put a task with one keyword seen once above tasks whose keyword five
-    tasks share; confirmed pooling puts the confirmed keyword first."""
-    rows = [[0, 1]] + [[0, 2]] * 5 + [[0, 3 + i] for i in range(60)]  # 1: seen once, 2: in 5 tasks
-    rows += [[0, 3 + i] for i in range(60)]  # every filler keyword twice, keyword 0 everywhere
+    tasks share; in a project of 4,000 tasks or more confirmed pooling puts the confirmed
+    keyword first (in a smaller one the count that confirms shrinks with it)."""
+    rows = [[0, 1]] + [[0, 2]] * 5 + [[0, 3 + i] for i in range(2000)]  # 1: seen once, 2: in 5 tasks
+    rows += [[0, 3 + i] for i in range(2000)]  # every filler keyword twice, keyword 0 everywhere
     arrays = csr(rows)
     confirmed = novelty(arrays)
     gmean = novelty(arrays, pooling="gmean")
     assert gmean[0] > gmean[1]
     assert confirmed[1] > confirmed[0]
+
+
+def test_the_confirmation_count_scales_with_a_small_project_and_stays_in_a_large_one():
+    """A real thing's df is proportional to the project, a typo's is not: below 4,000 tasks
+    the count that confirms shrinks with N, above it stays 3."""
+    assert confirm_count(1000) == pytest.approx(0.75)
+    assert confirm_count(2000) == pytest.approx(1.5)
+    assert confirm_count(4000) == confirm_count(100_000) == 3.0
+    assert confirm_count(0) > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 8), min_size=1, max_size=5, unique=True), min_size=2, max_size=40),
+       st.integers(2, 20))
+def test_a_small_project_copied_k_times_keeps_its_novelty(rows, copies):
+    """Below 4,000 tasks, a project made of k copies of each task (every df and N times k,
+    every share the same) gets exactly the novelty of the original: in a small project a
+    rare thing is discounted no more than in a larger one of the same make-up. A fixed
+    count of 3 tasks discounted it in the small project only."""
+    small = novelty(csr(rows))
+    large = novelty(csr([r for r in rows for _ in range(copies)]))
+    assert large[::copies] == pytest.approx(small, abs=2e-6)
+
+
+def test_many_moderately_rare_keywords_do_not_outrank_fewer_rarer_ones():
+    """A list-like task of 8 keywords each in 100 of 4,000 tasks against a task of 2 keywords
+    each in 40 (25% more IDF), the others 4 common keywords: with one prior for every length
+    the long task came first (3.27 against 3.00); the prior growing with sqrt(keywords)
+    ranks the rarer evidence first (3.35 against 3.12)."""
+    rows = [[0, 1]] * 40 + [[2, 3, 4, 5, 6, 7, 8, 9]] * 100 + [[10, 11, 12, 13]] * 3860
+    nov = novelty(csr(rows))
+    assert nov[0] > nov[40]
+    assert prior_weight(np.array([1, 4, 16]), 4.0).tolist() == [0.5, 1.0, 2.0]
+    assert prior_weight(np.array([8]), 8.0).tolist() == [PRIOR_WEIGHT]  # the scope's mean length
+
+
+def test_keyword_effects_put_what_lifts_a_task_first():
+    """Under confirmed pooling a keyword one task holds lifts its task less than a confirmed
+    one of lower IDF; under the other poolings the rarest keyword counts most."""
+    df = np.array([1, 40, 3000])
+    effects = keyword_effects(df, 4000, "confirmed")
+    assert effects[1] > effects[0] > effects[2]
+    assert np.argsort(-keyword_effects(df, 4000, "gmean")).tolist() == [0, 1, 2]
+    assert keyword_effects(np.array([4000]), 4000).tolist() == [0.0]
 
 
 def test_inverse_transform_and_empty_value():
@@ -107,6 +156,8 @@ def test_bad_arguments():
 def reference(rows: list[list[int]], pooling: str) -> list[float]:
     arrays = csr(rows)
     n = len(rows)
+    filled = [len(r) for r in rows if r]
+    mean_length = sum(filled) / len(filled) if filled else 1.0
     out = []
     for r in rows:
         if not r:
@@ -114,8 +165,10 @@ def reference(rows: list[list[int]], pooling: str) -> list[float]:
             continue
         values = [arrays.df[k] for k in r]
         if pooling == "confirmed":
-            weights = [v / (v + 3.0) for v in values]
-            out.append(sum(w * math.log(n / v) for w, v in zip(weights, values)) / (sum(weights) + PRIOR_WEIGHT))
+            c = 3.0 * min(1.0, n / 4000)
+            weights = [v / (v + c) for v in values]
+            prior = math.sqrt(len(values) / max(mean_length, 1.0))
+            out.append(sum(w * math.log(n / v) for w, v in zip(weights, values)) / (sum(weights) + prior))
             continue
         if pooling == "mean":
             pooled = sum(values) / len(values)
@@ -242,16 +295,20 @@ def test_both_transforms_rank_alike_with_empty_tasks():
 
 
 def test_the_confirmed_rule_constants_are_part_of_the_model_version(monkeypatch):
-    """A new PRIOR_WEIGHT or CONFIRM_DF re-ranks every project, so the confirmed pooling's
-    version (and only its: min and the others have no such constants) must change."""
+    """A new prior constant re-ranks every project under the confirmed pooling, so its
+    version (and only its) must change; the confirmation count also weighs the head
+    re-order of every pooling, so a new one changes every version."""
     from backend.settings import Settings
 
     confirmed, lowest = Settings.from_env({}), Settings.from_env({}, pooling="min")
     before = (confirmed.model_version(), lowest.model_version(), confirmed.mining_hash())
-    for name, value in (("PRIOR_WEIGHT", PRIOR_WEIGHT + 0.5), ("CONFIRM_DF", CONFIRM_DF + 1)):
+    for name, value, min_changes in (("PRIOR_WEIGHT", PRIOR_WEIGHT + 0.5, False),
+                                     ("PRIOR_LENGTH_POWER", 0.0, False),
+                                     ("CONFIRM_DF", CONFIRM_DF + 1, True),
+                                     ("CONFIRM_REFERENCE_TASKS", CONFIRM_REFERENCE_TASKS * 2, True)):
         with monkeypatch.context() as m:
             m.setattr(novelty_module, name, value)
             assert confirmed.model_version() != before[0]
-            assert lowest.model_version() == before[1]
+            assert (lowest.model_version() != before[1]) is min_changes
             assert confirmed.mining_hash() == before[2]  # keywords stay: nothing is re-mined
     assert (confirmed.model_version(), lowest.model_version()) == before[:2]

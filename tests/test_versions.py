@@ -7,7 +7,12 @@ and the stream's score direction changed them on purpose); the re-laid-out packa
 the same bytes. The two ``confirmed`` pins changed on purpose with the confirmed rule's
 prior weight (0.5 -> 1.0, helper q14): the rule's constants are now in the ranking
 fingerprint (``novelty.rule_fingerprint``); the ``min`` pin, a pooling without constants,
-kept its bytes."""
+kept its bytes. All three changed on purpose with the keyword rules of 2026-12-07.1 (verbs
+after "to" and before a preposition, closed compounds written open, "thru", "cds", "on a
+shell": a new RULES_VERSION, hence a new mining hash) and the confirmed rule's small-project
+confirmation count and length-scaled prior (CONFIRM_REFERENCE_TASKS, PRIOR_LENGTH_POWER); the
+``min`` pin changed too, because the confirmation count weighs every pooling's head
+re-order and is now in every pooling's fingerprint."""
 
 from __future__ import annotations
 
@@ -17,14 +22,14 @@ from backend.settings import Settings
 from backend.versions import DEFAULT_PREFIX, base_version, generation_version, is_own_version
 
 PINNED = [
-    ({}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-9f2ef247", "67c1ad3c"),
+    ({}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-5d1b7424", "8e82c1bc"),
     ({"uncertainty_source": "prediction_probs", "uncertainty_measure": "margin",
       "signal_fields": ["meta.loss", "clicks"], "pooling": "min", "keyword_mode": "direct",
       "model_version_prefix": "acme"},
-     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-a4ccb86a", "18c97342"),
+     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-2a0df4a9", "8f785272"),
     ({"vlm_api_url": "http://gpu:8000/v1", "vlm_api_model": "qwen2-vl", "uncertainty_source": "field",
       "uncertainty_field": "loss", "text_keyword_mode": "llm", "invert_priority": True},
-     "vlmine-endpoint-qwen2-vl-llm-confirmed-novelty+loss-26bbef2f", "29c9d165"),
+     "vlmine-endpoint-qwen2-vl-llm-confirmed-novelty+loss-9f0a7534", "d14169df"),
 ]
 
 

@@ -791,7 +791,8 @@ class Engine:
         return out
 
     def rarest_keywords(self, pid: int, task_ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[str, int]]:
-        """Each task's keywords, rarest first (ties by name), and the document frequency of each.
+        """Each task's keywords, the one that lifts its novelty most first, and the document
+        frequency of each (see ``keyword_order``).
 
         The one keyword order: the explanations written to Label Studio, the report and the
         offline output all show it.
@@ -800,7 +801,18 @@ class Engine:
         keywords = self.index.get_many(scope, list(task_ids))
         vocab = {k for kws in keywords.values() for k in kws}
         df = self.index.document_frequencies(scope, vocab) if vocab else {}
-        return {t: sorted(kws, key=lambda k: (df.get(k, 0), k)) for t, kws in keywords.items()}, df
+        return self.keyword_order(keywords, df, self.index.task_count(scope)), df
+
+    def keyword_order(self, keywords: dict[int, list[str]], df: dict[str, int], n_tasks: int
+                      ) -> dict[int, list[str]]:
+        """Each task's keywords in the order an explanation shows them: by how much each lifts
+        the task's novelty under the configured pooling (novelty.order_by_effect), so what it
+        shows first is what made the task rank where it is. Under the confirmed pooling a word
+        one task holds lifts little and comes after the confirmed rare words."""
+        from ..mining.novelty import order_by_effect
+
+        pooling = self.settings.pooling
+        return {t: order_by_effect(kws, df, n_tasks, pooling) for t, kws in keywords.items()}
 
     # ---------------------------------------------------------------- /predict
     def predict(self, pid: int, tasks: Sequence[dict], label_config: str | None,

@@ -10,8 +10,8 @@ rare things wait. ``diversify_head`` re-orders the head of the order, the first
 
 where score is the ranking's (n - position) / n (1 for its first task: every ranked
 signal, uncertainty included, keeps its say) and a keyword weighs its confirmation,
-df / (df + CONFIRM_DF), as in the confirmed novelty: each keyword other tasks share
-counts about once, a word seen once barely counts. A task whose keywords the head has
+df / (df + confirm_count(N)), as in the confirmed novelty: each keyword other tasks share
+counts about once, a word seen once barely counts in a large project. A task whose keywords the head has
 already shown waits; a task with a concept not shown yet keeps its score. When every task left repeats what was shown, coverage
 starts afresh (a second round). Ties keep the ranking's order, so the result is
 deterministic.

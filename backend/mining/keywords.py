@@ -47,7 +47,7 @@ __all__ = [
 #: (settings.mining_fingerprint): bump it with any change that alters keywords, so that a
 #: scope is never a mix of keywords from old and new rules (the new fingerprint is a new
 #: index scope, and every task is mined again; images from their cached descriptions).
-RULES_VERSION = "2026-12-issue14"
+RULES_VERSION = "2026-12-07.1"
 
 # --------------------------------------------------------------------------------------
 # Word lists
@@ -211,6 +211,20 @@ TYPO_ZIPF_GAP = 2.0
 CLOSED_DESCRIPTIVE_ZIPF = 2.5
 AGE_WORDS = _words("old young new elderly aged")
 LEMMA_OVERRIDES = {"leaves": "leaf"}
+#: Informal spellings of function words that captions use ("flying thru the air"): read as
+#: the word they stand for, which is then a stop word like it.
+INFORMAL_SPELLINGS = {"thru": "through", "tho": "though", "altho": "although", "w": "with", "n": "and"}
+#: Real words that captions write for a commoner word one letter away, recognisable by the
+#: preposition before them: things stand "on a shelf"; "on a shell" is nearly always that
+#: typo (a shell one stands on is rare in photos). word -> (prepositions, the word meant).
+CONTEXT_TYPOS = {"shell": (frozenset({"on", "of"}), "shelf"), "shells": (frozenset({"on"}), "shelves")}
+#: A closed compound written open ("lap top", "pick up truck", "side walk") is read closed
+#: when the closed form is a noun this common in general English and the pair follows a
+#: determiner, an adjective or a preposition other than "to" (a noun's place; "to pick up"
+#: stays a verb and its particle).
+SPLIT_COMPOUND_ZIPF = 3.0
+#: Particles after a verb ("blow out", "pick up"): a word between "to" and one of them is a verb.
+PARTICLES = _words("up out off down away back")
 
 #: Everything that ends a noun phrase and is never a keyword.
 STOPWORDS = (
@@ -225,6 +239,8 @@ STOPWORDS = (
     | NUMBER_WORDS
 )
 DESCRIPTIVE = COLOURS | SIZES | GENERIC_ADJECTIVES
+#: Words a split compound never starts or ends with ("a head", "in side", "some one").
+_FUNCTION_WORDS = DETERMINERS | PRONOUNS | CONJUNCTIONS | AUXILIARIES | ADVERBS | NUMBER_WORDS
 
 # --------------------------------------------------------------------------------------
 # Text that describes nothing
@@ -460,8 +476,46 @@ def _read(text: str) -> tuple[list[str], bool]:
     else:
         english = 2 * sum(1 for w in words if w.isascii() and (_pos(w) or w in STOPWORDS)) >= len(words)
     if english:
-        tokens = [_spelling(t) for t in tokens]
+        tokens = _join_split_compounds([_context_typo(tokens, i) for i in range(len(tokens))])
     return tokens, english
+
+
+def _context_typo(tokens: list[str], i: int) -> str:
+    """Token ``i`` with its spelling corrected: an informal spelling ("thru"), a real word
+    written for a commoner one in a context that gives it away ("on a shell": shelf,
+    ``CONTEXT_TYPOS``), or a rare word one edit from a common one (``_spelling``)."""
+    word = INFORMAL_SPELLINGS.get(tokens[i], tokens[i])
+    if word in CONTEXT_TYPOS:
+        before, meant = CONTEXT_TYPOS[word]
+        j = i - 1
+        if j >= 0 and tokens[j] in DETERMINERS | {"his", "her", "its", "their", "my", "your", "our"}:
+            j -= 1
+        if j >= 0 and tokens[j] in before:
+            return meant
+    return _spelling(word)
+
+
+def _join_split_compounds(tokens: list[str]) -> list[str]:
+    """Closed compounds written as two words joined ("a lap top" -> laptop, "a white pick up
+    truck" -> pickup truck): read apart, the second half is often filler or a particle
+    ("top", "up") and the first a wrong keyword ("lap", "pick"). Only in a noun's place
+    (first in the text, or after a determiner, an adjective or a preposition other than
+    "to"; SPLIT_COMPOUND_ZIPF), and never across a function word ("a head" stays apart)."""
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        first, second = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+        prev = out[-1] if out else ""
+        if (second and first.isalpha() and second.isalpha() and first not in _FUNCTION_WORDS
+                and first not in PREPOSITIONS and first not in DESCRIPTIVE and second not in _FUNCTION_WORDS
+                and prev != "to" and (not prev or prev in DETERMINERS or prev in PREPOSITIONS or prev in DESCRIPTIVE)
+                and "NOUN" in _pos(first + second) and _zipf(first + second) >= SPLIT_COMPOUND_ZIPF):
+            out.append(first + second)
+            i += 2
+            continue
+        out.append(first)
+        i += 1
+    return out
 
 
 def _is_word(tok: str) -> bool:
@@ -539,6 +593,8 @@ def _noun_lemma(word: str) -> str:
         return word if word in lemmas else lemmas[0]
     if _pos(word):
         return word  # known, but not as a noun ("surfing"): keep the surface form
+    if len(word) == 3 and word.endswith("s") and _zipf(word[:-1]) >= CLOSED_SPELLING_ZIPF:
+        return word[:-1]  # the plural of an abbreviation: "cds", "tvs", "pcs"
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         oov = lemminflect.getLemma(word, upos="NOUN", lemmatize_oov=True)
         if oov and _known(oov[0]):  # a guessed singular nobody writes is no lemma ("suitecasis")
@@ -647,7 +703,9 @@ def _tag_open_class(w: str, prev: int, prev_word: str, nxt: str = "", opener: st
     verb_lemmas = pos.get("VERB", ())
     inflected_verb = bool(verb_lemmas) and w not in verb_lemmas
     if w.endswith("ing") and inflected_verb:
-        return _tag_ing(w, prev, "NOUN" in pos)
+        return _tag_ing(w, prev, "NOUN" in pos, nxt)
+    if prev_word == "to" and w in verb_lemmas and (nxt in _OBJECT_START or nxt in PARTICLES):
+        return VERB  # an infinitive with its object or particle: "to serve the ball", "to blow out"
     if prev == AUX and "ADJ" in pos:
         return DESC  # predicate adjective: "the water is clear"
     if w in VERB_S_FORMS and prev not in _NOUN_CONTEXT:
@@ -693,10 +751,14 @@ def _plural_noun(word: str) -> bool:
     return word in ALWAYS_PLURAL or _noun_lemma(word) != word
 
 
-def _tag_ing(w: str, prev: int, noun_capable: bool) -> int:
-    """-ing forms: noun, compound modifier, participle adjective or verb by context."""
+def _tag_ing(w: str, prev: int, noun_capable: bool, nxt: str = "") -> int:
+    """-ing forms: noun, compound modifier, participle adjective or verb by context. Right
+    before a preposition an -ing form is a verb even after a determiner ("the other sitting
+    on the runway"), unless it is a well-known noun ("a building on the corner")."""
     if w in NOUN_ING:
         return NOUN
+    if nxt in PREPOSITIONS and nxt != "of" and w not in GERUND_MODIFIERS:
+        return VERB
     if prev in _NOUN_CONTEXT or prev == PREP:
         if w in GERUND_MODIFIERS or noun_capable:
             return NOUN
