@@ -44,13 +44,31 @@ import moocore
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["pareto_fronts", "Ranking", "rank", "select", "signal_ranks", "id_tie_keys"]
+__all__ = [
+    "pareto_fronts",
+    "Ranking",
+    "informative_columns",
+    "margin_thresholds",
+    "rank",
+    "select",
+    "signal_margins",
+    "signal_ranks",
+    "id_tie_keys",
+]
 
 #: From this many rows on, rank() sweeps the fronts in a worker thread.
 PARALLEL_MIN_ROWS = 100_000
 
 #: Most signals the compiled sweep (sweep.py) handles; more go to moocore.
 SWEEP_MAX_SIGNALS = 3
+
+#: Dominance by a margin: a task beats another only when it is better by more than this
+#: share of a signal's spread (between its MARGIN_QUANTILES) on at least one signal.
+MARGIN_SHARE = 0.05
+MARGIN_QUANTILES = (0.02, 0.98)
+#: A column whose values all lie within this share of their size is nearly constant and
+#: is not ranked by (informative_columns).
+NEAR_CONSTANT = 0.01
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -139,12 +157,106 @@ def _fronts(x: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
     return sweep_fronts(ranks)
 
 
-def pareto_fronts(X: ArrayLike) -> np.ndarray:
+def pareto_fronts(X: ArrayLike, margins: ArrayLike | None = None) -> np.ndarray:
     """Front of each row (int64, 0 = non-dominated); every column is maximised.
 
     Equal points share a front; with one column, each distinct value is a front.
+    ``margins``: dominance by a margin (see :func:`signal_margins`); None = exact.
     """
-    return _fronts(_as_matrix(X))
+    x = _as_matrix(X)
+    if margins is None:
+        return _fronts(x)
+    margin = _as_margins(margins, x.shape[1])
+    return _fronts_margin(x, _signal_ranks_by_column(x), margin)
+
+
+# --- Dominance by a margin ------------------------------------------------------------
+
+
+def signal_margins(X: ArrayLike) -> np.ndarray:
+    """Each column's margin: MARGIN_SHARE of the spread of its central values.
+
+    The spread is the distance between the MARGIN_QUANTILES (2% and 98%), so a handful
+    of outliers does not widen it, and a column whose central values are all equal (a
+    rare flag) gets margin 0: any difference there counts.
+    """
+    x = _as_matrix(X)
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[1])
+    lo, hi = np.quantile(x, MARGIN_QUANTILES, axis=0)
+    spread = hi - lo
+    spread[~np.isfinite(spread)] = 0.0
+    return MARGIN_SHARE * spread
+
+
+def margin_thresholds(x: np.ndarray, margins: np.ndarray) -> np.ndarray:
+    """(m, n) int64: per column, how many values are at most each value plus the margin.
+
+    A row q is better than row p by more than the margin on column j exactly when q's min
+    rank on j reaches ``thresholds[j, p]``: what the margin sweep compares.
+    """
+    n, m = x.shape
+    out = np.empty((m, n), dtype=np.int64)
+    for j in range(m):
+        col = x[:, j]
+        out[j] = np.searchsorted(np.sort(col), col + margins[j], side="right")
+    return out
+
+
+def _as_margins(margins: ArrayLike, m: int) -> np.ndarray:
+    margin = np.asarray(margins, dtype=np.float64).reshape(-1)
+    if margin.shape != (m,) or not np.all(np.isfinite(margin)) or np.any(margin < 0):
+        raise ValueError(f"margins must be {m} finite values >= 0, got {margins!r}")
+    return margin
+
+
+def _fronts_margin(x: np.ndarray, ranks: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """Fronts under dominance by a margin; above SWEEP_MAX_SIGNALS, exact fronts (moocore)."""
+    n, m = x.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if m > SWEEP_MAX_SIGNALS:
+        return _fronts_moocore(x)
+    from .sweep import sweep_fronts_margin
+
+    return sweep_fronts_margin(ranks, margin_thresholds(x, margin))
+
+
+def informative_columns(X: ArrayLike) -> list[int]:
+    """The columns worth ranking by, in their order: a column left out carries nothing the
+    others do not.
+
+    * **Nearly constant**: its values lie within NEAR_CONSTANT (1%) of their size
+      (max - min <= NEAR_CONSTANT * max(|min|, |max|); a constant column too). Any
+      difference there is noise, and exact dominance would still let it split fronts.
+      Judged against the values' size, so it suits the signals mined here (novelty,
+      uncertainties, losses: 0 means "nothing"); a field that carries an offset should be
+      given as its deviation.
+    * **A duplicate**: it orders the rows exactly as an earlier kept column does (the same
+      min ranks: a copy, or any strictly increasing transform of it). Fronts would not
+      change, but it would count twice in the Borda tie-break.
+
+    The first column is kept when nothing else is, so a ranking always has a column.
+    """
+    x = _as_matrix(X)
+    n, m = x.shape
+    if n == 0:
+        return list(range(min(m, 1)))
+    kept: list[int] = []
+    kept_ranks: list[np.ndarray] = []
+    for j in range(m):
+        col = x[:, j]
+        lo, hi = float(col.min()), float(col.max())
+        size = max(abs(lo), abs(hi))
+        nearly_constant = (hi - lo <= NEAR_CONSTANT * size) if np.isfinite(size) else lo == hi
+        if nearly_constant:
+            continue
+        ranks = _column_ranks(col)[0]
+        if any(np.array_equal(ranks, other) for other in kept_ranks):
+            continue
+        kept.append(j)
+        kept_ranks.append(ranks)
+    return kept or [0]
 
 
 # --- Ties: a fixed pseudo-random order from the ids ---------------------------------
@@ -227,18 +339,27 @@ def _order(front: np.ndarray, borda: np.ndarray, tie_rank: np.ndarray, m: int) -
     return np.argsort(key)
 
 
-def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False) -> Ranking:
+def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False,
+         margins: ArrayLike | None = None) -> Ranking:
     """Full labeling order: fronts first, Borda count inside a front, then the id tie key.
 
     Without ``ids`` the row numbers stand for the ids. ``priority`` is (n - position) / n,
     1 for the first task; with ``invert`` it is (position + 1) / n, for consumers that
-    take the lowest score first.
+    take the lowest score first. ``margins`` (one per column, >= 0; see
+    :func:`signal_margins`): fronts by dominance by a margin, with up to three columns;
+    None: exact dominance. The Borda count and the ties are the same either way.
     """
     x = _as_matrix(X)
     n, m = x.shape
     id_arr = None if ids is None else np.asarray(ids)
     if id_arr is not None and id_arr.shape != (n,):
         raise ValueError(f"ids must have shape ({n},), got {id_arr.shape}")
+    if margins is not None:
+        margin = _as_margins(margins, m)
+        ranks = _signal_ranks_by_column(x)
+        front = _fronts_margin(x, ranks, margin)
+        borda = ranks.sum(axis=0) if m > 1 else ranks[0]
+        return _ranking(_order(front, borda, _tie_rank(id_arr, n), m), front, invert)
     with ThreadPoolExecutor(max_workers=1) as pool:
         if m > SWEEP_MAX_SIGNALS:
             # moocore releases the GIL: its fronts and the ranks overlap on two cores.
@@ -251,7 +372,12 @@ def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False) -> Ra
         borda = ranks.sum(axis=0) if m > 1 else ranks[0]
         tie_rank = _tie_rank(id_arr, n)
         front = fronts.result() if fronts is not None else _fronts(x, ranks)
-    order = _order(front, borda, tie_rank, m)
+    return _ranking(_order(front, borda, tie_rank, m), front, invert)
+
+
+def _ranking(order: np.ndarray, front: np.ndarray, invert: bool) -> Ranking:
+    """The Ranking of ``order``: positions, and priorities from them."""
+    n = order.shape[0]
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n, dtype=np.int64)
     if invert:
