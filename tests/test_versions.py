@@ -7,7 +7,10 @@ and the stream's score direction changed them on purpose); the re-laid-out packa
 the same bytes. The two ``confirmed`` pins changed on purpose with the confirmed rule's
 prior weight (0.5 -> 1.0, helper q14): the rule's constants are now in the ranking
 fingerprint (``novelty.rule_fingerprint``); the ``min`` pin, a pooling without constants,
-kept its bytes."""
+kept its bytes. All three changed on purpose with the ranking rule (dominance by a margin,
+nearly constant and duplicate signals left out, the head's rare-first rule: the
+``ranking_rule`` entry of the ranking fingerprint); the mining hashes did not, so nothing is
+mined again, only re-ranked and rewritten."""
 
 from __future__ import annotations
 
@@ -17,14 +20,14 @@ from backend.settings import Settings
 from backend.versions import DEFAULT_PREFIX, base_version, generation_version, is_own_version
 
 PINNED = [
-    ({}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-9f2ef247", "67c1ad3c"),
+    ({}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-42f93f37", "67c1ad3c"),
     ({"uncertainty_source": "prediction_probs", "uncertainty_measure": "margin",
       "signal_fields": ["meta.loss", "clicks"], "pooling": "min", "keyword_mode": "direct",
       "model_version_prefix": "acme"},
-     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-a4ccb86a", "18c97342"),
+     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-35d32ce7", "18c97342"),
     ({"vlm_api_url": "http://gpu:8000/v1", "vlm_api_model": "qwen2-vl", "uncertainty_source": "field",
       "uncertainty_field": "loss", "text_keyword_mode": "llm", "invert_priority": True},
-     "vlmine-endpoint-qwen2-vl-llm-confirmed-novelty+loss-26bbef2f", "29c9d165"),
+     "vlmine-endpoint-qwen2-vl-llm-confirmed-novelty+loss-5980d98a", "29c9d165"),
 ]
 
 

@@ -40,6 +40,11 @@ from .novelty import confirmation_weight
 
 __all__ = ["diversify_head", "head_size", "holds_rare", "MAX_HEAD"]
 
+#: Names the head's rule in the model version (Settings.ranking_fingerprint): a new rule
+#: re-orders the head of every project. "rare-first": tasks without a rare keyword wait
+#: for the rare-holding tasks ranked before them.
+RULE_VERSION = "rare-first"
+
 #: The head is at most this many tasks: what annotators meet first. The greedy runs in
 #: Python: about 0.1 s for 2,000 tasks of 8 keywords, 0.4 s for 5,000, 1.6 s for 10,000.
 MAX_HEAD = 2_000

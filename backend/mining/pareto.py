@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import moocore
 import numpy as np
@@ -50,6 +51,7 @@ __all__ = [
     "informative_columns",
     "margin_thresholds",
     "rank",
+    "rule_fingerprint",
     "select",
     "signal_margins",
     "signal_ranks",
@@ -201,6 +203,13 @@ def margin_thresholds(x: np.ndarray, margins: np.ndarray) -> np.ndarray:
         col = x[:, j]
         out[j] = np.searchsorted(np.sort(col), col + margins[j], side="right")
     return out
+
+
+def rule_fingerprint() -> dict[str, Any]:
+    """The constants of the dominance rule that a model version must cover: a new value
+    re-orders every project (Settings.ranking_fingerprint)."""
+    return {"margin_share": MARGIN_SHARE, "margin_quantiles": list(MARGIN_QUANTILES),
+            "near_constant": NEAR_CONSTANT, "duplicates": "same order"}
 
 
 def _as_margins(margins: ArrayLike, m: int) -> np.ndarray:
