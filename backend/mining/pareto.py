@@ -14,6 +14,18 @@ above two signals, took 5-10 s.
 
 Four or more signals go to moocore's C core (front by front).
 
+Dominance by a margin (``margins``, what ``mining.mine`` ranks by): a task beats another
+only when it is at least as good on every signal and better by more than that signal's
+margin on one (``signal_margins``: 5% of the spread of its central values). Exact
+dominance lets a hair decide: of six tasks tied on the rarest thing in a project, the one
+whose second signal is higher by 0.06 beats the other five, and they fall behind every
+task that is first on that second signal alone. The relation is still a strict partial
+order, so the same sweep finds its fronts (sweep.py, ``sweep_fronts_margin``); with
+margins 0 it is exact dominance. ``informative_columns`` says which signals are worth
+ranking by at all: a nearly constant one orders tasks by its noise, a repeated one counts
+twice in the Borda count. The margins are taken on the values' scale, so the invariance
+below holds for ``rank`` without margins, not for a ranking with them.
+
 Inside a front the tasks are mutually non-dominated, so a tie-break is needed. We use
 the Borda count: the sum over signals of each task's rank on that signal (the number of
 tasks it strictly beats there), larger first. Why:
