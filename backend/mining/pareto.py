@@ -180,8 +180,7 @@ def pareto_fronts(X: ArrayLike, margins: ArrayLike | None = None) -> np.ndarray:
     x = _as_matrix(X)
     if margins is None:
         return _fronts(x)
-    margin = _as_margins(margins, x.shape[1])
-    return _fronts_margin(x, _signal_ranks_by_column(x), margin)
+    return _fronts_margin(x, *_ranks_and_thresholds(x, _as_margins(margins, x.shape[1])))
 
 
 # --- Dominance by a margin ------------------------------------------------------------
@@ -209,12 +208,27 @@ def margin_thresholds(x: np.ndarray, margins: np.ndarray) -> np.ndarray:
     A row q is better than row p by more than the margin on column j exactly when q's min
     rank on j reaches ``thresholds[j, p]``: what the margin sweep compares.
     """
+    return _ranks_and_thresholds(x, margins)[1]
+
+
+def _ranks_and_thresholds(x: np.ndarray, margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min ranks and margin thresholds, both (m, n) int64, from one argsort per column."""
     n, m = x.shape
-    out = np.empty((m, n), dtype=np.int64)
+    ranks = np.empty((m, n), dtype=np.int64)
+    thresholds = np.empty((m, n), dtype=np.int64)
     for j in range(m):
-        col = x[:, j]
-        out[j] = np.searchsorted(np.sort(col), col + margins[j], side="right")
-    return out
+        order = np.argsort(x[:, j])
+        ascending = x[order, j]
+        # min ranks: where each value's tie group starts (as _column_ranks)
+        starts = np.empty(n, dtype=bool)
+        starts[:1] = True
+        np.not_equal(ascending[1:], ascending[:-1], out=starts[1:])
+        group_start = np.where(starts, np.arange(n, dtype=np.int64), 0)
+        np.maximum.accumulate(group_start, out=group_start)
+        ranks[j, order] = group_start
+        # queries in ascending order search a sorted array fast (no random probes)
+        thresholds[j, order] = np.searchsorted(ascending, ascending + margins[j], side="right")
+    return ranks, thresholds
 
 
 def rule_fingerprint() -> dict[str, Any]:
@@ -231,8 +245,9 @@ def _as_margins(margins: ArrayLike, m: int) -> np.ndarray:
     return margin
 
 
-def _fronts_margin(x: np.ndarray, ranks: np.ndarray, margin: np.ndarray) -> np.ndarray:
-    """Fronts under dominance by a margin; above SWEEP_MAX_SIGNALS, exact fronts (moocore)."""
+def _fronts_margin(x: np.ndarray, ranks: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Fronts under dominance by a margin (``thresholds``: margin_thresholds); above
+    SWEEP_MAX_SIGNALS, exact fronts (moocore)."""
     n, m = x.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -240,7 +255,7 @@ def _fronts_margin(x: np.ndarray, ranks: np.ndarray, margin: np.ndarray) -> np.n
         return _fronts_moocore(x)
     from .sweep import sweep_fronts_margin
 
-    return sweep_fronts_margin(ranks, margin_thresholds(x, margin))
+    return sweep_fronts_margin(ranks, thresholds)
 
 
 def informative_columns(X: ArrayLike) -> list[int]:
@@ -376,11 +391,14 @@ def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False,
     if id_arr is not None and id_arr.shape != (n,):
         raise ValueError(f"ids must have shape ({n},), got {id_arr.shape}")
     if margins is not None:
-        margin = _as_margins(margins, m)
-        ranks = _signal_ranks_by_column(x)
-        front = _fronts_margin(x, ranks, margin)
-        borda = ranks.sum(axis=0) if m > 1 else ranks[0]
-        return _ranking(_order(front, borda, _tie_rank(id_arr, n), m), front, invert)
+        ranks, thresholds = _ranks_and_thresholds(x, _as_margins(margins, m))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the sweep releases the GIL: it overlaps with the tie order
+            fronts = pool.submit(_fronts_margin, x, ranks, thresholds) if n >= PARALLEL_MIN_ROWS else None
+            borda = ranks.sum(axis=0) if m > 1 else ranks[0]
+            tie_rank = _tie_rank(id_arr, n)
+            front = fronts.result() if fronts is not None else _fronts_margin(x, ranks, thresholds)
+        return _ranking(_order(front, borda, tie_rank, m), front, invert)
     with ThreadPoolExecutor(max_workers=1) as pool:
         if m > SWEEP_MAX_SIGNALS:
             # moocore releases the GIL: its fronts and the ranks overlap on two cores.

@@ -454,6 +454,39 @@ def _front_beats(nodes, every, ahead, k, y, z, ty, tz):  # pragma: no cover - co
 
 
 @_compiled()
+def _first_unbeaten_front(nodes, every, ahead, n_fronts, y, z, ty, tz, guess):  # pragma: no cover
+    """The first front holding no point that beats p by a margin (n_fronts if none): the
+    predicate holds for a prefix of the fronts (they are nested), so gallop from
+    ``guess``, then bisect, as _first_uncovering_front does."""
+    g = min(guess, n_fronts)
+    if g < n_fronts and _front_beats(nodes, every, ahead, g, y, z, ty, tz):
+        lo = g + 1
+        hi = lo
+        step = 1
+        while hi < n_fronts and _front_beats(nodes, every, ahead, hi, y, z, ty, tz):
+            lo = hi + 1
+            hi = lo + step
+            step *= 2
+        hi = min(hi, n_fronts)
+    else:
+        hi = g
+        lo = hi - 1
+        step = 1
+        while lo >= 0 and not _front_beats(nodes, every, ahead, lo, y, z, ty, tz):
+            hi = lo
+            lo = hi - 1 - step
+            step *= 2
+        lo = max(lo + 1, 0)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _front_beats(nodes, every, ahead, mid, y, z, ty, tz):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_compiled()
 def _sweep_three_margin(a, b, c, ta, tb, tc):  # pragma: no cover - compiled
     n = a.shape[0]
     front = np.empty(n, dtype=np.int64)
@@ -467,6 +500,9 @@ def _sweep_three_margin(a, b, c, ta, tb, tc):  # pragma: no cover - compiled
     ahead_root = np.empty(n, dtype=b.dtype)
     n_fronts = 0
     ahead = 0
+    span = max(b.max(), c.max()) + 1
+    grid = min(max(np.int64(np.sqrt(n / _GUESS_CELL_POINTS)), 1), _GUESS_GRID_MAX)
+    guess = np.zeros(grid * grid, dtype=np.int64)  # as in _sweep_three: a start, never the answer
     for i in range(n):
         while ahead < i and a[ahead] >= ta[i]:
             k = front[ahead]
@@ -478,14 +514,9 @@ def _sweep_three_margin(a, b, c, ta, tb, tc):  # pragma: no cover - compiled
             continue
         y = b[i]
         z = c[i]
-        lo = 0
-        hi = n_fronts
-        while lo < hi:  # the predicate holds for a prefix of the fronts (they are nested)
-            mid = (lo + hi) >> 1
-            if _front_beats(nodes, every, ahead_root, mid, y, z, tb[i], tc[i]):
-                lo = mid + 1
-            else:
-                hi = mid
+        cell = (np.int64(y) * grid // span) * grid + np.int64(z) * grid // span
+        lo = _first_unbeaten_front(nodes, every, ahead_root, n_fronts, y, z, tb[i], tc[i], guess[cell])
+        guess[cell] = lo
         if lo == n_fronts:
             every[lo] = -1
             ahead_root[lo] = -1
@@ -505,8 +536,9 @@ def sweep_fronts_margin(ranks: np.ndarray, thresholds: np.ndarray) -> np.ndarray
     if thresholds.shape != ranks.shape:
         raise ValueError("thresholds must have the shape of the ranks")
     order = sweep_order(ranks)
-    cols = [ranks[j][order].astype(np.int64) for j in range(m)]
-    thr = [thresholds[j][order].astype(np.int64) for j in range(m)]
+    dtype = np.int32 if n <= np.iinfo(np.int32).max else np.int64  # thresholds reach n
+    cols = [ranks[j][order].astype(dtype) for j in range(m)]
+    thr = [thresholds[j][order].astype(dtype) for j in range(m)]
     if m == 1:
         swept = _single_margin(thr[0])
     elif m == 2:
