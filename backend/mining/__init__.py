@@ -90,7 +90,7 @@ def mine(
     What is ranked (``pareto.informative_columns``): a signal that is nearly constant, or
     that orders the tasks exactly as an earlier one does, is left out, and the rest rank
     by dominance by a margin (``pareto.signal_margins``): a task is put behind another
-    only when the other is better by more than a twentieth of a signal's spread on at
+    only when the other is better by more than MARGIN_SHARE (5%) of a signal's spread on at
     least one signal and no worse on any. A difference by a hair on one signal cannot put
     a task behind a whole front of ordinary ones; the Borda count still orders a front
     by every difference. Novelty is compared on its -log scale under either transform.
