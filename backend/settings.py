@@ -319,6 +319,8 @@ class Settings:
             # which also weighs the head re-order, and the confirmed pooling's prior): a new
             # value re-ranks every project
             **_novelty_rule(self.pooling),
+            # how signals become an order: dominance by a margin, which signals count, the head
+            "ranking_rule": _ranking_rule(),
         }
 
     def mining_hash(self, fingerprint: dict[str, Any] | None = None) -> str:
@@ -392,6 +394,13 @@ def _novelty_rule(pooling: str) -> dict[str, Any]:
 
     rule = rule_fingerprint(pooling)
     return {"novelty_rule": rule} if rule else {}
+
+
+def _ranking_rule() -> dict[str, Any]:
+    from .mining.diversity import RULE_VERSION
+    from .mining.pareto import rule_fingerprint
+
+    return {**rule_fingerprint(), "head": RULE_VERSION}
 
 
 def _keyword_rules_version() -> str:

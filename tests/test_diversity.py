@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backend.mining import IndexArrays, mine
-from backend.mining.diversity import MAX_HEAD, diversify_head, head_size
+from backend.mining.diversity import MAX_HEAD, diversify_head, head_size, holds_rare
+from tests.support.mining_data import keyword_arrays, random_projects
 
 
 def csr(rows: list[list[int]]) -> IndexArrays:
@@ -120,3 +123,44 @@ def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
     arrays = server.index.arrays(server.scope(3))
     plain = [int(t) for t in arrays.task_ids[mine(arrays, head_diversity=0).order]]
     assert order != plain and set(order[:15]) == set(plain[:15])  # re-ordered inside the head only
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_projects(), st.sampled_from([0.1, 0.2, 0.5]))
+def test_the_head_never_moves_a_common_task_ahead_of_a_rare_one(project, share):
+    """Inside the diverse head, a task without a keyword rare enough to fit in the head
+    never comes before a task holding one that the ranking put before it; the head's set
+    and everything after it are the ranking's."""
+    arrays, signals, _ = project
+    plain = mine(arrays, signals)
+    diverse = mine(arrays, signals, head_diversity=share)
+    head = head_size(share, arrays.n_tasks)
+    top = plain.order[:head]
+    assert set(diverse.order[:head].tolist()) == set(top.tolist())
+    assert np.array_equal(diverse.order[head:], plain.order[head:])
+    rare = dict(zip(top.tolist(), holds_rare(arrays, top, head).tolist()))
+    for r in top.tolist():
+        for c in top.tolist():
+            if rare[r] and not rare[c] and plain.position[r] < plain.position[c]:
+                assert diverse.position[r] < diverse.position[c]
+
+
+def test_the_head_interleaves_rare_concepts_and_common_tasks_wait_for_them():
+    # concept 1 in tasks 0-3, concept 2 in tasks 4-5; keyword 0 everywhere, keywords 3-4
+    # common (in half the tasks each): tasks 6 and 7 hold only common words
+    rows = [[0, 1, 3]] * 4 + [[0, 2, 4]] * 2 + [[0, 3], [0, 3]] + [[0, 3]] * 46 + [[0, 4]] * 46
+    arrays = keyword_arrays(rows)
+    u = np.zeros(len(rows))
+    u[6] = 1.0  # very uncertain: the ranking puts this common task first
+    u[7] = 0.5  # beaten by task 6 on uncertainty: after the rare tasks, still in the head
+    plain = mine(arrays, {"uncertainty": u})
+    diverse = mine(arrays, {"uncertainty": u}, head_diversity=0.08)  # 8 tasks
+    assert plain.order[0] == 6 and 7 in plain.order[:8].tolist()
+    assert diverse.order[0] == 6  # every signal keeps its say: it stays first
+    head = diverse.order[:8].tolist()
+    concept = {r: (1 if r < 4 else 2 if r < 6 else 0) for r in head}
+    rare_seq = [concept[r] for r in head if concept[r]]
+    assert rare_seq[:2] in ([1, 2], [2, 1])  # both concepts before either repeats
+    # task 7 waits for every rare-holding task the ranking put before it
+    ahead_of_7 = [r for r in plain.order[:8].tolist() if concept[r] and plain.position[r] < plain.position[7]]
+    assert all(head.index(r) < head.index(7) for r in ahead_of_7)

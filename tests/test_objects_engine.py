@@ -10,7 +10,10 @@ predictions (model version "yolo-test") box as a "trailer".
 from __future__ import annotations
 
 import io
+import json
 import os
+
+import numpy as np
 
 import pytest
 from PIL import Image, ImageDraw
@@ -19,6 +22,7 @@ from backend.engine.engine import Engine
 from backend.labelstudio.config import LabelConfig
 from backend.objects import OBJECT_SLOTS, SCENE_SLOT
 from backend.settings import Settings
+from backend.state import TaskRecord
 from tests.support.data import make_client
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
@@ -429,3 +433,58 @@ def test_no_thumbnail_is_kept_without_object_mining(tmp_path, scenes):
         mined = engine.mine_tasks(2, scenes)
     assert all(m.ok and m.thumbnails == {} for m in mined)
     assert engine.thumbnails(2, [t["id"] for t in scenes]) == {}
+
+
+# --- one novelty per task: the rarest thing in it, scene or object ------------------------------
+
+SCENE_CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="det" toName="image">'
+          '<Label value="car"/></RectangleLabels><TextArea name="vlmine" toName="image"/></View>')
+KINDS = ((50, ["street", "city", "building"]), (35, ["road", "park", "grass"]), (30, ["road", "desert", "sand"]),
+         (20, ["street", "snow", "winter"]), (15, ["street", "night", "lamp"]))
+TRAILERS = (3, 60, 95, 120, 140, 148)  # one in each kind of scene, two in the city
+
+
+def scene_project(engine, seed: int) -> list[int]:
+    """150 scenes of five kinds, scene words varying a little from image to image, three
+    vehicles each and in six a horse trailer; every box scored 0.9. Written to the engine's
+    index and store as mining would leave them; returns the trailers' task ids."""
+    rng = np.random.default_rng(seed)
+    engine.project(1, SCENE_CONFIG)
+    extras = ["sky", "tree", "sign", "person", "pole", "fence", "cloud", "wall"]
+    images, docs, records = {}, {}, []
+    kinds = [words for size, words in KINDS for _ in range(size)]
+    for t, kind in enumerate(kinds, start=1):
+        images[t] = sorted(set(kind) | set(rng.choice(extras, int(rng.integers(1, 4)), replace=False)) | {"car"})
+        objects = [["car", str(rng.choice(["sedan", "taxi", "hatchback"])), str(rng.choice(["blue", "red", "white"]))]
+                   for _ in range(3)]
+        if t - 1 in TRAILERS:
+            objects.append(["trailer", "horse", "hitch"])
+        for slot, kws in enumerate(objects):
+            docs[t * OBJECT_SLOTS + slot] = kws
+        docs[t * OBJECT_SLOTS + SCENE_SLOT] = images[t]
+        items = [{"slot": s, "label": "car", "score": 0.9, "box": [0.1, 0.1, 0.3, 0.3], "region": None,
+                  "size": [640, 480], "mined": True} for s in range(len(objects))]
+        records.append(TaskRecord(t, engine.mining_hash, "mined", "a scene", None, {"object_uncertainty": 0.1},
+                                  "d", json.dumps({"digest": "x", "items": items, "errors": []})))
+    engine.index.upsert_many(engine.scope(1), images)
+    engine.index.upsert_many(engine.object_scope(1), docs)
+    engine.store.save_tasks(1, records)
+    return [i + 1 for i in TRAILERS]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_object_mining_ranks_the_rarest_thing_in_each_task(tmp_path, seed):
+    engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), object_mining=True))
+    trailers = scene_project(engine, seed)
+    order, result = engine.ranking(1)
+    assert sorted(order[:6]) == sorted(trailers)
+    # one novelty: the object novelty (scene included) is what is ranked as "novelty"; the
+    # detector's uncertainty, the same for every task, is left out
+    assert result.ranked == ("novelty",)
+    assert np.array_equal(result.novelty, result.signals["object_novelty"])
+    # without the scene among the objects, the scene's novelty stays a signal of its own
+    apart = Engine(Settings.from_env({}, model_dir=str(tmp_path / "apart"), object_mining=True,
+                                     object_with_scene=False))
+    scene_project(apart, seed)
+    _, result_apart = apart.ranking(1)
+    assert result_apart.ranked == ("novelty", "object_novelty")

@@ -21,9 +21,12 @@ from backend.objects import (
     object_novelty,
     object_scope,
     split_doc_ids,
+    task_keywords,
     task_uncertainty,
     tasks_uncertainty,
 )
+
+from tests.support.mining_data import keyword_arrays
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 IMAGE_SCOPE = "p7:abc123"
@@ -166,3 +169,15 @@ def test_keywords_from_crop_descriptions_index_per_object(index):
     df = index.document_frequencies(scope)
     assert df["car"] == 3
     assert df.get("trailer", 0) + df.get("horse trailer", 0) >= 1
+
+
+def test_task_keywords_unites_a_tasks_objects_and_scene():
+    # task 2: objects [5, 6] and [6, 7], scene [1]; task 9: one object [8]; task 4: nothing
+    docs = {2 * OBJECT_SLOTS: [5, 6], 2 * OBJECT_SLOTS + 1: [6, 7], 2 * OBJECT_SLOTS + SCENE_SLOT: [1],
+            9 * OBJECT_SLOTS: [8]}
+    ids = sorted(docs)
+    arrays = keyword_arrays([docs[d] for d in ids], task_ids=np.array(ids, dtype=np.int64))
+    got = task_keywords(arrays, [9, 4, 2])
+    rows = [got.keyword_ids[got.indptr[i]:got.indptr[i + 1]].tolist() for i in range(3)]
+    assert rows == [[8], [], [1, 5, 6, 7]]
+    assert got.task_ids.tolist() == [9, 4, 2] and np.array_equal(got.df, arrays.df)

@@ -1,4 +1,6 @@
-"""Pareto fronts against a brute-force reference and moocore; ties; invariances; budgets."""
+"""Pareto fronts against a brute-force reference and moocore; ties; invariances; budgets; dominance
+by a margin and the signals mine() ranks: a nearly constant or repeated signal moves no task by more
+than a small share of the queue, a hair on one signal does not put tasks behind a front."""
 
 from __future__ import annotations
 
@@ -15,17 +17,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backend.mining.pareto as pareto_module
+from backend.mining import mine
 from backend.mining.pareto import (
+    MARGIN_SHARE,
+    NEAR_CONSTANT,
     _order,
     _tie_rank,
     id_tie_keys,
+    informative_columns,
     pareto_fronts,
     rank,
     select,
+    signal_margins,
     signal_ranks,
 )
 import backend.mining.sweep as sweep_module
 from backend.mining.sweep import sweep_fronts, sweep_order
+from tests.support.mining_data import random_projects
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -409,3 +417,126 @@ def test_clashing_keys_fall_back_to_the_id_then_the_row():
     assert _tie_rank(ids[::-1].copy(), 2).tolist() == [0, 1]
     # repeated ids: the row decides, so the order is still deterministic
     assert rank(np.zeros((3, 2)), ids=[9, 9, 9]).order.tolist() == [0, 1, 2]
+
+
+# --- dominance by a margin, and which signals mine() ranks ---------------------------------------
+
+#: the share of the queue a task may move when a signal that carries nothing is added
+SMALL_SHARE = 0.02
+
+
+def brute_force_margin_fronts(X: np.ndarray, margins: np.ndarray) -> np.ndarray:
+    """Peel off the points no remaining point beats by a margin: at least as good on every
+    signal and better by more than the margin on one."""
+    n = X.shape[0]
+    front = np.full(n, -1)
+    remaining = set(range(n))
+    level = 0
+    while remaining:
+        current = {i for i in remaining
+                   if not any(np.all(X[j] >= X[i]) and np.any(X[j] > X[i] + margins)
+                              for j in remaining if j != i)}
+        for i in current:
+            front[i] = level
+        remaining -= current
+        level += 1
+    return front
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_margin_fronts_equal_the_definition(data):
+    m = data.draw(st.integers(1, 3))
+    values = data.draw(st.sampled_from([2, 6, 30, 1000]))
+    rows = data.draw(st.lists(st.lists(st.integers(0, values), min_size=m, max_size=m), min_size=1, max_size=50))
+    margins = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 40.0]), min_size=m, max_size=m)))
+    X = np.array(rows, dtype=np.float64)
+    assert np.array_equal(pareto_fronts(X, margins), brute_force_margin_fronts(X, margins))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 60), st.integers(0, 2**31 - 1))
+def test_zero_margins_are_exact_dominance(m, n, seed):
+    X = np.random.default_rng(seed).integers(0, 5, (n, m)).astype(np.float64)
+    assert np.array_equal(pareto_fronts(X, np.zeros(m)), pareto_fronts(X))
+    exact, by_margin = rank(X), rank(X, margins=np.zeros(m))
+    assert np.array_equal(exact.order, by_margin.order) and np.array_equal(exact.front, by_margin.front)
+
+
+def test_margins_are_a_share_of_the_central_spread():
+    x = np.linspace(0.0, 10.0, 1001)
+    spike = x.copy()
+    spike[-1] = 1e6  # one outlier does not widen the margin
+    flag = np.zeros(1001)
+    flag[:5] = 1.0  # a rare flag: its central values are all equal, any difference counts
+    margins = signal_margins(np.column_stack([x, spike, flag]))
+    assert margins[0] == pytest.approx(MARGIN_SHARE * 9.6)
+    assert margins[1] == pytest.approx(margins[0], rel=1e-3)
+    assert margins[2] == 0.0
+
+
+def test_informative_columns_leave_out_nearly_constant_and_repeated_signals():
+    rng = np.random.default_rng(3)
+    novelty = rng.random(200) * 5
+    uncertainty = rng.random(200)
+    nearly_constant = 0.7 * (1 + NEAR_CONSTANT * 0.9 * rng.random(200))
+    X = np.column_stack([novelty, nearly_constant, uncertainty, np.exp(uncertainty), 3 * novelty, np.ones(200)])
+    assert informative_columns(X) == [0, 2]
+    # a rare flag is not nearly constant: few tasks differ, but by the whole of its size
+    flag = np.zeros(200)
+    flag[7] = 1.0
+    assert informative_columns(np.column_stack([novelty, flag])) == [0, 1]
+    # nothing informative: the first column stays, so there is always something to rank by
+    assert informative_columns(np.ones((5, 2))) == [0]
+
+
+def largest_move(a, b) -> int:
+    return int(np.abs(a.position - b.position).max())
+
+
+@settings(max_examples=120, deadline=None)
+@given(random_projects(), st.floats(0.01, 100.0), st.floats(0.0, 0.99), st.sampled_from([0.0, 0.05]))
+def test_a_nearly_constant_signal_moves_no_task_far(project, level, wobble, head):
+    """A signal whose values all lie within NEAR_CONSTANT of their size (here up to 99% of
+    it) carries nothing: no task moves by more than SMALL_SHARE of the queue."""
+    arrays, signals, rng = project
+    before = mine(arrays, signals, head_diversity=head)
+    noisy = level * (1 + wobble * NEAR_CONSTANT * rng.random(arrays.n_tasks))
+    after = mine(arrays, {**signals, "nearly_constant": noisy}, head_diversity=head)
+    assert largest_move(before, after) <= SMALL_SHARE * arrays.n_tasks
+    assert "nearly_constant" not in after.ranked
+
+
+@settings(max_examples=120, deadline=None)
+@given(random_projects(), st.sampled_from(["copy", "scaled", "log", "novelty"]), st.sampled_from([0.0, 0.05]))
+def test_a_repeated_signal_moves_no_task_far(project, how, head):
+    """A copy of a signal, or any strictly increasing transform of it, orders the tasks as
+    the signal does: it must not count twice (in fronts or in the Borda tie-break)."""
+    arrays, signals, _ = project
+    before = mine(arrays, signals, head_diversity=head)
+    source = before.novelty if how == "novelty" or not signals else next(iter(signals.values()))
+    repeated = {"copy": source, "scaled": 3.0 * source + 0.0, "log": np.log1p(source - source.min()),
+                "novelty": source}[how]
+    after = mine(arrays, {**signals, "again": repeated}, head_diversity=head)
+    assert largest_move(before, after) <= SMALL_SHARE * arrays.n_tasks
+    assert "again" not in after.ranked
+
+
+def test_a_hair_on_a_second_novelty_does_not_put_rare_tasks_behind_a_front():
+    """The failure this rule is for: six tasks hold the rarest thing and tie on it; a second
+    novelty (their scenes) differs among them by a hair. Exact dominance lets the one with
+    the slightly rarer scene beat the other five, which fall behind every task that is
+    first by its scene alone; by a margin, the six share the first front."""
+    rng = np.random.default_rng(11)
+    n = 150
+    rarest = np.round(rng.uniform(0.5, 1.5, n), 3)
+    scene = np.round(rng.uniform(0.0, 3.0, n), 3)
+    rare = np.arange(6) * 25 + 4
+    rarest[rare] = 4.6
+    scene[rare] = 1.26 + np.array([0.06, 0.0, 0.01, 0.02, 0.03, 0.04])  # 1.32 and five near 1.26
+    X = np.column_stack([rarest, scene])
+    exact = rank(X)
+    assert sorted(exact.position[rare].tolist())[-1] > 20  # the reported failure
+    by_margin = rank(X, margins=signal_margins(X))
+    assert by_margin.front[rare].tolist() == [0] * 6
+    assert sorted(by_margin.position[rare].tolist())[-1] < 10

@@ -12,7 +12,10 @@ after "to" and before a preposition, closed compounds written open, "thru", "cds
 shell": a new RULES_VERSION, hence a new mining hash) and the confirmed rule's small-project
 confirmation count and length-scaled prior (CONFIRM_REFERENCE_TASKS, PRIOR_LENGTH_POWER); the
 ``min`` pin changed too, because the confirmation count weighs every pooling's head
-re-order and is now in every pooling's fingerprint."""
+re-order and is now in every pooling's fingerprint. All three changed again with the
+ranking rule (dominance by a margin, nearly constant and duplicate signals left out, the
+head's rare-first rule: the ``ranking_rule`` entry of the ranking fingerprint), which
+re-mines nothing."""
 
 from __future__ import annotations
 
@@ -22,14 +25,14 @@ from backend.settings import Settings
 from backend.versions import DEFAULT_PREFIX, base_version, generation_version, is_own_version
 
 PINNED = [
-    ({}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-5d1b7424", "8e82c1bc"),
+    ({}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-d783db28", "8e82c1bc"),
     ({"uncertainty_source": "prediction_probs", "uncertainty_measure": "margin",
       "signal_fields": ["meta.loss", "clicks"], "pooling": "min", "keyword_mode": "direct",
       "model_version_prefix": "acme"},
-     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-2a0df4a9", "8f785272"),
+     "acme-llava-1.5-7b-hf-direct-min-novelty+margin+meta.loss+clicks-8e41a07e", "8f785272"),
     ({"vlm_api_url": "http://gpu:8000/v1", "vlm_api_model": "qwen2-vl", "uncertainty_source": "field",
       "uncertainty_field": "loss", "text_keyword_mode": "llm", "invert_priority": True},
-     "vlmine-endpoint-qwen2-vl-llm-confirmed-novelty+loss-9f0a7534", "d14169df"),
+     "vlmine-endpoint-qwen2-vl-llm-confirmed-novelty+loss-19c7f6ad", "d14169df"),
 ]
 
 

@@ -25,7 +25,7 @@ from ..pipeline.miner import MinedTask, Miner
 from ..settings import Settings
 from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_state
 from ..versions import generation_version
-from ..objects import forget_tasks, object_scope
+from ..objects import forget_tasks, object_scope, task_keywords
 from . import objects as object_parts
 from . import signals, stream, writeback
 
@@ -461,11 +461,19 @@ class Engine:
         arrays = self.index.arrays(self.scope(pid))
         if arrays.n_tasks == 0:
             return [], None
-        ranked = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
+        ranked, object_arrays = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
+        novelty_from, head_keywords = None, None
+        if object_arrays is not None and self.settings.object_with_scene:
+            # the scene is one of the task's objects: its object novelty is the rarest thing
+            # in it, the one novelty it ranks by, and the head covers every keyword it holds
+            novelty_from = object_parts.OBJECT_NOVELTY
+            if self.settings.head_diversity > 0:
+                head_keywords = task_keywords(object_arrays, arrays.task_ids)
         result = mine_priorities(arrays, ranked, pooling=self.settings.pooling,
                                  transform=self.settings.novelty_transform,
                                  invert=self.settings.scores_ascending,
-                                 head_diversity=self.settings.head_diversity)
+                                 head_diversity=self.settings.head_diversity,
+                                 novelty_from=novelty_from, head_keywords=head_keywords)
         order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")]]
         return order, result
 
@@ -481,9 +489,10 @@ class Engine:
         default, or INVERT_PRIORITY; the most common task shares it)."""
         return 1.0 if self.settings.scores_ascending else 0.0
 
-    def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
-                 refresh: bool = True, extra_fields: Sequence[str] = ()) -> dict[str, np.ndarray]:
-        """Signal name -> values aligned with ``task_ids`` (NaN where missing); see ``engine.signals``."""
+    def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict], refresh: bool = True,
+                 extra_fields: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], Any]:
+        """Signal name -> values aligned with ``task_ids`` (NaN where missing), see ``engine.signals``;
+        and the object scope's arrays when the ranking has an object novelty (else None)."""
         s = self.settings
         fields = list(dict.fromkeys([*extra_fields, *signals.field_names(s)]))
         out: dict[str, np.ndarray] = {}
@@ -501,14 +510,18 @@ class Engine:
                 out[signals.signal_name(s, name)] = col
         if signals.uses_predictions(s):
             out[signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
+        object_arrays = None
         if with_objects:
             if np.isnan(out[object_parts.OBJECT_UNCERTAINTY]).all():
                 del out[object_parts.OBJECT_UNCERTAINTY]  # a detector without scores: nothing to rank by
+            object_arrays = self.index.arrays(self.object_scope(pid))
             novelty = signals.task_object_novelty(
-                self.index.arrays(self.object_scope(pid)), task_ids, s.object_pooling, s.pooling, s.novelty_transform)
+                object_arrays, task_ids, s.object_pooling, s.pooling, s.novelty_transform)
             if novelty is not None:
                 out[object_parts.OBJECT_NOVELTY] = novelty
-        return out
+            else:
+                object_arrays = None
+        return out, object_arrays
 
     def _prediction_uncertainty(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict],
                                 refresh: bool) -> np.ndarray:

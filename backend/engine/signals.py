@@ -13,7 +13,8 @@ Novelty comes from the keyword index; every other signal is read here, for the s
 
 - **object signals** (OBJECT_MINING, docs/objects.md): ``object_novelty``, a task's
   rarest object by the object scope's keyword frequencies (OBJECT_POOLING), read at each
-  ranking; ``object_uncertainty``, 1 - the score of its least confident box, recorded
+  ranking; with OBJECT_WITH_SCENE the scene is one of the objects, and ``Engine.ranking``
+  ranks it as the task's one novelty in place of the whole-image novelty; ``object_uncertainty``, 1 - the score of its least confident box, recorded
   with the task when mined.
 
 Larger values mean "label sooner"; NaN means the task lacks the signal.

@@ -14,6 +14,18 @@ above two signals, took 5-10 s.
 
 Four or more signals go to moocore's C core (front by front).
 
+Dominance by a margin (``margins``, what ``mining.mine`` ranks by): a task beats another
+only when it is at least as good on every signal and better by more than that signal's
+margin on one (``signal_margins``: 5% of the spread of its central values). Exact
+dominance lets a hair decide: of six tasks tied on the rarest thing in a project, the one
+whose second signal is higher by 0.06 beats the other five, and they fall behind every
+task that is first on that second signal alone. The relation is still a strict partial
+order, so the same sweep finds its fronts (sweep.py, ``sweep_fronts_margin``); with
+margins 0 it is exact dominance. ``informative_columns`` says which signals are worth
+ranking by at all: a nearly constant one orders tasks by its noise, a repeated one counts
+twice in the Borda count. The margins are taken on the values' scale, so the invariance
+below holds for ``rank`` without margins, not for a ranking with them.
+
 Inside a front the tasks are mutually non-dominated, so a tie-break is needed. We use
 the Borda count: the sum over signals of each task's rank on that signal (the number of
 tasks it strictly beats there), larger first. Why:
@@ -39,18 +51,38 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import moocore
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["pareto_fronts", "Ranking", "rank", "select", "signal_ranks", "id_tie_keys"]
+__all__ = [
+    "pareto_fronts",
+    "Ranking",
+    "informative_columns",
+    "margin_thresholds",
+    "rank",
+    "rule_fingerprint",
+    "select",
+    "signal_margins",
+    "signal_ranks",
+    "id_tie_keys",
+]
 
 #: From this many rows on, rank() sweeps the fronts in a worker thread.
 PARALLEL_MIN_ROWS = 100_000
 
 #: Most signals the compiled sweep (sweep.py) handles; more go to moocore.
 SWEEP_MAX_SIGNALS = 3
+
+#: Dominance by a margin: a task beats another only when it is better by more than this
+#: share of a signal's spread (between its MARGIN_QUANTILES) on at least one signal.
+MARGIN_SHARE = 0.05
+MARGIN_QUANTILES = (0.02, 0.98)
+#: A column whose values all lie within this share of their size is nearly constant and
+#: is not ranked by (informative_columns).
+NEAR_CONSTANT = 0.01
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -139,12 +171,128 @@ def _fronts(x: np.ndarray, ranks: np.ndarray | None = None) -> np.ndarray:
     return sweep_fronts(ranks)
 
 
-def pareto_fronts(X: ArrayLike) -> np.ndarray:
+def pareto_fronts(X: ArrayLike, margins: ArrayLike | None = None) -> np.ndarray:
     """Front of each row (int64, 0 = non-dominated); every column is maximised.
 
     Equal points share a front; with one column, each distinct value is a front.
+    ``margins``: dominance by a margin (see :func:`signal_margins`); None = exact.
     """
-    return _fronts(_as_matrix(X))
+    x = _as_matrix(X)
+    if margins is None:
+        return _fronts(x)
+    return _fronts_margin(x, *_ranks_and_thresholds(x, _as_margins(margins, x.shape[1])))
+
+
+# --- Dominance by a margin ------------------------------------------------------------
+
+
+def signal_margins(X: ArrayLike) -> np.ndarray:
+    """Each column's margin: MARGIN_SHARE of the spread of its central values.
+
+    The spread is the distance between the MARGIN_QUANTILES (2% and 98%), so a handful
+    of outliers does not widen it, and a column whose central values are all equal (a
+    rare flag) gets margin 0: any difference there counts.
+    """
+    x = _as_matrix(X)
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[1])
+    lo, hi = np.quantile(x, MARGIN_QUANTILES, axis=0)
+    spread = hi - lo
+    spread[~np.isfinite(spread)] = 0.0
+    return MARGIN_SHARE * spread
+
+
+def margin_thresholds(x: np.ndarray, margins: np.ndarray) -> np.ndarray:
+    """(m, n) int64: per column, how many values are at most each value plus the margin.
+
+    A row q is better than row p by more than the margin on column j exactly when q's min
+    rank on j reaches ``thresholds[j, p]``: what the margin sweep compares.
+    """
+    return _ranks_and_thresholds(x, margins)[1]
+
+
+def _ranks_and_thresholds(x: np.ndarray, margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min ranks and margin thresholds, both (m, n) int64, from one argsort per column."""
+    n, m = x.shape
+    ranks = np.empty((m, n), dtype=np.int64)
+    thresholds = np.empty((m, n), dtype=np.int64)
+    for j in range(m):
+        order = np.argsort(x[:, j])
+        ascending = x[order, j]
+        # min ranks: where each value's tie group starts (as _column_ranks)
+        starts = np.empty(n, dtype=bool)
+        starts[:1] = True
+        np.not_equal(ascending[1:], ascending[:-1], out=starts[1:])
+        group_start = np.where(starts, np.arange(n, dtype=np.int64), 0)
+        np.maximum.accumulate(group_start, out=group_start)
+        ranks[j, order] = group_start
+        # queries in ascending order search a sorted array fast (no random probes)
+        thresholds[j, order] = np.searchsorted(ascending, ascending + margins[j], side="right")
+    return ranks, thresholds
+
+
+def rule_fingerprint() -> dict[str, Any]:
+    """The constants of the dominance rule that a model version must cover: a new value
+    re-orders every project (Settings.ranking_fingerprint)."""
+    return {"margin_share": MARGIN_SHARE, "margin_quantiles": list(MARGIN_QUANTILES),
+            "near_constant": NEAR_CONSTANT, "duplicates": "same order"}
+
+
+def _as_margins(margins: ArrayLike, m: int) -> np.ndarray:
+    margin = np.asarray(margins, dtype=np.float64).reshape(-1)
+    if margin.shape != (m,) or not np.all(np.isfinite(margin)) or np.any(margin < 0):
+        raise ValueError(f"margins must be {m} finite values >= 0, got {margins!r}")
+    return margin
+
+
+def _fronts_margin(x: np.ndarray, ranks: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Fronts under dominance by a margin (``thresholds``: margin_thresholds); above
+    SWEEP_MAX_SIGNALS, exact fronts (moocore)."""
+    n, m = x.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if m > SWEEP_MAX_SIGNALS:
+        return _fronts_moocore(x)
+    from .sweep import sweep_fronts_margin
+
+    return sweep_fronts_margin(ranks, thresholds)
+
+
+def informative_columns(X: ArrayLike) -> list[int]:
+    """The columns worth ranking by, in their order: a column left out carries nothing the
+    others do not.
+
+    * **Nearly constant**: its values lie within NEAR_CONSTANT (1%) of their size
+      (max - min <= NEAR_CONSTANT * max(|min|, |max|); a constant column too). Any
+      difference there is noise, and exact dominance would still let it split fronts.
+      Judged against the values' size, so it suits the signals mined here (novelty,
+      uncertainties, losses: 0 means "nothing"); a field that carries an offset should be
+      given as its deviation.
+    * **A duplicate**: it orders the rows exactly as an earlier kept column does (the same
+      min ranks: a copy, or any strictly increasing transform of it). Fronts would not
+      change, but it would count twice in the Borda tie-break.
+
+    The first column is kept when nothing else is, so a ranking always has a column.
+    """
+    x = _as_matrix(X)
+    n, m = x.shape
+    if n == 0:
+        return list(range(min(m, 1)))
+    kept: list[int] = []
+    kept_ranks: list[np.ndarray] = []
+    for j in range(m):
+        col = x[:, j]
+        lo, hi = float(col.min()), float(col.max())
+        size = max(abs(lo), abs(hi))
+        nearly_constant = (hi - lo <= NEAR_CONSTANT * size) if np.isfinite(size) else lo == hi
+        if nearly_constant:
+            continue
+        ranks = _column_ranks(col)[0]
+        if any(np.array_equal(ranks, other) for other in kept_ranks):
+            continue
+        kept.append(j)
+        kept_ranks.append(ranks)
+    return kept or [0]
 
 
 # --- Ties: a fixed pseudo-random order from the ids ---------------------------------
@@ -227,18 +375,30 @@ def _order(front: np.ndarray, borda: np.ndarray, tie_rank: np.ndarray, m: int) -
     return np.argsort(key)
 
 
-def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False) -> Ranking:
+def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False,
+         margins: ArrayLike | None = None) -> Ranking:
     """Full labeling order: fronts first, Borda count inside a front, then the id tie key.
 
     Without ``ids`` the row numbers stand for the ids. ``priority`` is (n - position) / n,
     1 for the first task; with ``invert`` it is (position + 1) / n, for consumers that
-    take the lowest score first.
+    take the lowest score first. ``margins`` (one per column, >= 0; see
+    :func:`signal_margins`): fronts by dominance by a margin, with up to three columns;
+    None: exact dominance. The Borda count and the ties are the same either way.
     """
     x = _as_matrix(X)
     n, m = x.shape
     id_arr = None if ids is None else np.asarray(ids)
     if id_arr is not None and id_arr.shape != (n,):
         raise ValueError(f"ids must have shape ({n},), got {id_arr.shape}")
+    if margins is not None:
+        ranks, thresholds = _ranks_and_thresholds(x, _as_margins(margins, m))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the sweep releases the GIL: it overlaps with the tie order
+            fronts = pool.submit(_fronts_margin, x, ranks, thresholds) if n >= PARALLEL_MIN_ROWS else None
+            borda = ranks.sum(axis=0) if m > 1 else ranks[0]
+            tie_rank = _tie_rank(id_arr, n)
+            front = fronts.result() if fronts is not None else _fronts_margin(x, ranks, thresholds)
+        return _ranking(_order(front, borda, tie_rank, m), front, invert)
     with ThreadPoolExecutor(max_workers=1) as pool:
         if m > SWEEP_MAX_SIGNALS:
             # moocore releases the GIL: its fronts and the ranks overlap on two cores.
@@ -251,7 +411,12 @@ def rank(X: ArrayLike, ids: ArrayLike | None = None, invert: bool = False) -> Ra
         borda = ranks.sum(axis=0) if m > 1 else ranks[0]
         tie_rank = _tie_rank(id_arr, n)
         front = fronts.result() if fronts is not None else _fronts(x, ranks)
-    order = _order(front, borda, tie_rank, m)
+    return _ranking(_order(front, borda, tie_rank, m), front, invert)
+
+
+def _ranking(order: np.ndarray, front: np.ndarray, invert: bool) -> Ranking:
+    """The Ranking of ``order``: positions, and priorities from them."""
+    n = order.shape[0]
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n, dtype=np.int64)
     if invert:

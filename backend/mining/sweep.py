@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["sweep_fronts", "sweep_order"]
+__all__ = ["sweep_fronts", "sweep_fronts_margin", "sweep_order"]
 
 
 def _compiled(**options):
@@ -350,6 +350,201 @@ def sweep_fronts(ranks: np.ndarray) -> np.ndarray:
         swept = _sweep_two(cols[0], cols[1])
     else:
         swept = _sweep_three(cols[0], cols[1], cols[2])
+    front = np.empty(n, dtype=np.int64)
+    front[order] = swept
+    return front
+
+
+# --- Dominance by a margin ------------------------------------------------------------
+#
+# q beats p by a margin when q is at least as good on every signal and better by more
+# than that signal's margin on one of them (pareto.py says why). The relation is a strict
+# partial order (if q beats p by a margin on signal j and r is at least as good as q
+# everywhere, r beats p by a margin on j), so fronts are nested as before and the same
+# sweep finds them; only the test "does front k hold a point that beats p" changes. On
+# signal j a point q is better than p by more than the margin exactly when
+# rank_j(q) >= threshold_j(p), the number of values at most p's value plus the margin
+# (pareto.margin_thresholds). With every margin 0 the fronts are the exact ones.
+#
+# Points come best first on signal 0, so every point already swept is at least as good
+# as p there; the ones better by more than the margin on signal 0 are those whose rank
+# reaches p's threshold, a prefix of the sweep that only grows. Each front therefore
+# keeps two staircases: one of all its points (to find a point better by the margin on
+# signal 1 or 2) and one of the points of that prefix (at least as good on 1 and 2 is
+# enough for them).
+
+
+@_compiled()
+def _single_margin(thr: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Fronts of one signal, points sorted best first; ``thr`` their thresholds.
+
+    The points better than p by more than the margin are the first n - thr[p] of the
+    order, and fronts only grow along it, so p's front is one more than the front of the
+    last of them (0 when there is none)."""
+    n = thr.shape[0]
+    front = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        ahead = n - thr[i]
+        front[i] = 0 if ahead <= 0 else front[ahead - 1] + 1
+    return front
+
+
+@_compiled()
+def _sweep_two_margin(a, b, ta, tb):  # pragma: no cover - compiled
+    n = a.shape[0]
+    front = np.empty(n, dtype=np.int64)
+    best_all = np.empty(n, dtype=np.int64)  # best rank on signal 1 among front k's points
+    best_ahead = np.empty(n, dtype=np.int64)  # same, among those better by the margin on 0
+    n_fronts = 0
+    ahead = 0  # points [0, ahead) of the sweep are in best_ahead
+    for i in range(n):
+        while ahead < i and a[ahead] >= ta[i]:
+            k = front[ahead]
+            if b[ahead] > best_ahead[k]:
+                best_ahead[k] = b[ahead]
+            ahead += 1
+        if i > 0 and a[i] == a[i - 1] and b[i] == b[i - 1]:
+            front[i] = front[i - 1]
+            continue
+        lo = 0
+        hi = n_fronts
+        while lo < hi:  # first front holding no point that beats p by a margin
+            mid = (lo + hi) >> 1
+            if best_all[mid] >= tb[i] or best_ahead[mid] >= b[i]:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == n_fronts:
+            best_all[lo] = -1
+            best_ahead[lo] = -1
+            n_fronts += 1
+        if b[i] > best_all[lo]:
+            best_all[lo] = b[i]
+        front[i] = lo
+    return front
+
+
+@_compiled()
+def _staircase_insert(nodes, root, y, z, free, n_free, n_slots):  # pragma: no cover
+    """Put (y, z) into staircase ``root`` unless a point there matches or beats it on
+    both; drop the points it covers. Returns (root, n_free, n_slots)."""
+    if _covers(nodes, root, y, z):
+        return root, n_free, n_slots
+    low, high = _split_key(nodes, root, y)
+    low, n_free = _keep_above(nodes, low, z, free, n_free)
+    if n_free > 0:
+        n_free -= 1
+        slot = free[n_free]
+    else:
+        slot = n_slots
+        n_slots += 1
+    nodes[slot, _KEY] = y
+    nodes[slot, _VAL] = z
+    nodes[slot, _LEFT] = -1
+    nodes[slot, _RIGHT] = -1
+    return _join(nodes, _join(nodes, low, slot), high), n_free, n_slots
+
+
+@_compiled(inline="always")
+def _front_beats(nodes, every, ahead, k, y, z, ty, tz):  # pragma: no cover - compiled
+    """Whether front k holds a point that beats (y, z) (p's ranks on signals 1, 2; ty, tz
+    its thresholds) by a margin: better by it on signal 1 or 2, or on signal 0."""
+    return (_covers(nodes, every[k], ty, z) or _covers(nodes, every[k], y, tz)
+            or _covers(nodes, ahead[k], y, z))
+
+
+@_compiled()
+def _first_unbeaten_front(nodes, every, ahead, n_fronts, y, z, ty, tz, guess):  # pragma: no cover
+    """The first front holding no point that beats p by a margin (n_fronts if none): the
+    predicate holds for a prefix of the fronts (they are nested), so gallop from
+    ``guess``, then bisect, as _first_uncovering_front does."""
+    g = min(guess, n_fronts)
+    if g < n_fronts and _front_beats(nodes, every, ahead, g, y, z, ty, tz):
+        lo = g + 1
+        hi = lo
+        step = 1
+        while hi < n_fronts and _front_beats(nodes, every, ahead, hi, y, z, ty, tz):
+            lo = hi + 1
+            hi = lo + step
+            step *= 2
+        hi = min(hi, n_fronts)
+    else:
+        hi = g
+        lo = hi - 1
+        step = 1
+        while lo >= 0 and not _front_beats(nodes, every, ahead, lo, y, z, ty, tz):
+            hi = lo
+            lo = hi - 1 - step
+            step *= 2
+        lo = max(lo + 1, 0)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _front_beats(nodes, every, ahead, mid, y, z, ty, tz):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@_compiled()
+def _sweep_three_margin(a, b, c, ta, tb, tc):  # pragma: no cover - compiled
+    n = a.shape[0]
+    front = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return front
+    nodes = np.empty((2 * n, 4), dtype=b.dtype)  # both staircases of every front
+    free = np.empty(2 * n, dtype=b.dtype)
+    n_free = 0
+    n_slots = 0
+    every = np.empty(n, dtype=b.dtype)
+    ahead_root = np.empty(n, dtype=b.dtype)
+    n_fronts = 0
+    ahead = 0
+    span = max(b.max(), c.max()) + 1
+    grid = min(max(np.int64(np.sqrt(n / _GUESS_CELL_POINTS)), 1), _GUESS_GRID_MAX)
+    guess = np.zeros(grid * grid, dtype=np.int64)  # as in _sweep_three: a start, never the answer
+    for i in range(n):
+        while ahead < i and a[ahead] >= ta[i]:
+            k = front[ahead]
+            ahead_root[k], n_free, n_slots = _staircase_insert(
+                nodes, ahead_root[k], b[ahead], c[ahead], free, n_free, n_slots)
+            ahead += 1
+        if i > 0 and a[i] == a[i - 1] and b[i] == b[i - 1] and c[i] == c[i - 1]:
+            front[i] = front[i - 1]
+            continue
+        y = b[i]
+        z = c[i]
+        cell = (np.int64(y) * grid // span) * grid + np.int64(z) * grid // span
+        lo = _first_unbeaten_front(nodes, every, ahead_root, n_fronts, y, z, tb[i], tc[i], guess[cell])
+        guess[cell] = lo
+        if lo == n_fronts:
+            every[lo] = -1
+            ahead_root[lo] = -1
+            n_fronts += 1
+        every[lo], n_free, n_slots = _staircase_insert(nodes, every[lo], y, z, free, n_free, n_slots)
+        front[i] = lo
+    return front
+
+
+def sweep_fronts_margin(ranks: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Fronts under dominance by a margin, from per-signal min ranks and thresholds, both
+    (m, n), m = 1, 2 or 3: q beats p by a margin on signal j when
+    ``ranks[j, q] >= thresholds[j, p]``."""
+    m, n = ranks.shape
+    if m not in (1, 2, 3):
+        raise ValueError(f"the margin sweep takes 1 to 3 signals, got {m}")
+    if thresholds.shape != ranks.shape:
+        raise ValueError("thresholds must have the shape of the ranks")
+    order = sweep_order(ranks)
+    dtype = np.int32 if n <= np.iinfo(np.int32).max else np.int64  # thresholds reach n
+    cols = [ranks[j][order].astype(dtype) for j in range(m)]
+    thr = [thresholds[j][order].astype(dtype) for j in range(m)]
+    if m == 1:
+        swept = _single_margin(thr[0])
+    elif m == 2:
+        swept = _sweep_two_margin(cols[0], cols[1], thr[0], thr[1])
+    else:
+        swept = _sweep_three_margin(cols[0], cols[1], cols[2], thr[0], thr[1], thr[2])
     front = np.empty(n, dtype=np.int64)
     front[order] = swept
     return front

@@ -47,6 +47,7 @@ from .novelty import (
     OBJECT_POOLINGS,
     ObjectNovelty,
     object_novelty,
+    task_keywords,
     task_uncertainty,
     tasks_uncertainty,
 )
@@ -67,6 +68,6 @@ __all__ = [
     "ObjectNovelty", "ObjectSource", "PixelBox", "SCENE_SLOT", "TaskObjectKeywords", "crop_cache_key",
     "crop_rect", "cut_crops", "describe_crops", "forget_tasks", "highlight_region", "index_objects", "most_confident",
     "object_doc_id", "object_novelty", "object_scope", "objects_digest", "objects_from_results", "objects_of_task",
-    "polygon_box", "rect_box", "select_results", "split_doc_ids", "task_uncertainty", "tasks_uncertainty",
+    "polygon_box", "rect_box", "select_results", "split_doc_ids", "task_keywords", "task_uncertainty", "tasks_uncertainty",
     "THUMBNAIL_SIDE", "thumbnail_jpeg",
 ]

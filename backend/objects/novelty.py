@@ -25,6 +25,7 @@ __all__ = [
     "OBJECT_POOLINGS",
     "ObjectNovelty",
     "object_novelty",
+    "task_keywords",
     "task_uncertainty",
     "tasks_uncertainty",
 ]
@@ -85,6 +86,30 @@ def object_novelty(arrays: IndexArrays, pooling: str = DEFAULT_OBJECT_POOLING,
     np.minimum.at(first_hit, run_of[hits], hits)
     rarest = slots[first_hit]
     return ObjectNovelty(arrays.task_ids, doc_nov, task_ids, pooled, rarest)
+
+
+def task_keywords(arrays: IndexArrays, task_ids: Sequence[int] | np.ndarray) -> IndexArrays:
+    """Each task's keywords over all its object documents (its scene's among them), one row
+    per task of ``task_ids`` (empty where it has none), with the object scope's document
+    frequencies: what the head of the queue covers when tasks rank by their rarest object
+    (``mining.diversity``)."""
+    want = np.asarray(task_ids, dtype=np.int64)
+    tasks, _ = split_doc_ids(arrays.task_ids)
+    lengths = np.diff(arrays.indptr)
+    row = np.full(tasks.shape, -1, dtype=np.int64)
+    if want.size and tasks.size:
+        sorter = np.argsort(want, kind="stable")
+        pos = np.minimum(np.searchsorted(want, tasks, sorter=sorter), want.size - 1)
+        hit = want[sorter[pos]] == tasks
+        row[hit] = sorter[pos[hit]]
+    rows = np.repeat(row, lengths)
+    keep = rows >= 0
+    vocab = max(arrays.vocab_size, 1)
+    pairs = np.unique(rows[keep] * vocab + arrays.keyword_ids[keep].astype(np.int64))
+    pair_rows = pairs // vocab
+    indptr = np.zeros(want.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pair_rows, minlength=want.size), out=indptr[1:])
+    return IndexArrays(want, indptr, (pairs % vocab).astype(arrays.keyword_ids.dtype), arrays.df)
 
 
 def task_uncertainty(scores: Iterable[float | None]) -> float:

@@ -222,7 +222,10 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     head_names = engine.keyword_names(pid, head.tolist()) if head.size else []
 
     signals = result.signals
-    others = [name for name in signals if name != "novelty"]
+    # what the ranking used: a left-out signal (nearly constant, or repeating another, such as
+    # object mining's object_novelty, ranked as the novelty itself) is not drawn
+    ranked = result.ranked or tuple(signals)
+    others = [name for name in ranked if name != "novelty"]
     second = "uncertainty" if "uncertainty" in others else (others[0] if others else None)
     data.other_signals = others
     with _RENDER_LOCK:
@@ -239,7 +242,7 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
                 data.y_label = "place in the queue"
             data.scatter_svg, data.shown_points, data.sample_note = scatter_chart(
                 np.asarray(result.novelty, dtype=float), y, result.front, result.position, data.budget,
-                y_label=data.y_label, is_place=second is None, n_signals=len(signals))
+                y_label=data.y_label, is_place=second is None, n_signals=len(ranked))
     data.objects = _object_view(engine, pid, result)
     data.seconds = time.perf_counter() - started
     return data
@@ -725,7 +728,8 @@ def _scatter_html(data: ReportData) -> str:
         note = (f'<p class="note" id="subsampled">Subsampled for size: {_e(data.sample_note)}. The counts in the '
                 "legend are of all tasks.</p>")
     return (f'<section id="scatter"><h2>What gets labeled first</h2><figure>{data.scatter_svg}'
-            f"<figcaption>{what}Front 0 (red) holds the tasks no other task beats on every signal, then front 1 "
+            f"<figcaption>{what}Front 0 (red) holds the tasks no other task beats (as good on every signal, "
+            f"better by a margin on one), then front 1 "
             f"(orange), front 2 (green), the rest grey. The ringed dots are the budget: the first "
             f"{data.budget:,} tasks of the queue (<code>?budget=K</code>, default 5% of the tasks)."
             f"</figcaption></figure>{note}</section>")

@@ -15,13 +15,18 @@ image reads the same). A moved box is mined again after Start Training and its t
 its new explanation. Both ways in: a project that already holds the boxes when the backend
 is connected (read by /setup's sync), and tasks imported after connecting (Label Studio's
 TASKS_CREATED webhook carries no predictions: the job reads the boxes back), the latter
-through an RQ worker with OBJECT_HIGHLIGHT=false. Screenshots of a rare task's labeling
+through an RQ worker with OBJECT_HIGHLIGHT=false. And scenes that differ, as real ones do:
+150 streets of five kinds (a city street, a park road, a desert road, snow, night; 50 to 15
+of each), described by their kind and often one more thing in view, six of them with the
+trailer spread over the kinds: the trailers lead the queue, though their scenes' words are
+rarer in some than in others. Screenshots of a rare task's labeling
 view (Chromium) are kept in ``VLMINE_ARTIFACTS`` (default ``<repo>/test-artifacts/objects``).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import uuid
@@ -40,8 +45,8 @@ from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
 from tests.support.workers import kill_group, redis_url, start_worker
 from tests.support.street_scenes import (
-    DETECTOR_VERSION, HEIGHT, OBJECT_CONFIG, STREET_DESCRIPTIONS, WIDTH, Box, detector_prediction,
-    region, street_scene,
+    DETECTOR_VERSION, HEIGHT, OBJECT_CONFIG, STREET_DESCRIPTIONS, WIDTH, Box, describe_scene,
+    detector_prediction, region, street_scene,
 )
 
 pytestmark = pytest.mark.e2e
@@ -57,6 +62,30 @@ VIEWPORT = {"width": 1600, "height": 1500}
 @pytest.fixture(scope="module")
 def scenes():
     return [street_scene(1000 + i, rare=i in RARE) for i in range(N_SCENES)]
+
+
+#: scenes that differ: (kind, how many), and the indices of the six holding the trailer
+KINDS = (("street", 50), ("park", 35), ("desert", 30), ("snow", 20), ("night", 15))
+KIND_TRAILERS = (3, 27, 60, 95, 120, 140)  # two city streets, then one of every other kind
+
+
+@pytest.fixture(scope="module")
+def differing_scenes():
+    """150 scenes of five kinds; about half show one more thing (a tree, a sign, a person)."""
+    pick = random.Random(15)
+    kinds = [kind for kind, count in KINDS for _ in range(count)]
+    return [street_scene(3000 + i, rare=i in KIND_TRAILERS, kind=kind,
+                         extra=pick.choice([None, None, "tree", "sign", "person"]))
+            for i, kind in enumerate(kinds)]
+
+
+@pytest.fixture(scope="module")
+def differing_images(differing_scenes):
+    server = ImageServer({f"/street{i}.png": s.png for i, s in enumerate(differing_scenes)})
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -334,3 +363,33 @@ def test_object_mining_with_an_rq_worker_and_no_highlight(label_studio, scenes, 
         kill_group(worker)
         backend.stop()
         db.flushdb()
+
+
+def test_rare_objects_lead_in_scenes_that_differ(label_studio, differing_scenes, differing_images, tmp_path):
+    """Whole-image descriptions differ by kind (and a little by image), so the trailers' scenes
+    are rarer in some tasks than in others; each task ranks by the rarest thing in it, and a
+    scene's words rarer by a hair do not put five of the six trailers behind a front of
+    ordinary streets. The diverse head (on by default) never puts a task without the trailer
+    before one with it."""
+    ls = label_studio
+    with FakeOpenAI(by_colour=STREET_DESCRIPTIONS, describe_fn=describe_scene) as vlm:
+        backend = BackendServer(backend_env(ls, vlm, tmp_path, OBJECT_MINING="true"), tmp_path / "backend.log")
+        try:
+            pid, ids = create_project(ls, "streets that differ", OBJECT_CONFIG, tasks_of(differing_scenes, differing_images))
+            connect(ls, pid, backend)
+            client = LabelStudioClient(ls.base_url, ls.token)
+            wait_for(all_written(client, pid, len(ids), backend), 600, "the write-back", backend)
+            rare = [ids[i] for i in KIND_TRAILERS]
+            first = long_tail_first(client, ls, pid, 10)
+            assert len(set(first) & set(rare)) >= 5, diagnosis(client, ls, pid, first + rare, backend)
+            assert set(first[:len(rare)]) == set(rare), diagnosis(client, ls, pid, first, backend)
+            # the scenes did differ: each task's description names its kind and what else is in view
+            version = metrics(backend)["projects"][str(pid)]["version"]
+            described = {}
+            for p in client.list_predictions(pid, version):
+                text = explanation_of(ls.api("GET", f"/api/predictions/{p['id']}").json())
+                described[p["task"]] = text.rsplit("Description: ", 1)[-1]
+            assert described == {t: describe_scene(s.png) for t, s in zip(ids, differing_scenes)}
+            assert len(set(described.values())) >= 12, set(described.values())
+        finally:
+            backend.stop()

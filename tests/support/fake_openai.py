@@ -63,8 +63,11 @@ class FakeOpenAI:
         retry_after: str | None = "0",
         delay: float = 0.0,
         refuse_colours: set[str] | frozenset[str] = frozenset(),
+        describe_fn: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.by_colour = dict(by_colour or {})
+        # asked first about every image (its bytes as sent); None: by_hash, then by_colour answer
+        self.describe_fn = describe_fn
         self.refuse_colours = set(refuse_colours)  # images mostly of these colours get a 400
         self.by_hash = dict(by_hash or {})
         self.complete_fn = complete_fn or self._default_complete
@@ -98,6 +101,10 @@ class FakeOpenAI:
         if not images:
             return self.complete_fn(text)
         data = base64.b64decode(images[0].split(",", 1)[1])
+        if self.describe_fn is not None:
+            described = self.describe_fn(data)
+            if described is not None:
+                return described
         digest = hashlib.sha256(data).hexdigest()
         if digest in self.by_hash:
             return self.by_hash[digest]

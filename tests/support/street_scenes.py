@@ -7,6 +7,13 @@ description of each detector box on its own tells the rare scenes apart. The
 OpenAI-compatible stand-in (``tests/support/fake_openai.py``) describes an image or a crop
 by its dominant colour, with ``STREET_DESCRIPTIONS``.
 
+Scenes can also differ (``kind``, ``extra``): a band of colour along the top of the image
+marks the kind of street (a park road, a desert road, snow, night) and a square in its
+right corner one more thing in view (a tree, a sign, a person), so that whole-image
+descriptions differ from kind to kind and a little from image to image, as real ones do.
+:func:`describe_scene` reads both from a whole image (the stand-in asks it first) and
+leaves crops, which never reach the band, to the colour rule.
+
 The boxes are what a detector would have stored in Label Studio: ``rectanglelabels``
 results in percent of the image, with ``original_width``/``original_height`` and a score
 per region, as a prediction of ``DETECTOR_VERSION`` (another model than this backend).
@@ -21,7 +28,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from tests.support.fake_openai import COLOURS
+from tests.support.fake_openai import COLOURS, dominant_colour
 
 WIDTH, HEIGHT = 640, 480
 DETECTOR_VERSION = "yolo-test"
@@ -41,6 +48,20 @@ STREET_DESCRIPTIONS = {
     "blue": "a blue car",
     "red": "a horse trailer with a rusty hitch",
 }
+
+#: kinds of scene: the colour of the band along the top, and how the whole image is described
+SCENE_KINDS = {
+    "street": (None, "a street with parked cars"),
+    "park": ("green", "a road beside a park with parked cars"),
+    "desert": ("yellow", "a road through a desert with parked cars"),
+    "snow": ("white", "a street with parked cars in the snow"),
+    "night": ("black", "a street at night with parked cars"),
+}
+#: one more thing in view: the colour of the square in the band's right corner, and its words
+SCENE_EXTRAS = {"tree": ("orange", "and a tree"), "sign": ("purple", "and a sign"),
+                "person": ("red", "and a person")}
+BAND_HEIGHT = 40  # pixels; detector boxes and their crops stay below it
+MARK_SIZE = 24
 
 CAR_SIZE = (64, 32)      # pixels
 PATCH_SIZE = (96, 72)    # the rare object, pixels
@@ -76,12 +97,20 @@ class Scene:
         return next((b for b in self.boxes if b.label == "trailer"), None)
 
 
-def street_scene(seed: int, rare: bool) -> Scene:
+def street_scene(seed: int, rare: bool, kind: str = "street", extra: str | None = None) -> Scene:
     """A gray street, three blue cars along the bottom, and in a rare scene a red patch in
-    the upper half. ``seed`` moves the cars and the patch, and makes the bytes unique."""
+    the upper half. ``seed`` moves the cars and the patch, and makes the bytes unique.
+    ``kind`` (SCENE_KINDS) other than "street" draws its band along the top; ``extra``
+    (SCENE_EXTRAS) its square in the band's right corner."""
     rng = random.Random(seed)
     image = Image.new("RGB", (WIDTH, HEIGHT), COLOURS["gray"])
     draw = ImageDraw.Draw(image)
+    band = SCENE_KINDS[kind][0]
+    if band is not None:
+        draw.rectangle([0, 0, WIDTH - 1, BAND_HEIGHT - 1], fill=COLOURS[band])
+    if extra is not None:
+        top = (BAND_HEIGHT - MARK_SIZE) // 2
+        draw.rectangle([WIDTH - 8 - MARK_SIZE, top, WIDTH - 9, top + MARK_SIZE - 1], fill=COLOURS[SCENE_EXTRAS[extra][0]])
     boxes: list[Box] = []
     w, h = CAR_SIZE
     slots = rng.sample(range(6), 3)  # six places along the road, far enough apart for the crop margin
@@ -100,6 +129,29 @@ def street_scene(seed: int, rare: bool) -> Scene:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return Scene(out.getvalue(), boxes)
+
+
+def _nearest(rgb: tuple[int, ...], names: list[str]) -> str:
+    return min(names, key=lambda name: sum((a - b) ** 2 for a, b in zip(rgb, COLOURS[name])))
+
+
+def describe_scene(data: bytes) -> str | None:
+    """The description of a whole street scene by its band and corner square (None for a
+    crop, mostly car or trailer: the colour rule describes those).
+
+    Read from the middle of the band and of the square, in fractions of the image's size,
+    so an image the backend sent reduced reads the same."""
+    if dominant_colour(data, ["gray", "blue", "red"]) != "gray":
+        return None
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    w, h = image.size
+    band_y = int(h * (BAND_HEIGHT / 2) / HEIGHT)
+    band = _nearest(image.getpixel((int(w * 0.4), band_y)), ["gray"] + [c for c, _ in SCENE_KINDS.values() if c])
+    kind = next((text for colour, text in SCENE_KINDS.values() if colour == band), SCENE_KINDS["street"][1])
+    mark_x = int(w * (WIDTH - 8 - MARK_SIZE / 2) / WIDTH)
+    mark = _nearest(image.getpixel((mark_x, band_y)), [band] + [c for c, _ in SCENE_EXTRAS.values()])
+    extra = next((text for colour, text in SCENE_EXTRAS.values() if colour == mark), None)
+    return f"{kind} {extra}" if extra else kind
 
 
 def region(box: Box, index: int, to_name: str = "image", from_name: str = "label") -> dict[str, Any]:
