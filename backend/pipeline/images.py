@@ -108,6 +108,8 @@ def _exc_reason(exc: BaseException, where: str) -> str:
         return f"HTTP {status} from {where}"
     if isinstance(exc, (requests.Timeout, TimeoutError)):
         return f"timeout reading from {where}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS with {where} failed: certificate not trusted or not for this host"
     if isinstance(exc, requests.ConnectionError):
         return f"cannot connect to {where}"
     return redact(f"{where}: {type(exc).__name__}: {exc}")
