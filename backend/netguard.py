@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import requests
@@ -98,8 +98,9 @@ def system_resolver(host: str, port: int) -> list[str]:
     return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
-#: The resolver every guarded fetch asks, once per connection. The system resolver; a test
-#: puts a stand-in for a DNS server here (one whose answer changes between look-ups).
+#: The resolver every guarded fetch asks, once per request (each redirect hop is one). The
+#: system resolver; a test puts a stand-in for a DNS server here (one whose answer changes
+#: between look-ups).
 resolve: Resolver = system_resolver
 #: The rule every resolved address must pass: :func:`check_address`. A test may swap it to
 #: let one loopback address stand for a public one, so that no test leaves the machine.
@@ -158,6 +159,11 @@ def _not_connected(exc: requests.ConnectionError) -> bool:
     so that the next checked address may be tried; not a proxy's failure."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
+#: the attribute of a PreparedRequest where PinnedAdapter.send leaves the host name for TLS,
+#: read back when requests builds the connection pool's key
+_TLS_NAME = "pinned_tls_name"
 
 
 class PinnedAdapter(requests.adapters.HTTPAdapter):
@@ -219,10 +225,6 @@ class PinnedAdapter(requests.adapters.HTTPAdapter):
         return host_params, pool_kwargs
 
 
-#: the attribute of a PreparedRequest where PinnedAdapter.send leaves the TLS host name
-_TLS_NAME = "pinned_tls_name"
-
-
 class _NoAuth(requests.auth.AuthBase):
     """Send nothing: stops requests from adding ``~/.netrc`` credentials to foreign hosts."""
 
@@ -230,11 +232,21 @@ class _NoAuth(requests.auth.AuthBase):
         return request
 
 
+class _CallerFollowsRedirects(requests.Session):
+    """A session that never follows a redirect: its caller does, each hop a request of its
+    own through the adapter. Also spares reading a redirect's body: requests reads all of
+    it into memory (no size limit) to prepare the next hop, even with
+    ``allow_redirects=False``."""
+
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return iter(())
+
+
 def pinned_session(allow_private: bool) -> requests.Session:
     """A requests session for URLs a task names: every http(s) request goes through
-    :class:`PinnedAdapter`, and no ``~/.netrc`` credentials are added. Redirects must be
-    followed by the caller (``allow_redirects=False``), each hop a request of its own."""
-    session = requests.Session()
+    :class:`PinnedAdapter`, and no ``~/.netrc`` credentials are added. A redirect comes
+    back as the response (``response.is_redirect``); the caller follows it, or not."""
+    session = _CallerFollowsRedirects()
     adapter = PinnedAdapter(allow_private)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -24,6 +26,7 @@ from tests.support.rebinding import (
     INTERNAL,
     PUBLIC,
     RebindingDNS,
+    http_server,
     make_certificates,
     public_stand_in,
     reached,
@@ -276,3 +279,45 @@ def test_mine_on_a_row_with_a_rebinding_host_reaches_nothing_on_loopback(both, t
     assert row["error"] is None and row["description"] == "a blue car on a street"
     assert reached(seen, INTERNAL) == []
     assert [(r["path"], r["host"]) for r in reached(seen, PUBLIC)] == [("/secret.png", f"{NAME}:{port}")]
+
+
+def test_a_redirect_body_is_never_read(monkeypatch):
+    """requests reads a whole redirect body into memory to prepare the next hop, even when
+    not following it; the guarded session leaves it unread, so an endless 302 costs nothing."""
+    sent = {"bytes": 0}
+    done = threading.Event()
+
+    class Endless(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            if self.path != "/endless":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(PUBLIC_PNG)))
+                self.end_headers()
+                self.wfile.write(PUBLIC_PNG)
+                return
+            self.send_response(302)
+            self.send_header("Location", "/img.png")
+            self.send_header("Content-Length", str(64 * 2**20))
+            self.end_headers()
+            try:
+                while sent["bytes"] < 64 * 2**20:
+                    self.wfile.write(b"z" * 65536)
+                    sent["bytes"] += 65536
+            except OSError:  # the client closed the connection
+                pass
+            done.set()
+
+    server = http_server(PUBLIC, 0, Endless)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        with RebindingDNS([NAME], [[PUBLIC]]).installed():
+            assert _fetch(f"http://{NAME}:{server.server_address[1]}/endless") == PUBLIC_PNG
+        assert done.wait(10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent["bytes"] < 16 * 2**20  # what the socket buffers took before the client hung up

@@ -601,7 +601,7 @@ class LabelStudioClient:
                 except ImageError as exc:  # refused by the guard, or a malformed redirect
                     raise LabelStudioError(f"Label Studio GET {path}: redirect {exc.reason}",
                                            method="GET", path=path) from None
-                except ValueError:  # requests reads the Location of a redirect it does not follow
+                except ValueError:  # a redirect target urllib3 cannot parse though urllib could
                     raise LabelStudioError(f"Label Studio GET {path}: redirected to an invalid URL",
                                            method="GET", path=path) from None
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:

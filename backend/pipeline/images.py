@@ -267,8 +267,8 @@ class ImageFetcher:
                 raise
             except requests.exceptions.InvalidURL:
                 raise ImageError("invalid URL") from None
-            except ValueError as exc:  # requests parses a redirect's Location even when it does not follow it
-                raise ImageError(f"{where} redirected to an invalid URL: {url_problem(exc)}") from None
+            except ValueError as exc:  # a URL urllib3 cannot parse though urllib could
+                raise ImageError(f"invalid URL: {url_problem(exc)}") from None
             except (requests.RequestException, OSError) as exc:
                 raise ImageError(_exc_reason(exc, where)) from None
         raise ImageError(f"more than {MAX_REDIRECTS} redirects")

@@ -144,7 +144,9 @@ class _Recording(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _server(address: str, port: int, handler: type) -> ThreadingHTTPServer:
+def http_server(address: str, port: int, handler: type) -> ThreadingHTTPServer:
+    """A threading HTTP server on ``address`` (IPv4 or IPv6) and ``port`` (0: a free one),
+    not yet serving."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
     return server_class((address, port), handler)
@@ -165,7 +167,7 @@ def serve_on(routes_by_address: dict[str, Routes], tls: ssl.SSLContext | None = 
             for address in addresses:
                 handler = type("Handler", (_Recording,), {"routes": routes_by_address[address], "seen": seen,
                                                           "sni": sni})
-                servers.append(_server(address, port, handler))
+                servers.append(http_server(address, port, handler))
                 port = servers[0].server_address[1]
             break
         except OSError:
@@ -244,7 +246,7 @@ class _Proxy(BaseHTTPRequestHandler):
 def serve_proxy() -> Iterator[tuple[str, list[dict]]]:
     """A forward proxy on 127.0.0.1: ``(its URL, the requests it got)``."""
     seen: list[dict] = []
-    server = _server(INTERNAL, 0, type("Handler", (_Proxy,), {"seen": seen}))
+    server = http_server(INTERNAL, 0, type("Handler", (_Proxy,), {"seen": seen}))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
