@@ -74,6 +74,17 @@ def _refusal(url: str, allow_private: bool = False) -> str:
     return err.value.reason
 
 
+# -------------------------------------------------------------------- pinned URLs
+@pytest.mark.parametrize("url, address, pinned, host_header", [
+    ("http://images.test/a.png?x=1", "192.0.2.7", "http://192.0.2.7/a.png?x=1", "images.test"),
+    ("https://images.test:8443/a", "2001:db8::7", "https://[2001:db8::7]:8443/a", "images.test:8443"),
+    ("http://user:secret@images.test:80/a", "192.0.2.7", "http://192.0.2.7:80/a", "images.test"),
+    ("http://[::1]:8080/a", "::1", "http://[::1]:8080/a", "[::1]:8080"),
+])
+def test_a_pinned_url_names_the_address_and_its_host_header_the_host(url, address, pinned, host_header):
+    assert netguard.pinned_url(url, address) == (pinned, host_header)
+
+
 # ------------------------------------------------------------------- the stand-ins work
 def test_the_rebinding_stand_in_leads_a_check_then_fetch_to_the_internal_server(both):
     """The issue's case, the old way (check the name, then let requests resolve it again):
