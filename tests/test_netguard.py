@@ -122,8 +122,9 @@ def test_each_fetch_resolves_once_and_a_later_internal_answer_is_refused(both):
 def test_loopback_then_public_answers_are_refused_at_once(both):
     port, seen, _ = both
     with RebindingDNS([NAME], [[INTERNAL], [PUBLIC]]).installed() as dns:
-        assert _refusal(f"http://{NAME}:{port}/img.png") == (
-            f"refused: host {NAME} is a private or loopback address (set IMAGE_ALLOW_PRIVATE_NETWORKS=true to allow it)")
+        reason = _refusal(f"http://{NAME}:{port}/img.png")
+    assert reason == (f"refused: host {NAME} is a private or loopback address "
+                      "(set IMAGE_ALLOW_PRIVATE_NETWORKS=true to allow it)")
     assert seen == [] and dns.guard_lookups == [NAME]
 
 
@@ -195,7 +196,8 @@ def test_ipv6_and_ipv4_mapped_internal_answers_are_refused(both, internal):
 
 
 def test_an_ipv6_answer_is_connected_to_by_its_address_with_the_name_in_the_host_header():
-    with serve_on({"::1": {"/img.png": _image(PUBLIC_PNG)}, INTERNAL: {"/img.png": _image(SECRET_PNG)}}) as (port, seen):
+    routes = {"::1": {"/img.png": _image(PUBLIC_PNG)}, INTERNAL: {"/img.png": _image(SECRET_PNG)}}
+    with serve_on(routes) as (port, seen):
         with RebindingDNS([NAME], [["::1"], [INTERNAL]]).installed(public_stand_in("::1")):
             assert _fetch(f"http://{NAME}:{port}/img.png") == PUBLIC_PNG
     assert [(r["address"], r["host"]) for r in seen] == [("::1", f"{NAME}:{port}")]
