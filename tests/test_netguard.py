@@ -8,6 +8,7 @@ answer turns to; real servers listen on both, on one port, and record what reach
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler
@@ -182,6 +183,23 @@ def test_label_studio_download_redirects_off_its_origin_are_pinned_hop_by_hop(bo
     assert [(r["address"], r["path"]) for r in seen] == [(PUBLIC, "/img.png"), (PUBLIC, "/hop")]
     assert [r["authorization"] for r in seen] == [None, None]
     assert dns.other_lookups == []
+
+
+def test_a_redirect_target_that_cannot_be_reached_fails_without_quoting_its_signed_url():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind((PUBLIC, 0))
+        closed = probe.getsockname()[1]
+    signed = f"http://{NAME}:{closed}/img.png?X-Amz-Signature=SECRET-SIGNATURE"
+    with serve_on({INTERNAL: {"/data/upload/1/a.png": _redirect(signed)}}) as (ls_port, _):
+        client = LabelStudioClient(f"http://{INTERNAL}:{ls_port}", "stand-in-token")
+        with RebindingDNS([NAME], [[PUBLIC]]).installed():
+            with pytest.raises(LabelStudioError) as err:
+                client.download("/data/upload/1/a.png", max_bytes=10**6, timeout=5.0)
+            image_reason = _refusal(signed)
+    assert str(err.value) == (f"Label Studio GET /data/upload/1/a.png failed: no response: redirect target "
+                              f"{NAME}:{closed}: cannot connect")
+    assert image_reason == f"cannot connect to host {NAME}:{closed}"
+    assert "SECRET" not in str(err.value) + image_reason  # requests' own message quotes the query
 
 
 # ------------------------------------------------------------------------------ IPv6

@@ -31,7 +31,7 @@ import requests
 import urllib3
 
 from ..errors import ImageError, LabelStudioError
-from ..logs import mask_url, redact, scrub
+from ..logs import mask_url, scrub
 from ..netguard import MAX_REDIRECTS, host_of, pinned_session, redirect_target
 
 try:
@@ -71,6 +71,18 @@ def looks_like_jwt(key: str) -> bool:
     except (ValueError, UnicodeDecodeError):
         return False
     return isinstance(header, dict) and "alg" in header
+
+
+def _transfer_problem(exc: BaseException) -> str:
+    """What went wrong fetching a redirect target, in words that quote no URL: requests'
+    own messages quote the path with its query string, a signed URL's signature included."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed: certificate not trusted or not for this host"
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, (requests.ConnectionError, ConnectionError)):
+        return "cannot connect"
+    return f"{type(exc).__name__} while reading the response"
 
 
 class LabelStudioClient:
@@ -605,8 +617,8 @@ class LabelStudioClient:
                     raise LabelStudioError(f"Label Studio GET {path}: redirected to an invalid URL",
                                            method="GET", path=path) from None
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise self._error("GET", path, None, f"redirect target {host_of(url)}: {type(exc).__name__}: "
-                                      + redact(str(exc))) from None
+                    raise self._error("GET", path, None,
+                                      f"redirect target {host_of(url)}: {_transfer_problem(exc)}") from None
 
     def _capped_body(self, declared: str | None, chunks: Iterable[bytes], path: str, max_bytes: int) -> bytes:
         """The body from ``chunks``, refused past ``max_bytes`` (by its Content-Length first)."""
