@@ -88,7 +88,7 @@ def test_a_pinned_url_names_the_address_and_its_host_header_the_host(url, addres
 
 # ------------------------------------------------------------------- the stand-ins work
 def test_the_rebinding_stand_in_leads_a_check_then_fetch_to_the_internal_server(both):
-    """The issue's case, the old way (check the name, then let requests resolve it again):
+    """The reported attack, the old way (check the name, then let requests resolve it again):
     the stand-ins reproduce it, so the tests below could fail."""
     port, seen, _ = both
     url = f"http://{NAME}:{port}/img.png"
