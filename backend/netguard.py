@@ -1,25 +1,39 @@
-"""The SSRF guard: which addresses a URL taken from a task (or a redirect) may reach.
+"""The SSRF guard: which addresses a URL taken from a task (or a redirect) may reach, and
+the only way such a URL is connected to.
 
 A task names its image URL, so a plain http(s) fetch must not reach what the backend can
-reach and the task's author cannot: every address a host name resolves to (and every
-redirect hop) is checked here. Link-local and cloud metadata addresses are always
+reach and the task's author cannot. Link-local and cloud metadata addresses are always
 refused, loopback and private ranges unless ``allow_private``
 (IMAGE_ALLOW_PRIVATE_NETWORKS). Addresses that embed an IPv4 address (IPv4-mapped, 6to4,
-Teredo, NAT64) are judged by it. Left open: a host name whose DNS answer changes between
-the check and the connection (DNS rebinding).
+Teredo, NAT64) are judged by it.
+
+What the guard promises: a fetch connects only to an address that passed the check in the
+same step. :class:`PinnedAdapter` (through :func:`pinned_session`) resolves the host once,
+checks every address of the answer (one refused address refuses the URL), and connects to
+a checked address by its IP, keeping the host name for the Host header, TLS SNI and the
+certificate check; nothing resolves the name a second time, so a DNS server that answers a
+public address to the check and an internal one to the connection (DNS rebinding) reaches
+nothing. Redirects are not followed by the library: the caller follows each hop as a new
+request, resolved, checked and connected the same way. Proxies from the environment keep
+working and are asked for the checked address, never the name (see :class:`PinnedAdapter`).
 
 Used by the image fetcher (``backend.pipeline.images``) and by the Label Studio client's
-downloads (``backend.labelstudio.client``), whose redirects to another origin are guarded
-the same way. Refusals raise :class:`~backend.errors.ImageError` with a short reason.
+downloads once a redirect leaves Label Studio's origin (``backend.labelstudio.client``).
+Refusals raise :class:`~backend.errors.ImageError` with a short reason. The resolver
+(:data:`resolve`) and the address rule (:data:`address_policy`) are module attributes, so
+that a test can stand in for a rebinding DNS server without leaving the machine.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import SplitResult, urlsplit
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
+import urllib3
 
 from .errors import ImageError
 from .logs import redact
@@ -73,23 +87,171 @@ def check_address(ip: str, allow_private: bool) -> str | None:
     return None
 
 
-def guard(url: str, allow_private: bool) -> None:
-    """Raise ImageError unless every address ``url``'s host resolves to may be fetched."""
+#: How a host name becomes addresses: ``(host, port) -> addresses``.
+Resolver = Callable[[str, int], Sequence[str]]
+#: Why a fetch must not reach an address, or None: ``(address, allow_private) -> reason``.
+AddressPolicy = Callable[[str, bool], "str | None"]
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the operating system resolves ``host`` to (``getaddrinfo``), in its order."""
+    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+#: The resolver every guarded fetch asks, once per request (each redirect hop is one). The
+#: system resolver; a test puts a stand-in for a DNS server here (one whose answer changes
+#: between look-ups).
+resolve: Resolver = system_resolver
+#: The rule every resolved address must pass: :func:`check_address`. A test may swap it to
+#: let one loopback address stand for a public one, so that no test leaves the machine.
+address_policy: AddressPolicy = check_address
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def checked_addresses(url: str, allow_private: bool) -> list[str]:
+    """Every address ``url``'s host resolves to, each allowed by :data:`address_policy`.
+
+    One look-up (a host that is an IP address is its own answer); one refused address
+    refuses the URL, so a DNS answer that mixes a public address with an internal one gains
+    nothing. Raises ImageError: the host cannot be resolved, or the reason it is refused.
+    """
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         raise ImageError("invalid URL: no host")
     try:
         port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 80)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError, ValueError):
+        addresses = [host] if _is_ip_literal(host) else list(dict.fromkeys(resolve(host, port)))
+    except (OSError, UnicodeError, ValueError):
         raise ImageError(f"cannot resolve host {host[:100]}") from None
-    for info in infos:
-        why = check_address(info[4][0], allow_private)
+    if not addresses:
+        raise ImageError(f"cannot resolve host {host[:100]}")
+    for address in addresses:
+        why = address_policy(address, allow_private)
         if why:
             raise ImageError(f"refused: host {host[:100]} is {why}")
+    return addresses
 
 
+def pinned_url(url: str, address: str) -> tuple[str, str]:
+    """``url`` with its host replaced by ``address``, and the Host header that names the
+    original host (its port only when the URL gives one other than the scheme's default).
+    User info is dropped: credentials in a task's URL are never sent."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port
+    bracketed = f"[{host}]" if ":" in host else host
+    default = DEFAULT_PORTS.get(parts.scheme.lower())
+    host_header = bracketed if port in (None, default) else f"{bracketed}:{port}"
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if port is None else f"{literal}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc)), host_header
+
+
+def _not_connected(exc: requests.ConnectionError) -> bool:
+    """Whether ``exc`` says that no connection was made (refused, unreachable, timed out),
+    so that the next checked address may be tried; not a proxy's failure."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
+#: the attribute of a PreparedRequest where PinnedAdapter.send leaves the host name for TLS,
+#: read back when requests builds the connection pool's key
+_TLS_NAME = "pinned_tls_name"
+
+
+class PinnedAdapter(requests.adapters.HTTPAdapter):
+    """A requests transport that connects only to an address it checked in the same step.
+
+    For each request: the host is resolved once (:data:`resolve`), every address is checked
+    (:data:`address_policy` via :func:`checked_addresses`), and the request goes to the
+    first address by its IP (the next one only when no connection could be made), with
+    the host name kept where it matters: the Host header, TLS SNI and the certificate's
+    host name check (urllib3's ``server_hostname`` and ``assert_hostname``). Nothing
+    resolves the name again, so a DNS answer that changes after the check (DNS rebinding)
+    changes nothing.
+
+    Proxies from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``) are chosen
+    by the host name, as without this adapter, and are asked for the checked address: a
+    ``CONNECT address:port`` tunnel for https (TLS still checks the host name), the
+    absolute URL ``http://address:port/...`` for plain http. The proxy itself is the
+    admin's and is not checked.
+    """
+
+    def __init__(self, allow_private: bool, **kwargs: Any) -> None:
+        self.allow_private = allow_private
+        super().__init__(**kwargs)
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Any = True, cert: Any = None, proxies: Mapping[str, str] | None = None,
+             ) -> requests.Response:
+        url = str(request.url)
+        addresses = checked_addresses(url, self.allow_private)
+        scheme, host = urlsplit(url).scheme.lower(), urlsplit(url).hostname or ""
+        proxy = requests.utils.select_proxy(url, dict(proxies or {}))  # by name: NO_PROXY means names
+        tls_name = None if _is_ip_literal(host) else host
+        try:
+            for n, address in enumerate(addresses):
+                request.url, request.headers["Host"] = pinned_url(url, address)
+                setattr(request, _TLS_NAME, tls_name)
+                try:
+                    response = super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
+                                            proxies={scheme: proxy} if proxy else {})
+                except requests.ConnectionError as exc:
+                    if n + 1 < len(addresses) and _not_connected(exc):
+                        continue
+                    raise
+                response.url = url
+                return response
+        finally:
+            request.url = url
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """requests' pool key, plus the host name TLS must present (SNI) and verify: the
+        URL names an IP address, the certificate names the host."""
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        tls_name = getattr(request, _TLS_NAME, None)
+        if tls_name and host_params.get("scheme") == "https":
+            pool_kwargs["server_hostname"] = tls_name
+            pool_kwargs["assert_hostname"] = tls_name
+        return host_params, pool_kwargs
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Send nothing: stops requests from adding ``~/.netrc`` credentials to foreign hosts."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+class _CallerFollowsRedirects(requests.Session):
+    """A session that never follows a redirect: its caller does, each hop a request of its
+    own through the adapter. Also spares reading a redirect's body: requests reads all of
+    it into memory (no size limit) to prepare the next hop, even with
+    ``allow_redirects=False``."""
+
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return iter(())
+
+
+def pinned_session(allow_private: bool) -> requests.Session:
+    """A requests session for URLs a task names: every http(s) request goes through
+    :class:`PinnedAdapter`, and no ``~/.netrc`` credentials are added. A redirect comes
+    back as the response (``response.is_redirect``); the caller follows it, or not."""
+    session = _CallerFollowsRedirects()
+    adapter = PinnedAdapter(allow_private)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.auth = _NoAuth()
+    return session
 
 
 def split_url(url: str) -> SplitResult:

@@ -21,17 +21,18 @@ a short excerpt of the body; the key and the access token are scrubbed from it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import requests
+import urllib3
 
 from ..errors import ImageError, LabelStudioError
-from ..logs import mask_url, redact, scrub
-from ..netguard import MAX_REDIRECTS, guard, host_of
+from ..logs import mask_url, scrub
+from ..netguard import MAX_REDIRECTS, host_of, pinned_session, redirect_target
 
 try:
     from label_studio_sdk.client import LabelStudio
@@ -70,6 +71,18 @@ def looks_like_jwt(key: str) -> bool:
     except (ValueError, UnicodeDecodeError):
         return False
     return isinstance(header, dict) and "alg" in header
+
+
+def _transfer_problem(exc: BaseException) -> str:
+    """What went wrong fetching a redirect target, in words that quote no URL: requests'
+    own messages quote the path with its query string, a signed URL's signature included."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS failed: certificate not trusted or not for this host"
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, (requests.ConnectionError, ConnectionError)):
+        return "cannot connect"
+    return f"{type(exc).__name__} while reading the response"
 
 
 class LabelStudioClient:
@@ -532,10 +545,8 @@ class LabelStudioClient:
 
         Redirects are followed here, at most ``MAX_REDIRECTS``: a hop that stays on Label
         Studio's origin keeps the auth header; once a hop leaves it, the rest of the chain
-        goes without credentials or Label Studio's cookies, and every hop there must pass
-        the image fetcher's address guard (link-local and cloud metadata addresses always
-        refused, loopback and private ranges unless ``allow_private``, which the caller
-        takes from IMAGE_ALLOW_PRIVATE_NETWORKS).
+        goes without credentials or Label Studio's cookies, through the address guard's
+        pinned session (:meth:`_download_elsewhere`).
         """
         url = self._url(url_or_path)
         path = self._path_of(url)
@@ -545,63 +556,86 @@ class LabelStudioClient:
                                    method="GET", path=path, retryable=False)
         if isinstance(timeout, (tuple, list)):
             connect, read = float(timeout[0]), float(timeout[1])
-            tmo = httpx.Timeout(read, connect=connect)
         else:
-            tmo = httpx.Timeout(float(timeout))
-        trusted, retried, hops = True, False, 0  # trusted: every hop so far on Label Studio's origin
-        while True:
-            if not trusted:
-                self._guard_redirect(url, path, allow_private)
+            connect = read = float(timeout)
+        tmo = httpx.Timeout(read, connect=connect)
+        retried, hops = False, 0
+        while True:  # hops on Label Studio's origin, with the auth header
             try:
-                with self._get_stream(url, trusted, tmo) as resp:
-                    if resp.status_code == 401 and trusted and not retried and self._forget_access_token():
+                with self._http.httpx_client.stream("GET", url, headers=self._auth_headers(), timeout=tmo,
+                                                    follow_redirects=False) as resp:
+                    if resp.status_code == 401 and not retried and self._forget_access_token():
                         retried = True
                         continue
                     if resp.is_redirect:
                         hops += 1
                         if hops > MAX_REDIRECTS:
-                            raise LabelStudioError(f"Label Studio GET {path}: more than {MAX_REDIRECTS} redirects",
-                                                   method="GET", path=path)
+                            raise self._too_many_redirects(path)
                         url = self._redirect_target(resp, path)
-                        trusted = trusted and self._same_origin(url)
-                        continue
-                    if resp.status_code >= 400 and not trusted:  # no body: it may quote the signed URL
-                        raise LabelStudioError(
-                            f"Label Studio GET {path}: HTTP {resp.status_code} from redirect target "
-                            f"{host_of(url)}", method="GET", path=path, status=resp.status_code,
-                            retryable=True)  # a signed URL's 403 heals with a new signature
+                        if self._same_origin(url):
+                            continue
+                        break
                     if resp.status_code >= 400:
                         resp.read()
                         raise self._error("GET", path, resp.status_code, resp.text)
-                    length = resp.headers.get("content-length")
-                    if length and length.isdigit() and int(length) > max_bytes:
-                        raise self._too_large(path, int(length), max_bytes)
-                    chunks, size = [], 0
-                    for chunk in resp.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise self._too_large(path, size, max_bytes)
-                        chunks.append(chunk)
-                    return b"".join(chunks)
+                    return self._capped_body(resp.headers.get("content-length"), resp.iter_bytes(), path, max_bytes)
             except httpx.HTTPError as exc:
-                if trusted:
-                    raise self._transport_error("GET", path, exc) from None
-                raise self._error("GET", path, None, f"redirect target {host_of(url)}: {type(exc).__name__}: "
-                                  + redact(str(exc))) from None
+                raise self._transport_error("GET", path, exc) from None
+        return self._download_elsewhere(url, path, hops, allow_private, max_bytes, (connect, read))
 
-    @contextlib.contextmanager
-    def _get_stream(self, url: str, trusted: bool, timeout: httpx.Timeout) -> Iterator[httpx.Response]:
-        """One GET, redirects not followed; with the auth header only when ``trusted``."""
-        if trusted:
-            with self._http.httpx_client.stream("GET", url, headers=self._auth_headers(), timeout=timeout,
-                                                follow_redirects=False) as resp:
-                yield resp
-            return
-        # a client of its own: the shared one keeps Label Studio's cookies, which a host
-        # on another port of the same name would be sent
-        with httpx.Client(follow_redirects=False) as other:
-            with other.stream("GET", url, timeout=timeout) as resp:
-                yield resp
+    def _download_elsewhere(self, url: str, path: str, hops: int, allow_private: bool, max_bytes: int,
+                            timeout: tuple[float, float]) -> bytes:
+        """The rest of a download whose redirect left Label Studio's origin (a presigned
+        storage URL, say): no token, none of Label Studio's cookies, and every hop through
+        ``netguard.pinned_session``, which connects only to an address it checked in the
+        same step (link-local and cloud metadata addresses always refused, loopback and
+        private ranges unless ``allow_private``, which the image fetcher takes from
+        IMAGE_ALLOW_PRIVATE_NETWORKS). A hop back to Label Studio is treated the same way.
+        """
+        with pinned_session(allow_private) as session:
+            while True:
+                where = f"host {host_of(url)}"
+                try:
+                    with session.get(url, stream=True, timeout=timeout, allow_redirects=False) as resp:
+                        if resp.is_redirect:
+                            hops += 1
+                            if hops > MAX_REDIRECTS:
+                                raise self._too_many_redirects(path)
+                            url = redirect_target(url, resp.headers.get("Location", ""), where)
+                            continue
+                        if resp.status_code >= 400:  # no body: it may quote the signed URL
+                            raise LabelStudioError(
+                                f"Label Studio GET {path}: HTTP {resp.status_code} from redirect target "
+                                f"{host_of(url)}", method="GET", path=path, status=resp.status_code,
+                                retryable=True)  # a signed URL's 403 heals with a new signature
+                        return self._capped_body(resp.headers.get("Content-Length"),
+                                                 resp.iter_content(64 * 1024), path, max_bytes)
+                except ImageError as exc:  # refused by the guard, or a malformed redirect
+                    raise LabelStudioError(f"Label Studio GET {path}: redirect {exc.reason}",
+                                           method="GET", path=path) from None
+                except ValueError:  # a redirect target urllib3 cannot parse though urllib could
+                    raise LabelStudioError(f"Label Studio GET {path}: redirected to an invalid URL",
+                                           method="GET", path=path) from None
+                except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise self._error("GET", path, None,
+                                      f"redirect target {host_of(url)}: {_transfer_problem(exc)}") from None
+
+    def _capped_body(self, declared: str | None, chunks: Iterable[bytes], path: str, max_bytes: int) -> bytes:
+        """The body from ``chunks``, refused past ``max_bytes`` (by its Content-Length first)."""
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise self._too_large(path, int(declared), max_bytes)
+        pieces, size = [], 0
+        for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise self._too_large(path, size, max_bytes)
+            pieces.append(chunk)
+        return b"".join(pieces)
+
+    @staticmethod
+    def _too_many_redirects(path: str) -> LabelStudioError:
+        return LabelStudioError(f"Label Studio GET {path}: more than {MAX_REDIRECTS} redirects",
+                                method="GET", path=path)
 
     def _redirect_target(self, resp: httpx.Response, path: str) -> str:
         """The absolute http(s) URL a redirect points to; anything else is a LabelStudioError."""
@@ -614,18 +648,6 @@ class LabelStudioClient:
             raise LabelStudioError(f"Label Studio GET {path}: redirected to an unsupported URL",
                                    method="GET", path=path)
         return str(target)
-
-    @staticmethod
-    def _guard_redirect(url: str, path: str, allow_private: bool) -> None:
-        """The image fetcher's address guard, for a redirect that left Label Studio's origin."""
-        try:
-            guard(url, allow_private)
-        except ImageError as exc:
-            raise LabelStudioError(f"Label Studio GET {path}: redirect {exc.reason}",
-                                   method="GET", path=path) from None
-        except ValueError:  # a port urllib cannot read
-            raise LabelStudioError(f"Label Studio GET {path}: redirected to an invalid URL",
-                                   method="GET", path=path) from None
 
     @staticmethod
     def _too_large(path: str, size: int, max_bytes: int) -> LabelStudioError:

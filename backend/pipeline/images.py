@@ -20,8 +20,10 @@ images whose long side is more than ``max_aspect_ratio`` times the short side be
 decodes a pixel, and truncated files fail. Failures raise :class:`ImageError`, whose
 ``reason`` is short, readable by an admin, and free of tokens and signed query strings.
 
-A task names the URL, so plain http(s) fetches (and every redirect hop) pass the SSRF
-guard of ``backend.netguard`` first. Label Studio's own host, the S3 endpoint and the VLM
+A task names the URL, so plain http(s) fetches go through ``backend.netguard``'s pinned
+session: each request (every redirect hop is one, followed here) resolves the host once,
+checks the addresses and connects only to a checked one, the host name kept for the Host
+header and TLS. Label Studio's own host, the S3 endpoint and the VLM
 endpoint are configured by the admin and not subject to the guard; a redirect from Label
 Studio's downloads to another origin is (``LabelStudioClient.download``).
 """
@@ -52,9 +54,9 @@ from ..netguard import (  # noqa: F401
     DEFAULT_PORTS,
     MAX_REDIRECTS,
     check_address,
-    guard,
     host_of,
     origin,
+    pinned_session,
     redirect_target,
     split_url,
     url_problem,
@@ -106,6 +108,8 @@ def _exc_reason(exc: BaseException, where: str) -> str:
         return f"HTTP {status} from {where}"
     if isinstance(exc, (requests.Timeout, TimeoutError)):
         return f"timeout reading from {where}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS with {where} failed: certificate not trusted or not for this host"
     if isinstance(exc, requests.ConnectionError):
         return f"cannot connect to {where}"
     return redact(f"{where}: {type(exc).__name__}: {exc}")
@@ -240,20 +244,20 @@ class ImageFetcher:
 
     # ------------------------------------------------------------------ http
     def _session(self) -> requests.Session:
+        """This thread's session (requests sessions are not thread-safe), pinned to checked
+        addresses under this fetcher's ``allow_private``."""
         session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
+        if session is None or session.get_adapter("http://").allow_private != self.allow_private:
+            session = self._local.session = pinned_session(self.allow_private)
         return session
 
     def _http_get(self, url: str) -> bytes:
         start = time.monotonic()
         for _ in range(MAX_REDIRECTS + 1):
             where = f"host {host_of(url)}"
-            guard(url, self.allow_private)
-            try:
+            try:  # the session's adapter resolves, checks and connects in one step, per hop
                 with self._session().get(
-                    url, stream=True, timeout=(self.connect_timeout, self.read_timeout), auth=_NoAuth(),
-                    allow_redirects=False,
+                    url, stream=True, timeout=(self.connect_timeout, self.read_timeout), allow_redirects=False,
                 ) as response:
                     if response.is_redirect:
                         url = redirect_target(url, response.headers.get("Location", ""), where)
@@ -263,8 +267,8 @@ class ImageFetcher:
                 raise
             except requests.exceptions.InvalidURL:
                 raise ImageError("invalid URL") from None
-            except ValueError as exc:  # requests parses a redirect's Location even when it does not follow it
-                raise ImageError(f"{where} redirected to an invalid URL: {url_problem(exc)}") from None
+            except ValueError as exc:  # a URL urllib3 cannot parse though urllib could
+                raise ImageError(f"invalid URL: {url_problem(exc)}") from None
             except (requests.RequestException, OSError) as exc:
                 raise ImageError(_exc_reason(exc, where)) from None
         raise ImageError(f"more than {MAX_REDIRECTS} redirects")
@@ -462,10 +466,3 @@ def _arriving(response: requests.Response, where: str) -> Iterator[bytes]:
         raise ImageError(f"timeout reading from {where}") from None
     except urllib3.exceptions.HTTPError as exc:  # a broken or short body, a bad encoding
         raise ImageError(_exc_reason(exc, where)) from None
-
-
-class _NoAuth(requests.auth.AuthBase):
-    """Send nothing: stops requests from adding ``~/.netrc`` credentials to foreign hosts."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
