@@ -155,3 +155,14 @@ def test_the_boundary_methods_answer_without_reaching_into_the_state(engine):
     assert engine.counters()["tasks_mined"] == 3
     assert engine.index_arrays(5).n_tasks == 3
     assert not math.isnan(engine.ranking(5)[1].priority[0])
+
+
+def test_explanations_say_what_their_numbers_count():
+    from backend.engine import wording
+
+    assert wording.keywords_line(["microwave", "bicycle", "hat"], {"microwave": 2, "bicycle": 4, "hat": 1}) == (
+        "Rarest keywords: microwave: 2 tasks, bicycle: 4 tasks, hat: 1 task")
+    assert wording.object_keywords([("hitch", 4), ("trailer", 9)], 124, 40) == (
+        "hitch: 4 of 124 objects and 40 scenes, trailer: 9 of them")
+    assert wording.object_keywords([("horse trailer", 1)], 1, 0) == "horse trailer: 1 of 1 object"
+    assert wording.counted(1200, "task") == "1,200 tasks"

@@ -27,7 +27,7 @@ from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_s
 from ..versions import generation_version
 from ..objects import forget_tasks, object_scope
 from . import objects as object_parts
-from . import signals, stream, writeback
+from . import signals, stream, wording, writeback
 
 log = logging.getLogger(__name__)
 
@@ -751,7 +751,7 @@ class Engine:
                     lines.append(object_parts.object_line(rare, s.rare_keywords_shown))
                 kws = keywords.get(t, [])[: s.rare_keywords_shown]
                 if kws:
-                    lines.append("Rarest keywords: " + ", ".join(f"{k} ({df.get(k, 0)})" for k in kws))
+                    lines.append(wording.keywords_line(kws, df))
                 rec = records.get(t)
                 if rec and rec.description:
                     lines.append("Description: " + rec.description)

@@ -155,7 +155,7 @@ def test_whole_image_mining_does_not_find_the_rare_objects(label_studio, scenes,
             assert all(r["type"] != "rectanglelabels" for r in result), result  # no box without objects
             texts[p["task"]] = explanation_of({"result": result})
         assert set(texts) == set(ids)
-        assert set(texts.values()) == {"Rarest keywords: car (40), street (40)\nDescription: a street with parked cars"}
+        assert set(texts.values()) == {"Rarest keywords: car: 40 tasks, street: 40 tasks\nDescription: a street with parked cars"}
     finally:
         backend.stop()
 
