@@ -296,6 +296,22 @@ class LabelStudioClient:
                         "model_version": p.get("model_version"), "score": p.get("score")})
         return out
 
+    def prediction_results(self, *, project_id: int | None = None, task_id: int | None = None) -> list[dict]:
+        """``[{task, model_version, result}]`` for every prediction of one project or one task
+        (``GET /api/predictions/?project=ID`` or ``?task=ID``, unpaginated, plain JSON): what
+        the predictions hold, not only their scores."""
+        if (project_id is None) == (task_id is None):
+            raise ValueError("prediction_results needs exactly one of project_id and task_id")
+        path = "api/predictions/"
+        params = {"project": int(project_id)} if project_id is not None else {"task": int(task_id)}  # type: ignore[arg-type]
+        resp = self._raw("GET", path, params=params, timeout=self.bulk_timeout)
+        rows = self._json("GET", path, resp)
+        if isinstance(rows, dict):
+            rows = rows.get("results", [])
+        return [{"task": p.get("task"), "model_version": p.get("model_version"),
+                 "result": p.get("result") if isinstance(p.get("result"), list) else []}
+                for p in rows if isinstance(p, dict)]
+
     def update_prediction_scores(self, updates: Mapping[int, float]) -> None:
         """PATCH each prediction's score (one request per prediction, ~45 ms each)."""
         for prediction_id, score in updates.items():
