@@ -648,15 +648,16 @@ class Engine:
         return report
 
     def _ensure_tab(self, pid: int, state: ProjectState) -> None:
-        """The "Long-tail first" tab: ordered to put the label-first task on top, showing the label
-        config's data fields and the score, Label Studio's housekeeping columns hidden (set once:
-        an admin's later choices are kept; see LabelStudioClient.ensure_view)."""
+        """The "Long-tail first" tab: ordered to put the label-first task on top, showing only the
+        tasks not labeled yet (stream.UNFINISHED_ONLY), the label config's data fields and the
+        score, Label Studio's housekeeping columns hidden (set once: an admin's later choices are
+        kept; see LabelStudioClient.ensure_view)."""
         client = self.label_studio()
         view_id = client.ensure_view(
             pid, self.settings.view_title, stream.tab_ordering(self.settings),
             hidden_columns=lambda: stream.hidden_columns(client.columns(pid),
                                                          stream.config_fields(state.label_config)),
-            replace=stream.stale_orderings(self.settings))
+            replace=stream.stale_orderings(self.settings), filters=stream.tab_filters())
         if view_id != state.view_id:
             state.view_id = view_id
             self.store.update_project(pid, view_id=view_id)

@@ -52,6 +52,24 @@ def tab_ordering(settings: Any) -> list[str]:
     return list(SCORE_ASCENDING if settings.scores_ascending else SCORE_DESCENDING)
 
 
+#: The tab's filter: only the tasks Label Studio does not count as labeled yet. Its *Completed*
+#: column (``completed_at``) stays empty until a task ``is_labeled`` (enough annotations for its
+#: overlap), the same rule its stream uses to skip a task, so finished tasks leave the tab and
+#: the next ones to label stay on top. Label Studio 1.23.2 orders a tab by its first ordering
+#: key only (``data_manager/managers.py``, ``apply_ordering``), so "unlabeled first, then by
+#: score" cannot be an ordering; a filter the admin sees (*Filters*: "Completed is empty: yes")
+#: and can remove is the way.
+UNFINISHED_ONLY: dict[str, Any] = {
+    "conjunction": "and",
+    "items": [{"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": True}],
+}
+
+
+def tab_filters() -> dict[str, Any]:
+    """The filters a new "Long-tail first" tab gets (a copy: callers may change it)."""
+    return {"conjunction": UNFINISHED_ONLY["conjunction"], "items": [dict(i) for i in UNFINISHED_ONLY["items"]]}
+
+
 def stale_orderings(settings: Any) -> list[list[str]]:
     """Orderings the backend itself set under the other score direction (replaced when found)."""
     return [list(SCORE_DESCENDING if settings.scores_ascending else SCORE_ASCENDING)]

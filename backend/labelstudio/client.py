@@ -357,13 +357,16 @@ class LabelStudioClient:
     # ===================================================================== views
     def ensure_view(self, project_id: int, title: str, ordering: list[str],
                     hidden_columns: Mapping[str, list[str]] | Callable[[], Mapping[str, list[str]]] | None = None,
-                    replace: Iterable[list[str]] = ()) -> int:
+                    replace: Iterable[list[str]] = (), filters: Mapping[str, Any] | None = None) -> int:
         """The id of the Data Manager tab called ``title``, created once with ``ordering``.
 
         ``hidden_columns``: the tab's ``hiddenColumns`` (``{"explore": [...], "labeling": [...]}``,
         column ids such as ``tasks:inner_id`` or ``tasks:data.text``), or a function giving them;
         set when the tab is created, and on a tab that has none (never edited in the Data
         Manager, which writes the key as soon as someone shows or hides a column).
+        ``filters``: the tab's ``filters`` (``{"conjunction": "and", "items": [...]}``), set when
+        the tab is created, and on a tab that has none (the Data Manager writes the key once
+        someone edits the tab's filters: an admin who removed them keeps the tab unfiltered).
         An existing tab's ordering is changed only when it is empty or one of ``replace`` (an
         ordering the backend itself set earlier, under another score direction): whatever an
         admin chose later (another ordering, filters, columns) is left as it is.
@@ -377,6 +380,8 @@ class LabelStudioClient:
             data: dict[str, Any] = {"title": title, "ordering": list(ordering)}
             if hidden is not None:
                 data["hiddenColumns"] = {k: list(v) for k, v in hidden.items()}
+            if filters is not None:
+                data["filters"] = json.loads(json.dumps(filters))
             view = self._call("POST", "api/dm/views/", lambda: self._sdk.views.create(project=pid, data=data))
             return int(view.id)
         view = mine[0]
@@ -386,6 +391,8 @@ class LabelStudioClient:
             data["ordering"] = list(ordering)
         if hidden is not None and "hiddenColumns" not in view.data:
             data["hiddenColumns"] = {k: list(v) for k, v in hidden.items()}
+        if filters is not None and "filters" not in view.data:
+            data["filters"] = json.loads(json.dumps(filters))
         if data != view.data:
             path = f"api/dm/views/{view.id}/"
             self._call("PATCH", path, lambda: self._sdk.views.update(id=str(view.id), project=pid, data=data))
