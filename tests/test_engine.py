@@ -166,3 +166,7 @@ def test_explanations_say_what_their_numbers_count():
         "hitch: 4 of 124 objects and 40 scenes, trailer: 9 of them")
     assert wording.object_keywords([("horse trailer", 1)], 1, 0) == "horse trailer: 1 of 1 object"
     assert wording.counted(1200, "task") == "1,200 tasks"
+    # every line the backend writes starts like one; an annotator's note does not
+    assert all(wording.may_be_written(line) for line in (
+        wording.keywords_line(["tram"], {"tram": 1}), wording.description_line("a tram"), "Rarest object: car"))
+    assert not wording.may_be_written("annotator note: looks like a tram")

@@ -88,7 +88,11 @@ def test_the_annotation_webhook_payload_is_read(tmp_path):
     payload = json.loads((Path(__file__).parent / "fixtures" / "ls-payloads" / "webhook_annotation_created.json").read_text())
     annotation = dict(payload["annotation"])
     assert not engine.annotation_cleaner.holds_textarea(annotation)  # no TextArea of the backend's in it
-    annotation["result"] = annotation["result"] + [{"from_name": "vlmine", "value": {"text": ["t"]}}]
+    note = {"from_name": "vlmine", "value": {"text": ["annotator note: looks like a tram"]}}
+    annotation["result"] = payload["annotation"]["result"] + [note]
+    assert not engine.annotation_cleaner.holds_textarea(annotation)  # only an annotator's words: unread
+    annotation["result"] = payload["annotation"]["result"] + [
+        {"from_name": "vlmine", "value": {"text": ["Rarest keywords: tram: 1 task"]}}, note]
     assert engine.annotation_cleaner.holds_textarea(annotation)
     kept = Engine(Settings(model_dir=str(tmp_path / "k"), keep_explanations=True))
     assert not kept.annotation_cleaner.holds_textarea(annotation)

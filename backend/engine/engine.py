@@ -755,7 +755,7 @@ class Engine:
                     lines.append(wording.keywords_line(kws, df))
                 rec = records.get(t)
                 if rec and rec.description:
-                    lines.append("Description: " + rec.description)
+                    lines.append(wording.description_line(rec.description))
                 if lines:
                     results.append({"from_name": names[0], "to_name": names[1], "type": "textarea",
                                     "value": {"text": lines}})

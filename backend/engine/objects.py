@@ -185,7 +185,7 @@ def object_line(rarest: RarestObject, shown: int) -> str:
     detector = f" (detector {score:.2f})" if isinstance(score, (int, float)) else ""
     words = rarest.keywords[:shown]
     listed = wording.object_keywords(words, rarest.objects, rarest.scenes)
-    return f"Rarest object: {what}{detector} at {Box(*item['box']).describe()}" + (f": {listed}" if listed else "")
+    return f"{wording.OBJECT_PREFIX}{what}{detector} at {Box(*item['box']).describe()}" + (f": {listed}" if listed else "")
 
 
 def highlight(rarest: RarestObject, from_name: str, to_name: str, reason: str) -> dict[str, Any]:

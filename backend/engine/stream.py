@@ -36,6 +36,7 @@ from typing import Any, Collection, Mapping
 from ..errors import LabelConfigError
 from ..labelstudio.config import LabelConfig
 from ..versions import is_own_version
+from . import wording
 
 log = logging.getLogger(__name__)
 
@@ -306,13 +307,14 @@ class ExplanationRemover:
         return not self.settings.keep_explanations
 
     def holds_textarea(self, annotation: Any) -> bool:
-        """Whether an annotation (as a webhook or an export sent it) has a result of the
-        backend's TextArea, so that it is worth comparing with what the backend wrote."""
+        """Whether an annotation (as a webhook or an export sent it) has a line in the backend's
+        TextArea that starts like one the backend writes, so that it is worth comparing with
+        what the backend wrote (an annotation holding only an annotator's note there is left
+        unread at every sync)."""
         if not self.enabled() or not isinstance(annotation, Mapping):
             return False
-        result = annotation.get("result")
-        name = self.settings.textarea_name
-        return isinstance(result, list) and any(isinstance(r, dict) and r.get("from_name") == name for r in result)
+        return any(wording.may_be_written(line)
+                   for line in textarea_lines(annotation.get("result"), self.settings.textarea_name))
 
     def submit(self, pid: int, annotation: Mapping[str, Any]) -> bool:
         """Queue the check of one annotation of project ``pid`` (from a webhook); whether it

@@ -12,6 +12,21 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 KEYWORDS_PREFIX = "Rarest keywords: "
+OBJECT_PREFIX = "Rarest object: "
+DESCRIPTION_PREFIX = "Description: "
+#: Every line the backend writes into its TextArea starts with one of these, so a line that
+#: starts with none of them is an annotator's (the clean-up of annotations skips it unread).
+LINE_PREFIXES = (KEYWORDS_PREFIX, OBJECT_PREFIX, DESCRIPTION_PREFIX)
+
+
+def description_line(description: str) -> str:
+    """``Description: a tram on a bridge``: what the VLM said about the image."""
+    return DESCRIPTION_PREFIX + description
+
+
+def may_be_written(line: str) -> bool:
+    """Whether a TextArea line could be one the backend wrote (it starts like one)."""
+    return line.strip().startswith(tuple(p.strip() for p in LINE_PREFIXES))
 
 
 def counted(n: int, unit: str) -> str:
