@@ -53,8 +53,9 @@ class VLMineModel(LabelStudioMLBase):
                 # prelabeling turned off, another model chosen, the sampling changed: put it back
                 self.engine.stream.check_soon(pid)
         if event in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
-            removing = self.engine.annotation_cleaner.submit(data.get("annotation"))
-            return {"status": "ok" if removing else "ignored", "event": event, "explanation_removed": removing}
+            # the backend's own lines leave the annotation; what an annotator wrote stays
+            checking = self.engine.annotation_cleaner.submit(pid, data.get("annotation"))
+            return {"status": "ok" if checking else "ignored", "event": event, "explanation_check": checking}
         if event == "TASKS_CREATED":
             # with object mining the boxes' source travels too, when Label Studio sent it
             tasks = [{**task_payload(t, self.engine.settings), "id": int(t["id"])} for t in data.get("tasks") or []]

@@ -171,3 +171,18 @@ def test_under_gmean_the_explanation_names_the_rarest_first(tmp_path):
     engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), pooling="gmean"))
     df = {"fabric": 1, "trailer": 40, "street": 3000}
     assert engine.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)[7] == ["fabric", "trailer", "street"]
+
+
+def test_explanations_say_what_their_numbers_count():
+    from backend.engine import wording
+
+    assert wording.keywords_line(["microwave", "bicycle", "hat"], {"microwave": 2, "bicycle": 4, "hat": 1}) == (
+        "Rarest keywords: microwave: 2 tasks, bicycle: 4 tasks, hat: 1 task")
+    assert wording.object_keywords([("hitch", 4), ("trailer", 9)], 124, 40) == (
+        "hitch: 4 of 124 objects and 40 scenes, trailer: 9 of them")
+    assert wording.object_keywords([("horse trailer", 1)], 1, 0) == "horse trailer: 1 of 1 object"
+    assert wording.counted(1200, "task") == "1,200 tasks"
+    # every line the backend writes starts like one; an annotator's note does not
+    assert all(wording.may_be_written(line) for line in (
+        wording.keywords_line(["tram"], {"tram": 1}), wording.description_line("a tram"), "Rarest object: car"))
+    assert not wording.may_be_written("annotator note: looks like a tram")

@@ -162,6 +162,34 @@ def test_ensure_view_is_idempotent_and_leaves_the_admins_edits_alone(client, pro
     assert other != first
 
 
+def test_the_tab_hides_finished_tasks_until_the_admin_removes_the_filter(client, project, label_studio):
+    from backend.engine.stream import tab_filters
+
+    pid, tids = project
+    client.import_predictions(pid, preds(tids, "v1"))
+    label_studio.api("PATCH", f"/api/projects/{pid}", json={"model_version": "v1"})
+    asc = ["tasks:predictions_score"]
+    view = client.ensure_view(pid, "VLMine", asc, filters=tab_filters())
+    assert order(client, view, limit=3) == tids[:3]  # lowest score first
+    annotate(label_studio, tids[0])
+    annotate(label_studio, tids[2])
+    # labeled tasks leave the tab; the next unlabeled ones are on top, still by score
+    assert order(client, view) == [tids[1], *tids[3:]]
+
+    # the admin removes the filter in the Data Manager: every task again, and it stays so
+    data = label_studio.api("GET", f"/api/dm/views/{view}/", params={"project": pid}).json()["data"]
+    data["filters"] = {"conjunction": "and", "items": []}
+    label_studio.api("PATCH", f"/api/dm/views/{view}/", json={"project": pid, "data": data})
+    assert client.ensure_view(pid, "VLMine", asc, filters=tab_filters()) == view
+    assert order(client, view) == tids
+
+    # a tab made before the filter existed (no "filters" key) gets it
+    older = client.ensure_view(pid, "older tab", asc)
+    assert "filters" not in label_studio.api("GET", f"/api/dm/views/{older}/", params={"project": pid}).json()["data"]
+    assert client.ensure_view(pid, "older tab", asc, filters=tab_filters()) == older
+    assert order(client, older) == [tids[1], *tids[3:]]
+
+
 def test_columns_name_what_the_default_tab_hides(client, project):
     pid, _ = project
     columns = {c["id"]: c for c in client.columns(pid)}

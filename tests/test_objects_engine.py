@@ -105,7 +105,7 @@ def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_f
         assert textarea["type"] == "textarea"
         assert textarea["value"]["text"][0].startswith("Rarest object: trailer (detector 0.40) at x 60.0%, y 30.0%")
         # 24 cars, 3 trailers and 24 scenes (OBJECT_WITH_SCENE) in the object scope
-        assert textarea["value"]["text"][0].endswith(": hitch (3 of 27 objects and 24 scenes), trailer (3)")
+        assert textarea["value"]["text"][0].endswith(": hitch: 3 of 27 objects and 24 scenes, trailer: 3 of them")
         assert region["type"] == "rectanglelabels" and region["from_name"] == "det" and region["to_name"] == "image"
         assert region["value"]["rectanglelabels"] == ["trailer"]
         assert region["value"]["x"] == pytest.approx(60) and region["value"]["width"] == pytest.approx(20)

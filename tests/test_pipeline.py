@@ -49,7 +49,7 @@ def test_endpoint_vlm_planted_images_first_and_broken_ones_fail_alone(tmp_path, 
             assert by_id[bad]["score"] == engine.end_score and by_id[bad]["result"] == []
         lines = by_id[min(planted)]["result"][0]["value"]["text"]
         assert lines[0].startswith("Rarest keywords: ")
-        assert "submarine (2)" in lines[0] and "lighthouse (2)" in lines[0]
+        assert "submarine: 2 tasks" in lines[0] and "lighthouse: 2 tasks" in lines[0]
         assert lines[1] == "Description: a yellow submarine beside a lighthouse"
 
         metrics = client.get("/metrics").get_json()["projects"]["5"]

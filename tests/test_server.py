@@ -82,7 +82,7 @@ def test_predict_text_tasks_one_result_per_task_in_order(backend):
     assert all(0 < s <= 1 for s in scores)
     explanation = results[6]["result"][0]
     assert explanation["from_name"] == "vlmine" and explanation["to_name"] == "text"
-    assert "giraffe (1)" in explanation["value"]["text"][0]
+    assert "giraffe: 1 task" in explanation["value"]["text"][0]
 
 
 def test_predict_without_textarea_gives_empty_results(backend):

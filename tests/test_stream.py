@@ -58,23 +58,44 @@ def test_the_tab_ordering_follows_the_score_direction():
     assert stream.tab_ordering(Settings(label_stream="tab", invert_priority=True)) == ["tasks:predictions_score"]
 
 
-def test_only_the_backends_textarea_leaves_an_annotation():
-    result = [{"from_name": "label", "value": {"choices": ["a"]}},
-              {"from_name": "vlmine", "value": {"text": ["Rarest keywords: x (1)"]}}]
-    assert stream.without_explanation(result, "vlmine") == [result[0]]
-    assert stream.without_explanation([result[0]], "vlmine") is None  # nothing to do
-    assert stream.without_explanation(None, "vlmine") is None
+def test_only_the_backends_own_lines_leave_an_annotation():
+    why = ["Rarest keywords: tram: 1 task", "Description: a tram on a bridge"]
+    chosen = {"from_name": "label", "value": {"choices": ["a"]}}
+    copied = {"from_name": "vlmine", "value": {"text": list(why)}}
+    assert stream.without_explanation([chosen, copied], "vlmine", why) == [chosen]
+    # a note typed under the explanation, and a line of it edited: the annotator's words stay
+    noted = {"from_name": "vlmine", "value": {"text": [*why, "annotator note: looks like a tram"]}}
+    assert stream.without_explanation([chosen, noted], "vlmine", why) == [
+        chosen, {"from_name": "vlmine", "value": {"text": ["annotator note: looks like a tram"]}}]
+    edited = {"from_name": "vlmine", "value": {"text": ["Rarest keywords: tram: 1 task, not a bus", why[1]]}}
+    assert stream.without_explanation([edited], "vlmine", why) == [
+        {"from_name": "vlmine", "value": {"text": ["Rarest keywords: tram: 1 task, not a bus"]}}]
+    # nothing of the backend's in it: nothing to do
+    typed = {"from_name": "vlmine", "value": {"text": ["annotator note: looks like a tram"]}}
+    assert stream.without_explanation([chosen, typed], "vlmine", why) is None
+    assert stream.without_explanation([chosen, copied], "vlmine", []) is None
+    assert stream.without_explanation([chosen], "vlmine", why) is None
+    assert stream.without_explanation(None, "vlmine", why) is None
+    # the line Label Studio sent back with blanks around it is still the backend's
+    assert stream.without_explanation([{"from_name": "vlmine", "value": {"text": [why[0] + " "]}}],
+                                      "vlmine", why) == []
+    assert stream.textarea_lines([chosen, noted, {"from_name": "vlmine", "value": {"text": "one"}}], "vlmine") == [
+        *why, "annotator note: looks like a tram", "one"]
 
 
 def test_the_annotation_webhook_payload_is_read(tmp_path):
     engine = Engine(Settings(model_dir=str(tmp_path)))
     payload = json.loads((Path(__file__).parent / "fixtures" / "ls-payloads" / "webhook_annotation_created.json").read_text())
     annotation = dict(payload["annotation"])
-    assert engine.annotation_cleaner.wanted(annotation) is None  # no explanation in it
-    annotation["result"] = annotation["result"] + [{"from_name": "vlmine", "value": {"text": ["t"]}}]
-    assert engine.annotation_cleaner.wanted(annotation) == payload["annotation"]["result"]
+    assert not engine.annotation_cleaner.holds_textarea(annotation)  # no TextArea of the backend's in it
+    note = {"from_name": "vlmine", "value": {"text": ["annotator note: looks like a tram"]}}
+    annotation["result"] = payload["annotation"]["result"] + [note]
+    assert not engine.annotation_cleaner.holds_textarea(annotation)  # only an annotator's words: unread
+    annotation["result"] = payload["annotation"]["result"] + [
+        {"from_name": "vlmine", "value": {"text": ["Rarest keywords: tram: 1 task"]}}, note]
+    assert engine.annotation_cleaner.holds_textarea(annotation)
     kept = Engine(Settings(model_dir=str(tmp_path / "k"), keep_explanations=True))
-    assert kept.annotation_cleaner.wanted(annotation) is None
+    assert not kept.annotation_cleaner.holds_textarea(annotation)
 
 
 def test_the_guard_wants_the_live_version_only_once_it_was_written(tmp_path):
@@ -97,22 +118,55 @@ def test_the_guard_wants_the_live_version_only_once_it_was_written(tmp_path):
     assert tab.stream.wanted(4) == {"model_version": tab.base_version}  # the sampling is the admin's
 
 
-def test_a_sync_cleans_annotations_whose_webhook_was_lost(label_studio, tmp_path):
-    """A sync finds the annotations that still hold the explanation (real Label Studio)."""
+def test_the_backends_lines_leave_annotations_and_the_annotators_stay(label_studio, tmp_path):
+    """Against a real Label Studio: after a re-rank wrote the explanations, a sync cleans the
+    annotations whose webhook was lost, and a webhook's check cleans a new one. Only the
+    lines the backend wrote go; a note typed in the same TextArea stays, and an annotation
+    holding only the annotator's own words is left alone."""
+    import time
+
     from tests.support.label_studio import create_project
 
     ls = label_studio
-    pid, tids = create_project(ls, "sweep", CONFIG, [{"text": "a"}, {"text": "b"}])
-    chosen = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["a"]}}
-    why = {"from_name": "vlmine", "to_name": "text", "type": "textarea", "value": {"text": ["Rarest keywords: a (1)"]}}
-    aid = ls.api("POST", f"/api/tasks/{tids[0]}/annotations/", json={"result": [chosen, why]}).json()["id"]
-    ls.api("POST", f"/api/tasks/{tids[1]}/annotations/", json={"result": [chosen]})
+    texts = ["a cat on a sofa", "a dog on a sofa", "a cat in a park", "a walrus playing a harp", "a tram on a bridge"]
+    pid, tids = create_project(ls, "sweep", CONFIG, [{"text": t} for t in texts])
     engine = Engine(Settings(model_dir=str(tmp_path), label_studio_url=ls.base_url, label_studio_api_key=ls.token))
-    engine.project(pid, CONFIG)
-    assert engine.annotation_cleaner.sweep(pid) == 1
-    assert [r["from_name"] for r in ls.api("GET", f"/api/annotations/{aid}/").json()["result"]] == ["label"]
+    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
+    engine.rerank(pid)
+    held = {p["task"]: p["result"] for p in engine.label_studio().prediction_results(project_id=pid)}
+    copied = {t: next(r for r in held[t] if r["from_name"] == "vlmine") for t in tids}
+    [line] = copied[tids[3]]["value"]["text"]
+    assert line.startswith("Rarest keywords: ") and "walrus: 1 task" in line, line
+
+    chosen = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["a"]}}
+    note = "annotator note: looks like a tram"
+
+    def annotate(task: int, *results: dict) -> int:
+        return ls.api("POST", f"/api/tasks/{task}/annotations/", json={"result": [chosen, *results]}).json()["id"]
+
+    def kept(aid: int) -> list[tuple[str, dict]]:
+        return [(r["from_name"], r["value"]) for r in ls.api("GET", f"/api/annotations/{aid}/").json()["result"]]
+
+    as_copied = annotate(tids[0], copied[tids[0]])
+    with_note = annotate(tids[3], {**copied[tids[3]], "value": {"text": [*copied[tids[3]]["value"]["text"], note]}})
+    only_note = annotate(tids[4], {**copied[tids[4]], "value": {"text": [note]}})
+    untouched = annotate(tids[1])
+    assert engine.annotation_cleaner.sweep(pid) == 2
+    assert kept(as_copied) == [("label", {"choices": ["a"]})]
+    assert kept(with_note) == [("label", {"choices": ["a"]}), ("vlmine", {"text": [note]})]
+    assert kept(only_note) == [("label", {"choices": ["a"]}), ("vlmine", {"text": [note]})]
+    assert kept(untouched) == [("label", {"choices": ["a"]})]
     assert engine.annotation_cleaner.sweep(pid) == 0
-    assert engine.coord.counters()["explanations_removed"] == 1
+    assert engine.coord.counters()["explanations_removed"] == 2
+
+    # the webhook's way: the annotation as Label Studio sends it, checked in a thread
+    fresh = annotate(tids[2], copied[tids[2]])
+    assert engine.annotation_cleaner.submit(pid, ls.api("GET", f"/api/annotations/{fresh}/").json())
+    deadline = time.monotonic() + 20
+    while kept(fresh) != [("label", {"choices": ["a"]})] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kept(fresh) == [("label", {"choices": ["a"]})]
+    assert engine.coord.counters()["explanations_removed"] == 3
 
 
 def test_the_stream_settings_are_put_back_by_a_rerank_and_by_setup(label_studio, tmp_path):

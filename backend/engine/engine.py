@@ -27,7 +27,7 @@ from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_s
 from ..versions import generation_version
 from ..objects import forget_tasks, object_scope, task_keywords
 from . import objects as object_parts
-from . import signals, stream, writeback
+from . import signals, stream, wording, writeback
 
 log = logging.getLogger(__name__)
 
@@ -661,15 +661,16 @@ class Engine:
         return report
 
     def _ensure_tab(self, pid: int, state: ProjectState) -> None:
-        """The "Long-tail first" tab: ordered to put the label-first task on top, showing the label
-        config's data fields and the score, Label Studio's housekeeping columns hidden (set once:
-        an admin's later choices are kept; see LabelStudioClient.ensure_view)."""
+        """The "Long-tail first" tab: ordered to put the label-first task on top, showing only the
+        tasks not labeled yet (stream.UNFINISHED_ONLY), the label config's data fields and the
+        score, Label Studio's housekeeping columns hidden (set once: an admin's later choices are
+        kept; see LabelStudioClient.ensure_view)."""
         client = self.label_studio()
         view_id = client.ensure_view(
             pid, self.settings.view_title, stream.tab_ordering(self.settings),
             hidden_columns=lambda: stream.hidden_columns(client.columns(pid),
                                                          stream.config_fields(state.label_config)),
-            replace=stream.stale_orderings(self.settings))
+            replace=stream.stale_orderings(self.settings), filters=stream.tab_filters())
         if view_id != state.view_id:
             state.view_id = view_id
             self.store.update_project(pid, view_id=view_id)
@@ -764,10 +765,10 @@ class Engine:
                     lines.append(object_parts.object_line(rare, s.rare_keywords_shown))
                 kws = keywords.get(t, [])[: s.rare_keywords_shown]
                 if kws:
-                    lines.append("Rarest keywords: " + ", ".join(f"{k} ({df.get(k, 0)})" for k in kws))
+                    lines.append(wording.keywords_line(kws, df))
                 rec = records.get(t)
                 if rec and rec.description:
-                    lines.append("Description: " + rec.description)
+                    lines.append(wording.description_line(rec.description))
                 if lines:
                     results.append({"from_name": names[0], "to_name": names[1], "type": "textarea",
                                     "value": {"text": lines}})

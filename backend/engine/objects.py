@@ -36,6 +36,7 @@ from ..objects import (
     objects_digest,
     task_uncertainty,
 )
+from . import wording
 from .signals import OBJECT_NOVELTY, OBJECT_UNCERTAINTY  # noqa: F401  (the engine reads them here)
 
 if TYPE_CHECKING:
@@ -175,16 +176,16 @@ def rarest_objects(index: "KeywordIndex", scope: str, records: dict[int, Any], t
 
 def object_line(rarest: RarestObject, shown: int) -> str:
     """``Rarest object: trailer (detector 0.40) at x 60.0%, y 30.0%, w 20.0%, h 40.0%:
-    horse trailer (2 of 120 objects), hitch (9)``; with whole-image documents in the scope,
-    ``(2 of 120 objects and 40 scenes)``: a keyword's count covers both."""
+    horse trailer: 2 of 120 objects, hitch: 9 of them``; with whole-image documents in the
+    scope, ``2 of 120 objects and 40 scenes``: a keyword's count covers both (wording:
+    :func:`backend.engine.wording.object_keywords`)."""
     item = rarest.item
     what = item.get("label") or "an unlabelled box"
     score = item.get("score")
     detector = f" (detector {score:.2f})" if isinstance(score, (int, float)) else ""
     words = rarest.keywords[:shown]
-    among = f"{rarest.objects} objects" + (f" and {rarest.scenes} scenes" if rarest.scenes else "")
-    listed = ", ".join(f"{k} ({n} of {among})" if i == 0 else f"{k} ({n})" for i, (k, n) in enumerate(words))
-    return f"Rarest object: {what}{detector} at {Box(*item['box']).describe()}" + (f": {listed}" if listed else "")
+    listed = wording.object_keywords(words, rarest.objects, rarest.scenes)
+    return f"{wording.OBJECT_PREFIX}{what}{detector} at {Box(*item['box']).describe()}" + (f": {listed}" if listed else "")
 
 
 def highlight(rarest: RarestObject, from_name: str, to_name: str, reason: str) -> dict[str, Any]:

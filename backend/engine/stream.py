@@ -31,10 +31,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from ..errors import LabelConfigError
 from ..labelstudio.config import LabelConfig
+from ..versions import is_own_version
+from . import wording
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,24 @@ SETUP_CHECK_EVERY_S = 30.0
 def tab_ordering(settings: Any) -> list[str]:
     """The tab's ordering: the label-first task on top, whichever way the scores run."""
     return list(SCORE_ASCENDING if settings.scores_ascending else SCORE_DESCENDING)
+
+
+#: The tab's filter: only the tasks Label Studio does not count as labeled yet. Its *Completed*
+#: column (``completed_at``) stays empty until a task ``is_labeled`` (enough annotations for its
+#: overlap), the same rule its stream uses to skip a task, so finished tasks leave the tab and
+#: the next ones to label stay on top. Label Studio 1.23.2 orders a tab by its first ordering
+#: key only (``data_manager/managers.py``, ``apply_ordering``), so "unlabeled first, then by
+#: score" cannot be an ordering; a filter the admin sees (*Filters*: "Completed is empty: yes")
+#: and can remove is the way.
+UNFINISHED_ONLY: dict[str, Any] = {
+    "conjunction": "and",
+    "items": [{"filter": "filter:tasks:completed_at", "operator": "empty", "type": "Datetime", "value": True}],
+}
+
+
+def tab_filters() -> dict[str, Any]:
+    """The filters a new "Long-tail first" tab gets (a copy: callers may change it)."""
+    return {"conjunction": UNFINISHED_ONLY["conjunction"], "items": [dict(i) for i in UNFINISHED_ONLY["items"]]}
 
 
 def stale_orderings(settings: Any) -> list[list[str]]:
@@ -221,24 +241,62 @@ class StreamGuard:
 
 
 # ---------------------------------------------------------------------- annotations
-def without_explanation(result: Any, textarea: str) -> list[dict] | None:
-    """An annotation's result without the backend's TextArea, or None when it holds none."""
+def textarea_lines(results: Any, textarea: str) -> list[str]:
+    """The lines a list of results (a prediction's or an annotation's) holds in the TextArea
+    ``textarea``: Label Studio keeps a TextArea's text as ``value.text``, one entry per line
+    the tag shows."""
+    lines: list[str] = []
+    if not isinstance(results, list):
+        return lines
+    for r in results:
+        if isinstance(r, dict) and r.get("from_name") == textarea:
+            text = (r.get("value") or {}).get("text") if isinstance(r.get("value"), dict) else None
+            lines.extend(t for t in ([text] if isinstance(text, str) else text or []) if isinstance(t, str))
+    return lines
+
+
+def without_explanation(result: Any, textarea: str, written: Collection[str]) -> list[dict] | None:
+    """An annotation's result without the backend's own words, or None when it holds none.
+
+    ``written``: the lines the backend wrote into its TextArea ``textarea`` for the task. A
+    line of that TextArea equal to one of them (surrounding blanks aside) is the backend's,
+    copied in by Label Studio, and goes; any other line (typed by an annotator, or one of
+    the backend's that an annotator edited) stays, in its result. A result left without any
+    line goes as a whole.
+    """
     if not isinstance(result, list):
         return None
-    kept = [r for r in result if not (isinstance(r, dict) and r.get("from_name") == textarea)]
-    return kept if len(kept) != len(result) else None
+    theirs = {w.strip() for w in written if isinstance(w, str)}
+    kept: list[dict] = []
+    changed = False
+    for r in result:
+        if not (isinstance(r, dict) and r.get("from_name") == textarea):
+            kept.append(r)
+            continue
+        lines = textarea_lines([r], textarea)
+        own = [line for line in lines if line.strip() not in theirs]
+        if len(own) == len(lines):
+            kept.append(r)
+            continue
+        changed = True
+        if own:
+            kept.append({**r, "value": {**r["value"], "text": own}})
+    return kept if changed else None
 
 
 class ExplanationRemover:
-    """Takes the backend's explanation out of submitted annotations (unless KEEP_EXPLANATIONS).
+    """Takes the backend's explanation out of submitted annotations (unless KEEP_EXPLANATIONS),
+    and leaves every word an annotator wrote.
 
     With "Use predictions to prelabel tasks" on, Label Studio copies the prediction (the
     TextArea text naming the rarest keywords) into the annotator's annotation and submits
-    it with ``origin: "prediction"``: every export would carry the backend's text as if an
-    annotator had written it. TextArea's ``editable="false"`` does not stop that, so the
-    backend removes its own TextArea's result from each annotation it hears of
-    (ANNOTATION_CREATED / ANNOTATION_UPDATED), in a thread, as the webhook must be answered
-    at once.
+    it with it: every export would carry the backend's text as if an annotator had written
+    it. So for each annotation it hears of (ANNOTATION_CREATED / ANNOTATION_UPDATED, in a
+    thread, as the webhook must be answered at once; and at each sync for the ones it
+    missed) the backend compares its TextArea's lines with what it wrote for that task: the
+    explanations its own predictions of the task hold in Label Studio, and the one it would
+    write now. Lines equal to one of them are removed; text an annotator typed there, or a
+    line of the explanation they edited, stays.
     """
 
     def __init__(self, engine: Any) -> None:
@@ -248,53 +306,103 @@ class ExplanationRemover:
     def enabled(self) -> bool:
         return not self.settings.keep_explanations
 
-    def wanted(self, annotation: Any) -> list[dict] | None:
+    def holds_textarea(self, annotation: Any) -> bool:
+        """Whether an annotation (as a webhook or an export sent it) has a line in the backend's
+        TextArea that starts like one the backend writes, so that it is worth comparing with
+        what the backend wrote (an annotation holding only an annotator's note there is left
+        unread at every sync)."""
         if not self.enabled() or not isinstance(annotation, Mapping):
-            return None
-        return without_explanation(annotation.get("result"), self.settings.textarea_name)
-
-    def submit(self, annotation: Mapping[str, Any]) -> bool:
-        """Queue the clean-up of one annotation (from a webhook); whether one was needed."""
-        kept = self.wanted(annotation)
-        aid = annotation.get("id") if isinstance(annotation, Mapping) else None
-        if kept is None or not isinstance(aid, int) or isinstance(aid, bool):
             return False
-        threading.Thread(target=self._run, args=(aid,), name=f"vlmine-annotation-{aid}", daemon=True).start()
+        return any(wording.may_be_written(line)
+                   for line in textarea_lines(annotation.get("result"), self.settings.textarea_name))
+
+    def submit(self, pid: int, annotation: Mapping[str, Any]) -> bool:
+        """Queue the check of one annotation of project ``pid`` (from a webhook); whether it
+        holds the backend's TextArea (and so was queued)."""
+        aid = annotation.get("id") if isinstance(annotation, Mapping) else None
+        if not self.holds_textarea(annotation) or not isinstance(aid, int) or isinstance(aid, bool):
+            return False
+        threading.Thread(target=self._run_one, args=(int(pid), aid), name=f"vlmine-annotation-{aid}",
+                         daemon=True).start()
         return True
+
+    def written(self, pid: int, task_ids: Collection[int], predictions: list[dict]) -> dict[int, set[str]]:
+        """task -> the lines the backend wrote into its TextArea for it: those of its own
+        predictions in ``predictions`` (Label Studio's, any version this backend wrote) and
+        those it would write now (the counts may have moved since, or the prediction the
+        annotator saw was replaced by a newer version)."""
+        name = self.settings.textarea_name
+        prefix = self.settings.model_version_prefix
+        out: dict[int, set[str]] = {int(t): set() for t in task_ids}
+        for p in predictions:
+            task = p.get("task")
+            if isinstance(task, int) and task in out and is_own_version(p.get("model_version"), prefix):
+                out[task].update(textarea_lines(p.get("result"), name))
+        try:
+            config = self.engine.config(self.engine.project(pid))
+            for task, results in self.engine.explanations(pid, config, sorted(out)).items():
+                out[task].update(textarea_lines(results, name))
+        except Exception as exc:  # what Label Studio holds still decides
+            log.warning("project %s: cannot rebuild the explanations to compare annotations with: %s", pid, exc)
+        return out
 
     def sweep(self, pid: int) -> int:
         """Clean every annotation of the project that still holds the explanation: the ones whose
         webhook was lost while the backend was down. Reads the annotated tasks in one export
-        request (the task listing carries annotation ids only); runs in the caller's thread (a
-        sync job); returns how many were cleaned."""
+        request (the task listing carries annotation ids only) and, when some annotation holds
+        the backend's TextArea, the project's predictions in one more; runs in the caller's
+        thread (a sync job); returns how many annotations were cleaned."""
         if not self.enabled():
             return 0
         try:
             if not self.engine.config(self.engine.project(pid)).textarea(self.settings.textarea_name):
                 return 0
-            annotated = self.engine.label_studio().annotated_tasks(pid)
+            client = self.engine.label_studio()
+            holding = [(int(task["id"]), annotation) for task in client.annotated_tasks(pid)
+                       for annotation in task.get("annotations") or []
+                       if self.holds_textarea(annotation) and isinstance(annotation.get("id"), int)]
+            if not holding:
+                return 0
+            written = self.written(pid, {t for t, _ in holding}, client.prediction_results(project_id=pid))
         except Exception as exc:  # the sync's own work must not fail for this
             log.warning("project %s: cannot read the annotations to take the backend's explanation out: %s",
                         pid, exc)
             return 0
         done = 0
-        for task in annotated:
-            for annotation in task.get("annotations") or []:
-                if self.wanted(annotation) is not None and isinstance(annotation.get("id"), int):
-                    done += self._run(annotation["id"])
+        for task, annotation in holding:
+            if without_explanation(annotation.get("result"), self.settings.textarea_name, written[task]) is not None:
+                done += self._clean(annotation["id"], written[task])
         return done
 
-    def _run(self, aid: int) -> int:
+    def _run_one(self, pid: int, aid: int) -> int:
+        try:
+            # read it again: the annotator may have updated it since the webhook was sent
+            annotation = self.engine.label_studio().get_annotation(aid)
+            task = annotation.get("task")
+            if not isinstance(task, int) or not self.holds_textarea(annotation):
+                return 0
+            predictions = self.engine.label_studio().prediction_results(task_id=task)
+            return self._clean(aid, self.written(pid, [task], predictions)[task], annotation)
+        except Exception as exc:
+            log.warning("annotation %s: cannot remove the backend's explanation from it: %s", aid, exc)
+        return 0
+
+    def _clean(self, aid: int, written: set[str], annotation: Mapping[str, Any] | None = None) -> int:
+        """Write annotation ``aid`` back without the backend's lines; 1 when it held some."""
         try:
             client = self.engine.label_studio()
-            # read it again: the annotator may have updated it since the webhook was sent
-            kept = without_explanation(client.get_annotation(aid).get("result"), self.settings.textarea_name)
-            if kept is not None:
-                client.update_annotation_result(aid, kept)
-                self.engine.coord.incr("explanations_removed")
-                log.info("annotation %s: removed the backend's %r text (KEEP_EXPLANATIONS=false)", aid,
-                         self.settings.textarea_name)
-                return 1
+            if annotation is None:
+                annotation = client.get_annotation(aid)  # the newest, as the annotator left it
+            name = self.settings.textarea_name
+            kept = without_explanation(annotation.get("result"), name, written)
+            if kept is None:
+                return 0
+            client.update_annotation_result(aid, kept)
+            self.engine.coord.incr("explanations_removed")
+            left = len(textarea_lines(kept, name))
+            log.info("annotation %s: removed the backend's %r text (KEEP_EXPLANATIONS=false)%s", aid, name,
+                     f"; kept the {left} line(s) an annotator wrote there" if left else "")
+            return 1
         except Exception as exc:
             log.warning("annotation %s: cannot remove the backend's explanation from it: %s", aid, exc)
         return 0

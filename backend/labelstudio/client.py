@@ -309,6 +309,22 @@ class LabelStudioClient:
                         "model_version": p.get("model_version"), "score": p.get("score")})
         return out
 
+    def prediction_results(self, *, project_id: int | None = None, task_id: int | None = None) -> list[dict]:
+        """``[{task, model_version, result}]`` for every prediction of one project or one task
+        (``GET /api/predictions/?project=ID`` or ``?task=ID``, unpaginated, plain JSON): what
+        the predictions hold, not only their scores."""
+        if (project_id is None) == (task_id is None):
+            raise ValueError("prediction_results needs exactly one of project_id and task_id")
+        path = "api/predictions/"
+        params = {"project": int(project_id)} if project_id is not None else {"task": int(task_id)}  # type: ignore[arg-type]
+        resp = self._raw("GET", path, params=params, timeout=self.bulk_timeout)
+        rows = self._json("GET", path, resp)
+        if isinstance(rows, dict):
+            rows = rows.get("results", [])
+        return [{"task": p.get("task"), "model_version": p.get("model_version"),
+                 "result": p.get("result") if isinstance(p.get("result"), list) else []}
+                for p in rows if isinstance(p, dict)]
+
     def update_prediction_scores(self, updates: Mapping[int, float]) -> None:
         """PATCH each prediction's score (one request per prediction, ~45 ms each)."""
         for prediction_id, score in updates.items():
@@ -354,13 +370,16 @@ class LabelStudioClient:
     # ===================================================================== views
     def ensure_view(self, project_id: int, title: str, ordering: list[str],
                     hidden_columns: Mapping[str, list[str]] | Callable[[], Mapping[str, list[str]]] | None = None,
-                    replace: Iterable[list[str]] = ()) -> int:
+                    replace: Iterable[list[str]] = (), filters: Mapping[str, Any] | None = None) -> int:
         """The id of the Data Manager tab called ``title``, created once with ``ordering``.
 
         ``hidden_columns``: the tab's ``hiddenColumns`` (``{"explore": [...], "labeling": [...]}``,
         column ids such as ``tasks:inner_id`` or ``tasks:data.text``), or a function giving them;
         set when the tab is created, and on a tab that has none (never edited in the Data
         Manager, which writes the key as soon as someone shows or hides a column).
+        ``filters``: the tab's ``filters`` (``{"conjunction": "and", "items": [...]}``), set when
+        the tab is created, and on a tab that has none (the Data Manager writes the key once
+        someone edits the tab's filters: an admin who removed them keeps the tab unfiltered).
         An existing tab's ordering is changed only when it is empty or one of ``replace`` (an
         ordering the backend itself set earlier, under another score direction): whatever an
         admin chose later (another ordering, filters, columns) is left as it is.
@@ -374,6 +393,8 @@ class LabelStudioClient:
             data: dict[str, Any] = {"title": title, "ordering": list(ordering)}
             if hidden is not None:
                 data["hiddenColumns"] = {k: list(v) for k, v in hidden.items()}
+            if filters is not None:
+                data["filters"] = json.loads(json.dumps(filters))
             view = self._call("POST", "api/dm/views/", lambda: self._sdk.views.create(project=pid, data=data))
             return int(view.id)
         view = mine[0]
@@ -383,6 +404,8 @@ class LabelStudioClient:
             data["ordering"] = list(ordering)
         if hidden is not None and "hiddenColumns" not in view.data:
             data["hiddenColumns"] = {k: list(v) for k, v in hidden.items()}
+        if filters is not None and "filters" not in view.data:
+            data["filters"] = json.loads(json.dumps(filters))
         if data != view.data:
             path = f"api/dm/views/{view.id}/"
             self._call("PATCH", path, lambda: self._sdk.views.update(id=str(view.id), project=pid, data=data))

@@ -5,7 +5,10 @@ them planted rare ones.
 "Label All Tasks" is pressed as an annotator presses it (its request is checked to be the
 one the UI really sends), the rare tasks come first while they are labeled, the stream stays
 rare-first after "Use predictions to prelabel tasks" is turned off, a submitted annotation
-holds only what the annotator chose, and the tab shows the text without scrolling.
+holds what the annotator chose and wrote (a note typed in the backend's TextArea stays, the
+explanation Label Studio copied in goes), the explanation shows without an input box, the tab
+shows the text without scrolling and, after labeling, only the tasks still to label, and the
+task quick view shows the score as a percentage.
 
 Screenshots are written to ``VLMINE_ARTIFACTS`` (default ``<repo>/test-artifacts``), in a
 folder the test prints.
@@ -31,6 +34,8 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1600, "height": 1000}
 ROOT = Path(__file__).resolve().parents[2]
+#: what an annotator types into the backend's TextArea
+NOTE = "annotator note: looks like a tram"
 
 
 def artefacts_dir(name: str) -> Path:
@@ -181,10 +186,18 @@ def test_label_all_tasks_serves_the_long_tail_first_in_chromium(label_studio, br
         assert "model_version was empty" in (m["projects"][str(pid)]["stream_restored"] or "")
         assert client.get_project(pid)["show_collab_predictions"] is False  # the admin's choice is kept
 
-        # the stream is still rare-first, and nothing is prefilled
+        # the stream is still rare-first, and nothing is prefilled: the backend's TextArea shows its
+        # empty input, and an annotator types a note there
         first = press_label_all_tasks(page, ls, pid, tab["id"], shots, "03-first-task-prelabeling-off.png")
         assert first["id"] in planted, (first["id"], first["data"])
         assert page.get_by_text("Rarest keywords", exact=False).count() == 0
+        note_box = page.locator("[data-testid=textarea-input]")
+        assert note_box.count() == 1
+        note_box.first.fill(NOTE)
+        note_box.first.press("Enter")  # adds the line; maxSubmissions="1" then hides the input
+        page.get_by_text(NOTE, exact=False).first.wait_for(timeout=30_000)
+        assert page.locator("[data-testid=textarea-input]").count() == 0
+        page.screenshot(path=str(shots / "03b-note-typed.png"))
         second = submit(page, "rare", shots, "04-second-task.png")
         assert second["id"] in planted and second["id"] != first["id"]
 
@@ -195,10 +208,14 @@ def test_label_all_tasks_serves_the_long_tail_first_in_chromium(label_studio, br
         again = press_label_all_tasks(page, ls, pid, tab["id"], shots, "05-second-task-prelabeled.png")
         assert again["id"] == second["id"]  # locked for this annotator until labeled
         page.get_by_text("Rarest keywords", exact=False).first.wait_for(timeout=30_000)
+        # the explanation reads without a key, and no input box sits above it (maxSubmissions="1")
+        assert page.get_by_text(re.compile(r"Rarest keywords: .*: 1 task")).count() >= 1
+        assert page.locator("[data-testid=textarea-input]").count() == 0
         third = submit(page, "rare", shots, "06-third-task.png")
         assert third["id"] in planted and third["id"] not in (first["id"], second["id"])
 
-        # the annotation holds only what the annotator chose: the prefilled text was removed
+        # the annotation holds what the annotator chose and wrote: the copied explanation was
+        # removed, the typed note stays
         def annotation_of(task_id: int) -> list[dict]:
             rows = ls.api("GET", f"/api/tasks/{task_id}/annotations/").json()
             return rows[0]["result"] if len(rows) == 1 else []
@@ -208,9 +225,36 @@ def test_label_all_tasks_serves_the_long_tail_first_in_chromium(label_studio, br
                  30, "the backend's explanation to leave the submitted annotation", backend)
         assert [(r["from_name"], r["value"]) for r in annotation_of(second["id"])] == [
             ("label", {"choices": ["rare"]})]
-        assert [(r["from_name"], r["value"]) for r in annotation_of(first["id"])] == [
-            ("label", {"choices": ["rare"]})]
+        assert sorted((r["from_name"], r["value"].get("choices") or r["value"].get("text"))
+                      for r in annotation_of(first["id"])) == [("label", ["rare"]), ("vlmine", [NOTE])]
         assert metrics()["counters"].get("explanations_removed", 0) >= 1  # Label Studio had copied it in
+
+        # --- the tab after labeling: the labeled tasks left it, the rare ones still to label are on top
+        labeled = {first["id"], second["id"]}
+        in_tab = [t["id"] for t in client.tasks_in_view(tab["id"])]
+        assert len(in_tab) == len(ids) - len(labeled) and not labeled & set(in_tab)
+        assert set(in_tab[:len(planted) - len(labeled)]) == planted - labeled, in_tab[:5]
+        page.goto(f"{ls.base_url}/projects/{pid}/data?tab={tab['id']}")
+        by_id = {t: texts[i] for i, t in enumerate(ids)}
+        for task in planted - labeled:
+            page.get_by_text(by_id[task], exact=True).first.wait_for(timeout=60_000)
+        for task in labeled:
+            assert page.get_by_text(by_id[task], exact=True).count() == 0, by_id[task]
+        page.screenshot(path=str(shots / "07-tab-after-labeling.png"))
+        # the filter that hides them is the admin's to see and remove
+        page.get_by_role("button", name=re.compile("^Filters")).first.click()
+        page.get_by_text("Completed", exact=True).first.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "08-tab-filter.png"))
+        page.keyboard.press("Escape")
+
+        # --- the task quick view shows the score as a percentage: a place in the queue
+        top = client.tasks_in_view(tab["id"], limit=1)[0]
+        shown_score = f"{float(top['predictions_score']) * 100:.2f}%"
+        page.get_by_text(by_id[top["id"]], exact=True).first.click()
+        page.get_by_text(shown_score, exact=False).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(shots / "09-quick-view-score.png"))
+        print(f"[browser test] the quick view shows task {top['id']}'s score "
+              f"{top['predictions_score']} as {shown_score!r}")
 
         # the report page says how the stream works and what was put back
         report = requests.get(backend.url + f"/report?project={pid}", timeout=60).text

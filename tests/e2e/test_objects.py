@@ -184,7 +184,7 @@ def test_whole_image_mining_does_not_find_the_rare_objects(label_studio, scenes,
             assert all(r["type"] != "rectanglelabels" for r in result), result  # no box without objects
             texts[p["task"]] = explanation_of({"result": result})
         assert set(texts) == set(ids)
-        assert set(texts.values()) == {"Rarest keywords: car (40), street (40)\nDescription: a street with parked cars"}
+        assert set(texts.values()) == {"Rarest keywords: car: 40 tasks, street: 40 tasks\nDescription: a street with parked cars"}
     finally:
         backend.stop()
 
@@ -288,7 +288,7 @@ def test_rare_objects_top_the_long_tail_tab_with_their_box(label_studio, scenes,
             text = explanation_of(pred)
             # 40 scenes x 3 cars + 4 trailers are the objects (the box past the border is none)
             assert "Rarest object: trailer (detector 0.90)" in text, text
-            assert "hitch (4 of 124 objects and 40 scenes), trailer (4)" in text, text
+            assert "hitch: 4 of 124 objects and 40 scenes, trailer: 4 of them" in text, text
         # a common task's rarest object is one of its cars: its box is a car, its words common
         common = live_prediction(client, ls, pid, ids[0], backend)
         assert rare_box_of(common)["value"]["rectanglelabels"] == ["car"]

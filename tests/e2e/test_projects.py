@@ -112,7 +112,7 @@ def test_image_project_uploaded_to_label_studio(label_studio, tmp_path):
             pred = next(p for p in client.list_predictions(pid, version) if p["task"] in yellow)
             full = ls.api("GET", f"/api/predictions/{pred['id']}").json()
             text = full["result"][0]["value"]["text"]
-            assert "submarine (2)" in text[0] and text[1].startswith("Description: a yellow submarine")
+            assert "submarine: 2 tasks" in text[0] and text[1].startswith("Description: a yellow submarine")
             assert vlm.calls >= len(colours)
             assert ls.token not in backend.log_text()
         finally:

@@ -85,7 +85,7 @@ def test_text_project_is_prioritised_long_tail_first(label_studio, tmp_path):
         giraffe = ids[texts.index(PLANTED[0])]
         shown = requests.get(f"{ls.base_url}/api/predictions/{preds[giraffe]['id']}",
                              headers=http.headers).json()["result"][0]["value"]["text"][0]
-        assert "giraffe (1)" in shown and "tuxedo (1)" in shown
+        assert "giraffe: 1 task" in shown and "tuxedo: 1 task" in shown
 
         assert token not in backend.log_text()
     finally:

@@ -43,7 +43,7 @@ TEXT_CONFIG = """<View>
 IMAGE_CONFIG = """<View>
   <Image name="image" value="$image"/>
   <Choices name="label" toName="image"><Choice value="a"/><Choice value="b"/></Choices>
-  <TextArea name="vlmine" toName="image" editable="false"/>
+  <TextArea name="vlmine" toName="image" maxSubmissions="1"/>
 </View>"""
 
 

@@ -39,7 +39,7 @@ OBJECT_CONFIG = """<View>
   <RectangleLabels name="label" toName="image">
     <Label value="car"/><Label value="trailer"/>
   </RectangleLabels>
-  <TextArea name="vlmine" toName="image" editable="false"/>
+  <TextArea name="vlmine" toName="image" maxSubmissions="1"/>
 </View>"""
 
 #: what the stand-in VLM answers, by the dominant colour of what it is shown

@@ -7,7 +7,7 @@ import random
 CONFIG = """<View>
   <Text name="text" value="$text"/>
   <Choices name="label" toName="text"><Choice value="common"/><Choice value="rare"/></Choices>
-  <TextArea name="vlmine" toName="text" editable="false"/>
+  <TextArea name="vlmine" toName="text" maxSubmissions="1"/>
 </View>"""
 
 SUBJECTS = ["cat", "dog", "car", "bus", "man", "woman", "bicycle", "truck"]
