@@ -23,7 +23,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from backend.mining.index import KeywordIndex, RedisIndex, SQLiteIndex  # noqa: E402
+from backend.mining.index import KeywordIndex  # noqa: E402
+from backend.state.redis_index import RedisIndex  # noqa: E402
+from backend.state.sqlite_index import SQLiteIndex  # noqa: E402
 
 
 def keyword_sets(n_tasks: int, vocab: int, per_task: int, seed: int) -> list[list[str]]:

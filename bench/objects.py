@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from backend.mining import KeywordNormaliser  # noqa: E402
-from backend.mining.index import SQLiteIndex  # noqa: E402
 from backend.objects import (  # noqa: E402
     CropRules,
     MemoryCropCache,
@@ -52,6 +51,7 @@ from backend.objects import (  # noqa: E402
     object_scope,
     objects_from_results,
 )
+from backend.state.sqlite_index import SQLiteIndex  # noqa: E402
 from backend.vlm import DEFAULT_DESCRIBE_PROMPT, DEFAULT_OBJECT_PROMPT, OpenAIDescriber  # noqa: E402
 from support.fake_openai import FakeOpenAI  # noqa: E402
 

@@ -17,7 +17,11 @@ import numpy as np
 import pytest
 import redis
 
-from backend.mining.index import IndexArrays, KeywordIndex, RedisIndex, SQLiteIndex, open_index
+from backend.mining.index import IndexArrays, KeywordIndex
+from backend.settings import Settings
+from backend.state import INDEX_FILE, open_state
+from backend.state.redis_index import RedisIndex
+from backend.state.sqlite_index import SQLiteIndex
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 WORDS = [f"w{i}" for i in range(40)] + ["bus", "double-decker bus", "café", "x y z"]
@@ -236,14 +240,16 @@ def test_redis_decode_responses_client_works(redis_prefix):
     client.close()
 
 
-def test_open_index(tmp_path, redis_prefix):
-    local = open_index(None, tmp_path / "data")
-    assert isinstance(local, SQLiteIndex)
-    assert (tmp_path / "data" / "index.sqlite3").exists()
+def test_open_state_picks_the_index_store(tmp_path):
+    """SQLite under MODEL_DIR (created when missing) without REDIS_URL; Redis with it."""
+    local = open_state(Settings.from_env({}, model_dir=str(tmp_path / "data")))
+    assert isinstance(local.index, SQLiteIndex)
+    assert (tmp_path / "data" / INDEX_FILE).exists()
     local.close()
-    shared = open_index(REDIS_URL, tmp_path)
-    assert isinstance(shared, RedisIndex)
+    shared = open_state(Settings.from_env({}, model_dir=str(tmp_path / "shared"), redis_url=REDIS_URL))
+    assert isinstance(shared.index, RedisIndex)
     shared.close()
+    shared.redis.close()
 
 
 def test_sqlite_survives_reopen(tmp_path):

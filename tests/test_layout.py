@@ -1,7 +1,8 @@
 """The package's layering, read from the source: the data flows one way.
 
-server -> jobs -> engine -> pipeline -> labelstudio -> settings/netguard -> mining, vlm,
-state, logs -> errors, ids, versions, fields. A module may import from its own floor or below,
+server -> jobs -> engine -> pipeline -> labelstudio -> settings/netguard -> state -> mining,
+objects, vlm, logs -> errors, ids, versions, fields (state keeps the keyword index whose
+interface mining declares). A module may import from its own floor or below,
 never above; no import cycles between modules; no reaching past the engine into its state
 (``engine.store`` and friends) outside ``backend/engine/``; no private name imported from
 another module. Imports under ``if TYPE_CHECKING:`` are annotations only and not counted.
@@ -24,7 +25,8 @@ FLOORS = [
     {"pipeline"},
     {"labelstudio"},
     {"settings", "netguard"},
-    {"mining", "objects", "vlm", "state", "logs"},
+    {"state"},
+    {"mining", "objects", "vlm", "logs"},
     {"errors", "ids", "versions", "fields"},
 ]
 FLOOR = {unit: n for n, units in enumerate(FLOORS) for unit in units}

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from backend.mining import KeywordNormaliser, mine, novelty
-from backend.mining.index import KeywordIndex, RedisIndex, SQLiteIndex
+from backend.mining.index import KeywordIndex
 from backend.objects import (
     OBJECT_SLOTS,
     SCENE_SLOT,
@@ -25,6 +25,8 @@ from backend.objects import (
     task_uncertainty,
     tasks_uncertainty,
 )
+from backend.state.redis_index import RedisIndex
+from backend.state.sqlite_index import SQLiteIndex
 
 from tests.support.mining_data import keyword_arrays
 

@@ -1,8 +1,9 @@
 """The mining core: keywords -> index -> novelty + uncertainty -> Pareto priorities.
 
-No network I/O here except the Redis index. ``mine`` is the one call the rest of the
-backend needs: it takes a scope's ``IndexArrays`` and any uncertainty signals and
-returns fronts, positions and priorities aligned with the task ids.
+No network I/O here: the keyword index's stores (SQLite, Redis) live in ``backend.state``.
+``mine`` is the one call the rest of the backend needs: it takes a scope's ``IndexArrays``
+and any uncertainty signals and returns fronts, positions and priorities aligned with the
+task ids.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .diversity import diversify_head, head_size
-from .index import IndexArrays, KeywordIndex, RedisIndex, SQLiteIndex, open_index
+from .index import IndexArrays, KeywordIndex
 from .keywords import KeywordNormaliser, parse_keyword_list
 from .novelty import DEFAULT_POOLING, novelty
 from .pareto import Ranking, informative_columns, pareto_fronts, rank, select, signal_margins
@@ -36,8 +37,6 @@ __all__ = [
     "KeywordNormaliser",
     "MiningResult",
     "Ranking",
-    "RedisIndex",
-    "SQLiteIndex",
     "entropy",
     "fill_missing",
     "least_confidence",
@@ -45,7 +44,6 @@ __all__ = [
     "mine",
     "novelty",
     "one_minus_confidence",
-    "open_index",
     "pareto_fronts",
     "parse_keyword_list",
     "rank",

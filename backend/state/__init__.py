@@ -3,7 +3,10 @@ index and the coordination (counters, errors, locks).
 
 :func:`open_state` is the one place that picks the backend: Redis when ``REDIS_URL`` is
 set (many workers share it), else SQLite files under ``MODEL_DIR`` and in-process
-coordination (one process). The interfaces are declared in :mod:`backend.state.base`.
+coordination (one process). The interfaces are declared in :mod:`backend.state.base`
+(the keyword index's in :mod:`backend.mining.index`, which mining reads); the stores are
+``sqlite``/``redis`` (project and task state), ``sqlite_index``/``redis_index`` (the keyword
+index) and ``coordination``.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 from .base import Coordination, JobTable, ProjectState, Store, TaskRecord
 
 if TYPE_CHECKING:
-    from ..mining import KeywordIndex
+    from ..mining.index import KeywordIndex
     from ..settings import Settings
 
 #: the SQLite file of the embedded mode, under MODEL_DIR: projects, tasks, cache and jobs
 STATE_FILE = "state.sqlite3"
+#: the SQLite file of the embedded mode's keyword index, under MODEL_DIR
+INDEX_FILE = "index.sqlite3"
 
-__all__ = ["Coordination", "JobTable", "ProjectState", "STATE_FILE", "State", "Store", "TaskRecord",
+__all__ = ["Coordination", "INDEX_FILE", "JobTable", "ProjectState", "STATE_FILE", "State", "Store", "TaskRecord",
            "open_job_table", "open_state"]
 
 
@@ -64,13 +69,14 @@ def open_state(settings: "Settings", *, store: Store | None = None, index: "Keyw
             store = SQLiteStore(settings.data_dir / STATE_FILE)
     if index is None:
         if redis_client is not None:
-            from ..mining import RedisIndex
+            from .redis_index import RedisIndex
 
             index = RedisIndex(redis_client)
         else:
-            from ..mining import open_index
+            from .sqlite_index import SQLiteIndex
 
-            index = open_index(None, settings.data_dir)
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            index = SQLiteIndex(settings.data_dir / INDEX_FILE)
     if coordination is None:
         from .coordination import LocalCoordination, RedisCoordination
 
