@@ -462,6 +462,11 @@ class Engine:
         if arrays.n_tasks == 0:
             return [], None
         ranked = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
+        return self.rank_arrays(arrays, ranked)
+
+    def rank_arrays(self, arrays: Any, ranked: Mapping[str, np.ndarray] | None = None) -> tuple[list[int], Any]:
+        """The order (label-first first) and mining result of an index's arrays and signals, under
+        these settings; :meth:`ranking` reads both from the project, simulations build them."""
         result = mine_priorities(arrays, ranked, pooling=self.settings.pooling,
                                  transform=self.settings.novelty_transform,
                                  invert=self.settings.scores_ascending,

@@ -78,9 +78,10 @@ def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path)
         backend.stop()
 
     # many more cats and sofas drop the old cat tasks below the other common ones: old tasks
-    # move, and with PATCH_LIMIT=0 any move is a bump
+    # move, and with PATCH_LIMIT=0 and BUMP_SHARE=0 any move is a bump
     # the same address: Label Studio's webhook and ML connection point there
-    backend = BackendServer({**env, "PATCH_LIMIT": "0"}, tmp_path / "backend2.log", port=backend.port)
+    backend = BackendServer({**env, "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}, tmp_path / "backend2.log",
+                            port=backend.port)
     try:
         ids += import_tasks(ls, pid, [{"text": "a cat on the sofa"} for _ in range(40)])
         wait_for(settled(len(ids)), 180, "the bump", backend)
@@ -179,7 +180,7 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
     re-rank must switch it and have the old generation deleted."""
     ls = label_studio
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
-                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0"}))
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}))
     pid, ids = create_project(ls, "bump crash e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
     tasks = [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)]
     engine.mine_tasks(pid, tasks, TEXT_CONFIG)
@@ -187,7 +188,7 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
     client = engine.label_studio()
     assert client.get_project(pid)["model_version"] == first
 
-    # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 bumps
+    # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 with BUMP_SHARE=0 bumps
     engine.mine_tasks(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
     rerank_that_dies_after_its_import(engine, pid)
     bumped = engine.live_version(pid)
@@ -218,7 +219,7 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     # LABEL_STREAM=tab: scores run highest-first, so the new label-first task finds no room above
     # 1.0 and the re-rank is a bump (lowest-first it would slot in below the lowest score)
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
-                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0",
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0",
                                        "LABEL_STREAM": "tab"}))
     pid, ids = create_project(ls, "deleted e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
     engine.mine_tasks(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
