@@ -111,7 +111,7 @@ class Settings:
     keep_explanations: bool = False
     patch_limit: int = 200
     bump_share: float = 0.1
-    exact_head: int = 1000
+    exact_head: int = 500
     place_tolerance: float = 0.1
     rerank_delay: float = 2.0
 

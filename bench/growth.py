@@ -98,10 +98,12 @@ def live_scored(ls, pid: int, lo: int, hi: int) -> int:
     got = 0
     page = 1
     while True:
-        resp = ls.api("GET", "/api/tasks", params={"project": pid, "fields": "all", "page": page, "page_size": 1000,
-                                                    "include": "id,predictions_score", "query": json.dumps(query)})
-        if resp.status_code == 404:
+        resp = requests.get(f"{ls.base_url}/api/tasks", headers=ls.headers, timeout=120,
+                            params={"project": pid, "fields": "all", "page": page, "page_size": 1000,
+                                    "include": "id,predictions_score", "query": json.dumps(query)})
+        if resp.status_code == 404:  # "Invalid page": the last page was full
             return got
+        resp.raise_for_status()
         rows = resp.json()
         rows = rows.get("tasks", []) if isinstance(rows, dict) else rows
         got += sum(1 for r in rows if r.get("predictions_score") is not None)

@@ -251,3 +251,39 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     queue.submit_sync(pid)
     queue.run_pending(kinds=("sync",))
     assert engine.index.contains(scope, [ids[2]]) == set() and ids[2] not in engine.store.get_tasks(pid)
+
+
+def prediction_counts(ls, pid: int) -> tuple[dict[int, int], int]:
+    """What the Data Manager shows: each task's cached prediction count (``total_predictions``,
+    its "Predictions" column) and the footer's total."""
+    rows = ls.api("GET", "/api/tasks", params={"project": pid, "fields": "all", "page_size": 1000}).json()
+    per_task = {int(t["id"]): t["total_predictions"] for t in rows["tasks"]}
+    return per_task, int(rows["total_predictions"])
+
+
+def test_after_a_generation_switch_the_data_manager_counts_one_prediction_a_task(label_studio, tmp_path):
+    """A bump imports every score under a new generation and the clean-up job deletes the old
+    one: afterwards every task's cached count, and the footer, say one prediction per task."""
+    ls = label_studio
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0",
+                                       "LABEL_STREAM": "tab"}))
+    texts = [COMMON[i % 6] for i in range(40)]
+    pid, ids = create_project(ls, "counters e2e", TEXT_CONFIG, [{"text": t} for t in texts])
+    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(ids, texts)], TEXT_CONFIG)
+    queue = EmbeddedQueue(engine)
+    queue.submit_rerank(pid, delay=0)
+    queue.run_pending()
+    first = engine.live_version(pid)
+    assert prediction_counts(ls, pid) == ({t: 1 for t in ids}, len(ids))
+
+    # rare new tasks at the top of a highest-first order: no room above 1.0 with nothing patched
+    new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}, {"text": "a narwhal with a violin"}])
+    engine.mine_tasks(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}},
+                            {"id": new[1], "data": {"text": "a narwhal with a violin"}}])
+    queue.submit_rerank(pid, delay=0)
+    queue.run_pending()  # the bump, then the clean-up job it queued
+    assert engine.live_version(pid) == f"{first}-r1"
+    assert not LabelStudioClient(ls.base_url, ls.token).list_predictions(pid, first)
+    every = ids + new
+    assert prediction_counts(ls, pid) == ({t: 1 for t in every}, len(every))
