@@ -671,6 +671,45 @@ class Engine:
         log.info("re-rank %s", report)
         return report
 
+    def retire_version(self, pid: int, version: str) -> dict[str, int]:
+        """Delete an old version's (or generation's) predictions, then check the prediction counts
+        Label Studio caches per task (the Data Manager's "Predictions" column and footer) and
+        have it recount the tasks whose count is not what it holds.
+
+        Deleting a version makes Label Studio take each deleted prediction off its task's count,
+        so the counts are normally right; they have been seen stale after a generation switch
+        (two predictions a task shown, one held), so the clean-up makes sure. Costs one listing
+        of the tasks and one of the predictions, after a generation switch only.
+        """
+        client = self.label_studio()
+        deleted = client.delete_model_version(pid, version)
+        scratch = self.recount_version
+        client.delete_model_version(pid, scratch)  # what a recount that did not finish left
+        held: dict[int, int] = {}
+        for p in client.list_predictions(pid):
+            if p["task"] is not None:
+                held[p["task"]] = held.get(p["task"], 0) + 1
+        stale = sorted(t for t, n in client.cached_prediction_counts(pid).items() if n != held.get(t, 0))
+        if stale:
+            try:
+                client.recount_predictions(pid, stale, scratch)
+            except LabelStudioError as exc:
+                if exc.status != 400:  # 400: a task deleted meanwhile; the next clean-up checks again
+                    raise
+                log.warning("project %s: cannot have Label Studio recount its prediction counts: %s", pid, exc)
+            else:
+                log.warning("project %s: Label Studio's cached prediction counts were wrong for %d tasks (the Data "
+                            "Manager showed predictions that are gone); had them recounted", pid, len(stale))
+                self.coord.incr("prediction_counts_refreshed")
+        return {"deleted": deleted, "recounted": len(stale)}
+
+    @property
+    def recount_version(self) -> str:
+        """The model version of the empty predictions a recount imports and deletes at once
+        (``LabelStudioClient.recount_predictions``); it starts with the prefix, so it is never
+        read as another model's predictions."""
+        return f"{self.settings.model_version_prefix}-recount"
+
     def _ensure_tab(self, pid: int, state: ProjectState) -> None:
         """The "Long-tail first" tab: ordered to put the label-first task on top, showing the label
         config's data fields and the score, Label Studio's housekeeping columns hidden (set once:

@@ -4,6 +4,7 @@ every task keeps exactly one live prediction, and old generations are deleted.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 
 import pytest
@@ -287,3 +288,18 @@ def test_after_a_generation_switch_the_data_manager_counts_one_prediction_a_task
     assert not LabelStudioClient(ls.base_url, ls.token).list_predictions(pid, first)
     every = ids + new
     assert prediction_counts(ls, pid) == ({t: 1 for t in every}, len(every))
+
+    # The stale counts seen after a switch in a browser walkthrough ("Predictions: 2050" for 1,050
+    # tasks, one prediction each held): made here in Label Studio's own database, then the
+    # clean-up job, which checks the counts after its deletion, has Label Studio recount them.
+    client = LabelStudioClient(ls.base_url, ls.token)
+    scores = {p["task"]: p["score"] for p in client.list_predictions(pid)}
+    with sqlite3.connect(ls.data_dir / "ls.sqlite3", timeout=30) as db:
+        db.execute("UPDATE task SET total_predictions = 2 WHERE project_id = ?", (pid,))
+    assert prediction_counts(ls, pid)[1] == 2 * len(every)
+    queue.submit_cleanup(pid, first)  # nothing of it is left to delete; the counts are checked anyway
+    queue.run_pending()
+    assert prediction_counts(ls, pid) == ({t: 1 for t in every}, len(every))
+    # the recount's own predictions are gone again, and the live scores are untouched
+    assert {p["task"]: p["score"] for p in client.list_predictions(pid)} == scores
+    assert engine.counters().get("prediction_counts_refreshed") == 1
