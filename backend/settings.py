@@ -110,6 +110,9 @@ class Settings:
     rare_keywords_shown: int = 5
     keep_explanations: bool = False
     patch_limit: int = 200
+    bump_share: float = 0.1
+    exact_head: int = 500
+    place_tolerance: float = 0.1
     rerank_delay: float = 2.0
 
     # --- jobs ------------------------------------------------------------------
@@ -191,7 +194,7 @@ class Settings:
                      "image_fetch_concurrency", "max_request_mb", "rare_keywords_shown", "predict_wait"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.upper()} must be positive")
-        for name in ("patch_limit", "job_retries", "rerank_delay", "image_decode_min_side"):
+        for name in ("patch_limit", "job_retries", "rerank_delay", "image_decode_min_side", "exact_head"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name.upper()} must not be negative")
         if not _VERSION_PREFIX.fullmatch(str(self.model_version_prefix)):
@@ -202,6 +205,9 @@ class Settings:
                                 f"starting with a letter or digit; got {str(self.model_version_prefix)[:40]!r}")
         if not 0 <= self.head_diversity <= 1:
             raise SettingsError("HEAD_DIVERSITY must be between 0 (off) and 1")
+        for name in ("bump_share", "place_tolerance"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SettingsError(f"{name.upper()} must be between 0 and 1 (a share)")
         if not (self.image_max_aspect_ratio == 0 or self.image_max_aspect_ratio >= 1):
             raise SettingsError("IMAGE_MAX_ASPECT_RATIO must be 0 (no limit) or at least 1")
         self._validate_objects()

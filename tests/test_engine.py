@@ -186,3 +186,30 @@ def test_explanations_say_what_their_numbers_count():
     assert all(wording.may_be_written(line) for line in (
         wording.keywords_line(["tram"], {"tram": 1}), wording.description_line("a tram"), "Rarest object: car"))
     assert not wording.may_be_written("annotator note: looks like a tram")
+
+
+@pytest.mark.parametrize("stream", ["uncertainty", "tab"])
+def test_write_plans_keep_the_head_exact_in_either_score_direction(tmp_path, stream):
+    """Engine.write_plan applies EXACT_HEAD and PLACE_TOLERANCE from the label-first end, whichever
+    way the scores run: after one task far down moves by a few places, only the head is exact
+    and that task keeps its score; the label-first task holds the stream's first score."""
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STREAM": stream, "EXACT_HEAD": "5",
+                                       "PLACE_TOLERANCE": "0.1"}))
+    order = list(range(1, 201))
+    written = {t: (s, None) for t, s in engine.write_plan(order, {}).imports.items()}
+    moved = order[:150] + [order[155]] + order[150:155] + order[156:]  # place 155 -> 150
+    moved[0], moved[1] = moved[1], moved[0]  # and a swap at the very head
+    plan = engine.write_plan(moved, written)
+    assert not plan.bump and plan.served[:5] == moved[:5]
+    assert 156 not in plan.patches and set(plan.patches) & {1, 2}
+    after = {t: s for t, (s, _) in written.items()} | plan.patches
+    first = min if stream == "uncertainty" else max
+    assert first(after, key=after.get) == moved[0]
+
+
+def test_a_bump_needs_more_patches_than_the_limit_and_the_share(tmp_path):
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "PATCH_LIMIT": "200", "BUMP_SHARE": "0.1"}))
+    assert engine.patch_budget(1000) == 200
+    assert engine.patch_budget(20_000) == 2000
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path / "b"), "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}))
+    assert engine.patch_budget(20_000) == 0

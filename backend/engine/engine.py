@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -462,6 +462,13 @@ class Engine:
         if arrays.n_tasks == 0:
             return [], None
         ranked, object_arrays = self._signals(pid, arrays.task_ids, fresh_tasks, refresh, extra_fields)
+        return self.rank_arrays(arrays, ranked, object_arrays)
+
+    def rank_arrays(self, arrays: Any, ranked: Mapping[str, np.ndarray] | None = None,
+                    object_arrays: Any = None) -> tuple[list[int], Any]:
+        """The order (label-first first) and mining result of an index's arrays and signals, under
+        these settings; :meth:`ranking` reads both from the project, simulations build them.
+        ``object_arrays``: the object scope's arrays when the project mines objects."""
         novelty_from, head_keywords = None, None
         if object_arrays is not None and self.settings.object_with_scene:
             # the scene is one of the task's objects: its object novelty is the rarest thing
@@ -575,6 +582,23 @@ class Engine:
                 report["stream_restored"] = restored["restored"]
             return report
 
+    def patch_budget(self, n_tasks: int) -> int:
+        """The most PATCHes a re-rank of ``n_tasks`` tasks makes before it bumps to a new
+        generation instead: PATCH_LIMIT, or BUMP_SHARE of the tasks when that is more. A
+        PATCH costs about 45 ms against a real server, a bump about 1 ms per task to import
+        and 4.5 ms per task to delete afterwards, so at a tenth of the tasks the two cost
+        about the same; below that, an import that nudges many tasks is cheaper patched."""
+        return max(self.settings.patch_limit, int(self.settings.bump_share * n_tasks))
+
+    def write_plan(self, order: list[int], written: Mapping[int, tuple[float, int | None]],
+                   patch_budget: int | None = None) -> writeback.WritePlan:
+        """The writes that make Label Studio follow ``order`` (label-first first): the first
+        EXACT_HEAD tasks exact, the rest within PLACE_TOLERANCE (see ``engine/writeback.py``)."""
+        s = self.settings
+        budget = self.patch_budget(len(order)) if patch_budget is None else patch_budget
+        return writeback.plan(self.score_order(order), written, budget, exact_head=s.exact_head,
+                              tolerance=s.place_tolerance, head_last=s.scores_ascending)
+
     def write_order(self, pid: int, order: list[int]) -> dict[str, Any]:
         """Make Label Studio's tab follow ``order`` (label-first first) with the fewest writes.
 
@@ -599,16 +623,18 @@ class Engine:
         if not recovering and any(p == PROVISIONAL for _, p in written.values()):
             held = self._held(pid, version)
             written = self._confirm_answers(pid, version, written, held)
-        plan = writeback.plan(self.score_order(order), written, self.settings.patch_limit)
+        plan = self.write_plan(order, written)
         # Failed tasks holding a prediction (mined once, failing now) go to the end of the
         # queue; so many that PATCHes would cost more than a bump make it one: a bump writes
         # no prediction for them, and Label Studio sorts those last.
         ends = self._ended(pid, order, written)
-        if ends and not plan.bump and len(plan.patches) + len(ends) > self.settings.patch_limit:
-            plan = writeback.bump(self.score_order(order))
+        if ends and not plan.bump and len(plan.patches) + len(ends) > self.patch_budget(len(order)):
+            plan = writeback.bump(self.score_order(order), self.settings.scores_ascending)
         if plan.bump:
             ends = {}
-        patches = {**plan.patches, **ends}
+        # head first: while the PATCHes go out one by one, the tasks served next are right soonest
+        place = {t: i for i, t in enumerate(plan.served)}
+        patches = {**dict(sorted(plan.patches.items(), key=lambda item: place.get(item[0], len(place)))), **ends}
         old_version = None
         # The write that did not finish may have been a bump: Label Studio may still sort by
         # the generation before it, and nothing has scheduled that generation's deletion.
@@ -659,6 +685,45 @@ class Engine:
                   "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
+
+    def retire_version(self, pid: int, version: str) -> dict[str, int]:
+        """Delete an old version's (or generation's) predictions, then check the prediction counts
+        Label Studio caches per task (the Data Manager's "Predictions" column and footer) and
+        have it recount the tasks whose count is not what it holds.
+
+        Deleting a version makes Label Studio take each deleted prediction off its task's count,
+        so the counts are normally right; they have been seen stale after a generation switch
+        (two predictions a task shown, one held), so the clean-up makes sure. Costs one listing
+        of the tasks and one of the predictions, after a generation switch only.
+        """
+        client = self.label_studio()
+        deleted = client.delete_model_version(pid, version)
+        scratch = self.recount_version
+        client.delete_model_version(pid, scratch)  # what a recount that did not finish left
+        held: dict[int, int] = {}
+        for p in client.list_predictions(pid):
+            if p["task"] is not None:
+                held[p["task"]] = held.get(p["task"], 0) + 1
+        stale = sorted(t for t, n in client.cached_prediction_counts(pid).items() if n != held.get(t, 0))
+        if stale:
+            try:
+                client.recount_predictions(pid, stale, scratch)
+            except LabelStudioError as exc:
+                if exc.status != 400:  # 400: a task deleted meanwhile; the next clean-up checks again
+                    raise
+                log.warning("project %s: cannot have Label Studio recount its prediction counts: %s", pid, exc)
+            else:
+                log.warning("project %s: Label Studio's cached prediction counts were wrong for %d tasks (the Data "
+                            "Manager showed predictions that are gone); had them recounted", pid, len(stale))
+                self.coord.incr("prediction_counts_refreshed")
+        return {"deleted": deleted, "recounted": len(stale)}
+
+    @property
+    def recount_version(self) -> str:
+        """The model version of the empty predictions a recount imports and deletes at once
+        (``LabelStudioClient.recount_predictions``); it starts with the prefix, so it is never
+        read as another model's predictions."""
+        return f"{self.settings.model_version_prefix}-recount"
 
     def _ensure_tab(self, pid: int, state: ProjectState) -> None:
         """The "Long-tail first" tab: ordered to put the label-first task on top, showing only the
@@ -849,8 +914,8 @@ class Engine:
             written = self.store.written(pid, version)
             # Label Studio asks only for tasks without a live prediction: plan as if they had none.
             asked = set(ids)
-            plan = writeback.plan(self.score_order(order), {t: v for t, v in written.items() if t not in asked},
-                                  patch_limit=len(order) + 1)
+            plan = self.write_plan(order, {t: v for t, v in written.items() if t not in asked},
+                                   patch_budget=len(order) + 1)
             # a failed (or not yet mined) task: the end of the queue; the reason is in /metrics
             scores = {t: float(plan.scores.get(t, self.end_score)) for t in ids}
             # Label Studio stores what we answer (unless its request timed out meanwhile):

@@ -10,6 +10,7 @@ Five kinds of job, each idempotent, each taking plain JSON:
 - ``rerank``:  {}                                           -> rank and write back (debounced:
                one waiting re-rank per project)
 - ``cleanup``: {"version": str}                             -> delete an old version's predictions
+               (and have Label Studio recount the tasks whose cached count is wrong)
 
 Two runners take them: :class:`backend.jobs.embedded.EmbeddedQueue` (no Redis: threads of
 the server process) and :class:`backend.jobs.rq.RQQueue` (RQ workers). Both run
@@ -91,7 +92,7 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
                 queue.submit_cleanup(pid, version)
         return report
     elif kind == "cleanup":
-        engine.label_studio().delete_model_version(pid, payload["version"])
+        return engine.retire_version(pid, payload["version"])
     else:
         raise ValueError(f"unknown job kind {kind!r}")
     return None

@@ -49,7 +49,7 @@ def test_a_model_version_switch_that_failed_is_made_by_the_next_rerank(label_stu
     """A bump imports a new generation, then switches project.model_version. When that switch
     fails (a timeout, a 5xx), the retry must still make it and retire the old generation."""
     ls = label_studio
-    engine = engine_for(ls, tmp_path, PATCH_LIMIT="0")
+    engine = engine_for(ls, tmp_path, PATCH_LIMIT="0", BUMP_SHARE="0")
     pid, ids = text_project(ls, engine, "switch failure e2e")
     first = engine.rerank(pid)["version"]
     client = engine.label_studio()

@@ -4,6 +4,7 @@ every task keeps exactly one live prediction, and old generations are deleted.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 
 import pytest
@@ -78,9 +79,10 @@ def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path)
         backend.stop()
 
     # many more cats and sofas drop the old cat tasks below the other common ones: old tasks
-    # move, and with PATCH_LIMIT=0 any move is a bump
+    # move, and with PATCH_LIMIT=0 and BUMP_SHARE=0 any move is a bump
     # the same address: Label Studio's webhook and ML connection point there
-    backend = BackendServer({**env, "PATCH_LIMIT": "0"}, tmp_path / "backend2.log", port=backend.port)
+    backend = BackendServer({**env, "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}, tmp_path / "backend2.log",
+                            port=backend.port)
     try:
         ids += import_tasks(ls, pid, [{"text": "a cat on the sofa"} for _ in range(40)])
         wait_for(settled(len(ids)), 180, "the bump", backend)
@@ -179,7 +181,7 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
     re-rank must switch it and have the old generation deleted."""
     ls = label_studio
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
-                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0"}))
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}))
     pid, ids = create_project(ls, "bump crash e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
     tasks = [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)]
     engine.mine_tasks(pid, tasks, TEXT_CONFIG)
@@ -187,7 +189,7 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
     client = engine.label_studio()
     assert client.get_project(pid)["model_version"] == first
 
-    # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 bumps
+    # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 with BUMP_SHARE=0 bumps
     engine.mine_tasks(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
     rerank_that_dies_after_its_import(engine, pid)
     bumped = engine.live_version(pid)
@@ -218,7 +220,7 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     # LABEL_STREAM=tab: scores run highest-first, so the new label-first task finds no room above
     # 1.0 and the re-rank is a bump (lowest-first it would slot in below the lowest score)
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
-                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0",
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0",
                                        "LABEL_STREAM": "tab"}))
     pid, ids = create_project(ls, "deleted e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
     engine.mine_tasks(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
@@ -250,3 +252,54 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     queue.submit_sync(pid)
     queue.run_pending(kinds=("sync",))
     assert engine.index.contains(scope, [ids[2]]) == set() and ids[2] not in engine.store.get_tasks(pid)
+
+
+def prediction_counts(ls, pid: int) -> tuple[dict[int, int], int]:
+    """What the Data Manager shows: each task's cached prediction count (``total_predictions``,
+    its "Predictions" column) and the footer's total."""
+    rows = ls.api("GET", "/api/tasks", params={"project": pid, "fields": "all", "page_size": 1000}).json()
+    per_task = {int(t["id"]): t["total_predictions"] for t in rows["tasks"]}
+    return per_task, int(rows["total_predictions"])
+
+
+def test_after_a_generation_switch_the_data_manager_counts_one_prediction_a_task(label_studio, tmp_path):
+    """A bump imports every score under a new generation and the clean-up job deletes the old
+    one: afterwards every task's cached count, and the footer, say one prediction per task."""
+    ls = label_studio
+    engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STUDIO_URL": ls.base_url,
+                                       "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0",
+                                       "LABEL_STREAM": "tab"}))
+    texts = [COMMON[i % 6] for i in range(40)]
+    pid, ids = create_project(ls, "counters e2e", TEXT_CONFIG, [{"text": t} for t in texts])
+    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(ids, texts)], TEXT_CONFIG)
+    queue = EmbeddedQueue(engine)
+    queue.submit_rerank(pid, delay=0)
+    queue.run_pending()
+    first = engine.live_version(pid)
+    assert prediction_counts(ls, pid) == ({t: 1 for t in ids}, len(ids))
+
+    # rare new tasks at the top of a highest-first order: no room above 1.0 with nothing patched
+    new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}, {"text": "a narwhal with a violin"}])
+    engine.mine_tasks(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}},
+                            {"id": new[1], "data": {"text": "a narwhal with a violin"}}])
+    queue.submit_rerank(pid, delay=0)
+    queue.run_pending()  # the bump, then the clean-up job it queued
+    assert engine.live_version(pid) == f"{first}-r1"
+    assert not LabelStudioClient(ls.base_url, ls.token).list_predictions(pid, first)
+    every = ids + new
+    assert prediction_counts(ls, pid) == ({t: 1 for t in every}, len(every))
+
+    # The stale counts seen after a switch in a browser walkthrough ("Predictions: 2050" for 1,050
+    # tasks, one prediction each held): made here in Label Studio's own database, then the
+    # clean-up job, which checks the counts after its deletion, has Label Studio recount them.
+    client = LabelStudioClient(ls.base_url, ls.token)
+    scores = {p["task"]: p["score"] for p in client.list_predictions(pid)}
+    with sqlite3.connect(ls.data_dir / "ls.sqlite3", timeout=30) as db:
+        db.execute("UPDATE task SET total_predictions = 2 WHERE project_id = ?", (pid,))
+    assert prediction_counts(ls, pid)[1] == 2 * len(every)
+    queue.submit_cleanup(pid, first)  # nothing of it is left to delete; the counts are checked anyway
+    queue.run_pending()
+    assert prediction_counts(ls, pid) == ({t: 1 for t in every}, len(every))
+    # the recount's own predictions are gone again, and the live scores are untouched
+    assert {p["task"]: p["score"] for p in client.list_predictions(pid)} == scores
+    assert engine.counters().get("prediction_counts_refreshed") == 1
