@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from backend.commands import main, serve_argv
-from tests.support.backend_server import free_port
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,8 +21,9 @@ from backend.jobs.embedded import EmbeddedQueue
 from backend.server.app import create_app
 from backend.settings import Settings
 from model import VLMineModel
-from tests.support.backend_server import BackendServer, free_port
+from tests.support.backend_server import BackendServer
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.ports import free_port
 
 SECRETS = {
     "BASIC_AUTH_PASS": "basic-pass-7f3a9c",

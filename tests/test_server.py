@@ -328,7 +328,7 @@ def test_a_refused_webhook_names_the_secret_header_when_one_is_set(tmp_path, cap
 
 
 def test_setup_still_answers_when_label_studio_cannot_be_reached(tmp_path, caplog):
-    from tests.support.backend_server import free_port
+    from tests.support.ports import free_port
 
     client, engine = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77", LABEL_STUDIO_API_KEY="ls-key-123456",
                               LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}")

@@ -1,11 +1,14 @@
 """backend.engine.stream without a server: the tab's columns, the ordering, what the guard wants,
-and which part of an annotation is the backend's explanation. Against a real Label Studio:
-tests/test_e2e_browser.py, tests/test_e2e_text.py, tests/test_labelstudio_client.py."""
+and which part of an annotation is the backend's explanation. The two tests marked ``e2e`` run
+against a real Label Studio, as do tests/e2e/test_browser.py, tests/e2e/test_text.py and
+tests/e2e/test_labelstudio.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from backend.engine import Engine, stream
 from backend.settings import Settings
@@ -97,6 +100,7 @@ def test_the_guard_wants_the_live_version_only_once_it_was_written(tmp_path):
     assert tab.stream.wanted(4) == {"model_version": tab.base_version}  # the sampling is the admin's
 
 
+@pytest.mark.e2e
 def test_a_sync_cleans_annotations_whose_webhook_was_lost(label_studio, tmp_path):
     """A sync finds the annotations that still hold the explanation (real Label Studio)."""
     from tests.support.label_studio import create_project
@@ -115,6 +119,7 @@ def test_a_sync_cleans_annotations_whose_webhook_was_lost(label_studio, tmp_path
     assert engine.coord.counters()["explanations_removed"] == 1
 
 
+@pytest.mark.e2e
 def test_the_stream_settings_are_put_back_by_a_rerank_and_by_setup(label_studio, tmp_path):
     """Prelabeling turned off and the sampling changed in Label Studio: the next re-rank puts
     both back, and so does the next /setup (real Label Studio)."""

@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import requests
+
+from tests.support.ports import free_port
 
 LS_VERSION = "1.23.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -107,12 +108,6 @@ def ensure_label_studio(venv: Path | None = None) -> Path:
         if version != LS_VERSION:
             raise LabelStudioStartError(f"after install {venv} reports label-studio {version!r}, want {LS_VERSION}")
     return exe
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(text: str, lines: int = 60) -> str:
