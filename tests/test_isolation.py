@@ -7,7 +7,8 @@ checks the test sources for the ways a test could reach someone else's Redis (it
 on this machine, a loopback Redis address or database written out, REDIS_URL or REDIS_TEST_URL
 read from the environment, a database emptied or a redis-server started outside the one module
 that owns them), and checks at run time that REDIS_TEST_URL names the very server the session
-started.
+started. It also checks that Label Studio starts only through the ``label_studio`` fixture, whose
+users must be marked ``e2e``: the fast loop starts none.
 """
 
 from __future__ import annotations
@@ -100,6 +101,17 @@ def test_the_check_finds_each_way_to_reach_a_foreign_redis(line):
 ])
 def test_the_check_leaves_settings_values_and_started_servers_alone(line):
     assert not violations(ROOT / "tests" / "test_example.py", line + "\n")
+
+
+def test_label_studio_starts_only_through_the_e2e_fixture():
+    """conftest stops the run when a test takes the ``label_studio`` fixture without the ``e2e``
+    marker; that covers every test only if no test starts Label Studio another way."""
+    starts = re.compile(r"\b(?:start_label_studio|running_label_studio)\(")
+    conftest = ROOT / "tests" / "conftest.py"
+    found = [f"{path.relative_to(ROOT)}" for path in (ROOT / "tests").rglob("test_*.py")
+             if starts.search(path.read_text())]
+    assert not found, f"start Label Studio outside the label_studio fixture: {found}"
+    assert starts.search(conftest.read_text())  # the fixture itself still starts it
 
 
 def test_redis_test_url_names_the_server_this_session_started(redis_server):

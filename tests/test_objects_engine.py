@@ -81,6 +81,7 @@ def label_first(results: list[dict], tasks: list[dict]) -> list[int]:
     return [t["id"] for _, t in sorted(zip([r["score"] for r in results], tasks), key=lambda p: (p[0], p[1]["id"]))]
 
 
+@pytest.mark.slow
 def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_fails_alone(tmp_path, scenes):
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         client, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",

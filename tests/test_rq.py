@@ -29,6 +29,7 @@ def _fail(queue: RQQueue, name: str, n: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_failed_jobs_are_the_newest_of_both_queues_newest_first(queue):
     mine = _fail(queue, MINE_QUEUE, 12)
     write = _fail(queue, WRITE_QUEUE, 1)

@@ -325,6 +325,7 @@ def test_the_server_refuses_a_bad_setting_at_start_up_with_a_clear_error(tmp_pat
     assert "configuration error: RERANK_DELAY" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_start_up_log_shows_no_password_of_a_url(tmp_path):
     from tests.support.backend_server import BackendServer
     from tests.support.ports import free_port

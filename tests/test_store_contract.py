@@ -248,6 +248,7 @@ task_ops = st.lists(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=task_ops)
+@pytest.mark.slow
 def test_counts_match_recount_property(store, ops):
     pid = next(_pids)  # a fresh project per example, in the same store
     model: dict[int, str] = {}

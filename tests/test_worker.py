@@ -10,6 +10,7 @@ import signal
 import time
 import uuid
 
+import pytest
 import redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
@@ -29,6 +30,7 @@ from tests.support.workers import kill_group, recount, start_worker, wait_until
 TEXT_CONFIG = '<View><Text name="text" value="$text"/></View>'
 
 
+@pytest.mark.slow
 def test_duplicate_webhooks_through_rq_never_double_count(redis_db_url, tmp_path):
     url = redis_db_url
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "4", "RERANK_DELAY": "0"}
@@ -55,6 +57,7 @@ def test_duplicate_webhooks_through_rq_never_double_count(redis_db_url, tmp_path
     assert metrics["projects"]["3"]["mined"] == 5
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(redis_db_url, tmp_path):
     url = redis_db_url
     colours = ["red", "green", "blue", "yellow"] * 4
@@ -94,6 +97,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(redis_db_url,
         assert vlm.calls > killed_calls
 
 
+@pytest.mark.slow
 def test_health_reports_redis_down_and_recovers(tmp_path):
     server = RedisServer(tmp_path / "redis", append_only=True).start()
     url = server.url()
@@ -135,6 +139,7 @@ def test_health_reports_redis_down_and_recovers(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_named_worker_rides_out_a_redis_restart_that_cuts_off_a_job(tmp_path):
     """A job in hand when Redis goes away ends RQ's work loop, and the loop's end cannot be
     recorded: the worker's key survives the restart (append-only file) still saying "alive".
@@ -188,6 +193,7 @@ def _pings(client) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(redis_db_url, tmp_path):
     url = redis_db_url
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "60"}
