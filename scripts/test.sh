@@ -32,7 +32,7 @@ if [ ! -x "$LS_VENV/bin/label-studio" ]; then
 fi
 export VLMINE_LS_VENV="$LS_VENV"
 
-# redis-server for the tests: the test session starts its own on a free port with a temporary
+# redis-server for the tests: the test run starts its own on a free port with a temporary
 # directory and stops it at the end (tests/support/redis_server.py). A Redis that is already
 # running, on the default port or any other, is never used: it may hold someone's data.
 if ! command -v redis-server >/dev/null; then

@@ -15,7 +15,7 @@ def pytest_configure(config):
     """A Redis named in the developer's environment is a server the tests did not start: drop
     both names, so that neither a test, nor a backend or worker process a test starts (they
     inherit the environment), can reach it. ``redis_server`` sets REDIS_TEST_URL again, to the
-    server the session starts."""
+    server the test run starts."""
     os.environ.pop("REDIS_URL", None)
     os.environ.pop("REDIS_TEST_URL", None)
 
@@ -31,16 +31,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ----------------------------------------------------------------------------------------
-# Real Redis: one server per test session, started on first use on a free port with its own
+# Real Redis: one server per test run, started on first use on a free port with its own
 # directory and no persistence, stopped at the end (tests/support/redis_server.py). Tests that
 # keep to a unique key prefix share db PREFIX_DB (``redis_server.url()``); tests that need a
 # whole database (RQ) take ``redis_db_url``. A missing redis-server is an error, never a skip.
 # ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    from tests.support.redis_server import REDIS_TEST_URL, SESSION_DATABASES, RedisServer
+    from tests.support.redis_server import REDIS_TEST_URL, SHARED_SERVER_DATABASES, RedisServer
 
-    server = RedisServer(tmp_path_factory.mktemp("redis"), databases=SESSION_DATABASES).start()
+    server = RedisServer(tmp_path_factory.mktemp("redis"), databases=SHARED_SERVER_DATABASES).start()
     os.environ[REDIS_TEST_URL] = server.url()
     try:
         yield server
@@ -51,7 +51,7 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture()
 def redis_db_url(redis_server):
-    """The URL of a whole database of the session's Redis, empty, for this test alone."""
+    """The URL of a whole database of the test run's Redis, empty, for this test alone."""
     with redis_server.lend_database() as url:
         yield url
 # ------------------------------------------------------------------------ end of Redis block

@@ -1,4 +1,4 @@
-"""Per-project locks: in-process and through a real Redis (the session's own server, a key
+"""Per-project locks: in-process and through a real Redis (the test run's own server, a key
 prefix per test).
 
 The Redis lock is a lease renewed while its holder works: a re-rank of a big

@@ -1,6 +1,6 @@
 """Keyword index: counts equal a recount after random writes, on SQLite and real Redis.
 
-Redis is the session's own server (the ``redis_server`` fixture); each test keeps to a key
+Redis is the test run's own server (the ``redis_server`` fixture); each test keeps to a key
 prefix of its own and deletes it afterwards. If the server cannot start, the Redis tests FAIL;
 they never skip.
 """

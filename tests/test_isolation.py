@@ -2,11 +2,11 @@
 
 A developer's Redis on the default port may hold real data, and the tests empty whole Redis
 databases (RQ keeps its keys at fixed names). So the tests start their own redis-server
-(tests/support/redis_server.py, one per session plus the ones a restart test owns). This module
+(tests/support/redis_server.py, one per test run plus the ones a restart test owns). This module
 checks the test sources for the ways a test could reach someone else's Redis (its default port
 on this machine, a loopback Redis address or database written out, REDIS_URL or REDIS_TEST_URL
 read from the environment, a database emptied or a redis-server started outside the one module
-that owns them), and checks at run time that REDIS_TEST_URL names the very server the session
+that owns them), and checks at run time that REDIS_TEST_URL names the very server the test run
 started. It also checks that Label Studio starts only through the ``label_studio`` fixture, whose
 users must be marked ``e2e``: the fast loop starts none.
 """
@@ -114,7 +114,7 @@ def test_label_studio_starts_only_through_the_e2e_fixture():
     assert starts.search(conftest.read_text())  # the fixture itself still starts it
 
 
-def test_redis_test_url_names_the_server_this_session_started(redis_server):
+def test_redis_test_url_names_the_server_this_test_run_started(redis_server):
     url = os.environ[REDIS_TEST_URL]
     assert url == redis_server.url(PREFIX_DB)
     parsed = urlparse(url)
@@ -122,7 +122,7 @@ def test_redis_test_url_names_the_server_this_session_started(redis_server):
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
         info = client.info("server")
-        assert info["process_id"] == redis_server.proc.pid  # the process the session started, no other
+        assert info["process_id"] == redis_server.proc.pid  # the process the test run started, no other
         assert info["tcp_port"] == redis_server.port
         config = client.config_get("*")
         assert Path(config["dir"]).resolve() == redis_server.data_dir.resolve()  # its own directory

@@ -33,7 +33,7 @@ def index(request, tmp_path):
         yield idx
         idx.close()
         return
-    client = request.getfixturevalue("redis_server").client()  # the session's own Redis
+    client = request.getfixturevalue("redis_server").client()  # the test run's own Redis
     prefix = f"vlmine-objects-{uuid.uuid4().hex[:10]}"
     idx = RedisIndex(client, prefix=prefix)
     yield idx

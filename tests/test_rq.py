@@ -1,4 +1,4 @@
-"""RQQueue against a real Redis (a whole database of the session's own server, lent to each
+"""RQQueue against a real Redis (a whole database of the test run's own server, lent to each
 test): what /metrics lists of failed jobs, and the pending marks that dedupe re-ranks."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One contract for both state stores: SQLiteStore (embedded) and RedisStore (shared).
 
-The Redis cases run against a real server (the session's own, ``redis_server``)
+The Redis cases run against a real server (the test run's own, ``redis_server``)
 and FAIL when it cannot start: a missing Redis must not turn into a green run.
 Each Redis case uses its own key prefix and deletes it after.
 """

@@ -1,6 +1,6 @@
 """Scale-out on RQ with a real Redis and real worker processes.
 
-Most tests take a whole database of the session's Redis (``redis_db_url``); the two that stop
+Most tests take a whole database of the test run's Redis (``redis_db_url``); the two that stop
 and restart Redis start a server of their own, with an append-only file so that a restart keeps
 the data."""
 

@@ -3,20 +3,21 @@
 The tests never use a Redis they did not start. A developer's Redis on the default port may
 hold real data, and what the RQ tests leave behind (queues, registries, worker keys at fixed
 names) cannot be confined to a key prefix, so it is cleared with FLUSHDB: that is safe only on
-a server of our own. The test session therefore starts one ``redis-server`` on first use (a
+a server of our own. Each test run therefore starts one ``redis-server`` on first use (a
 free loopback port, a temporary directory, no persistence) and stops it at the end
 (``redis_server`` in ``tests/conftest.py``); a test that restarts Redis, or needs its
 append-only file, starts another ``RedisServer`` of its own.
 
-On the session's server:
+On that shared server:
 
 - db ``PREFIX_DB`` is shared by the tests that keep to a unique key prefix (keyword index,
   state stores, locks); each deletes its own prefix afterwards;
 - every other db is lent whole to one test at a time (``RedisServer.lend_database``), emptied
   before and after: the tests that run RQ.
 
-This module is the one place that writes ``REDIS_TEST_URL`` and the one place that empties a
-database.
+``REDIS_TEST_URL`` is set to that shared server (by the fixture) and never read to find one.
+This module is the one place that starts a ``redis-server`` or empties a database
+(tests/test_isolation.py checks both).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ import redis
 
 from tests.support.ports import free_port
 
-REDIS_TEST_URL = "REDIS_TEST_URL"  # the session server's PREFIX_DB, for child processes and readers
+REDIS_TEST_URL = "REDIS_TEST_URL"  # the shared server's PREFIX_DB, for child processes and readers
 PREFIX_DB = 0
-SESSION_DATABASES = 32  # PREFIX_DB plus 31 to lend; lending cycles, so this is no limit on tests
+SHARED_SERVER_DATABASES = 32  # PREFIX_DB plus 31 to lend; lending cycles, so this is no limit on tests
 START_TIMEOUT = 15.0
 
 
