@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: creates the virtual environments
-# it needs, makes sure a Redis server is reachable, then runs pytest.
-#   bash scripts/test.sh            # everything
-#   bash scripts/test.sh -k index   # extra arguments go to pytest
+# it needs, installs redis-server and Chromium when missing, then runs pytest.
+#   bash scripts/test.sh                           # everything
+#   bash scripts/test.sh -m "not e2e and not slow" # the fast loop (tests/README.md)
+#   bash scripts/test.sh -k index                  # extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -31,25 +32,12 @@ if [ ! -x "$LS_VENV/bin/label-studio" ]; then
 fi
 export VLMINE_LS_VENV="$LS_VENV"
 
-# A real Redis: use the one on 127.0.0.1:6379 when it answers, else start one.
-if [ -z "${REDIS_TEST_URL:-}" ]; then
-  if .venv/bin/python -c "import redis,sys; redis.Redis(host='127.0.0.1', port=6379, socket_connect_timeout=1).ping()" 2>/dev/null; then
-    export REDIS_TEST_URL=redis://127.0.0.1:6379/13
-  else
-    if ! command -v redis-server >/dev/null; then
-      echo "== installing redis-server"
-      (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null
-    fi
-    port=6391
-    echo "== starting redis-server on 127.0.0.1:$port"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-      --dir /tmp --logfile /tmp/vlmine-test-redis.log
-    for _ in $(seq 50); do
-      redis-cli -p "$port" ping >/dev/null 2>&1 && break
-      sleep 0.1
-    done
-    export REDIS_TEST_URL=redis://127.0.0.1:$port/13
-  fi
+# redis-server for the tests: the test run starts its own on a free port with a temporary
+# directory and stops it at the end (tests/support/redis_server.py). A Redis that is already
+# running, on the default port or any other, is never used: it may hold someone's data.
+if ! command -v redis-server >/dev/null; then
+  echo "== installing redis-server"
+  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null
 fi
 
 # Headless Chromium for the report page's browser test (tests/test_report.py).

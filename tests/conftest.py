@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,52 @@ import pytest
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
+
+
+def pytest_configure(config):
+    """A Redis named in the developer's environment is a server the tests did not start: drop
+    both names, so that neither a test, nor a backend or worker process a test starts (they
+    inherit the environment), can reach it. ``redis_server`` sets REDIS_TEST_URL again, to the
+    server the test run starts."""
+    os.environ.pop("REDIS_URL", None)
+    os.environ.pop("REDIS_TEST_URL", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that boots Label Studio is marked ``e2e``, so that ``-m "not e2e"`` (and the
+    fast loop) never starts one: a test using the ``label_studio`` fixture without the marker
+    stops the run at collection."""
+    unmarked = [item.nodeid for item in items
+                if "label_studio" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests start Label Studio but are not marked e2e:\n  " + "\n  ".join(unmarked))
+
+
+# ----------------------------------------------------------------------------------------
+# Real Redis: one server per test run, started on first use on a free port with its own
+# directory and no persistence, stopped at the end (tests/support/redis_server.py). Tests that
+# keep to a unique key prefix share db PREFIX_DB (``redis_server.url()``); tests that need a
+# whole database (RQ) take ``redis_db_url``. A missing redis-server is an error, never a skip.
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from tests.support.redis_server import REDIS_TEST_URL, SHARED_SERVER_DATABASES, RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"), databases=SHARED_SERVER_DATABASES).start()
+    os.environ[REDIS_TEST_URL] = server.url()
+    try:
+        yield server
+    finally:
+        os.environ.pop(REDIS_TEST_URL, None)
+        server.stop()
+
+
+@pytest.fixture()
+def redis_db_url(redis_server):
+    """The URL of a whole database of the test run's Redis, empty, for this test alone."""
+    with redis_server.lend_database() as url:
+        yield url
+# ------------------------------------------------------------------------ end of Redis block
 
 
 # ----------------------------------------------------------------------------------------

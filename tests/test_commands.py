@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from backend.commands import main, serve_argv
-from tests.support.backend_server import free_port
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,6 +66,7 @@ def _serve(tmp_path: Path, name: str, **env: str) -> tuple[dict, str]:
             proc.wait()
 
 
+@pytest.mark.slow
 def test_serve_sh_starts_gunicorn_and_the_development_server_only_when_asked(tmp_path):
     health, log = _serve(tmp_path, "prod")
     assert health["status"] == "UP" and health["model_version"].startswith("vlmine-")

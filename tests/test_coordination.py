@@ -1,4 +1,5 @@
-"""Per-project locks: in-process and through a real Redis (REDIS_TEST_URL, default db 12).
+"""Per-project locks: in-process and through a real Redis (the test run's own server, a key
+prefix per test).
 
 The Redis lock is a lease renewed while its holder works: a re-rank of a big
 project may run past any fixed expiry, and must still exclude a second worker.
@@ -6,7 +7,6 @@ project may run past any fixed expiry, and must still exclude a second worker.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -15,18 +15,10 @@ import pytest
 
 from backend.state.coordination import LocalCoordination, RedisCoordination
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/12")
-
 
 @pytest.fixture
-def redis_coord():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:  # fail, never skip
-        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {exc!r}")
+def redis_coord(redis_server):
+    client = redis_server.client()
     prefix = f"vlmine-test-coord:{uuid.uuid4().hex}"
     yield RedisCoordination(client, prefix=prefix)
     keys = list(client.scan_iter(match=f"{prefix}:*"))

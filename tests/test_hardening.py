@@ -21,8 +21,9 @@ from backend.jobs.embedded import EmbeddedQueue
 from backend.server.app import create_app
 from backend.settings import Settings
 from model import VLMineModel
-from tests.support.backend_server import BackendServer, free_port
+from tests.support.backend_server import BackendServer
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.ports import free_port
 
 SECRETS = {
     "BASIC_AUTH_PASS": "basic-pass-7f3a9c",
@@ -102,6 +103,7 @@ BAD_REQUESTS = [
 ]
 
 
+@pytest.mark.slow
 def test_the_catalogue(server, http_url, s3):  # noqa: F811
     answers: list[str] = []
 
@@ -235,6 +237,7 @@ def fuzz_client(tmp_path_factory):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(route=st.sampled_from(["/predict", "/webhook", "/setup"]), body=bodies)
+@pytest.mark.slow
 def test_generated_json_never_gets_a_5xx(fuzz_client, route, body):
     if isinstance(body, dict) and route == "/webhook" and isinstance(body.get("project"), int):
         project = {"id": body["project"], "label_config": body.get("label_config")}

@@ -1,13 +1,13 @@
 """Keyword index: counts equal a recount after random writes, on SQLite and real Redis.
 
-Redis comes from REDIS_TEST_URL or redis://127.0.0.1:6379/13. If it is unreachable
-the Redis tests FAIL (the test command starts a server); they never skip.
+Redis is the test run's own server (the ``redis_server`` fixture); each test keeps to a key
+prefix of its own and deletes it afterwards. If the server cannot start, the Redis tests FAIL;
+they never skip.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
 import threading
 import uuid
@@ -23,17 +23,7 @@ from backend.state import INDEX_FILE, open_state
 from backend.state.redis_index import RedisIndex
 from backend.state.sqlite_index import SQLiteIndex
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 WORDS = [f"w{i}" for i in range(40)] + ["bus", "double-decker bus", "café", "x y z"]
-
-
-def redis_client() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # pragma: no cover - environment problem
-        pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return client
 
 
 def cleanup(client: redis.Redis, prefix: str) -> None:
@@ -43,8 +33,8 @@ def cleanup(client: redis.Redis, prefix: str) -> None:
 
 
 @pytest.fixture
-def redis_prefix():
-    client = redis_client()
+def redis_prefix(redis_server):
+    client = redis_server.client()
     prefix = f"vlmine-test-{uuid.uuid4().hex[:10]}"
     yield prefix
     cleanup(client, prefix)
@@ -52,11 +42,11 @@ def redis_prefix():
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def index(request, tmp_path, redis_prefix):
+def index(request, tmp_path, redis_server, redis_prefix):
     if request.param == "sqlite":
         idx: KeywordIndex = SQLiteIndex(tmp_path / "index.sqlite3")
     else:
-        idx = RedisIndex(redis_client(), prefix=redis_prefix, owns_client=True)
+        idx = RedisIndex(redis_server.client(), prefix=redis_prefix, owns_client=True)
     yield idx
     idx.close()
 
@@ -169,8 +159,8 @@ def test_arrays_are_sorted_by_task_and_consistent(index):
     assert_matches(index, "s", model)
 
 
-def _redis_worker(prefix: str, worker: int, rounds: int) -> None:
-    idx = RedisIndex(redis.Redis.from_url(REDIS_URL), prefix=prefix, owns_client=True)
+def _redis_worker(url: str, prefix: str, worker: int, rounds: int) -> None:
+    idx = RedisIndex(redis.Redis.from_url(url), prefix=prefix, owns_client=True)
     rng = random.Random(worker)
     for _ in range(rounds):
         batch = {rng.randrange(40): rng.sample(WORDS, rng.randrange(0, 7)) for _ in range(20)}
@@ -180,15 +170,15 @@ def _redis_worker(prefix: str, worker: int, rounds: int) -> None:
     idx.close()
 
 
-def test_redis_concurrent_processes_keep_counts_exact(redis_prefix):
+def test_redis_concurrent_processes_keep_counts_exact(redis_server, redis_prefix):
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_redis_worker, args=(redis_prefix, w, 150)) for w in range(2)]
+    procs = [ctx.Process(target=_redis_worker, args=(redis_server.url(), redis_prefix, w, 150)) for w in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    idx = RedisIndex(redis_client(), prefix=redis_prefix, owns_client=True)
+    idx = RedisIndex(redis_server.client(), prefix=redis_prefix, owns_client=True)
     model = {t: set(k) for t, k in idx.get_many("shared", range(40)).items()}
     assert model  # something survived
     assert_matches(idx, "shared", model)
@@ -231,8 +221,8 @@ def test_sqlite_concurrent_threads_and_processes(tmp_path):
     shared.close()
 
 
-def test_redis_decode_responses_client_works(redis_prefix):
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+def test_redis_decode_responses_client_works(redis_server, redis_prefix):
+    client = redis_server.client(decode_responses=True)
     idx = RedisIndex(client, prefix=redis_prefix)
     idx.upsert_many("s", {1: ["bus", "café"], 2: []})
     assert_matches(idx, "s", {1: {"bus", "café"}, 2: set()})
@@ -240,13 +230,13 @@ def test_redis_decode_responses_client_works(redis_prefix):
     client.close()
 
 
-def test_open_state_picks_the_index_store(tmp_path):
+def test_open_state_picks_the_index_store(tmp_path, redis_server):
     """SQLite under MODEL_DIR (created when missing) without REDIS_URL; Redis with it."""
     local = open_state(Settings.from_env({}, model_dir=str(tmp_path / "data")))
     assert isinstance(local.index, SQLiteIndex)
     assert (tmp_path / "data" / INDEX_FILE).exists()
     local.close()
-    shared = open_state(Settings.from_env({}, model_dir=str(tmp_path / "shared"), redis_url=REDIS_URL))
+    shared = open_state(Settings.from_env({}, model_dir=str(tmp_path / "shared"), redis_url=redis_server.url()))
     assert isinstance(shared.index, RedisIndex)
     shared.close()
     shared.redis.close()

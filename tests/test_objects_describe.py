@@ -136,6 +136,7 @@ def tiny_dir(tmp_path_factory) -> str:
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
+@pytest.mark.slow
 def test_local_model_describes_a_jobs_crops_in_as_few_batches_as_the_batch_size_allows(tiny_dir):
     describer = TransformersDescriber(tiny_dir, device="cpu", dtype="float32", batch_size=4, max_new_tokens=6)
     describer.load()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import numpy as np
 
@@ -86,6 +85,7 @@ def label_first(results: list[dict], tasks: list[dict]) -> list[int]:
     return [t["id"] for _, t in sorted(zip([r["score"] for r in results], tasks), key=lambda p: (p[0], p[1]["id"]))]
 
 
+@pytest.mark.slow
 def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_fails_alone(tmp_path, scenes):
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         client, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
@@ -212,17 +212,8 @@ def test_objects_follow_their_settings_and_stay_off_without_boxes_in_the_config(
         assert plain.index.arrays(plain.object_scope(1)).n_tasks == 0
 
 
-@pytest.mark.skipif(os.environ.get("VLMINE_SKIP_REDIS") == "1", reason="no Redis")
-def test_object_scope_on_redis_is_dropped_with_the_image_scope(tmp_path, scenes):
-    import redis
-
-    url = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except Exception:
-        pytest.skip("Redis is unreachable")
-    client.flushdb()
+def test_object_scope_on_redis_is_dropped_with_the_image_scope(tmp_path, scenes, redis_db_url):
+    url = redis_db_url
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         engine = Engine(settings(tmp_path, vlm, redis_url=url))
         engine.project(2, CONFIG)
@@ -232,7 +223,6 @@ def test_object_scope_on_redis_is_dropped_with_the_image_scope(tmp_path, scenes)
         engine.project(2, CONFIG.replace('value="$image"', 'value="$photo"'))
         assert engine.index.arrays(engine.object_scope(2)).n_tasks == 0
         assert engine.index.arrays(engine.scope(2)).n_tasks == 0
-    client.flushdb()
 
 
 def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):

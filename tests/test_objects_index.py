@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import numpy as np
 import pytest
-import redis
 
 from backend.mining import KeywordNormaliser, mine, novelty
 from backend.mining.index import KeywordIndex
@@ -30,7 +28,6 @@ from backend.state.sqlite_index import SQLiteIndex
 
 from tests.support.mining_data import keyword_arrays
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13")
 IMAGE_SCOPE = "p7:abc123"
 
 
@@ -41,11 +38,7 @@ def index(request, tmp_path):
         yield idx
         idx.close()
         return
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:  # pragma: no cover - environment problem
-        pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+    client = request.getfixturevalue("redis_server").client()  # the test run's own Redis
     prefix = f"vlmine-objects-{uuid.uuid4().hex[:10]}"
     idx = RedisIndex(client, prefix=prefix)
     yield idx

@@ -73,6 +73,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------- mine
+@pytest.mark.slow
 def test_folder_to_csv_then_jsonl_resumes_without_new_vlm_requests(longtail, vlm, model_dir, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(model_dir), BATCH_SIZE="16")
     before = image_requests(vlm)
@@ -111,6 +112,7 @@ def test_folder_to_csv_then_jsonl_resumes_without_new_vlm_requests(longtail, vlm
     assert len(printed) == 4 and [int(p[1]) for p in printed[1:]] == [int(r["id"]) for r in rows[:3]]
 
 
+@pytest.mark.slow
 def test_adding_and_removing_files_keeps_every_other_id_and_mines_only_the_new(vlm, tmp_path):
     folder = make_set(tmp_path / "set", {"red": 4, "green": 3})
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
@@ -181,6 +183,7 @@ def test_a_malformed_image_url_in_a_row_fails_that_row_only(vlm, longtail, tmp_p
                       3: "image: invalid URL: port out of range 0-65535", 4: None}
 
 
+@pytest.mark.slow
 def test_jsonl_text_rows_with_an_uncertainty_signal(tmp_path):
     rows = [{"id": i, "text": f"a cat sleeping on a sofa number {i}", "uncertainty": 0.1} for i in range(1, 21)]
     rows[4]["uncertainty"] = 0.95  # a common text the user's model is unsure about
@@ -206,6 +209,7 @@ def test_jsonl_text_rows_with_an_uncertainty_signal(tmp_path):
     assert bad.returncode == 2 and "no row has a numeric field 'confidence'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_label_studio_export_and_jsonl_with_local_paths(longtail, vlm, model_dir, tmp_path):
     names = [f"red/{i:03d}.png" for i in range(8)] + ["yellow/000.png", "yellow/001.png"]
     export = [{"id": 1000 + i, "data": {"photo": f"/data/local-files/?d={name}", "caption_id": i},
@@ -242,6 +246,7 @@ def test_label_studio_export_and_jsonl_with_local_paths(longtail, vlm, model_dir
     ('"  "', "id '  ' is empty"),
     ("1e300", "is too large for a float; write it as an integer"),
 ])
+@pytest.mark.slow
 def test_a_bad_row_id_exits_2_naming_the_row(raw, message, tmp_path):
     source = tmp_path / "rows.jsonl"
     source.write_text('{"id": 1, "text": "a cat"}\n{"id": %s, "text": "a dog"}\n' % raw)
@@ -251,6 +256,7 @@ def test_a_bad_row_id_exits_2_naming_the_row(raw, message, tmp_path):
     assert "Traceback" not in done.stderr and not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.slow
 def test_row_ids_of_any_string_or_integer_are_kept_exactly(tmp_path):
     """Datasets outside Label Studio are keyed by file name, UUID or number: every id comes
     back exactly as given (5 and "5" are two ids), through a second, resuming run too."""
@@ -307,6 +313,7 @@ def test_a_setting_naming_an_output_column_as_a_signal_exits_2(tmp_path):
     assert "Traceback" not in done.stderr and not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.slow
 def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path):
     """A row's file is known by its absolute path, not by its path under the rows' common folder
     (which moves when a row from another folder comes in); old-format manifests are taken over."""
@@ -364,6 +371,7 @@ def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path)
     (["evaluate", "--images", "/no/such/folder", "--out", "x"], "not a folder"),
     (["evaluate", "--images", "{set}"], "the following arguments are required: --out"),
 ])
+@pytest.mark.slow
 def test_bad_arguments_exit_2_with_a_message(args, message, longtail, tmp_path):
     done = run(*[a.replace("{set}", str(longtail)) for a in args], env=clean_env(MODEL_DIR=str(tmp_path)))
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -376,6 +384,7 @@ def test_a_bad_setting_exits_2(longtail, tmp_path):
 
 
 # --------------------------------------------------------------------------- evaluate
+@pytest.mark.slow
 def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longtail, vlm, model_dir, tmp_path):
     rng = random.Random(7)
     with open(tmp_path / "unc.csv", "w", newline="") as fh:
@@ -419,6 +428,7 @@ def test_evaluate_reports_every_method_and_vlmine_beats_random_on_the_tail(longt
     assert again["methods"]["vlmine_gmean"] == methods["vlmine_gmean"]
 
 
+@pytest.mark.slow
 def test_evaluate_breaks_score_ties_at_random_not_by_the_first_class_folder(vlm, tmp_path):
     """Every image is described alike and equally uncertain, so every method's scores tie. Ids
     number the images in sorted class/file order: cut by id, K=8 would take only 'aardvark'."""
@@ -450,6 +460,7 @@ def test_evaluate_breaks_score_ties_at_random_not_by_the_first_class_folder(vlm,
     assert "ties broken at random" in done.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_uncertainty_ids_are_the_ids_of_items_csv(vlm, tmp_path):
     """A list in its own order: items.csv ids follow sorted paths, not list lines; an uncertainty
     file keyed by those ids reaches the right images."""
@@ -476,6 +487,7 @@ def test_evaluate_uncertainty_ids_are_the_ids_of_items_csv(vlm, tmp_path):
 
 
 # ------------------------------------------------------------------- local model, s3
+@pytest.mark.slow
 def test_tiny_llava_through_the_command_line_offline(tmp_path):
     model = build_tiny_llava(tmp_path / "tiny-llava")
     root = make_set(tmp_path / "set", {"red": 3, "blue": 2})
@@ -497,6 +509,7 @@ def s3():
         yield served
 
 
+@pytest.mark.slow
 def test_s3_prefix_source(s3, vlm, tmp_path):
     endpoint, creds = s3
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"), AWS_ENDPOINT_URL=endpoint, **creds)

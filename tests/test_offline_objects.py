@@ -119,6 +119,7 @@ def check_planted_on_top(rows: list[dict], planted_ids: set) -> None:
         assert row["rarest_object"] in ("car", None)  # a car, or the scene itself
 
 
+@pytest.mark.slow
 def test_coco_detections_with_an_image_folder_rank_the_planted_object_first(scenes, vlm, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
     done = run("mine", scenes / "coco" / "detections.json", "--images", scenes / "images",
@@ -144,6 +145,7 @@ def test_coco_detections_with_an_image_folder_rank_the_planted_object_first(scen
     assert first["rarest_object"] == "trailer" and "horse" in first["object_keywords"].split("; ")
 
 
+@pytest.mark.slow
 def test_whole_image_mining_of_the_same_scenes_does_not_find_the_planted_object(scenes, vlm, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
     done = run("mine", scenes / "coco" / "detections.json", "--images", scenes / "images", "--no-objects",
@@ -155,6 +157,7 @@ def test_whole_image_mining_of_the_same_scenes_does_not_find_the_planted_object(
     assert len({tuple(r["keywords"]) for r in rows}) == 1  # every scene reads the same
 
 
+@pytest.mark.slow
 def test_jsonl_rows_with_boxes_rank_the_planted_object_first_and_a_broken_box_fails_alone(scenes, vlm, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
     done = run("mine", scenes / "boxes.jsonl", "--out", tmp_path / "ranking.jsonl", "-q", env=env)
@@ -172,6 +175,7 @@ def test_jsonl_rows_with_boxes_rank_the_planted_object_first_and_a_broken_box_fa
     assert all(r["object_errors"] == [] for r in rows if r["id"] not in ("scene-5", "scene-6"))
 
 
+@pytest.mark.slow
 def test_a_label_studio_export_with_detector_predictions_ranks_the_planted_object_first(scenes, vlm, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
     done = run("mine", scenes / "export.json", "--out", tmp_path / "ranking.jsonl", "-q", env=env)
@@ -181,6 +185,7 @@ def test_a_label_studio_export_with_detector_predictions_ranks_the_planted_objec
     check_planted_on_top(rows, {500 + k for k in PLANTED})
 
 
+@pytest.mark.slow
 def test_a_task_whose_boxes_moved_is_mined_again_alone_and_leaves_the_head(scenes, vlm, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
     rows = [json.loads(line) for line in (scenes / "boxes.jsonl").read_text().splitlines()]
@@ -200,6 +205,7 @@ def test_a_task_whose_boxes_moved_is_mined_again_alone_and_leaves_the_head(scene
     assert row["object_keywords"] != ["hitch", "horse", "rusty", "trailer"]
 
 
+@pytest.mark.slow
 def test_a_json_min_export_of_annotated_boxes_ranks_the_planted_object_first(scenes, vlm, tmp_path):
     env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
     done = run("mine", scenes / "export-min.json", "--out", tmp_path / "ranking.jsonl", "-q", env=env)

@@ -79,6 +79,7 @@ def test_fronts_equal_brute_force(X):
 @pytest.mark.parametrize("m", [2, 3, 4])
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
+@pytest.mark.slow
 def test_fronts_equal_brute_force_per_signal_count(m, data):
     """2 and 3 signals go through the compiled sweep, 4 through moocore: each against
     the definition, with few values (ties, equal points) or many (long staircases)."""
@@ -388,6 +389,7 @@ def _order_in_fresh_process(ids: list, hash_seed: str) -> list[int]:
     [list(range(40)), [f"img_{i:03d}.jpg" for i in range(40)], [5, "a", 17, "b", -3, "é"]],
     ids=["integers", "strings", "mixed"],
 )
+@pytest.mark.slow
 def test_tie_order_is_the_same_in_every_process(ids):
     """Server and offline rank in different processes, under different hash seeds."""
     here = rank(

@@ -90,6 +90,7 @@ def test_an_image_the_vlm_refuses_fails_alone(tmp_path, images):
 
 
 @pytest.mark.parametrize("concurrency", [1, 6])
+@pytest.mark.slow
 def test_images_of_a_job_are_fetched_concurrently_and_kept_in_order(tmp_path, concurrency):
     colours = ["red", "green", "blue", "yellow"] * 3
     server = ImageServer({f"/c{i}.png": png(c, 100 + i) for i, c in enumerate(colours)}, delay=0.2)
@@ -153,6 +154,7 @@ def _cache_rows(engine) -> dict:
 
 
 @pytest.mark.parametrize("mode", ["llm", "direct", "rules"])
+@pytest.mark.slow
 def test_tiny_llava_through_from_pretrained(tmp_path_factory, tmp_path, images, mode):
     model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny"))
     tasks, _ = images

@@ -192,6 +192,7 @@ def test_many_signals_draw_novelty_against_uncertainty(tmp_path):
     assert "computed over all 3 signals (novelty, views, uncertainty)" in page
 
 
+@pytest.mark.slow
 def test_budget_marks_the_first_tasks(built):
     client, _ = built
     default = client.get("/report?project=5").get_data(as_text=True)
@@ -350,6 +351,7 @@ def test_chromium_log_shows_javascript_errors(tmp_path):
     assert any("Uncaught ReferenceError" in p for p in problems), log[-2000:]
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(tmp_path):
     env = {"MODEL_DIR": str(tmp_path / "model"), "UNCERTAINTY_SOURCE": "field", "UNCERTAINTY_FIELD": "uncertainty",
            "LABEL_STUDIO_URL": "http://localhost:8080", "LOG_LEVEL": "WARNING", "RERANK_DELAY": "0"}
@@ -400,6 +402,7 @@ def test_budget_tasks_in_a_sampled_front_0_are_all_drawn():
     assert shown[picked].all()  # every ring the legend promises is there
 
 
+@pytest.mark.slow
 def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path):
     """With object mining on, the page gains the object scope's long tail and the tasks whose
     rarest object is rarest: the planted trailers, with label, score, keywords and where the
@@ -463,6 +466,7 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
     assert again.count('<img class="crop"') == len(rows) - 1 and again.count('<svg class="where"') == len(rows)
 
 
+@pytest.mark.slow
 def test_no_object_view_without_object_mining(built):
     client, _ = built
     page = client.get("/report?project=5").get_data(as_text=True)

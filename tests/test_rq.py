@@ -1,10 +1,9 @@
-"""RQQueue against a real Redis (a database of REDIS_TEST_URL's server: VLMINE_RQ_QUEUE_TEST_DB,
-default 8): what /metrics lists of failed jobs, and the pending marks that dedupe re-ranks."""
+"""RQQueue against a real Redis (a whole database of the test run's own server, lent to each
+test): what /metrics lists of failed jobs, and the pending marks that dedupe re-ranks."""
 
 from __future__ import annotations
 
 import operator
-import os
 
 import pytest
 import redis
@@ -17,15 +16,9 @@ from backend.settings import Settings
 
 
 @pytest.fixture()
-def queue(tmp_path):
-    base = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13").rsplit("/", 1)[0]
-    url = f"{base}/{int(os.environ.get('VLMINE_RQ_QUEUE_TEST_DB', '8'))}"
-    client = redis.Redis.from_url(url)
-    client.ping()  # no Redis: fail, never skip
-    client.flushdb()
-    engine = Engine(Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path)}))
+def queue(tmp_path, redis_db_url):
+    engine = Engine(Settings.from_env({"REDIS_URL": redis_db_url, "MODEL_DIR": str(tmp_path)}))
     yield RQQueue(engine)
-    client.flushdb()
 
 
 def _fail(queue: RQQueue, name: str, n: int) -> list[str]:
@@ -36,6 +29,7 @@ def _fail(queue: RQQueue, name: str, n: int) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_failed_jobs_are_the_newest_of_both_queues_newest_first(queue):
     mine = _fail(queue, MINE_QUEUE, 12)
     write = _fail(queue, WRITE_QUEUE, 1)

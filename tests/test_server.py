@@ -259,6 +259,7 @@ def test_the_largest_64_bit_ids_still_work(backend):
 # ------------------------------------------------------------------ malformed stored predictions
 @pytest.mark.parametrize("source", ["prediction_score", "prediction_probs", "predictions_vote"])
 @pytest.mark.parametrize("predictions", [["x"], 5, "x", {"score": 0.5}, [{"score": 0.5}, None]])
+@pytest.mark.slow
 def test_malformed_predictions_get_a_400(tmp_path, source, predictions):
     settings = Settings.from_env({"UNCERTAINTY_SOURCE": source}, model_dir=str(tmp_path), rerank_delay=0.0)
     engine = Engine(settings)
@@ -327,8 +328,9 @@ def test_a_refused_webhook_names_the_secret_header_when_one_is_set(tmp_path, cap
     assert "hook-secret-77" not in caplog.text and "nope" not in caplog.text
 
 
+@pytest.mark.slow
 def test_setup_still_answers_when_label_studio_cannot_be_reached(tmp_path, caplog):
-    from tests.support.backend_server import free_port
+    from tests.support.ports import free_port
 
     client, engine = auth_app(tmp_path, WEBHOOK_SECRET="hook-secret-77", LABEL_STUDIO_API_KEY="ls-key-123456",
                               LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}")

@@ -325,8 +325,10 @@ def test_the_server_refuses_a_bad_setting_at_start_up_with_a_clear_error(tmp_pat
     assert "configuration error: RERANK_DELAY" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_the_start_up_log_shows_no_password_of_a_url(tmp_path):
-    from tests.support.backend_server import BackendServer, free_port
+    from tests.support.backend_server import BackendServer
+    from tests.support.ports import free_port
 
     env = {"MODEL_DIR": str(tmp_path / "model"), "LOG_LEVEL": "INFO",
            "LABEL_STUDIO_URL": f"http://admin:ls-url-pass-41@127.0.0.1:{free_port()}",

@@ -1,15 +1,14 @@
 """One contract for both state stores: SQLiteStore (embedded) and RedisStore (shared).
 
-The Redis cases run against a real server (REDIS_TEST_URL, default db 12 on
-localhost) and FAIL when it cannot be reached: a missing Redis must not turn
-into a green run. Each Redis case uses its own key prefix and deletes it after.
+The Redis cases run against a real server (the test run's own, ``redis_server``)
+and FAIL when it cannot start: a missing Redis must not turn into a green run.
+Each Redis case uses its own key prefix and deletes it after.
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
-import os
 import threading
 import time
 import uuid
@@ -22,22 +21,10 @@ from hypothesis import strategies as st
 from backend.state.redis import RedisStore
 from backend.state.sqlite import ProjectState, SQLiteStore, TaskRecord
 
-REDIS_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/12")
 TEST_PREFIX = "vlmine-test-store"
 JOB_METHODS = ("enqueue", "enqueue_many", "claim", "finish", "fail", "requeue_running", "job_counts", "failed_jobs")
 
 _pids = itertools.count(1000)
-
-
-def _redis_client(decode: bool):
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=decode)
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:  # fail, never skip
-        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {exc!r}")
-    return client
 
 
 @pytest.fixture(params=["sqlite", "redis", "redis-decoded"])
@@ -47,7 +34,7 @@ def store(request, tmp_path):
         yield s
         s.close()
         return
-    client = _redis_client(decode=request.param == "redis-decoded")
+    client = request.getfixturevalue("redis_server").client(decode_responses=request.param == "redis-decoded")
     prefix = f"{TEST_PREFIX}:{uuid.uuid4().hex}"
     s = RedisStore(client, prefix=prefix)
     try:
@@ -261,6 +248,7 @@ task_ops = st.lists(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=task_ops)
+@pytest.mark.slow
 def test_counts_match_recount_property(store, ops):
     pid = next(_pids)  # a fresh project per example, in the same store
     model: dict[int, str] = {}

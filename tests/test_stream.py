@@ -1,11 +1,14 @@
 """backend.engine.stream without a server: the tab's columns, the ordering, what the guard wants,
-and which part of an annotation is the backend's explanation. Against a real Label Studio:
-tests/test_e2e_browser.py, tests/test_e2e_text.py, tests/test_labelstudio_client.py."""
+and which part of an annotation is the backend's explanation. The two tests marked ``e2e`` run
+against a real Label Studio, as do tests/e2e/test_browser.py, tests/e2e/test_text.py and
+tests/e2e/test_labelstudio.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from backend.engine import Engine, stream
 from backend.settings import Settings
@@ -118,6 +121,7 @@ def test_the_guard_wants_the_live_version_only_once_it_was_written(tmp_path):
     assert tab.stream.wanted(4) == {"model_version": tab.base_version}  # the sampling is the admin's
 
 
+@pytest.mark.e2e
 def test_the_backends_lines_leave_annotations_and_the_annotators_stay(label_studio, tmp_path):
     """Against a real Label Studio: after a re-rank wrote the explanations, a sync cleans the
     annotations whose webhook was lost, and a webhook's check cleans a new one. Only the
@@ -169,6 +173,7 @@ def test_the_backends_lines_leave_annotations_and_the_annotators_stay(label_stud
     assert engine.coord.counters()["explanations_removed"] == 3
 
 
+@pytest.mark.e2e
 def test_the_stream_settings_are_put_back_by_a_rerank_and_by_setup(label_studio, tmp_path):
     """Prelabeling turned off and the sampling changed in Label Studio: the next re-rank puts
     both back, and so does the next /setup (real Label Studio)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from backend.engine.engine import Engine
 from backend.labelstudio.config import LabelConfig, Source
 from backend.pipeline.miner import html_text, text_from_task
@@ -105,6 +107,7 @@ def test_text_sources_keep_plain_text_and_caption_fields_as_they_are():
     assert text_from_task(task, source) == ("<b>bold</b> words", None)
 
 
+@pytest.mark.slow
 def test_the_offline_command_reads_a_nested_field(tmp_path):
     source = tmp_path / "rows.jsonl"
     rows = [{"id": 1, "meta": {"text": "a walrus on a glacier"}},

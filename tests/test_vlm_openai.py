@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 
 import pytest
 from PIL import Image
@@ -13,6 +12,7 @@ from PIL import Image
 from backend.vlm import DEFAULT_KEYWORD_PROMPT, DescriberError, OpenAIDescriber, render_keyword_prompt
 from backend.vlm.openai_vlm import encode_image
 from support.fake_openai import COLOURS, FakeOpenAI
+from tests.support.ports import free_port
 
 KEY = "sk-test-SECRET-1234567890"
 DESCRIPTIONS = {
@@ -98,10 +98,7 @@ def test_client_errors_are_not_retried_and_echoed_keys_are_redacted():
 
 
 def test_connection_errors_are_retried_then_reported():
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    vlm = OpenAIDescriber(f"http://127.0.0.1:{port}/v1", "m", api_key=KEY, max_retries=1, backoff=0.01)
+    vlm = OpenAIDescriber(f"http://127.0.0.1:{free_port()}/v1", "m", api_key=KEY, max_retries=1, backoff=0.01)
     with pytest.raises(DescriberError) as info:
         vlm.complete(["hello"])
     assert "connection error" in str(info.value) and "gave up after 2 attempts" in str(info.value)

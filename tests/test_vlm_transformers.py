@@ -45,6 +45,7 @@ def images() -> list[Image.Image]:
     return made
 
 
+@pytest.mark.slow
 def test_describes_each_image_with_words(vlm):
     texts = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)
     assert len(texts) == 6
@@ -56,6 +57,7 @@ def test_describes_each_image_with_words(vlm):
     assert vlm.device == "cpu" and str(vlm.dtype) == "torch.float32"
 
 
+@pytest.mark.slow
 def test_batched_equals_one_at_a_time(vlm, tiny_dir):
     batched = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)  # batches of 3 (left padding)
     single = TransformersDescriber(model=tiny_dir, batch_size=1, max_new_tokens=8)
@@ -64,6 +66,7 @@ def test_batched_equals_one_at_a_time(vlm, tiny_dir):
     assert vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT) == batched  # deterministic
 
 
+@pytest.mark.slow
 def test_prompts_of_different_lengths_batch_with_left_padding(vlm):
     prompts = ["red bus", DEFAULT_DIRECT_PROMPT, "a dog on a beach near a tall tower"]
     together = vlm.complete(prompts)
@@ -116,6 +119,7 @@ def test_bad_settings_are_refused():
         TransformersDescriber(batch_size=0)
 
 
+@pytest.mark.slow
 def test_next_batch_is_encoded_while_this_one_generates(vlm, tiny_dir):
     """The processor runs one chunk ahead in a helper thread; the output is unchanged."""
     reference = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)
@@ -138,6 +142,7 @@ def test_next_batch_is_encoded_while_this_one_generates(vlm, tiny_dir):
     assert all(name.startswith("vlm-encode") for name in threads[1:])
 
 
+@pytest.mark.slow
 def test_a_chunk_that_cannot_be_encoded_is_a_describer_error(vlm):
     bad = images()[:3] + [Image.new("RGB", (0, 0))]  # the second chunk of 3 holds an empty image
     with pytest.raises(DescriberError, match="generation failed"):
@@ -145,6 +150,7 @@ def test_a_chunk_that_cannot_be_encoded_is_a_describer_error(vlm):
     assert vlm.describe(images()[:2], DEFAULT_DESCRIBE_PROMPT)  # the describer still works
 
 
+@pytest.mark.slow
 def test_describe_each_fails_only_the_image_that_failed(vlm):
     """A batch that fails is halved and run again down to the image that fails: the
     broken image fails its own task, not the other images of its batch."""
@@ -166,6 +172,7 @@ def _bench_module():
     return bench
 
 
+@pytest.mark.slow
 def test_bench_random_weights_tiny(capsys):
     """bench/describe.py builds on meta, materialises, and times the describer."""
     bench = _bench_module()
@@ -212,6 +219,7 @@ class PickyTokenizer:
         return self._real(texts, **kwargs)
 
 
+@pytest.mark.slow
 def test_complete_each_fails_only_the_prompt_that_failed(vlm, tiny_dir):
     picky = TransformersDescriber(model=tiny_dir, batch_size=3, max_new_tokens=4)
     picky._setup(vlm.model, vlm.processor)
@@ -239,6 +247,7 @@ def test_a_loaded_model_is_never_seen_without_its_device(vlm, tiny_dir):
                 seen.append((self.device, self.dtype, self._processor is not None))
             super().__setattr__(name, value)
 
+    vlm.load()  # the dtype to expect; another test may have loaded it already, or not (-m "not slow")
     watched = Watching(model=tiny_dir, max_new_tokens=4)
     watched.load()
-    assert seen == [("cpu", vlm.dtype, True)]
+    assert vlm.dtype is not None and seen == [("cpu", vlm.dtype, True)]

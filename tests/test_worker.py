@@ -1,9 +1,12 @@
-"""Scale-out on RQ with a real Redis and real worker processes."""
+"""Scale-out on RQ with a real Redis and real worker processes.
+
+Most tests take a whole database of the test run's Redis (``redis_db_url``); the two that stop
+and restart Redis start a server of their own, with an append-only file so that a restart keeps
+the data."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 import uuid
 
@@ -21,23 +24,15 @@ from tests.support.data import DESCRIPTIONS, png
 from tests.support.data import PREDICT_IMAGE_CONFIG as IMAGE_CONFIG
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
-from tests.support.workers import kill_group, recount, redis_url, start_worker, wait_until
+from tests.support.redis_server import RedisServer
+from tests.support.workers import kill_group, recount, start_worker, wait_until
 
 TEXT_CONFIG = '<View><Text name="text" value="$text"/></View>'
 
 
-@pytest.fixture()
-def rq_env(tmp_path):
-    url = redis_url()
-    client = redis.Redis.from_url(url)
-    client.ping()  # no Redis: fail, never skip
-    client.flushdb()
-    yield url, client
-    client.flushdb()
-
-
-def test_duplicate_webhooks_through_rq_never_double_count(rq_env, tmp_path):
-    url, _ = rq_env
+@pytest.mark.slow
+def test_duplicate_webhooks_through_rq_never_double_count(redis_db_url, tmp_path):
+    url = redis_db_url
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "4", "RERANK_DELAY": "0"}
     settings = Settings.from_env(env)
     engine = Engine(settings)
@@ -62,8 +57,9 @@ def test_duplicate_webhooks_through_rq_never_double_count(rq_env, tmp_path):
     assert metrics["projects"]["3"]["mined"] == 5
 
 
-def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(rq_env, tmp_path):
-    url, _ = rq_env
+@pytest.mark.slow
+def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(redis_db_url, tmp_path):
+    url = redis_db_url
     colours = ["red", "green", "blue", "yellow"] * 4
     files = {f"/img{i}.png": png(c, i) for i, c in enumerate(colours)}
     images = ImageServer(files)
@@ -101,18 +97,13 @@ def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_lost(rq_env, tmp_p
         assert vlm.calls > killed_calls
 
 
+@pytest.mark.slow
 def test_health_reports_redis_down_and_recovers(tmp_path):
-    port = 6393
-    data = tmp_path / "redis"
-    data.mkdir()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-           "--appendfsync", "always", "--dir", str(data)]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(tmp_path / "redis", append_only=True).start()
+    url = server.url()
     worker = None
     try:
         client = redis.Redis.from_url(url)
-        wait_until(lambda: _pings(client), 10, "redis to start")
         env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "2"}
         settings = Settings.from_env(env)
         engine = Engine(settings)
@@ -128,13 +119,12 @@ def test_health_reports_redis_down_and_recovers(tmp_path):
         assert http.post("/webhook", json=created(1)).status_code == 200
         wait_until(lambda: engine.index.task_count(engine.scope(5)) == 6, 60, "the first batch", log)
 
-        server.terminate()  # a clean restart: the append-only file keeps the data
-        server.wait(10)
+        server.stop()  # a clean restart: the append-only file keeps the data
         down = http.get("/health")
         assert down.status_code == 503 and "Redis is unreachable" in down.get_json()["reason"]
-        assert str(port) not in down.get_data(as_text=True)  # no address (or password) in the answer
+        assert str(server.port) not in down.get_data(as_text=True)  # no address (or password) in the answer
         time.sleep(3)  # the worker notices while Redis is away
-        server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server.start()  # same port, same files
         wait_until(lambda: _pings(client), 10, "redis to restart")
         assert http.get("/health").status_code == 200
 
@@ -146,30 +136,22 @@ def test_health_reports_redis_down_and_recovers(tmp_path):
     finally:
         if worker is not None:
             kill_group(worker, signal.SIGTERM)
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
+@pytest.mark.slow
 def test_a_named_worker_rides_out_a_redis_restart_that_cuts_off_a_job(tmp_path):
     """A job in hand when Redis goes away ends RQ's work loop, and the loop's end cannot be
     recorded: the worker's key survives the restart (append-only file) still saying "alive".
     The restarted loop, with the same --name, must not be refused by RQ."""
-    from tests.support.backend_server import free_port
-
-    port = free_port()
-    data = tmp_path / "redis"
-    data.mkdir()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-           "--appendfsync", "always", "--dir", str(data)]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(tmp_path / "redis", append_only=True).start()
+    url = server.url()
     name = f"gpu-{uuid.uuid4().hex[:6]}"
     colours = ["red", "green", "blue", "yellow"] * 2
     images = ImageServer({f"/img{i}.png": png(c, i) for i, c in enumerate(colours)})
     worker = None
     try:
         client = redis.Redis.from_url(url)
-        wait_until(lambda: _pings(client), 10, "redis to start")
         with FakeOpenAI(by_colour=DESCRIPTIONS, delay=0.5) as vlm:
             env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "BATCH_SIZE": "8", "VLM_API_URL": vlm.base_url,
                    "VLM_API_MODEL": "fake", "VLM_API_CONCURRENCY": "1", "KEYWORD_MODE": "rules",
@@ -183,10 +165,9 @@ def test_a_named_worker_rides_out_a_redis_restart_that_cuts_off_a_job(tmp_path):
             worker = start_worker(env, log, "--queues", "mine", "--name", name)
             wait_until(lambda: vlm.calls >= 1, 60, "the worker to start the job", log)
 
-            server.terminate()  # mid-job: the append-only file keeps the worker's key
-            server.wait(10)
+            server.stop()  # mid-job: the append-only file keeps the worker's key
             wait_until(lambda: "lost Redis" in log.read_text(), 60, "the work loop to end", log)
-            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            server.start()  # same port, same files
             wait_until(lambda: _pings(client), 10, "redis to restart")
 
             # the same process serves again under the same name, and mines new work
@@ -202,8 +183,7 @@ def test_a_named_worker_rides_out_a_redis_restart_that_cuts_off_a_job(tmp_path):
         if worker is not None:
             kill_group(worker, signal.SIGTERM)
         images.stop()
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 def _pings(client) -> bool:
@@ -213,8 +193,9 @@ def _pings(client) -> bool:
         return False
 
 
-def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path):
-    url, _ = rq_env
+@pytest.mark.slow
+def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(redis_db_url, tmp_path):
+    url = redis_db_url
     env = {"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "60"}
     settings = Settings.from_env(env)
     engine = Engine(settings)
@@ -234,8 +215,8 @@ def test_predict_in_rq_mode_has_the_workers_mine_unknown_tasks(rq_env, tmp_path)
         kill_group(worker, signal.SIGTERM)
 
 
-def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(rq_env, tmp_path):
-    url, _ = rq_env
+def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(redis_db_url, tmp_path):
+    url = redis_db_url
     settings = Settings.from_env({"REDIS_URL": url, "MODEL_DIR": str(tmp_path), "PREDICT_WAIT": "1"})
     engine = Engine(settings)
     client = create_app(settings, VLMineModel, engine=engine).test_client()

@@ -33,7 +33,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 from playwright.sync_api import sync_playwright
 
@@ -43,7 +42,7 @@ from tests.support.data import connect
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
-from tests.support.workers import kill_group, redis_url, start_worker
+from tests.support.workers import kill_group, start_worker
 from tests.support.street_scenes import (
     DETECTOR_VERSION, HEIGHT, OBJECT_CONFIG, STREET_DESCRIPTIONS, WIDTH, Box, describe_scene,
     detector_prediction, region, street_scene,
@@ -333,11 +332,9 @@ def test_rare_objects_top_the_long_tail_tab_with_their_box(label_studio, scenes,
         backend.stop()
 
 
-def test_object_mining_with_an_rq_worker_and_no_highlight(label_studio, scenes, images, vlm, tmp_path):
+def test_object_mining_with_an_rq_worker_and_no_highlight(label_studio, scenes, images, vlm, redis_db_url, tmp_path):
     ls = label_studio
-    url = redis_url()
-    db = redis.Redis.from_url(url)
-    db.flushdb()
+    url = redis_db_url
     # OBJECT_HIGHLIGHT=false here: the TextArea alone explains, no box is written
     env = backend_env(ls, vlm, tmp_path, OBJECT_MINING="true", OBJECT_HIGHLIGHT="false", REDIS_URL=url,
                       BATCH_SIZE="8")
@@ -362,7 +359,6 @@ def test_object_mining_with_an_rq_worker_and_no_highlight(label_studio, scenes, 
     finally:
         kill_group(worker)
         backend.stop()
-        db.flushdb()
 
 
 def test_rare_objects_lead_in_scenes_that_differ(label_studio, differing_scenes, differing_images, tmp_path):

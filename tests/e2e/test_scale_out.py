@@ -8,7 +8,6 @@ import uuid
 from collections import Counter
 
 import pytest
-import redis
 import requests
 from rq.registry import StartedJobRegistry
 
@@ -21,16 +20,14 @@ from tests.support.data import DESCRIPTIONS, IMAGE_CONFIG, connect, png
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
 from tests.support.label_studio import create_project, import_tasks
-from tests.support.workers import kill_group, recount, redis_url, start_worker, wait_until
+from tests.support.workers import kill_group, recount, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def test_killed_worker_loses_nothing_and_duplicates_nothing(label_studio, tmp_path):
+def test_killed_worker_loses_nothing_and_duplicates_nothing(label_studio, redis_db_url, tmp_path):
     ls = label_studio
-    url = redis_url(9)
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+    url = redis_db_url
     colours = ["red", "green", "blue"] * 8 + ["yellow"] * 2
     images = ImageServer({f"/img{i}.png": png(c, 1000 + i) for i, c in enumerate(colours)})
     workers = []
@@ -85,4 +82,3 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(label_studio, tmp_pa
                 kill_group(w)
             backend.stop()
             images.stop()
-            client.flushdb()

@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import requests
+
+from tests.support.ports import free_port
 
 LS_VERSION = "1.23.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -109,10 +110,30 @@ def ensure_label_studio(venv: Path | None = None) -> Path:
     return exe
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+NO_REDIS_SETTINGS_MODULE = "settings_without_redis"
+
+
+def settings_without_redis(data_dir: Path) -> dict[str, str]:
+    """The environment that runs Label Studio with no Redis at all.
+
+    The community edition connects at start to the Redis of its RQ queues, hard-wired to db 0
+    on localhost's default port, and keeps that connection open: on a developer's machine that
+    is their own Redis, which the tests must never touch. A settings module written into ``data_dir`` keeps Label Studio's own settings and
+    points every queue at a socket file that does not exist, so Label Studio runs as it does
+    where no Redis is installed.
+    """
+    module_dir = Path(data_dir) / "python"
+    module_dir.mkdir(parents=True, exist_ok=True)
+    missing_socket = Path(data_dir) / "no-redis.sock"
+    (module_dir / f"{NO_REDIS_SETTINGS_MODULE}.py").write_text(
+        # base first: importing Label Studio's module reads these settings back from this one
+        "from core.settings.base import *  # noqa: F401,F403\n"
+        "from core.settings.label_studio import *  # noqa: F401,F403\n"
+        "from core.settings.label_studio import RQ_QUEUES as _QUEUES\n\n"
+        f"RQ_QUEUES = {{name: {{'UNIX_SOCKET_PATH': {str(missing_socket)!r}, 'DB': 0,\n"
+        "                     'DEFAULT_TIMEOUT': queue.get('DEFAULT_TIMEOUT', 180)}\n"
+        "             for name, queue in _QUEUES.items()}\n")
+    return {"PYTHONPATH": str(module_dir), "DJANGO_SETTINGS_MODULE": NO_REDIS_SETTINGS_MODULE}
 
 
 def _tail(text: str, lines: int = 60) -> str:
@@ -195,6 +216,7 @@ class LabelStudioServer:
                "LABEL_STUDIO_COLLECT_ANALYTICS": "false", "SENTRY_DSN": "", "LABEL_STUDIO_SENTRY_DSN": ""}
         env.pop("VIRTUAL_ENV", None)
         env.pop("PYTHONPATH", None)
+        env.update(settings_without_redis(self.data_dir))
         done = subprocess.run([str(python), str(package / "manage.py"), "shell", "-c", code], cwd=str(package),
                               env=env, capture_output=True, text=True, timeout=300)
         tokens = [line[6:] for line in done.stdout.splitlines() if line.startswith("TOKEN=")]
@@ -269,6 +291,7 @@ def start_label_studio(
     # Keep the backend's virtualenv out of Label Studio's interpreter.
     env.pop("VIRTUAL_ENV", None)
     env.pop("PYTHONPATH", None)
+    env.update(settings_without_redis(data_dir))
     cmd = [
         str(exe), "start",
         "--no-browser",

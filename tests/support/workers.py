@@ -1,4 +1,5 @@
-"""Helpers of the tests that run RQ workers as real processes on a real Redis."""
+"""RQ workers as real processes for the tests that run them (on a Redis the tests started:
+the ``redis_db_url`` fixture, or a ``tests.support.redis_server.RedisServer`` of their own)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,6 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def redis_url(db: int | None = None) -> str:
-    """A database on REDIS_TEST_URL's server: ``db``, else VLMINE_RQ_TEST_DB (default 11)."""
-    base = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/13").rsplit("/", 1)[0]
-    return f"{base}/{db if db is not None else int(os.environ.get('VLMINE_RQ_TEST_DB', '11'))}"
 
 
 def start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:

@@ -24,7 +24,8 @@ import pytest
 import requests
 
 from backend.labelstudio.client import PREDICTION_SCORE_DESC, LabelStudioClient, LabelStudioError, looks_like_jwt
-from tests.support.label_studio import create_project, free_port
+from tests.support.label_studio import create_project
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
