@@ -37,7 +37,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from backend.offline.mine import load_source
+    from backend.offline.sources import load_source
     from backend.settings import Settings
 
     rng = random.Random(args.seed)

@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 from backend.mining import IndexArrays, mine  # noqa: E402
 from backend.mining.novelty import POOLINGS  # noqa: E402
 from backend.offline import label_eval  # noqa: E402
-from backend.offline.mine import build_engine, load_source, run_mining  # noqa: E402
+from backend.offline.run import build_engine, run_mining  # noqa: E402
+from backend.offline.sources import load_source  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "coco-dev"
 SIZES = (500, 1000, 2000)

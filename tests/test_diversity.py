@@ -97,7 +97,8 @@ def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
     with the same settings: the same head re-order, the same queue."""
     import json
 
-    from backend.offline.mine import build_engine, load_source, run_mining
+    from backend.offline.run import build_engine, run_mining
+    from backend.offline.sources import load_source
     from backend.engine import Engine
     from backend.settings import Settings
 

@@ -277,7 +277,7 @@ def test_equal_in_exact_arithmetic_is_equal():
 def test_novelty_is_shown_at_the_precision_it_is_ranked():
     from backend.mining.novelty import DECIMALS
 
-    from backend.offline.mine import NOVELTY_DECIMALS
+    from backend.offline.output import NOVELTY_DECIMALS
 
     nov = novelty(csr(ROWS + [[0, 1, 2]]))
     assert np.array_equal(nov, np.round(nov, DECIMALS))

@@ -3,6 +3,8 @@
 A long-tail image set is generated in tmp (3 head classes x 30, 2 tail classes x 3, solid
 colours with unique bytes); the FakeOpenAI stand-in describes each colour, the tail ones
 with rare words, and records every request, so resuming can be checked by counting.
+evaluate's backend method is checked against mine's own ranking, and a loopback server
+named by LABEL_STUDIO_URL checks that the offline engine sends Label Studio nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import io
 import json
 import os
 import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -319,7 +323,7 @@ def test_rows_with_paths_from_a_new_folder_mine_only_the_new_rows(vlm, tmp_path)
     (which moves when a row from another folder comes in); old-format manifests are taken over."""
     from urllib.parse import quote
 
-    from backend.offline.mine import LOCAL_FILES, _stat_sig
+    from backend.offline.sources import LOCAL_FILES, _stat_sig
     from backend.versions import digest
 
     base = tmp_path / "data"
@@ -484,6 +488,100 @@ def test_evaluate_uncertainty_ids_are_the_ids_of_items_csv(vlm, tmp_path):
     (tmp_path / "none.jsonl").write_text(json.dumps({"id": 99, "uncertainty": 0.5}) + "\n")
     missing = run(*args, "--uncertainty", tmp_path / "none.jsonl", "--out", tmp_path / "e3", env=env)
     assert missing.returncode == 2 and "ids are those of items.csv" in missing.stderr
+
+
+# ------------------------------------------------------- the product's engine, offline
+class RecordingServer:
+    """A loopback HTTP server that answers every request 404 and keeps its method and path."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        seen = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                seen.append((self.command, self.path))
+                body = b'{"detail": "not found"}'
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _record
+
+            def log_message(self, *args) -> None:  # keep the test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "RecordingServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def test_evaluate_measures_the_order_mine_writes(vlm, tmp_path):
+    """The same images with the same uncertainty: evaluate's pareto method picks the first K
+    of mine's ranking, in mine's order (head diversity and tie-break included)."""
+    root = make_set(tmp_path / "set", {"red": 14, "blue": 14, "green": 6, "yellow": 2, "purple": 2})
+    rels = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    rng = random.Random(11)
+    unc = {rel: round(rng.random(), 3) for rel in rels}
+    with open(tmp_path / "unc.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "uncertainty"])
+        writer.writerows(unc.items())
+    env = clean_env(VLM_API_URL=vlm.base_url, MODEL_DIR=str(tmp_path / "model"))
+    budget = 9
+    done = run("evaluate", "--images", root, "--uncertainty", tmp_path / "unc.csv", "--budget", budget,
+               "--many", "10", "--few", "5", "--out", tmp_path / "eval", "-q", env=env)
+    assert done.returncode == 0, done.stderr
+    picked = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["methods"][
+        "pareto_confirmed+uncertainty"]["ids"]
+    assert len(picked) == budget
+
+    # the same images as rows of their own, under the ids evaluate gave them
+    items = read_csv(tmp_path / "eval" / "items.csv")
+    assert len(items) == len(rels)
+    (tmp_path / "rows.jsonl").write_text("".join(
+        json.dumps({"id": int(r["id"]), "image": str(root / r["path"]), "uncertainty": unc[r["path"]]}) + "\n"
+        for r in items))
+    mined = run("mine", tmp_path / "rows.jsonl", "--out", tmp_path / "ranking.csv", "-q", env=env)
+    assert mined.returncode == 0, mined.stderr
+    assert "signals: novelty, uncertainty" in mined.stderr
+    ranking = [int(r["id"]) for r in read_csv(tmp_path / "ranking.csv")]
+    assert ranking[:budget] == picked
+    assert [int(r["id"]) for r in items][:budget] == picked  # evaluate's own items.csv, the same order
+
+
+def test_the_offline_engine_sends_nothing_to_the_label_studio_of_the_environment(tmp_path):
+    """LABEL_STUDIO_URL and a key in the environment, uncertainty from predictions: the
+    uncertainty is read from the export's own predictions and Label Studio gets no request."""
+    export = [{"id": 10 + i, "data": {"text": f"a cat sleeping on a sofa number {i}"},
+               "annotations": [], "predictions": [{"model_version": "classifier-2", "score": 0.5 + i / 40,
+                                                   "result": []}]} for i in range(12)]
+    export.append({"id": 40, "data": {"text": "a walrus juggling lanterns in a blizzard"},
+                   "annotations": [], "predictions": []})
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    with RecordingServer() as label_studio:
+        env = clean_env(MODEL_DIR=str(tmp_path / "model"), LABEL_STUDIO_URL=label_studio.url,
+                        LABEL_STUDIO_API_KEY="offline-test-token", UNCERTAINTY_SOURCE="prediction_score")
+        done = run("mine", tmp_path / "export.json", "--out", tmp_path / "out.csv", "-q", env=env)
+        assert done.returncode == 0, done.stderr
+        assert label_studio.requests == []
+    assert "offline-test-token" not in done.stderr
+    rows = {int(r["id"]): r for r in read_csv(tmp_path / "out.csv")}
+    assert len(rows) == 13 and all(r["error"] == "" for r in rows.values())
+    assert rows[40]["uncertainty"] == ""  # no prediction: no uncertainty
+    values = [float(rows[10 + i]["uncertainty"]) for i in range(12)]
+    assert values == sorted(values, reverse=True) and values[0] > values[-1]  # higher score, less uncertain
 
 
 # ------------------------------------------------------------------- local model, s3

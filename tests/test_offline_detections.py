@@ -18,7 +18,7 @@ from backend.errors import UsageError
 from backend.labelstudio.config import LabelConfig
 from backend.objects.regions import ObjectSource, objects_of_task
 from backend.offline import detections
-from backend.offline.mine import load_source
+from backend.offline.sources import load_source
 from backend.settings import Settings
 
 
@@ -322,7 +322,7 @@ def test_the_engine_reads_converted_boxes_whatever_the_environment_names(tmp_pat
     """Converted boxes are a prediction of DETECTOR_VERSION: the run's settings read exactly
     that, over OBJECT_SOURCE/OBJECT_MODEL_VERSION of the environment; an export follows
     OBJECT_SOURCE when its boxes are there."""
-    from backend.offline.mine import build_engine
+    from backend.offline.run import build_engine
 
     for name in Settings.__dataclass_fields__:  # a developer's REDIS_URL and friends stay out
         monkeypatch.delenv(name.upper(), raising=False)

@@ -501,20 +501,20 @@ class Engine:
         """Signal name -> values aligned with ``task_ids`` (NaN where missing), see ``engine.signals``;
         and the object scope's arrays when the ranking has an object novelty (else None)."""
         s = self.settings
-        fields = list(dict.fromkeys([*extra_fields, *signals.field_names(s)]))
+        fields = signals.ranked_fields(s, extra_fields)
         out: dict[str, np.ndarray] = {}
         with_objects = s.object_mining and self.mines_objects(self.store.get_project(pid))
         if with_objects:
-            fields.append(object_parts.OBJECT_UNCERTAINTY)
+            fields[object_parts.OBJECT_UNCERTAINTY] = object_parts.OBJECT_UNCERTAINTY
         if fields:
             recorded = self.store.get_signals(pid)
-            for name in fields:
+            for name, ranked_as in fields.items():
                 col = np.full(len(task_ids), np.nan)
                 for i, t in enumerate(task_ids.tolist()):
                     values = recorded.get(t)
                     if values and name in values:
                         col[i] = values[name]
-                out[signals.signal_name(s, name)] = col
+                out[ranked_as] = col
         if signals.uses_predictions(s):
             out[signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
         object_arrays = None

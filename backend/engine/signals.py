@@ -57,6 +57,13 @@ def signal_name(settings: "Settings", field: str) -> str:
     return field
 
 
+def ranked_fields(settings: "Settings", extra_fields: Iterable[str] = ()) -> dict[str, str]:
+    """Data field -> the name its signal is ranked under, for every field signal of a ranking:
+    ``extra_fields`` (the offline command's ``--signal``) first, then the settings' own, each once.
+    ``Engine.ranking`` and the offline output's signal columns both read their fields from here."""
+    return {name: signal_name(settings, name) for name in dict.fromkeys([*extra_fields, *field_names(settings)])}
+
+
 def field_signals(task: dict, names: Iterable[str]) -> dict[str, float]:
     """The task's field signals that it has: field -> number (missing ones left out)."""
     out: dict[str, float] = {}

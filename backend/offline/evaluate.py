@@ -9,8 +9,9 @@ lets each method pick the same budget of K images and measures what it picked:
 * ``random`` (seeded, mean and standard deviation over ``--seeds`` runs);
 * ``uncertainty``: the K most uncertain images by your model (with ``--uncertainty``);
 * ``vlmine_confirmed``, ``vlmine_gmean``, ``vlmine_mean``, ``vlmine_min``: VLMine novelty with each pooling;
-* ``pareto_<POOLING>+uncertainty``: Pareto fronts of the configured pooling's novelty and uncertainty, as the
-  backend ranks them (with ``--uncertainty``).
+* ``pareto_<POOLING>+uncertainty``: the backend's own order (with ``--uncertainty``), the one
+  ``python -m backend mine`` writes: Pareto fronts of the configured pooling's novelty, the
+  uncertainty and any SIGNAL_FIELDS, the head diversity re-order and the backend's tie-break.
 
 Scores tie often (with ``min`` pooling every image whose rarest keyword is seen once, every
 image without keywords, every image without an uncertainty). The backend breaks ties by
@@ -18,7 +19,8 @@ one fixed pseudo-random order of the ids, so a cut at K would measure that one d
 are therefore broken by a seeded random order of the images instead, one per seed of
 ``--seeds``, and every method's
 metrics are the mean (and standard deviation) over those seeds, as for ``random``; a
-method without ties at the cut gets the same selection for every seed.
+method without ties at the cut gets the same selection for every seed, and so does the
+backend's own order, which is measured as the product ranks (its ties already broken).
 
 Classes are split by how many images they have in the set: many-shot (> ``--many``,
 default 100), few-shot (< ``--few``, default 20), medium-shot between. That is the
@@ -42,22 +44,12 @@ from typing import Any, Sequence
 
 from ..errors import SourceError, UsageError
 from ..ids import integer_cell
-from .mine import (
-    build_engine,
-    build_engine_settings,
-    command_error,
-    ids_file,
-    list_images,
-    local_dataset,
-    mine_with_progress,
-    output_rows,
-    project_id,
-    setup_logging,
-    stabilise_ids,
-    summarise,
-    write_evaluation,
-)
 from ..mining.novelty import POOLINGS  # every pooling is a method
+from .ids import ids_file, project_id, stabilise_ids
+from .mine import command_error, setup_logging
+from .output import output_rows, summarise, write_evaluation
+from .run import build_engine, build_engine_settings, mine_with_progress
+from .sources import list_images, local_dataset
 
 SPLITS = ("many", "medium", "few")
 METRICS = ("share_many", "share_medium", "share_few", "coverage", "few_class_coverage", "tail_recall")
@@ -240,7 +232,8 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
     for p in POOLINGS:
         methods[f"vlmine_{p}"] = picked(nov[p][:, None])
     if unc is not None:
-        methods[f"pareto_{pooling}+uncertainty"] = picked(np.column_stack([nov[pooling], unc]))
+        methods[f"pareto_{pooling}+uncertainty"] = product_selection(outcome, ids[keep].tolist(), k, labels, splits,
+                                                                     seeds)
 
     gains: dict[str, dict[str, float | None]] = {}
     for name, m in methods.items():
@@ -267,6 +260,20 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
         "methods": methods,
         "tail_recall_gain": gains,
     }
+
+
+def product_selection(outcome, pool_ids: Sequence[int], k: int, labels: Sequence[str], splits: dict[str, str],
+                      seeds: int) -> dict[str, Any]:
+    """The first K of the order the backend itself gives (``outcome.order``, from ``Engine.ranking``:
+    Pareto fronts of the configured pooling's novelty and the signals, SIGNAL_FIELDS included, the
+    head diversity re-order, the backend's tie-break), measured; ``ids`` names the K picked, in
+    order, as items.csv and ``python -m backend mine`` name them.
+
+    That order has no ties to break, so every seed gets the same selection (a spread of 0)."""
+    pool_row = {int(t): i for i, t in enumerate(pool_ids)}
+    head = [pool_row[t] for t in outcome.order if t in pool_row][:k]
+    shown = {it.id: it.shown_id for it in outcome.dataset.items}
+    return {**_mean_std([measure(head, labels, splits)] * seeds), "ids": [shown[pool_ids[i]] for i in head]}
 
 
 def _gain(value: float | None, base: float | None) -> float | None:

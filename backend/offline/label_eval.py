@@ -271,8 +271,10 @@ def methods_for(outcome, ids: list[int], texts: list[str] | None, signals: dict,
 
 def run_rows(args) -> int:
     """``python -m backend evaluate --rows rows.jsonl``: mine the rows, measure against their labels."""
-    from .mine import (build_engine, build_engine_settings, command_error, load_source, mine_with_progress,
-                       output_rows, signal_columns, signal_fields, summarise, write_evaluation)
+    from .mine import command_error
+    from .output import output_rows, summarise, write_evaluation
+    from .run import build_engine, build_engine_settings, mine_with_progress, signal_columns, signal_fields
+    from .sources import load_source
 
     try:
         budgets = tuple(args.budgets)
