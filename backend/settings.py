@@ -255,6 +255,17 @@ class Settings:
         return default_model(self.vlm_device)
 
     @property
+    def describer_processor_kwargs(self) -> dict[str, Any]:
+        """Arguments for the describer's processor: the CPU default's one view per image when
+        the backend chose that model itself (``vlm.defaults.CPU_DEFAULT_PROCESSOR``); none for
+        a model VLM_MODEL names, which runs as its checkpoint says."""
+        from .vlm.defaults import CPU_DEFAULT_MODEL, CPU_DEFAULT_PROCESSOR
+
+        if self.vlm_model or self.vlm_api_url or self.describer_model != CPU_DEFAULT_MODEL:
+            return {}
+        return dict(CPU_DEFAULT_PROCESSOR)
+
+    @property
     def vlm_name(self) -> str:
         """The describer as a model version names it: the model's last path part, or
         ``endpoint:<model>``."""
@@ -282,6 +293,8 @@ class Settings:
             "text_keyword_mode": self.text_keyword_mode,
             # the full hub id or directory: two models that share a last path part are different models
             "vlm": self.describer_model if not self.vlm_api_url else f"{self.vlm_api_url}|{self.vlm_api_model}",
+            # only when not empty: the fingerprints of models loaded as their checkpoint says stay as they were
+            **({"vlm_processor": self.describer_processor_kwargs} if self.describer_processor_kwargs else {}),
             "vlm_prompt": self.vlm_prompt,
             "vlm_max_new_tokens": self.vlm_max_new_tokens,
             "keyword_mode": self.keyword_mode,

@@ -12,7 +12,8 @@ Versions name what mines the project's kind of data: the text pins (a text proje
 VLM, and an LLM only when one gives its keywords) are new, and changed every text project's
 version once, on purpose. The image pins kept their bytes where the describer stayed LLaVA
 (``VLM_DEVICE=cuda`` stands for a machine with a GPU); without CUDA the default describer is
-SmolVLM-256M-Instruct, a new describer, hence a new version and mining hash."""
+SmolVLM-256M-Instruct loaded with one view per image, a new describer, hence a new version and
+mining hash."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ IMAGE_CONFIG = '<View><Image name="image" value="$image"/><TextArea name="vlmine
 PINNED = [
     ({"vlm_device": "cuda"}, "vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-9f2ef247",
      "vlmine-text-rules-confirmed-novelty-9f2ef247", "67c1ad3c"),
-    ({"vlm_device": "cpu"}, "vlmine-SmolVLM-256M-Instruct-llm-confirmed-novelty-7591528c",
+    ({"vlm_device": "cpu"}, "vlmine-SmolVLM-256M-Instruct-llm-confirmed-novelty-412d5633",
+     "vlmine-text-rules-confirmed-novelty-412d5633", "748cd4c3"),
+    # the same model named by VLM_MODEL runs as its checkpoint says (its own tiles): another describer
+    ({"vlm_device": "cpu", "vlm_model": "HuggingFaceTB/SmolVLM-256M-Instruct"},
+     "vlmine-SmolVLM-256M-Instruct-llm-confirmed-novelty-7591528c",
      "vlmine-text-rules-confirmed-novelty-7591528c", "42efc413"),
     ({"uncertainty_source": "prediction_probs", "uncertainty_measure": "margin",
       "signal_fields": ["meta.loss", "clicks"], "pooling": "min", "keyword_mode": "direct",
@@ -42,8 +47,8 @@ PINNED = [
      "vlmine-text-llm-endpoint-qwen2-vl-confirmed-novelty+loss-26bbef2f", "29c9d165"),
     ({"text_keyword_mode": "llm", "keyword_llm_url": "http://llm:8000/v1", "keyword_llm_model": "qwen2.5-7b",
       "vlm_device": "cpu"},
-     "vlmine-SmolVLM-256M-Instruct-llm-confirmed-novelty-cefe6271",
-     "vlmine-text-llm-endpoint-qwen2.5-7b-confirmed-novelty-cefe6271", "8df8d9d6"),
+     "vlmine-SmolVLM-256M-Instruct-llm-confirmed-novelty-5eab5cab",
+     "vlmine-text-llm-endpoint-qwen2.5-7b-confirmed-novelty-5eab5cab", "fa991298"),
 ]
 
 
@@ -123,6 +128,10 @@ def test_the_default_describer_follows_the_machine_and_an_explicit_model_wins(mo
     assert Settings.from_env({"VLM_MODEL": "org/my-vlm"}).describer_model == "org/my-vlm"
     assert Settings.from_env({"VLM_MODEL": "org/my-vlm"}).vlm_name == "my-vlm"
     assert Settings.from_env({}, vlm_model="llava-hf/llava-1.5-7b-hf", vlm_device="cpu").vlm_name == "llava-1.5-7b-hf"
+    # the CPU default describes one view per image; a model VLM_MODEL names runs as its checkpoint says
+    assert Settings.from_env({}, vlm_device="cpu").describer_processor_kwargs == {"do_image_splitting": False}
+    assert Settings.from_env({}, vlm_device="cpu", vlm_model=defaults.CPU_DEFAULT_MODEL).describer_processor_kwargs == {}
+    assert Settings.from_env({}, vlm_device="cuda").describer_processor_kwargs == {}
 
 
 def test_the_default_describer_is_said_once_in_the_log(caplog):

@@ -66,6 +66,17 @@ def test_the_tiny_model_is_what_the_real_one_is(tiny_dir):
     assert tiles > 1 and int((inputs["input_ids"] == image_id).sum()) == tiles * IMAGE_SEQ_LEN
 
 
+def test_one_view_per_image_as_the_cpu_default_is_loaded(tiny_dir):
+    describer = TransformersDescriber(model=tiny_dir, max_new_tokens=6, processor_kwargs=defaults.CPU_DEFAULT_PROCESSOR)
+    describer.load()
+    text = describer._chat_text("Describe the image.", with_image=True)
+    inputs = describer.processor(images=[picture("red", (200, 100))], text=[text], return_tensors="pt")
+    assert int(inputs["pixel_values"].shape[1]) == 1  # the global view alone
+    assert int((inputs["input_ids"] == describer.processor.image_token_id).sum()) == IMAGE_SEQ_LEN
+    words = describer.describe([picture("red", (200, 100))], "Describe the image.")[0].split()
+    assert len(words) == 6 and set(words) <= VOCABULARY
+
+
 def test_describes_batches_as_it_describes_single_images(tiny_dir):
     describer = TransformersDescriber(model=tiny_dir, max_new_tokens=6, batch_size=4)
     images = [picture("red", (200, 100)), picture("blue", (40, 40)), picture("green", (30, 500)),
@@ -97,7 +108,7 @@ def test_without_cuda_the_default_describer_loads_and_describes_from_the_cache(t
     said = [line for line in done.stderr.splitlines() if "VLM_MODEL is not set" in line]
     assert len(said) == 1, done.stderr[-3000:]
     assert "no CUDA device found" in said[0] and "HuggingFaceTB/SmolVLM-256M-Instruct on the CPU" in said[0]
-    assert f"loading {defaults.CPU_DEFAULT_MODEL} on cpu as float32" in done.stderr
+    assert f"loading {defaults.CPU_DEFAULT_MODEL} on cpu as float32, do_image_splitting=False" in done.stderr
     assert "4 images from" in done.stderr and "described by SmolVLM-256M-Instruct" in done.stderr
     rows = read_jsonl(tmp_path / "out.jsonl")
     assert len(rows) == 4 and all(r["error"] is None for r in rows)

@@ -38,6 +38,8 @@ PROVISIONAL = -1
 #: task ids per Label Studio listing in labeling_state: about 2 KB of query string, well inside
 #: what web servers in front of Label Studio accept in a request line
 LABELING_LOOKUP_CHUNK = 200
+#: label configs whose kind version_of remembers (one per project and config edit is plenty)
+KINDS_REMEMBERED = 1024
 
 
 def data_digest(data: Any) -> str:
@@ -81,6 +83,7 @@ class Engine:
                                  for kind in KINDS}
         #: the version of an image project: what /health, /metrics and /versions name the backend by
         self.base_version = self.versions_by_kind["image"]
+        self._kind_of_config: dict[str | None, str] = {}  # label config -> "image" or "text" (version_of)
         if settings.redis_url and not (settings.vlm_model or settings.vlm_api_url or settings.vlm_device):
             # the default is chosen per machine: a web process without a GPU and workers with one
             # would name different versions and rewrite each other's priorities
@@ -191,9 +194,15 @@ class Engine:
 
     def version_of(self, label_config: str | None) -> str:
         """The base version of a project with ``label_config``: named after what mines its kind
-        of data (an image project before its config is known)."""
-        source = self.source_of(label_config)
-        return self.versions_by_kind[source.kind if source is not None else "image"]
+        of data (an image project before its config is known). Every :meth:`project` call asks,
+        so each config's kind is parsed once and remembered."""
+        kind = self._kind_of_config.get(label_config)
+        if kind is None:
+            source = self.source_of(label_config)
+            kind = source.kind if source is not None else "image"
+            if len(self._kind_of_config) < KINDS_REMEMBERED:
+                self._kind_of_config[label_config] = kind
+        return self.versions_by_kind[kind]
 
     def source_of(self, label_config: str | None) -> Source | None:
         if not label_config:

@@ -387,7 +387,8 @@ def build_describer(settings: Settings):
 
     return get_transformers_describer(model=settings.describer_model, device=settings.vlm_device,
                                       dtype=settings.vlm_dtype, max_new_tokens=settings.vlm_max_new_tokens,
-                                      batch_size=settings.vlm_batch_size)
+                                      batch_size=settings.vlm_batch_size,
+                                      processor_kwargs=settings.describer_processor_kwargs or None)
 
 
 def _thumbnails(task_id: int, crops: Sequence[Any]) -> dict[int, bytes]:

@@ -7,6 +7,7 @@ cannot hold it. There the default is SmolVLM-256M-Instruct, an Idefics3 model th
 transformers loads natively (no remote code) and whose image processor runs on Pillow
 alone: about 0.5 GB of weights in bfloat16, 1 GB in float32.
 
+On the CPU the default describes each image as one 512-pixel view (CPU_DEFAULT_PROCESSOR).
 The choice is made once per process and logged once. CUDA is looked for with
 ``torch.cuda.device_count()``, which asks NVML and so leaves CUDA uninitialised: RQ forks
 job processes, and a child forked after the parent initialised CUDA cannot use it.
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 GPU_DEFAULT_MODEL = "llava-hf/llava-1.5-7b-hf"
 #: the default describer on a machine without CUDA (and with VLM_DEVICE=cpu)
 CPU_DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
+#: how the CPU default's processor is loaded: one 512-pixel view of each image (64 image tokens)
+#: instead of the checkpoint's tiles of an image enlarged to 2048 pixels plus a global view
+#: (a 4:3 photo: 13 views, 832 image tokens); about ten times less work for the CPU
+#: (docs/benchmarks.md, bench/describe_cpu.py)
+CPU_DEFAULT_PROCESSOR = {"do_image_splitting": False}
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,8 +65,8 @@ def default_model(device: str | None) -> str:
 def _say_once(model: str, why: str) -> None:
     if model == CPU_DEFAULT_MODEL:
         log.info("VLM_MODEL is not set and %s: images are described by %s on the CPU (about 1 GB of weights "
-                 "in float32); %s is the default with a CUDA GPU. Set VLM_MODEL to choose another model.",
-                 why, CPU_DEFAULT_MODEL, GPU_DEFAULT_MODEL)
+                 "in float32, one 512-pixel view per image); %s is the default with a CUDA GPU. Set VLM_MODEL to "
+                 "choose another model.", why, CPU_DEFAULT_MODEL, GPU_DEFAULT_MODEL)
     else:
         log.info("VLM_MODEL is not set and %s: images are described by %s. Set VLM_MODEL to choose another "
                  "model.", why, model)
