@@ -26,8 +26,8 @@ GPU_DEFAULT_MODEL = "llava-hf/llava-1.5-7b-hf"
 CPU_DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 #: how the CPU default's processor is loaded: one 512-pixel view of each image (64 image tokens)
 #: instead of the checkpoint's tiles of an image enlarged to 2048 pixels plus a global view
-#: (a 4:3 photo: 13 views, 832 image tokens); about ten times less work for the CPU
-#: (docs/benchmarks.md, bench/describe_cpu.py)
+#: (a 4:3 photo: 13 views, 832 image tokens); about a tenth of the arithmetic, measured four to
+#: eight times faster per image on a 2-core machine (docs/benchmarks.md, bench/describe_cpu.py)
 CPU_DEFAULT_PROCESSOR = {"do_image_splitting": False}
 
 
