@@ -265,8 +265,8 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     data.labeling, data.labeling_note = _labeling(engine, pid, result, data.budget, data.rare)
     labeled = None
     if data.labeling is not None:
-        labeled = np.fromiter((data.labeling.labeled(int(t)) for t in result.task_ids), dtype=bool,
-                              count=result.task_ids.size)
+        done = np.fromiter((t for t, (is_done, _) in data.labeling.state.items() if is_done), dtype=np.int64)
+        labeled = np.isin(np.asarray(result.task_ids, dtype=np.int64), done)
     head = present[np.argsort(-df[present], kind="stable")[:3]]
     head_names = engine.keyword_names(pid, head.tolist()) if head.size else []
 
