@@ -60,7 +60,7 @@ class Settings:
     text_keyword_mode: str = "rules"
 
     # --- the VLM ---------------------------------------------------------------
-    vlm_model: str = "llava-hf/llava-1.5-7b-hf"
+    vlm_model: str | None = None  # None: backend.vlm.defaults chooses for the machine (describer_model)
     vlm_device: str | None = None
     vlm_dtype: str | None = None
     vlm_max_new_tokens: int = 96
@@ -250,10 +250,42 @@ class Settings:
         return "openai" if self.vlm_api_url else "transformers"
 
     @property
+    def describer_model(self) -> str:
+        """The local model that describes images: VLM_MODEL, else the default for VLM_DEVICE or
+        for this machine (LLaVA-1.5-7B with CUDA, SmolVLM-256M-Instruct without; see
+        ``backend.vlm.defaults``). Not used when VLM_API_URL names an endpoint."""
+        if self.vlm_model:
+            return self.vlm_model
+        from .vlm.defaults import default_model
+
+        return default_model(self.vlm_device)
+
+    @property
+    def describer_processor_kwargs(self) -> dict[str, Any]:
+        """Arguments for the describer's processor: the CPU default's one view per image when
+        the backend chose that model itself (``vlm.defaults.CPU_DEFAULT_PROCESSOR``); none for
+        a model VLM_MODEL names, which runs as its checkpoint says."""
+        from .vlm.defaults import CPU_DEFAULT_MODEL, CPU_DEFAULT_PROCESSOR
+
+        if self.vlm_model or self.vlm_api_url or self.describer_model != CPU_DEFAULT_MODEL:
+            return {}
+        return dict(CPU_DEFAULT_PROCESSOR)
+
+    @property
     def vlm_name(self) -> str:
+        """The describer as a model version names it: the model's last path part, or
+        ``endpoint:<model>``."""
         if self.vlm_api_url:
             return f"endpoint:{self.vlm_api_model or 'default'}"
-        return self.vlm_model.rstrip("/").split("/")[-1]
+        return self.describer_model.rstrip("/").split("/")[-1]
+
+    @property
+    def keyword_llm_name(self) -> str:
+        """The model that turns text into keywords in ``llm`` mode, as a model version names it:
+        KEYWORD_LLM_URL's model, else the describer itself (Miner.keyword_llm)."""
+        if self.keyword_llm_url:
+            return f"endpoint:{self.keyword_llm_model or 'default'}"
+        return self.vlm_name
 
     def mining_fingerprint(self, synonyms: bytes | None = None) -> dict[str, Any]:
         """The settings that decide a task's keywords: change one and tasks are re-mined.
@@ -266,7 +298,9 @@ class Settings:
             "image_field": self.image_field,
             "text_keyword_mode": self.text_keyword_mode,
             # the full hub id or directory: two models that share a last path part are different models
-            "vlm": self.vlm_model if not self.vlm_api_url else f"{self.vlm_api_url}|{self.vlm_api_model}",
+            "vlm": self.describer_model if not self.vlm_api_url else f"{self.vlm_api_url}|{self.vlm_api_model}",
+            # only when not empty: the fingerprints of models loaded as their checkpoint says stay as they were
+            **({"vlm_processor": self.describer_processor_kwargs} if self.describer_processor_kwargs else {}),
             "vlm_prompt": self.vlm_prompt,
             "vlm_max_new_tokens": self.vlm_max_new_tokens,
             "keyword_mode": self.keyword_mode,
@@ -333,13 +367,14 @@ class Settings:
         """``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's)."""
         return versions.digest(fingerprint if fingerprint is not None else self.mining_fingerprint())
 
-    def model_version(self, fingerprint: dict[str, Any] | None = None) -> str:
-        """The base model version of these settings (see :func:`backend.versions.base_version`).
+    def model_version(self, fingerprint: dict[str, Any] | None = None, kind: str = "image") -> str:
+        """The base model version of these settings for a project of ``kind`` ("image" or
+        "text"; see :func:`backend.versions.base_version`).
 
         Example: ``vlmine-llava-1.5-7b-hf-llm-confirmed-novelty+entropy-3f2a9c1d``.
         ``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's).
         """
-        return versions.base_version(self, fingerprint)
+        return versions.base_version(self, fingerprint, kind=kind)
 
     def public(self) -> dict[str, Any]:
         """Settings as shown to users: secrets masked, and so are passwords inside URLs."""

@@ -212,8 +212,10 @@ def test_web_server_and_workers_see_the_same_mining_settings():
 
 
 def test_worker_only_settings_do_not_change_the_model_version():
-    base = Settings()
-    changed = Settings(vlm_batch_size=3, vlm_device="cpu", vlm_dtype="float16", vlm_api_concurrency=2)
+    # with VLM_MODEL set, as the compose file sets it (unset, VLM_DEVICE picks the default model)
+    base = Settings(vlm_model="llava-hf/llava-1.5-7b-hf")
+    changed = Settings(vlm_model="llava-hf/llava-1.5-7b-hf", vlm_batch_size=3, vlm_device="cpu",
+                       vlm_dtype="float16", vlm_api_concurrency=2)
     assert changed.model_version() == base.model_version()
     assert changed.mining_hash() == base.mining_hash()
 

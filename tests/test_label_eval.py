@@ -88,6 +88,7 @@ def test_evaluate_rows_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert report["rare_labels"] == {"R1": ["walrus"]} and report["failed"] == 1
+    assert report["settings"]["model_version"].startswith("vlmine-text-rules-")  # text rows: no VLM ran
     assert report["methods"]["vlmine (settings)"]["budgets"]["0.05"]["rare_share@R1"] == 1.0
     assert report["methods"]["random"]["budgets"]["0.05"]["rare_share@R1"] == pytest.approx(6 / 128)
     assert (tmp_path / "ev" / "evaluation.png").stat().st_size > 1000

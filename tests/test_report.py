@@ -1,21 +1,26 @@
 """GET /report: the long tail as one self-contained HTML page.
 
 Unit level with Flask's test client (the project is built through /predict, as
-Label Studio builds it), then a browser test: the backend as a real server, Debian's
-headless Chromium renders the page (scripts/test.sh installs it), the rendered DOM must
-hold three non-empty charts and Chromium's log no JavaScript error.
-VLMINE_UPDATE_SCREENSHOT=1 writes the screenshot to docs/report.png.
+Label Studio builds it; the labeling progress against a real Label Studio), then a browser
+test: the backend as a real server beside a real Label Studio, Debian's headless Chromium
+renders the page (scripts/test.sh installs it), the rendered DOM must hold three non-empty
+charts, the labeling progress before and after annotations, and Chromium's log no
+JavaScript error.
+VLMINE_UPDATE_SCREENSHOT=1 writes the two-signal screenshot to docs/report.png.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
+import math
 import os
 import random
 import re
 import shutil
 import subprocess
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +31,8 @@ from PIL import Image
 
 from backend.engine.engine import Engine
 from backend.jobs.embedded import EmbeddedQueue
+from backend.labelstudio.client import LabelStudioClient
+from backend.server import report
 from backend.server.app import create_app
 from backend.settings import Settings
 from model import VLMineModel
@@ -244,6 +251,106 @@ def test_a_project_with_nothing_mined_yet(tmp_path):
     assert card(page, "failed") == "1" and card(page, "pending") == "19"
 
 
+def test_without_label_studio_the_progress_view_says_why(built):
+    client, _ = built
+    page = client.get("/report?project=5").get_data(as_text=True)
+    assert 'id="labeling-unknown"' in page and "no Label Studio connection" in page
+    assert 'id="budget-progress"' not in page
+    assert "<th data-sort=\"num\">labeled</th>" not in page  # no column it cannot fill
+    # one signal: the legend names the budget, not Pareto fronts
+    assert "budget: the first 2 to label: 2" in page and "the rest of the queue: 37" in page
+    assert "front 0" not in page and "fronts 3+" not in page
+    assert "no Pareto fronts to tell apart" in page
+
+
+def test_an_unreachable_label_studio_leaves_the_rest_of_the_page(tmp_path):
+    from tests.support.backend_server import free_port
+
+    client, _ = make_app(tmp_path, label_studio_url=f"http://127.0.0.1:{free_port()}",
+                         label_studio_api_key="ls-key-5150")
+    build_project(client)
+    resp = client.get("/report?project=5")
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    assert 'id="labeling-unknown"' in page and "could not be read now" in page and "ConnectError" in page
+    assert "giraffe" in page and page.count("<svg") == 3
+    assert "ls-key-5150" not in page
+
+
+def annotate(ls, task_id: int, choice: str = "rare") -> None:
+    result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}]
+    ls.api("POST", f"/api/tasks/{task_id}/annotations/", json={"result": result})
+
+
+def test_labeling_progress_is_read_from_label_studio(label_studio, tmp_path):
+    """The budget's labeled share, the next tasks, the rarest keywords covered and the one-signal
+    chart coloured by the queue, all as Label Studio has them now; the stream line in plain
+    words (real Label Studio)."""
+    from tests.support.label_studio import create_project
+
+    ls = label_studio
+    texts = ["a cat on the sofa", "a dog in the park", "a man riding a bicycle along the street"] * 12
+    texts += ["a giraffe wearing a tuxedo", "a hovercraft beside a glacier", "a zeppelin over the harbour"]
+    pid, tids = create_project(ls, "report progress", CONFIG, [{"text": t} for t in texts])
+    client, engine = make_app(tmp_path, label_studio_url=ls.base_url, label_studio_api_key=ls.token)
+    tasks = [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)]
+    assert client.post("/predict", json={"tasks": tasks, "project": pid, "label_config": CONFIG}).status_code == 200
+    order, _ = engine.ranking(pid)
+    budget = order[:6]
+
+    page = client.get(f"/report?project={pid}&budget=6").get_data(as_text=True)
+    assert "<b>0</b> of <b>6</b> tasks of the budget labeled (0%)" in page
+    next_up = [int(t) for t in re.findall(r"#(\d+)</a> \(place", page)]
+    assert next_up == budget
+    assert "<b>0</b> of the <b>13</b> rarest keywords are covered" in page
+
+    giraffe = tids[texts.index("a giraffe wearing a tuxedo")]
+    labeled = {budget[0], budget[2], giraffe}
+    for task in labeled:
+        annotate(ls, task)
+    page = client.get(f"/report?project={pid}&budget=6").get_data(as_text=True)
+    done = len(labeled & set(budget))
+    assert f"<b>{done}</b> of <b>6</b> tasks of the budget labeled ({100 * done / 6:.0f}%)" in page
+    assert [int(t) for t in re.findall(r"#(\d+)</a> \(place", page)] == [t for t in budget if t not in labeled]
+    # the keywords of the labeled tasks are the ones covered
+    keywords, _ = engine.rarest_keywords(pid, sorted(labeled))
+    covered = {k for t in labeled for k in keywords[t]}
+    assert f"<b>{len(covered)}</b> of the <b>13</b> rarest keywords are covered" in page
+    chips = {name: bool(mark) for mark, name in re.findall(r'<span class="chip( done)?">([^<]+)</span>', page)}
+    assert {name for name, done_ in chips.items() if done_} == covered and "giraffe" in covered
+    assert len(chips) == 13
+    # the rare table: how many of each keyword's tasks are labeled
+    assert re.search(r'data-v="giraffe">giraffe</td><td class="num" data-v="1">1</td>'
+                     r'<td class="num done" data-v="1">1 of 1</td>', page)
+    assert re.search(r'data-v="zeppelin">zeppelin</td><td class="num" data-v="1">1</td>'
+                     r'<td class="num" data-v="0">0 of 1</td>', page)
+    # one signal: the chart is coloured by the queue and Label Studio's labeled state
+    assert f"budget, labeled: {done}" in page and f"budget, still to label: {6 - done}" in page
+    assert "front 0" not in page
+
+    # prelabeling turned off and the sampling changed: put back, and said in plain words
+    engine.rerank(pid)
+    ls.api("PATCH", f"/api/projects/{pid}", json={"show_collab_predictions": False,
+                                                   "sampling": "Sequential sampling"})
+    assert engine.rerank(pid)["stream_restored"] == ["model_version", "sampling"]
+    page = client.get(f"/report?project={pid}").get_data(as_text=True)
+    said = html.unescape(page.split('id="stream-restored">')[1].split("</span>")[0])
+    assert re.fullmatch(r"On \d{4}-\d\d-\d\d at \d\d:\d\d UTC, prelabeling had been turned off \(Settings \u2192 "
+                        r"Annotation \u2192 \u201cUse predictions to prelabel tasks\u201d\); the backend turned it back "
+                        r"on; the task sampling had been changed to \u201cSequential sampling\u201d; the backend set it "
+                        r"back to \u201cUncertainty sampling\u201d, so that \u201cLabel All Tasks\u201d keeps serving "
+                        r"the rarest tasks first\.", said), said
+    assert "project.model_version" not in page and "put back" not in page
+    # another model's version chosen for prelabeling (Label Studio offers only versions it holds): said so
+    ls.api("POST", "/api/predictions/", json={"task": tids[0], "result": [], "score": 0.5, "model_version": "yolo-v8"})
+    ls.api("PATCH", f"/api/projects/{pid}", json={"model_version": "yolo-v8"})
+    assert engine.rerank(pid)["stream_restored"] == ["model_version"]
+    page = client.get(f"/report?project={pid}").get_data(as_text=True)
+    said = html.unescape(page.split('id="stream-restored">')[1].split("</span>")[0])
+    assert "another model version had been chosen for prelabeling; the backend chose its own again" in said
+    assert "sampling" not in said and "yolo" not in said
+
+
 def test_report_is_behind_basic_auth(tmp_path):
     client, _ = make_app(tmp_path, basic_auth_user="ann", basic_auth_pass="s3cret")
     good = {"Authorization": "Basic " + base64.b64encode(b"ann:s3cret").decode()}
@@ -351,17 +458,35 @@ def test_chromium_log_shows_javascript_errors(tmp_path):
     assert any("Uncaught ReferenceError" in p for p in problems), log[-2000:]
 
 
-@pytest.mark.slow
-def test_report_renders_in_chromium(tmp_path):
-    env = {"MODEL_DIR": str(tmp_path / "model"), "UNCERTAINTY_SOURCE": "field", "UNCERTAINTY_FIELD": "uncertainty",
-           "LABEL_STUDIO_URL": "http://localhost:8080", "LOG_LEVEL": "WARNING", "RERANK_DELAY": "0"}
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signals", ["novelty", "novelty+uncertainty"])
+def test_report_renders_in_chromium(signals, label_studio, tmp_path):
+    """The page as an admin meets it, with a real Label Studio behind the backend: charts drawn,
+    no script error, labeling progress before and after annotators label the next tasks it
+    lists, and the stream line in plain words after prelabeling was turned off."""
+    from tests.support.label_studio import create_project
+
+    ls = label_studio
+    corpus = long_tail_corpus(420)
+    pid, tids = create_project(ls, f"report in chromium ({signals})", CONFIG, [t["data"] for t in corpus])
+    env = {"MODEL_DIR": str(tmp_path / "model"), "LABEL_STUDIO_URL": ls.base_url, "LABEL_STUDIO_API_KEY": ls.token,
+           "LOG_LEVEL": "WARNING", "RERANK_DELAY": "0", "REDIS_URL": ""}
+    if signals == "novelty+uncertainty":
+        env.update(UNCERTAINTY_SOURCE="field", UNCERTAINTY_FIELD="uncertainty")
     backend = BackendServer(env, tmp_path / "backend.log")
     try:
-        pid = 3
-        tasks = long_tail_corpus(420)
-        tasks += [{"id": 1000 + i, "data": {"image": f"s3://photos/missing-{i}.jpg"}} for i in range(3)]
+        tasks = [{"id": t, "data": row["data"]} for t, row in zip(tids, corpus)]
+        tasks += [{"id": 10**6 + i, "data": {"image": f"s3://photos/missing-{i}.jpg"}} for i in range(3)]
         for i in range(0, len(tasks), 100):
-            resp = requests.post(backend.url + "/predict", timeout=60,
+            resp = requests.post(backend.url + "/predict", timeout=120,
                                  json={"tasks": tasks[i:i + 100], "project": pid, "label_config": CONFIG})
             assert resp.status_code == 200, resp.text
         requests.post(backend.url + "/webhook", timeout=30, json={
@@ -372,17 +497,50 @@ def test_report_renders_in_chromium(tmp_path):
         assert not js_problems(log), "\n".join(js_problems(log))
         parser = Charts()
         parser.feed(dom)
+        second = "uncertainty" if signals == "novelty+uncertainty" else "place in the queue"
         assert [c["label"] for c in parser.charts] == [
-            "keyword frequency curve", "novelty against uncertainty", "mining progress"]
+            "keyword frequency curve", f"novelty against {second}", "mining progress"]
         assert all(c["drawn"] >= 10 for c in parser.charts), parser.charts
         assert parser.body.get("data-ready") == "3", "the page's script did not run"
         assert "giraffe" in dom and "tuxedo" in dom
-        assert 'href="http://localhost:8080/projects/3/data?task=' in dom
+        assert f'href="{ls.base_url}/projects/{pid}/data?task=' in dom
+        budget = int(re.search(r"<b>0</b> of <b>(\d+)</b> tasks of the budget labeled", dom).group(1))
+        assert budget == math.ceil(0.05 * len(corpus))
+        next_up = [int(t) for t in re.findall(r"#(\d+)</a> \(place", dom)]
+        assert len(next_up) == report.NEXT_SHOWN
+        if signals == "novelty":
+            assert f"budget, still to label: {budget}" in dom and "front 0" not in dom
+        else:
+            assert "front 0 (no task beats it)" in dom
 
-        shot = (ROOT / "docs" / "report.png" if os.environ.get("VLMINE_UPDATE_SCREENSHOT") == "1"
-                else tmp_path / "report.png")
+        # annotators label the first three it lists
+        for task in next_up[:3]:
+            annotate(ls, task, "rare")
+        # prelabeling turned off once the backend has written its priorities; Label Studio's next
+        # /setup call (opening the model settings, or the labeling view) has the backend put it back
+        client = LabelStudioClient(ls.base_url, ls.token)
+        wait_until(lambda: str(client.get_project(pid).get("model_version") or "").startswith("vlmine-text-"),
+                   120, "the first write-back")
+        live = client.get_project(pid)["model_version"]
+        ls.api("PATCH", f"/api/projects/{pid}", json={"show_collab_predictions": False})
+        assert requests.post(backend.url + "/setup", timeout=30, json={
+            "project": f"{pid}.1", "schema": CONFIG}).status_code == 200
+        wait_until(lambda: client.get_project(pid).get("model_version") == live, 60, "the stream's repair")
+
+        dom, log = chromium(["--dump-dom"], url, tmp_path / "profile")
+        assert not js_problems(log), "\n".join(js_problems(log))
+        assert f"<b>3</b> of <b>{budget}</b> tasks of the budget labeled" in dom
+        assert "budget, labeled: 3" in dom and f"budget, still to label: {budget - 3}" in dom
+        still = [int(t) for t in re.findall(r"#(\d+)</a> \(place", dom)]
+        assert still[:report.NEXT_SHOWN - 3] == next_up[3:] and not set(still) & set(next_up[:3])
+        assert "prelabeling had been turned off" in html.unescape(dom)
+        assert "the backend turned it back on" in dom and "project.model_version" not in dom
+
+        # the README's picture shows the two-signal page
+        update = os.environ.get("VLMINE_UPDATE_SCREENSHOT") == "1" and signals == "novelty+uncertainty"
+        shot = ROOT / "docs" / "report.png" if update else tmp_path / "report.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
-        _, log = chromium([f"--screenshot={shot}", "--window-size=1280,2400", "--hide-scrollbars"], url,
+        _, log = chromium([f"--screenshot={shot}", "--window-size=1280,2600", "--hide-scrollbars"], url,
                           tmp_path / "profile2")
         assert not js_problems(log), "\n".join(js_problems(log))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000

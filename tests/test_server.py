@@ -12,6 +12,7 @@ from backend.engine.engine import Engine
 from backend.jobs.embedded import EmbeddedQueue
 from backend.server.app import create_app
 from backend.settings import Settings
+from backend.vlm import defaults
 from model import VLMineModel
 
 PAYLOADS = Path(__file__).resolve().parent / "fixtures" / "ls-payloads"
@@ -51,7 +52,9 @@ def test_setup_with_the_real_payload_returns_the_live_version(backend):
     assert resp.status_code == 200, resp.get_json()
     version = resp.get_json()["model_version"]
     assert version == engine.base_version
-    assert version.startswith("vlmine-llava-1.5-7b-hf-llm-confirmed-novelty-")
+    # the payload's config mines images: the version names the describer this machine runs
+    describer = "llava-1.5-7b-hf" if defaults.cuda_device_count() else "SmolVLM-256M-Instruct"
+    assert version.startswith(f"vlmine-{describer}-llm-confirmed-novelty-")
     # the same settings after a "restart" give the same version
     again = Engine(engine.settings)
     assert again.base_version == version
@@ -75,7 +78,9 @@ def test_predict_text_tasks_one_result_per_task_in_order(backend):
     assert resp.status_code == 200, resp.get_json()
     results = resp.get_json()["results"]
     assert len(results) == len(tasks)
-    assert {r["model_version"] for r in results} == {engine.base_version}
+    # a text project: mined by rules, no model named
+    assert {r["model_version"] for r in results} == {engine.versions_by_kind["text"]}
+    assert engine.versions_by_kind["text"].startswith("vlmine-text-rules-confirmed-novelty-")
     scores = [r["score"] for r in results]
     # LABEL_STREAM=uncertainty (the default): Label Studio serves the lowest score first
     assert min(scores) == scores[6] == pytest.approx(0.1) and max(scores) == 1.0
@@ -338,7 +343,7 @@ def test_setup_still_answers_when_label_studio_cannot_be_reached(tmp_path, caplo
     hooks = client.application.extensions["vlmine"]["webhook_headers"]
     hooks.WAIT_S = 60  # wait for the look-up to finish (it fails at once: nothing listens there)
     resp = client.post("/setup", json={"project": "7.1", "schema": TEXT_CONFIG}, headers=BASIC)
-    assert resp.status_code == 200 and resp.get_json()["model_version"] == engine.base_version
+    assert resp.status_code == 200 and resp.get_json()["model_version"] == engine.versions_by_kind["text"]
     warnings = [r.getMessage() for r in caplog.records if "webhook" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith("project 7: cannot check Label Studio's webhook")
     assert "X-VLMine-Secret" in warnings[0]

@@ -131,8 +131,12 @@ def test_model_version_is_stable_across_builds():
 
 
 def test_model_version_reads_well():
-    version = Settings.from_env({}).model_version()
+    version = Settings.from_env({}, vlm_device="cuda").model_version()
     assert re.fullmatch(r"vlmine-llava-1\.5-7b-hf-llm-confirmed-novelty-[0-9a-f]{8}", version), version
+    version = Settings.from_env({}, vlm_device="cpu").model_version()
+    assert re.fullmatch(r"vlmine-SmolVLM-256M-Instruct-llm-confirmed-novelty-[0-9a-f]{8}", version), version
+    text = Settings.from_env({}).model_version(kind="text")
+    assert re.fullmatch(r"vlmine-text-rules-confirmed-novelty-[0-9a-f]{8}", text), text
     with_probs = Settings.from_env({"UNCERTAINTY_SOURCE": "prediction_probs"}).model_version()
     assert "novelty+entropy" in with_probs
 

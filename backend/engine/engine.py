@@ -24,7 +24,7 @@ from ..mining import mine as mine_priorities
 from ..pipeline.miner import MinedTask, Miner
 from ..settings import Settings
 from ..state import Coordination, ProjectState, State, Store, TaskRecord, open_state
-from ..versions import generation_version
+from ..versions import KINDS, generation_version
 from ..objects import forget_tasks, object_scope, task_keywords
 from . import objects as object_parts
 from . import signals, stream, wording, writeback
@@ -35,6 +35,11 @@ UNCERTAINTY_MAX_AGE_S = 300.0
 #: the prediction id recorded for a /predict answer: Label Studio stores it unless the
 #: request timed out, so the next write-back asks Label Studio whether it holds one
 PROVISIONAL = -1
+#: task ids per Label Studio listing in labeling_state: about 2 KB of query string, well inside
+#: what web servers in front of Label Studio accept in a request line
+LABELING_LOOKUP_CHUNK = 200
+#: label configs whose kind version_of remembers (one per project and config edit is plenty)
+KINDS_REMEMBERED = 1024
 
 
 def data_digest(data: Any) -> str:
@@ -72,7 +77,19 @@ class Engine:
         self._ls_lock = threading.Lock()
         self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
         # from the miner's fingerprint: SYNONYMS_FILE is read once, by the miner
-        self.base_version = settings.model_version(self.miner.fingerprint)
+        #: a project's base version by what it mines: an image project names its describer, a
+        #: text project names no VLM (see backend.versions.base_version)
+        self.versions_by_kind = {kind: settings.model_version(self.miner.fingerprint, kind=kind)
+                                 for kind in KINDS}
+        #: the version of an image project: what /health, /metrics and /versions name the backend by
+        self.base_version = self.versions_by_kind["image"]
+        self._kind_of_config: dict[str | None, str] = {}  # label config -> "image" or "text" (version_of)
+        if settings.redis_url and not (settings.vlm_model or settings.vlm_api_url or settings.vlm_device):
+            # the default is chosen per machine: a web process without a GPU and workers with one
+            # would name different versions and rewrite each other's priorities
+            log.warning("VLM_MODEL is not set: this process describes with %s, the default for its own machine; "
+                        "with RQ workers on other machines set VLM_MODEL to the same model for every process",
+                        settings.describer_model)
         self.mining_hash = settings.mining_hash(self.miner.fingerprint)
         #: keeps Label Studio's stream rare-first (sampling, model version); see backend.engine.stream
         self.stream = stream.StreamGuard(self)
@@ -141,18 +158,10 @@ class Engine:
         """
         state = self.store.get_project(pid)
         if state is None:
-            state = ProjectState(pid=pid, label_config=label_config, base_version=self.base_version)
+            state = ProjectState(pid=pid, label_config=label_config, base_version=self.version_of(label_config))
             self.store.save_project(state)
             return state
-        if state.base_version != self.base_version:
-            # settings changed since the last run: a new version line; the old one is
-            # deleted from Label Studio once the new one has been written
-            retired = [v for v in (state.retired or "").split(",") if v]
-            if state.live_version and state.live_version not in retired:
-                retired.append(state.live_version)
-            state.base_version, state.generation = self.base_version, 0
-            state.retired = ",".join(retired) or None
-            self.store.update_project(pid, base_version=state.base_version, generation=0, retired=state.retired)
+        had_config = bool(state.label_config)  # without one, nothing was ever written
         if label_config and label_config != state.label_config:
             fields: dict[str, Any] = {"label_config": label_config}
             old_source = self.source_of(state.label_config)
@@ -170,7 +179,30 @@ class Engine:
                          pid, new_source, old_source)
             state.label_config = label_config
             self.store.update_project(pid, **fields)
+        wanted = self.version_of(state.label_config)
+        if state.base_version != wanted:
+            # settings changed since the last run (or the config now mines another kind of
+            # data): a new version line; the old one is deleted from Label Studio once the new
+            # one has been written
+            retired = [v for v in (state.retired or "").split(",") if v]
+            if had_config and state.live_version and state.live_version not in retired:
+                retired.append(state.live_version)
+            state.base_version, state.generation = wanted, 0
+            state.retired = ",".join(retired) or None
+            self.store.update_project(pid, base_version=state.base_version, generation=0, retired=state.retired)
         return state
+
+    def version_of(self, label_config: str | None) -> str:
+        """The base version of a project with ``label_config``: named after what mines its kind
+        of data (an image project before its config is known). Every :meth:`project` call asks,
+        so each config's kind is parsed once and remembered."""
+        kind = self._kind_of_config.get(label_config)
+        if kind is None:
+            source = self.source_of(label_config)
+            kind = source.kind if source is not None else "image"
+            if len(self._kind_of_config) < KINDS_REMEMBERED:
+                self._kind_of_config[label_config] = kind
+        return self.versions_by_kind[kind]
 
     def source_of(self, label_config: str | None) -> Source | None:
         if not label_config:
@@ -950,9 +982,28 @@ class Engine:
         """The project's state as stored, or None for a project never seen (nothing is created)."""
         return self.store.get_project(pid)
 
+    def labeling_state(self, pid: int, task_ids: Iterable[int]) -> dict[int, tuple[bool, int]]:
+        """Task id -> (labeled, annotations) as Label Studio counts them now, for the report's
+        progress view: ``is_labeled`` (the task has as many annotations as the project's
+        overlap asks) and ``total_annotations``. Tasks gone from Label Studio are left out.
+
+        Asked in listings of LABELING_LOOKUP_CHUNK ids (the ids travel in the query string).
+        Raises EngineError without a Label Studio connection, LabelStudioError when it fails.
+        """
+        client = self.label_studio()
+        ids = sorted({int(t) for t in task_ids})
+        out: dict[int, tuple[bool, int]] = {}
+        for start in range(0, len(ids), LABELING_LOOKUP_CHUNK):
+            rows = client.tasks_by_id(pid, ids[start:start + LABELING_LOOKUP_CHUNK],
+                                      include="id,is_labeled,total_annotations", fields="task_only")
+            for row in rows:
+                if isinstance(row, dict) and isinstance(row.get("id"), int):
+                    out[row["id"]] = (bool(row.get("is_labeled")), int(row.get("total_annotations") or 0))
+        return out
+
     def mark_synced(self, pid: int) -> None:
         """Record that every task of the project was queued under the current settings."""
-        self.store.update_project(pid, synced=self.base_version)
+        self.store.update_project(pid, synced=self.project(pid).base_version)
 
     def unreachable(self) -> str | None:
         """Why the shared state cannot be reached (Redis down), or None when it can."""

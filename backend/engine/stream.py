@@ -29,6 +29,7 @@ included; and the bulk prediction import (the only write that scales) drops the 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any, Collection, Mapping
@@ -238,6 +239,35 @@ class StreamGuard:
     def status(self, pid: int) -> str | None:
         """The last time the stream's settings were put back, and why (for /metrics, the report)."""
         return self.engine.coord.errors().get(f"stream:{pid}")
+
+
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d):\d\d UTC ")
+_SAMPLING_FOUND = re.compile(r"the task sampling was ('[^']*'|\"[^\"]*\")")
+
+
+def restored_in_words(status: str | None) -> str | None:
+    """A :meth:`StreamGuard.status` line as an admin reads it: when, what someone changed in Label
+    Studio and what the backend did about it, without setting names or Python reprs. A line
+    of another shape is returned as it is."""
+    if not status:
+        return None
+    stamp = _STAMP.match(status)
+    changes = []
+    if "project.model_version was empty" in status:
+        changes.append("prelabeling had been turned off (Settings \u2192 Annotation \u2192 \u201cUse predictions "
+                       "to prelabel tasks\u201d); the backend turned it back on")
+    elif "project.model_version was " in status:
+        changes.append("another model version had been chosen for prelabeling; the backend chose its own again")
+    sampling = _SAMPLING_FOUND.search(status)
+    if sampling:
+        changes.append(f"the task sampling had been changed to \u201c{sampling.group(1)[1:-1]}\u201d; the backend "
+                       f"set it back to \u201c{UNCERTAINTY_SAMPLING}\u201d")
+    if not changes:
+        return status
+    when = f"On {stamp.group(1)} at {stamp.group(2)} UTC, " if stamp else ""
+    text = "; ".join(changes)
+    return (when + text[0].lower() + text[1:] if when else text[0].upper() + text[1:]) + (
+        ", so that \u201cLabel All Tasks\u201d keeps serving the rarest tasks first.")
 
 
 # ---------------------------------------------------------------------- annotations

@@ -543,14 +543,16 @@ class LabelStudioClient:
         body = self._json("GET", path, resp)
         return body if isinstance(body, dict) else None
 
-    def tasks_by_id(self, project_id: int, task_ids: Iterable[int], include: str | None = TASK_FIELDS) -> list[dict]:
+    def tasks_by_id(self, project_id: int, task_ids: Iterable[int], include: str | None = TASK_FIELDS,
+                    fields: str = "all") -> list[dict]:
         """The project's tasks of ``task_ids`` (those that still exist), with their predictions,
-        in one listing: the Data Manager's ``selectedItems`` query."""
+        in one listing: the Data Manager's ``selectedItems`` query. ``fields="task_only"``
+        skips the annotations and predictions (the task's own columns only)."""
         ids = [int(t) for t in task_ids]
         if not ids:
             return []
         query = json.dumps({"selectedItems": {"all": False, "included": ids}})
-        params: dict[str, Any] = {"project": int(project_id), "fields": "all", "query": query}
+        params: dict[str, Any] = {"project": int(project_id), "fields": fields, "query": query}
         if include:
             params["include"] = include
         return list(self._task_pages(params, 1000, None))

@@ -304,7 +304,7 @@ def run_rows(args) -> int:
     s = engine.settings
     rep = report(truth, methods_for(outcome, ids, texts, outcome.signals, s), budgets)
     rep = {"source": str(args.rows), "kind": dataset.kind, "mined": outcome.ok, "failed": len(outcome.errors),
-           "settings": {"model_version": s.model_version(), "pooling": s.pooling,
+           "settings": {"model_version": s.model_version(kind=dataset.kind), "pooling": s.pooling,
                         "novelty_transform": s.novelty_transform, "head_diversity": s.head_diversity},
            **rep}
     rows = output_rows(outcome)

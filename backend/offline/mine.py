@@ -91,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fields = signal_fields(dataset, args.signal, probe)
         engine = build_engine(args.model_dir, dataset)
         names = list(signal_columns(dataset, fields, engine.settings))
+        # which model describes the images (VLM_MODEL, or the default for this machine)
+        described = f"; described by {engine.settings.vlm_name}" if dataset.kind == "image" else ""
         print(f"{len(dataset.items)} {dataset.kind}s from {args.source}"
-              + (f", {dataset.field_note}" if dataset.field_note else "")
+              + (f", {dataset.field_note}" if dataset.field_note else "") + described
               + (f"; signals: novelty, {', '.join(names)}" if names else "; signal: novelty"), file=sys.stderr)
         if dataset.objects is not None:
             say_objects(dataset)

@@ -385,9 +385,10 @@ def build_describer(settings: Settings):
                                concurrency=settings.vlm_api_concurrency)
     from ..vlm.transformers_vlm import get_transformers_describer
 
-    return get_transformers_describer(model=settings.vlm_model, device=settings.vlm_device,
+    return get_transformers_describer(model=settings.describer_model, device=settings.vlm_device,
                                       dtype=settings.vlm_dtype, max_new_tokens=settings.vlm_max_new_tokens,
-                                      batch_size=settings.vlm_batch_size)
+                                      batch_size=settings.vlm_batch_size,
+                                      processor_kwargs=settings.describer_processor_kwargs or None)
 
 
 def _thumbnails(task_id: int, crops: Sequence[Any]) -> dict[int, bytes]:

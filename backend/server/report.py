@@ -10,6 +10,9 @@ The page shows, for one project:
    the labeling budget (the first ``?budget=K`` tasks of the queue) marked; with no
    second signal, novelty against the place in the queue;
 4. mining progress and the last failures with their reasons;
+4a. labeling progress, read from Label Studio when the page is rendered: how many of the
+   budget's tasks are labeled, the next ones in the queue, and which of the rarest
+   keywords an annotation covers already;
 5. with object mining on (docs/objects.md), the object view: the long tail of object
    keywords (the object scope's own frequency curve) and the tasks whose rarest object is
    rarest, each with its detector label, score, keywords and where the box sits.
@@ -30,14 +33,15 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from flask import Blueprint, Response, jsonify, request
 
-from ..errors import HTTPError
+from ..engine.stream import restored_in_words
+from ..errors import EngineError, HTTPError, LabelStudioError
 from ..ids import parse_project_id, whole_number
 
 RARE_SHOWN = 30  # rows of the rarest-keywords table
@@ -49,11 +53,16 @@ FREQ_POINTS = 1500  # points of the frequency curve at most (log-spaced ranks)
 FAILURES_SHOWN = 20
 RARE_OBJECTS_SHOWN = 12  # tasks of the rarest-objects table
 SNIPPET_CHARS = 90
+HOLDERS_LOOKED_UP = 100  # tasks per rare keyword whose labeling state is asked (earliest in the queue)
+LABELING_LOOKUP_MAX = 5_000  # budget tasks whose labeling state is asked at most (about 6 s of listings)
+NEXT_SHOWN = 8  # unlabeled budget tasks listed as next in the queue
 DEFAULT_BUDGET_SHARE = 0.05
 BUDGET_DIGITS = 12  # a budget beyond any project's size is cut to it; a longer number is refused
 
 FRONT_COLOURS = ("#d62728", "#ff7f0e", "#2ca02c")  # fronts 0, 1, 2
 REST_COLOUR = "#9aa5b1"
+LABELED_COLOUR = "#1a7f37"  # budget tasks labeled already
+TO_LABEL_COLOUR = "#d62728"  # budget tasks still to label
 CURVE_COLOUR = "#1f5f99"
 TAIL_COLOUR = "#fdd9a0"
 
@@ -119,6 +128,39 @@ class Keyword:
     name: str
     df: int
     examples: list[tuple[int, str]]  # (task id, snippet)
+    holders: list[int] = field(default_factory=list)  # tasks holding it, earliest in the queue first (capped)
+
+
+@dataclass
+class Labeling:
+    """What annotators have done so far, as Label Studio counted it when the page was rendered."""
+
+    state: dict[int, tuple[bool, int]]  # task id -> (labeled, annotations); tasks asked about only
+    budget_ids: list[int]  # the budget's tasks in queue order (the first LABELING_LOOKUP_MAX)
+    budget: int  # the budget's size
+
+    def labeled(self, task_id: int) -> bool:
+        return self.state.get(task_id, (False, 0))[0]
+
+    @property
+    def budget_labeled(self) -> int:
+        return sum(self.labeled(t) for t in self.budget_ids)
+
+    @property
+    def budget_started(self) -> int:
+        """Budget tasks with an annotation that Label Studio does not count as labeled yet
+        (the project's overlap asks for more annotations)."""
+        return sum(1 for t in self.budget_ids if not self.labeled(t) and self.state.get(t, (False, 0))[1] > 0)
+
+    def next_up(self) -> list[tuple[int, int]]:
+        """(place in the queue, task id) of the first unlabeled budget tasks."""
+        out = []
+        for place, t in enumerate(self.budget_ids, 1):
+            if t in self.state and not self.labeled(t):
+                out.append((place, t))
+                if len(out) == NEXT_SHOWN:
+                    break
+        return out
 
 
 @dataclass
@@ -167,6 +209,8 @@ class ReportData:
     sample_note: str = ""
     other_signals: list[str] | None = None
     objects: ObjectView | None = None
+    labeling: Labeling | None = None  # None: Label Studio was not asked (labeling_note says why)
+    labeling_note: str = ""
     seconds: float = 0.0
 
 
@@ -218,6 +262,11 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     data.singletons = int(np.count_nonzero(df == 1))
     data.rare = _rarest(engine, pid, arrays, place, present)
     data.budget = min(budget, result.task_ids.size)
+    data.labeling, data.labeling_note = _labeling(engine, pid, result, data.budget, data.rare)
+    labeled = None
+    if data.labeling is not None:
+        done = np.fromiter((t for t, (is_done, _) in data.labeling.state.items() if is_done), dtype=np.int64)
+        labeled = np.isin(np.asarray(result.task_ids, dtype=np.int64), done)
     head = present[np.argsort(-df[present], kind="stable")[:3]]
     head_names = engine.keyword_names(pid, head.tolist()) if head.size else []
 
@@ -242,7 +291,7 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
                 data.y_label = "place in the queue"
             data.scatter_svg, data.shown_points, data.sample_note = scatter_chart(
                 np.asarray(result.novelty, dtype=float), y, result.front, result.position, data.budget,
-                y_label=data.y_label, is_place=second is None, n_signals=len(ranked))
+                y_label=data.y_label, is_place=second is None, n_signals=len(ranked), labeled=labeled)
     data.objects = _object_view(engine, pid, result)
     data.seconds = time.perf_counter() - started
     return data
@@ -291,6 +340,27 @@ def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
                       singletons=int(np.count_nonzero(df == 1)), freq_svg=svg, rarest=rows)
 
 
+def _labeling(engine: Any, pid: int, result: Any, budget: int, rare: list[Keyword] | None
+              ) -> tuple[Labeling | None, str]:
+    """The labeling state of the budget's tasks and of the rarest keywords' tasks, asked of Label
+    Studio now; or None and why it could not be asked (the rest of the page does without)."""
+    position = np.asarray(result.position)
+    rows = np.flatnonzero(position < budget)
+    rows = rows[np.argsort(position[rows], kind="stable")][:LABELING_LOOKUP_MAX]
+    budget_ids = [int(t) for t in np.asarray(result.task_ids)[rows]]
+    wanted = set(budget_ids) | {t for kw in rare or [] for t in kw.holders}
+    if not wanted:
+        return Labeling({}, [], budget), ""
+    try:
+        state = engine.labeling_state(pid, wanted)
+    except EngineError:
+        return None, ("the backend has no Label Studio connection yet (set LABEL_STUDIO_URL and "
+                      "LABEL_STUDIO_API_KEY, or open the project's model settings in Label Studio).")
+    except LabelStudioError as exc:  # its message carries no token (the client scrubs it)
+        return None, f"{exc}."
+    return Labeling(state, budget_ids, budget), ""
+
+
 def _align(ids: np.ndarray, ranked_ids: np.ndarray, position: np.ndarray) -> np.ndarray:
     """The queue place of each of ``ids`` (a huge number where the ranking lacks it)."""
     out = np.full(ids.size, np.iinfo(np.int64).max, dtype=np.int64)
@@ -323,6 +393,11 @@ def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.n
     examples: dict[int, list[int]] = {}
     for k, task in zip(k_sorted[keep].tolist(), arrays.task_ids[row_sorted[keep]].tolist()):
         examples.setdefault(k, []).append(int(task))
+    # every task holding it (up to HOLDERS_LOOKED_UP): whether an annotation covers the keyword yet
+    holders: dict[int, list[int]] = {}
+    held = nth < HOLDERS_LOOKED_UP
+    for k, task in zip(k_sorted[held].tolist(), arrays.task_ids[row_sorted[held]].tolist()):
+        holders.setdefault(k, []).append(int(task))
     wanted = sorted({t for ts in examples.values() for t in ts})
     records = engine.task_records(pid, wanted) if wanted else {}
     out = []
@@ -331,7 +406,7 @@ def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.n
         for t in examples.get(k, []):
             rec = records.get(t)
             shown.append((t, _snippet(rec.description if rec else None)))
-        out.append(Keyword(name=name, df=int(df[k]), examples=shown))
+        out.append(Keyword(name=name, df=int(df[k]), examples=shown, holders=holders.get(k, [])))
     return out
 
 
@@ -472,8 +547,14 @@ def _points_to_draw(front: np.ndarray, picked: np.ndarray, seed: int = 0) -> tup
 
 
 def scatter_chart(novelty: np.ndarray, y: np.ndarray, front: np.ndarray, position: np.ndarray, budget: int,
-                  y_label: str, is_place: bool, n_signals: int, seed: int = 0) -> tuple[str, int, str]:
-    """Novelty against ``y``, Pareto fronts coloured, the first ``budget`` tasks ringed.
+                  y_label: str, is_place: bool, n_signals: int, seed: int = 0,
+                  labeled: np.ndarray | None = None) -> tuple[str, int, str]:
+    """Novelty against ``y``, coloured by what decides the order, the first ``budget`` tasks marked.
+
+    With two signals or more the Pareto fronts are coloured and the budget ringed. With novelty
+    alone a front is just a run of equal novelty (one task each, the rest "3+"), so the dots
+    are coloured by the queue instead: the budget's tasks (labeled or still to label, when
+    ``labeled``, Label Studio's state by task, is known) and the rest.
 
     Big projects are subsampled: every front-0 task (up to FRONT0_CAP) and the budget (up
     to BUDGET_CAP more) are drawn, the rest sampled to SCATTER_SAMPLE points. Returns the
@@ -488,10 +569,19 @@ def scatter_chart(novelty: np.ndarray, y: np.ndarray, front: np.ndarray, positio
     fig = _figure()
     ax = fig.add_subplot()
     size = 3.6 if shown.sum() < 1500 else 2.4
-    groups = [("fronts 3+", front >= 3, REST_COLOUR, 0.55, size),
-              ("front 2", front == 2, FRONT_COLOURS[2], 0.9, size + 1.6),
-              ("front 1", front == 1, FRONT_COLOURS[1], 0.95, size + 1.6),
-              ("front 0 (no task beats it)", front == 0, FRONT_COLOURS[0], 1.0, size + 2.2)]
+    if n_signals < 2:
+        groups = [("the rest of the queue", ~picked, REST_COLOUR, 0.55, size)]
+        if labeled is None:
+            groups.append((f"budget: the first {int(picked.sum()):,} to label", picked, TO_LABEL_COLOUR, 1.0,
+                           size + 2.2))
+        else:
+            groups += [("budget, still to label", picked & ~labeled, TO_LABEL_COLOUR, 1.0, size + 2.2),
+                       ("budget, labeled", picked & labeled, LABELED_COLOUR, 1.0, size + 2.2)]
+    else:
+        groups = [("fronts 3+", front >= 3, REST_COLOUR, 0.55, size),
+                  ("front 2", front == 2, FRONT_COLOURS[2], 0.9, size + 1.6),
+                  ("front 1", front == 1, FRONT_COLOURS[1], 0.95, size + 1.6),
+                  ("front 0 (no task beats it)", front == 0, FRONT_COLOURS[0], 1.0, size + 2.2)]
     for label, mask, colour, alpha, ms in groups:
         sel = mask & shown
         if not sel.any():
@@ -503,9 +593,17 @@ def scatter_chart(novelty: np.ndarray, y: np.ndarray, front: np.ndarray, positio
         f0 = np.flatnonzero(front == 0)
         f0 = f0[np.lexsort((-y[f0], novelty[f0]))]
         ax.step(novelty[f0], y[f0], where="post", color=FRONT_COLOURS[0], lw=0.9, alpha=0.7)
-    if picked.any():
-        ax.plot(novelty[picked_shown], y[picked_shown], "o", ls="none", ms=size + 7, mfc="none", mec="#1d2733",
-                mew=0.8, alpha=0.9, label=f"budget: the first {int(picked.sum()):,} to label")
+    if picked.any() and n_signals >= 2:
+        if labeled is None:
+            ax.plot(novelty[picked_shown], y[picked_shown], "o", ls="none", ms=size + 7, mfc="none", mec="#1d2733",
+                    mew=0.8, alpha=0.9, label=f"budget: the first {int(picked.sum()):,} to label")
+        else:
+            for label, mask, colour, width in (("budget, still to label", picked & ~labeled, "#1d2733", 0.8),
+                                               ("budget, labeled", picked & labeled, LABELED_COLOUR, 1.6)):
+                if mask.any():
+                    sel = mask & shown
+                    ax.plot(novelty[sel], y[sel], "o", ls="none", ms=size + 7, mfc="none", mec=colour, mew=width,
+                            alpha=0.9, label=f"{label}: {int(mask.sum()):,}")
     if is_place:
         ax.invert_yaxis()
         if n > 50:
@@ -614,6 +712,13 @@ img.crop{display:block;max-width:64px;max-height:64px;border:1px solid var(--lin
 a{color:var(--accent)}
 .empty{padding:26px;text-align:center;color:var(--muted);font-size:15px}
 .err{color:#b42318}
+.big{font-size:15px;margin:4px 0}
+.bar{height:12px;background:var(--line);border-radius:6px;overflow:hidden;max-width:640px;margin:4px 0 10px}
+.bar span{display:block;height:100%;background:#1a7f37}
+.chips{display:flex;flex-wrap:wrap;gap:4px;margin:6px 0}
+.chip{background:#eef1f4;color:var(--muted);border-radius:10px;padding:1px 9px;font-size:12.5px}
+.chip.done{background:#dafbe1;color:#1a7f37;font-weight:600}
+td.done{color:#1a7f37;font-weight:600}
 """
 
 _JS = """
@@ -665,6 +770,7 @@ def render_page(data: ReportData, nonce: str) -> str:
                      "index. Import tasks (the backend mines them in the background) or let Label Studio call "
                      "<code>/predict</code>, then reload this page.</section>")
     else:
+        parts.append(_labeling_html(data))
         parts.append('<div class="grid">')
         parts.append(_frequency_html(data))
         parts.append(_scatter_html(data))
@@ -680,16 +786,58 @@ def render_page(data: ReportData, nonce: str) -> str:
 
 
 def _stream_html(p: dict[str, Any]) -> str:
-    """How Label Studio serves the queue, and when the backend last had to put its settings back."""
+    """How annotators get the queue, and the last time the backend had to put Label Studio's
+    settings for it back, in plain words."""
     mode = p.get("label_stream")
     if not mode:
         return ""
-    how = ("\u201cLabel All Tasks\u201d serves the lowest score first (Uncertainty sampling)"
-           if mode == "uncertainty" else "the tab serves the highest score first (Label Tasks As Displayed)")
-    out = f'<div class="sub" id="stream">Labeling stream: {_e(how)}.'
-    if p.get("stream_restored"):
-        out += f' Last put back: {_e(p["stream_restored"])}'
+    how = ("Annotators who press \u201cLabel All Tasks\u201d get the rarest unlabeled task first (the project's "
+           "task sampling is \u201cUncertainty sampling\u201d: lowest score first)" if mode == "uncertainty" else
+           "Annotators label the \u201cLong-tail first\u201d tab from the top (highest score first; the task "
+           "sampling is left to the admin)")
+    out = f'<div class="sub" id="stream">{_e(how)}.'
+    restored = restored_in_words(p.get("stream_restored"))
+    if restored:
+        out += f' <span id="stream-restored">{_e(restored)}</span>'
     return out + "</div>"
+
+
+def _labeling_html(data: ReportData) -> str:
+    """How far labeling has come: the budget's labeled share, the next tasks in the queue, and
+    the rarest keywords an annotation covers already."""
+    view = data.labeling
+    head = '<section id="labeling"><h2>Labeling progress</h2>'
+    if view is None:
+        return (head + f'<p class="note" id="labeling-unknown">Labeling progress is read from Label Studio when this '
+                f"page is rendered, and it could not be read now: {_e(data.labeling_note)}</p></section>")
+    done, total = view.budget_labeled, view.budget
+    share = 100 * done / total if total else 0.0
+    asked = len(view.budget_ids)
+    counted = (f" (counted over the first {asked:,} of them)" if asked < total else "")
+    started = view.budget_started
+    more = (f" {started:,} more have an annotation but need more of them (the project's overlap)."
+            if started else "")
+    bar = (f'<div class="bar" role="progressbar" aria-valuemin="0" aria-valuemax="{total}" aria-valuenow="{done}">'
+           f'<span style="width:{share:.1f}%"></span></div>')
+    out = [head, f'<p class="big" id="budget-progress"><b>{done:,}</b> of <b>{total:,}</b> tasks of the budget '
+                 f"labeled ({share:.0f}%){counted}.{more}</p>{bar}"]
+    upcoming = view.next_up()
+    if upcoming:
+        items = ", ".join(f"{_task(data, t)} (place {place:,})" for place, t in upcoming)
+        out.append(f'<p class="note" id="next-up">Next in the queue, not labeled yet: {items}.</p>')
+    elif total:
+        out.append('<p class="note" id="next-up">Every task of the budget is labeled: raise '
+                   "<code>?budget=K</code> to follow the next ones.</p>")
+    rare = [kw for kw in data.rare or [] if kw.holders]
+    covered = [kw for kw in rare if any(view.labeled(t) for t in kw.holders)]
+    chips = "".join(f'<span class="chip{" done" if kw in covered else ""}">{_e(kw.name)}</span>' for kw in rare)
+    out.append(f'<p class="big" id="rare-covered"><b>{len(covered):,}</b> of the <b>{len(rare):,}</b> rarest '
+               "keywords are covered by a labeled task.</p>"
+               f'<p class="chips">{chips}</p><p class="note">Green: at least one task holding the keyword is '
+               "labeled; grey: none yet. Read from Label Studio now: <i>labeled</i> as Label Studio counts it "
+               "(as many annotations as the project's overlap asks).</p>")
+    out.append("</section>")
+    return "".join(out)
 
 
 def _progress_html(p: dict[str, Any]) -> str:
@@ -720,36 +868,52 @@ def _scatter_html(data: ReportData) -> str:
         if len(others) > 1:
             what += (f"The fronts are computed over all {len(others) + 1} signals "
                      f"({_e(', '.join(['novelty', *others]))}); two are drawn. ")
-    else:
-        what = ("Each dot is a task: its novelty against its place in the labeling queue (1 = label first); "
-                "novelty is the only signal (set <code>UNCERTAINTY_SOURCE</code> to add one). ")
     note = ""
     if data.sample_note:
         note = (f'<p class="note" id="subsampled">Subsampled for size: {_e(data.sample_note)}. The counts in the '
                 "legend are of all tasks.</p>")
+    budget = (f"the first {data.budget:,} tasks of the queue (<code>?budget=K</code>, default 5% of the tasks)")
+    if others:
+        colours = ("Front 0 (red) holds the tasks no other task beats (as good on every signal, better by a margin "
+                   "on one), then front 1 (orange), "
+                   f"front 2 (green), the rest grey. The ringed dots are the budget: {budget}"
+                   + ("; a green ring marks one labeled already (as Label Studio counts it now)."
+                      if data.labeling is not None else "."))
+    else:
+        what = ("Each dot is a task: its novelty against its place in the labeling queue (1 = label first). "
+                "Novelty is the only signal (set <code>UNCERTAINTY_SOURCE</code> to add one), so the queue follows "
+                "novelty (its head re-ordered to show distinct rare keywords first) and there are no Pareto fronts "
+                "to tell apart. ")
+        colours = (f"The coloured dots are the budget: {budget}"
+                   + ("; red still to label, green labeled (as Label Studio counts it now)"
+                      if data.labeling is not None else "") + ". Grey: the rest of the queue.")
     return (f'<section id="scatter"><h2>What gets labeled first</h2><figure>{data.scatter_svg}'
-            f"<figcaption>{what}Front 0 (red) holds the tasks no other task beats (as good on every signal, "
-            f"better by a margin on one), then front 1 "
-            f"(orange), front 2 (green), the rest grey. The ringed dots are the budget: the first "
-            f"{data.budget:,} tasks of the queue (<code>?budget=K</code>, default 5% of the tasks)."
-            f"</figcaption></figure>{note}</section>")
+            f"<figcaption>{what}{colours}</figcaption></figure>{note}</section>")
 
 
 def _rare_html(data: ReportData) -> str:
     rows = []
+    view = data.labeling
     for i, kw in enumerate(data.rare or [], 1):
-        ex = "".join(f'<span class="ex">{_task(data, t)}' + (f" <q>{_e(s)}</q>" if s else "") + "</span>"
-                     for t, s in kw.examples)
+        ex = "".join(f'<span class="ex">{_task(data, t)}' + (" \u2713" if view and view.labeled(t) else "")
+                     + (f" <q>{_e(s)}</q>" if s else "") + "</span>" for t, s in kw.examples)
+        labeled = ""
+        if view is not None:
+            n = sum(view.labeled(t) for t in kw.holders)
+            of = f"{n:,} of {len(kw.holders):,}" + ("+" if len(kw.holders) < kw.df else "")
+            labeled = f'<td class="num{" done" if n else ""}" data-v="{n}">{of}</td>'
         rows.append(f'<tr><td class="num" data-v="{i}">{i}</td><td class="kw" data-v="{_e(kw.name)}">{_e(kw.name)}'
-                    f'</td><td class="num" data-v="{kw.df}">{kw.df:,}</td><td data-v="{i}">{ex}</td></tr>')
+                    f'</td><td class="num" data-v="{kw.df}">{kw.df:,}</td>{labeled}<td data-v="{i}">{ex}</td></tr>')
+    labeled_head = '<th data-sort="num">labeled</th>' if view is not None else ""
     links = ("Task ids open the task in Label Studio." if data.link_base else
              "Set <code>LABEL_STUDIO_URL</code> (or connect the project from Label Studio) to link the task ids.")
     return (f'<section id="rarest"><h2>The rarest keywords</h2>'
             f'<p class="note">The {len(data.rare or [])} keywords held by the fewest tasks (ties: keywords of tasks '
             f"earlier in the queue first), with up to {EXAMPLES_SHOWN} example tasks each, earliest in the queue "
-            f"first. {links} Click a column header to sort.</p>"
+            f"first. {links}" + (" <i>labeled</i>: how many of the tasks holding it are labeled (\u2713 on an "
+                                 "example: labeled)." if view is not None else "") + " Click a column header to sort.</p>"
             '<table id="rare"><thead><tr><th data-sort="num">#</th><th data-sort="text">keyword</th>'
-            '<th data-sort="num">df</th><th>example tasks</th></tr></thead><tbody>'
+            f'<th data-sort="num">df</th>{labeled_head}<th>example tasks</th></tr></thead><tbody>'
             + "".join(rows) + "</tbody></table></section>")
 
 
@@ -818,7 +982,8 @@ def _failures_html(data: ReportData) -> str:
         rows = "".join(f'<tr><td class="num">{_task(data, t)}</td><td class="err">{_e(e or "unknown error")}</td></tr>'
                        for t, e in data.failures)
         body = (f'<p class="note">The last {len(data.failures)} of {failed:,} failed tasks, newest first. A failed '
-                "task gets score 0 (the end of the queue) and its reason stays here until it is mined again."
+                "task is put at the end of the queue (the score Label Studio serves last) and its reason stays here "
+                "until it is mined again."
                 f'</p><table id="failures"><thead><tr><th>task</th><th>reason</th></tr></thead><tbody>{rows}'
                 "</tbody></table>")
     chart = f"<figure>{data.progress_svg}</figure>" if data.progress_svg else ""

@@ -53,7 +53,10 @@ class TransformersDescriber(Describer):
         batch_size: int = 8,
         attn_implementation: str | None = None,
         generation_kwargs: Mapping[str, Any] | None = None,
+        processor_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
+        """``processor_kwargs``: passed to ``AutoProcessor.from_pretrained`` (e.g. the CPU
+        default's ``do_image_splitting=False``, see ``backend.vlm.defaults``)."""
         if batch_size < 1 or max_new_tokens < 1:
             raise ValueError("batch_size and max_new_tokens must be positive")
         self.name = model
@@ -64,6 +67,7 @@ class TransformersDescriber(Describer):
         self.batch_size = batch_size
         self.attn_implementation = attn_implementation or None
         self.generation_kwargs = dict(generation_kwargs or {})
+        self.processor_kwargs = dict(processor_kwargs or {})
         self.oom_splits = 0  # batches halved after running out of GPU memory (benchmarks report it)
         self._model: Any = None
         self._processor: Any = None
@@ -107,9 +111,10 @@ class TransformersDescriber(Describer):
                 kwargs["attn_implementation"] = self.attn_implementation
             if device != "cpu":
                 kwargs["device_map"] = device  # straight to the accelerator, no CPU copy of 14 GB
-            log.info("loading %s on %s as %s", self.model_id, device, dtype_name)
+            options = "".join(f", {k}={v!r}" for k, v in sorted(self.processor_kwargs.items()))
+            log.info("loading %s on %s as %s%s", self.model_id, device, dtype_name, options)
             try:
-                processor = AutoProcessor.from_pretrained(self.model_id)
+                processor = AutoProcessor.from_pretrained(self.model_id, **self.processor_kwargs)
                 model = AutoModelForImageTextToText.from_pretrained(self.model_id, **kwargs)
             except Exception as exc:
                 raise DescriberError(f"cannot load model {self.model_id!r}: {type(exc).__name__}: {exc}") from exc

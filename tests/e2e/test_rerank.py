@@ -106,14 +106,14 @@ def test_changed_settings_rewrite_every_priority_after_a_restart(label_studio, t
     try:
         connect(ls, pid, backend)
         ids = import_tasks(ls, pid, [{"text": t} for t in texts])
-        old = Engine(Settings.from_env(env)).base_version
+        old = Engine(Settings.from_env(env)).versions_by_kind["text"]  # a text project
         wait_for(lambda: len({p["task"] for p in client.list_predictions(pid, old)}) == len(ids), 120,
                  "the first write-back", backend)
     finally:
         backend.stop()
     # POOLING is a ranking setting: a new version, the same keywords
     env2 = {**env, "POOLING": "min"}
-    new = Engine(Settings.from_env(env2)).base_version
+    new = Engine(Settings.from_env(env2)).versions_by_kind["text"]
     assert new != old
     backend = BackendServer(env2, tmp_path / "backend2.log", port=backend.port)
     try:
