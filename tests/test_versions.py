@@ -1,12 +1,11 @@
 """Model-version strings are persisted state: a changed byte re-mines and rewrites every
 project, so a failure here means a migration, not a test to update.
 
-The pins were computed with main's own code before the package re-layout reached it (at the
-merge of the label-stream work, 02bc74e: the mining-quality work's keyword rules and pooling
-and the stream's score direction changed them on purpose); the re-laid-out package gives
-the same bytes. The two ``confirmed`` pins changed on purpose with the confirmed rule's
-prior weight (0.5 -> 1.0, helper q14): the rule's constants are now in the ranking
-fingerprint (``novelty.rule_fingerprint``); the ``min`` pin, a pooling without constants,
+The pins were computed at commit 02bc74e, before the package re-layout (its keyword rules,
+its pooling and the label stream's score direction had changed them on purpose); the
+re-laid-out package gives the same bytes. The two ``confirmed`` pins changed on purpose
+with the confirmed rule's prior weight (0.5 -> 1.0): the rule's constants are now in the
+ranking fingerprint (``novelty.rule_fingerprint``); the ``min`` pin, a pooling without constants,
 kept its bytes. All three changed on purpose with the keyword rules of 2026-12-07.1 (verbs
 after "to" and before a preposition, closed compounds written open, "thru", "cds", "on a
 shell": a new RULES_VERSION, hence a new mining hash) and the confirmed rule's small-project
