@@ -258,7 +258,8 @@ def test_label_all_tasks_serves_the_long_tail_first_in_chromium(label_studio, br
 
         # the report page says how the stream works and what was put back
         report = requests.get(backend.url + f"/report?project={pid}", timeout=60).text
-        assert "Uncertainty sampling" in report and "model_version was empty" in report
+        assert "Uncertainty sampling" in report
+        assert "prelabeling had been turned off" in report and "turned it back on" in report
         assert ls.token not in backend.log_text()
     finally:
         backend.stop()
