@@ -37,7 +37,7 @@ class Ranking:
         self._uncertainty: dict[int, tuple[float, dict[int, float]]] = {}
 
     def rank(self, pid: int, fresh_tasks: Sequence[dict] = (), refresh: bool = True,
-                extra_fields: Sequence[str] = ()) -> tuple[list[int], Any]:
+             extra_fields: Sequence[str] = ()) -> tuple[list[int], Any]:
         """The project's order, label-first first, and the mining result behind it.
 
         The one ranking path: the server's re-ranks, /predict, the report and the offline
@@ -49,7 +49,8 @@ class Ranking:
                 an offline source): their prediction uncertainty is taken from them.
             refresh: False (the /predict path) reuses signals read from Label Studio recently.
             extra_fields: data fields ranked as signals beside the settings' (the offline
-                command's ``--signal``); their values are recorded by :meth:`record_field_signals`.
+                command's ``--signal``); their values are recorded by
+                :meth:`ProjectTasks.record_field_signals` (``engine.tasks``).
         """
         arrays = self.index.arrays(self._engine.scope(pid))
         if arrays.n_tasks == 0:

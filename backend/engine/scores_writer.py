@@ -60,7 +60,7 @@ class ScoresWriter:
     def write_order(self, pid: int, order: list[int]) -> dict[str, Any]:
         """Make Label Studio's tab follow ``order`` (label-first first) with the fewest writes.
 
-        Called with the project lock held (``rerank``); benchmarks call it with
+        Called with the project lock held (``Engine.rerank``); benchmarks call it with
         an order of their own.
         """
         client = self._engine.label_studio()

@@ -111,7 +111,7 @@ class ProjectTasks:
 
     def keep_thumbnails(self, pid: int, mined: Sequence[MinedTask]) -> None:
         """Store each task's thumbnail of its rarest object, as the object scope ranks it right
-        after this batch was indexed (``rarest_objects``, the report's own choice), with its slot:
+        after this batch was indexed (``Explainer.rarest_objects``, the report's own choice), with its slot:
         the report shows it only while that slot is still the task's rarest. One per task keeps
         the store small (docs/objects.md, "Report"). Tasks whose image was not decoded (every
         crop cached) bring no thumbnails and keep the one stored before."""
@@ -161,7 +161,7 @@ class ProjectTasks:
         would stay in the index and make every bulk write of the project fail (Label
         Studio refuses the whole import for one unknown task). ``existing``: the ids
         Label Studio holds, when the caller has just read them; ``known``: what the
-        backend held *before* that listing began (``known``), so a task imported
+        backend held *before* that listing began (:meth:`known`), so a task imported
         and mined while the listing ran is not taken for a deleted one.
         """
         if known is None:
