@@ -59,7 +59,7 @@ def nothing_said(text: str) -> bool:
     """Whether a sentence of ``text`` is a refusal or a "no image" note (the keyword rules' own test)."""
     try:
         from backend.mining.keywords import describes_nothing
-    except ImportError:  # a checkout from before issue 14: measured with that rule elsewhere
+    except ImportError:  # a checkout older than the refusal rule: measured with that rule elsewhere
         return False
     return any(describes_nothing(s) for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip())
 

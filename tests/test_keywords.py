@@ -181,7 +181,7 @@ def test_from_text_verbs_and_nouns_by_context(kn):
     assert kn.from_text("A fire truck and a hose line") == ["fire truck", "line"]
 
 
-# -- the defects of issue 14, one case each ------------------------------------------------
+# -- keyword defects once seen on real captions, one case each -------------------------------
 
 
 @pytest.mark.parametrize(

@@ -247,7 +247,8 @@ def test_gmean_novelty_does_not_depend_on_the_order_of_a_tasks_keywords(dfs, rnd
     assert got[0] == pytest.approx(math.log(2) - sum(math.log(v) for v in dfs) / k, abs=1e-6)
 
 
-def test_the_review_example_ties_exactly():
+def test_the_same_dfs_in_another_order_tie_exactly():
+    """Two tasks whose keywords have the same dfs, listed in another order, tie bit for bit."""
     df = np.array([9, 25, 9, 13, 13, 9, 25, 9], dtype=np.int64)
     arrays = IndexArrays(task_ids=np.array([1, 2], dtype=np.int64), indptr=np.array([0, 4, 8], dtype=np.int64),
                          keyword_ids=np.arange(8, dtype=np.int32), df=df)
@@ -256,7 +257,7 @@ def test_the_review_example_ties_exactly():
 
 
 def test_equal_in_exact_arithmetic_is_equal():
-    """Issue 14: df 5*48*58*77 and 4*58*60*77 have the same geometric mean (2.535131 in a
+    """df 5*48*58*77 and 4*58*60*77 have the same geometric mean (2.535131 in a
     406-task run), but summed logs differ in the last bits; novelty is quantised to the
     precision the output shows, so the two tie and the more uncertain one dominates."""
     n = 406

@@ -1,4 +1,4 @@
-"""Object mining wired in (issue 15): settings -> pipeline -> engine -> /predict.
+"""Object mining wired in: settings -> pipeline -> engine -> /predict.
 
 Real parts throughout: images served over HTTP on loopback, the OpenAI-compatible
 stand-in describing every image and crop by its dominant colour, the SQLite store (and

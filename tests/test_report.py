@@ -264,7 +264,7 @@ def test_without_label_studio_the_progress_view_says_why(built):
 
 
 def test_an_unreachable_label_studio_leaves_the_rest_of_the_page(tmp_path):
-    from tests.support.backend_server import free_port
+    from tests.support.ports import free_port
 
     client, _ = make_app(tmp_path, label_studio_url=f"http://127.0.0.1:{free_port()}",
                          label_studio_api_key="ls-key-5150")
@@ -282,6 +282,7 @@ def annotate(ls, task_id: int, choice: str = "rare") -> None:
     ls.api("POST", f"/api/tasks/{task_id}/annotations/", json={"result": result})
 
 
+@pytest.mark.e2e
 def test_labeling_progress_is_read_from_label_studio(label_studio, tmp_path):
     """The budget's labeled share, the next tasks, the rarest keywords covered and the one-signal
     chart coloured by the queue, all as Label Studio has them now; the stream line in plain

@@ -121,7 +121,7 @@ def test_bad_settings_are_refused():
 
 @pytest.mark.slow
 def test_next_batch_is_encoded_while_this_one_generates(vlm, tiny_dir):
-    """The processor runs one chunk ahead in a helper thread; the output is unchanged."""
+    """The processor runs one chunk ahead in a background thread; the output is unchanged."""
     reference = vlm.describe(images(), DEFAULT_DESCRIBE_PROMPT)
     ahead = TransformersDescriber(model=tiny_dir, batch_size=2, max_new_tokens=8)
     ahead._setup(vlm.model, vlm.processor)
@@ -192,7 +192,8 @@ def test_bench_random_weights_tiny(capsys):
 
 
 def test_bench_flop_count_of_llava_7b():
-    """The roofline's FLOPs for the real 7B shape: about 9.8 TFLOP an image (issue #4's figure)."""
+    """The roofline's FLOPs for the real 7B shape: about 9.8 TFLOP an image with this prompt
+    (the count behind the 7B roofline in docs/benchmarks.md)."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
     bench = _bench_module()

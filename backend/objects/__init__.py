@@ -1,4 +1,4 @@
-"""Object-level mining: the rare object inside an ordinary scene (issue "#11").
+"""Object-level mining: the rare object inside an ordinary scene, for detection projects.
 
 A detection project keeps a detector's boxes in Label Studio. This package turns them
 into mined objects, independent of how the backend fetches, queues and writes back:

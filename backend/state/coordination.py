@@ -76,7 +76,7 @@ class RedisCoordination:
     def project_lock(self, pid: int, timeout: float = 600.0, lease: float = 60.0) -> Iterator[None]:
         """Hold the project's lock for as long as the block runs, however long that is.
 
-        The lock is a lease of ``lease`` seconds that a helper thread renews while the
+        The lock is a lease of ``lease`` seconds that a background thread renews while the
         block runs: a re-rank of a big project may take longer than any fixed expiry,
         and a killed holder still frees the project within ``lease`` seconds.
         ``timeout``: how long to wait for the lock.

@@ -171,7 +171,7 @@ class TransformersDescriber(Describer):
         """Run ``items`` in chunks of ``batch_size``; halve a chunk that runs out of GPU memory.
 
         ``encode`` (the processor: resizing, normalising, tokenising; CPU work) runs one chunk
-        ahead in a helper thread, so the next batch is ready when generation of this one
+        ahead in a background thread, so the next batch is ready when generation of this one
         ends. Only the transfer to the device happens on the calling thread. With
         ``keep_errors`` a chunk that fails gets its DescriberError in place of each text
         and the next chunk goes on; otherwise the first failure is raised. With ``isolate``

@@ -1,4 +1,4 @@
-"""Object mining end to end, in the real Label Studio 1.23.2 (issue 15).
+"""Object mining end to end, in the real Label Studio 1.23.2.
 
 40 street scenes (``tests/support/street_scenes.py``): the same gray street with three blue
 cars, and in 4 of them a small red patch, the rare object. A detector's boxes are stored in
