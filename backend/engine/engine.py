@@ -288,7 +288,7 @@ class Engine:
             # Label Studio asks only for tasks without a live prediction: plan as if they had none.
             asked = set(ids)
             plan = self.writer.write_plan(order, {t: v for t, v in written.items() if t not in asked},
-                                   patch_budget=len(order) + 1)
+                                          patch_budget=len(order) + 1)
             # a failed (or not yet mined) task: the end of the queue; the reason is in /metrics
             scores = {t: float(plan.scores.get(t, self.ranker.end_score)) for t in ids}
             # Label Studio stores what we answer (unless its request timed out meanwhile):
