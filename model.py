@@ -34,7 +34,7 @@ class VLMineModel(LabelStudioMLBase):
     def predict(self, tasks: list[dict], context: dict | None = None, **kwargs: Any) -> list[dict]:
         if not self.queue.mines_in_process:
             # RQ mode: the GPU workers mine what is unknown; the web process never loads the VLM
-            unknown = set(self.engine.unknown(self.project, [t["id"] for t in tasks]))
+            unknown = set(self.engine.tasks.unknown(self.project, [t["id"] for t in tasks]))
             if unknown:
                 self.queue.mine_and_wait(self.project, [t for t in tasks if int(t["id"]) in unknown],
                                          self.label_config, timeout=self.engine.settings.predict_wait)

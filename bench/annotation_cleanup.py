@@ -59,7 +59,7 @@ def run(server, n: int, annotated: int) -> dict:
         pid, ids = create_project(server, "annotation cleanup bench", CONFIG, [{"text": t} for t in texts])
         tasks = [{"id": t, "data": {"text": c}} for t, c in zip(ids, texts)]
         for i in range(0, n, 1000):
-            engine.mine_tasks(pid, tasks[i:i + 1000], CONFIG)
+            engine.tasks.mine(pid, tasks[i:i + 1000], CONFIG)
         _, out["first_write_s"] = timed(lambda: engine.rerank(pid))
         client = engine.label_studio()
         held = {p["task"]: p["result"] for p in client.prediction_results(project_id=pid)}
@@ -79,7 +79,7 @@ def run(server, n: int, annotated: int) -> dict:
         _, out["export_s"] = timed(lambda: client.annotated_tasks(pid))
         _, out["prediction_results_s"] = timed(lambda: client.prediction_results(project_id=pid))
         config = engine.config(engine.project(pid))
-        _, out["explanations_s"] = timed(lambda: engine.explanations(pid, config, ids[:annotated]))
+        _, out["explanations_s"] = timed(lambda: engine.explainer.explanations(pid, config, ids[:annotated]))
         out["swept"], out["sweep_s"] = timed(lambda: cleaner.sweep(pid))
         assert out["swept"] == annotated, out
         again, out["sweep_again_s"] = timed(lambda: cleaner.sweep(pid))

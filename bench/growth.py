@@ -168,7 +168,7 @@ def run_label_studio(n: int, share: float, imports: int, model_dir: Path, log_di
             rewritten = sum(1 for t, v in before.items() if after.get(t) != v)
             state = engine.project(pid)
             view = client.tasks_in_view(state.view_id)
-            exact, _ = engine.ranking(pid)
+            exact, _ = engine.ranker.rank(pid)
             steps.append({"new_tasks": len(new), "old_tasks": len(before), "predictions_rewritten": rewritten,
                           "rewritten_share": round(rewritten / max(1, len(before)), 4),
                           "generation_switched": live != version, "scored_s": round(scored - started, 1),
@@ -202,15 +202,15 @@ def simulate(n: int, share: float, imports: int, vocab: int = 100_000, seed: int
         engine = Engine(Settings.from_env({"MODEL_DIR": tmp}))
         s = engine.settings
         out: dict = {"tasks": n, "import_size": step, "exact_head": s.exact_head,
-                     "place_tolerance": s.place_tolerance, "patch_budget": engine.patch_budget(n)}
+                     "place_tolerance": s.place_tolerance, "patch_budget": engine.writer.patch_budget(n)}
         written: dict[int, tuple[float, None]] = {}
         steps = []
         for k in range(imports + 1):
             arrays = subset(every, n + k * step, vocab)
             started = time.perf_counter()
-            order, _ = engine.rank_arrays(arrays)
+            order, _ = engine.ranker.rank_arrays(arrays)
             ranked = time.perf_counter()
-            plan = engine.write_plan(order, written)
+            plan = engine.writer.write_plan(order, written)
             planned = time.perf_counter()
             old = len(written)
             written = {t: (s_, None) for t, s_ in plan.scores.items()} if plan.bump else {

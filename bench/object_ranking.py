@@ -3,10 +3,10 @@
     .venv/bin/python bench/object_ranking.py --tasks 20000 --objects 8
 
 Two engines rank the same synthetic project (Zipf keywords, about 8 per image and 4 per
-object) through ``Engine.ranking``, the one ranking path of the server and the offline
+object) through ``Ranking.rank``, the one ranking path of the server and the offline
 command: one with OBJECT_MINING off (the image scope only), one with it on (the image
 scope, ``--objects`` object documents per task plus the scene, and each task's recorded
-object uncertainty). Also timed: ``Engine.explanations`` of 100 tasks with object
+object uncertainty). Also timed: ``Explainer.explanations`` of 100 tasks with object
 mining on (the rarest object of each, the TextArea and the highlighted box). The index
 and records are written first, untimed. Prints ONE JSON line.
 
@@ -21,7 +21,7 @@ so scene novelty varies a little from image to image; three detector boxes per i
 like the rest). Twice: every box scored 0.9 (as the end-to-end test's detector does:
 the object uncertainty is the same for all), and scores drawn from 0.5-0.95 (the
 uncertainty then varies as much as the novelty does). It reports the trailers' places in
-the queue (``Engine.ranking``, head diversity at its default and off): how many are in
+the queue (``Ranking.rank``, head diversity at its default and off): how many are in
 the first 10, the mean and the worst place.
 """
 
@@ -132,7 +132,7 @@ def scene_places(seeds: int) -> dict:
                 engine = Engine(Settings.from_env({}, model_dir=os.path.join(tmp, str(seed)), object_mining=True,
                                                   **extra))
                 trailers = build_scenes(engine, 1, seed, varied)
-                order, _ = engine.ranking(1)
+                order, _ = engine.ranker.rank(1)
                 where = sorted(order.index(t) + 1 for t in trailers)
                 places.append(where)
                 in_first_10.append(sum(p <= 10 for p in where))
@@ -171,13 +171,13 @@ def main() -> None:
         build(off, 1, args.tasks, 0, 1)
         build(on, 1, args.tasks, args.objects, 1)
         setup_s = time.perf_counter() - started
-        off_s = timed(lambda: off.ranking(1), args.repeat)
-        on_s = timed(lambda: on.ranking(1), args.repeat)
-        _, result = on.ranking(1)
+        off_s = timed(lambda: off.ranker.rank(1), args.repeat)
+        on_s = timed(lambda: on.ranker.rank(1), args.repeat)
+        _, result = on.ranker.rank(1)
         ids = list(range(1, 101))
         config = LabelConfig.parse(CONFIG)
-        explain_s = timed(lambda: on.explanations(1, config, ids), args.repeat)
-        explained = on.explanations(1, config, ids)
+        explain_s = timed(lambda: on.explainer.explanations(1, config, ids), args.repeat)
+        explained = on.explainer.explanations(1, config, ids)
     print(json.dumps({
         "bench": "object_ranking", "tasks": args.tasks, "objects_per_task": args.objects,
         "ranking_off_s": off_s, "ranking_on_s": on_s, "signals_on": sorted(result.signals),

@@ -72,7 +72,7 @@ def main() -> None:
             tasks = [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)]
             for engine in (connected, alone):
                 for i in range(0, len(tasks), 2000):
-                    engine.mine_tasks(pid, tasks[i:i + 2000], CONFIG)
+                    engine.tasks.mine(pid, tasks[i:i + 2000], CONFIG)
             lookups = {}
             for k in (200, 1000, 5000):
                 ids = tids[:k]

@@ -52,7 +52,7 @@ def main() -> None:
         report.collect(off, 1)  # matplotlib's first import and font cache, untimed
         off_s = bench.timed(lambda: report.collect(off, 1), args.repeat)
         on_s = bench.timed(lambda: report.collect(on, 1), args.repeat)
-        _, result = on.ranking(1)
+        _, result = on.ranker.rank(1)
         view_s = bench.timed(lambda: report._object_view(on, 1, result), args.repeat)
         view = report._object_view(on, 1, result)
         page = report.render_page(report.collect(on, 1), "n")

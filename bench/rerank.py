@@ -6,7 +6,7 @@
 Steps, each timed until the new order is visible in the "Long-tail first" tab:
   first_write_s     Engine.rerank on a freshly mined project: every task's priority
                     imported in bulk, project.model_version switched, the tab created
-  full_reorder_s    Engine.write_order with the order reversed: every priority changes,
+  full_reorder_s    ScoresWriter.write_order with the order reversed: every priority changes,
                     so the planner bumps to a new generation (one bulk import + a switch)
   cleanup_s         deleting the old generation's predictions (done in the background
                     by the backend; the new order is visible before it starts)
@@ -67,19 +67,19 @@ def run(server, n: int) -> dict:
         started = time.perf_counter()
         tasks = [{"id": t, "data": {"text": c}} for t, c in zip(ids, captions(n))]
         for i in range(0, n, 1000):
-            engine.mine_tasks(pid, tasks[i:i + 1000], CONFIG)
+            engine.tasks.mine(pid, tasks[i:i + 1000], CONFIG)
         out["mine_s"] = round(time.perf_counter() - started, 3)
         client = engine.label_studio()
 
         started = time.perf_counter()
         report = engine.rerank(pid)
         view = engine.project(pid).view_id
-        order, _ = engine.ranking(pid)
+        order, _ = engine.ranker.rank(pid)
         out["first_write_s"] = visible(engine, client, view, order[:20], started)
         out["first_write"] = {k: report[k] for k in ("imported", "patched", "bump", "seconds")}
 
         started = time.perf_counter()
-        report = engine.write_order(pid, order[::-1])
+        report = engine.writer.write_order(pid, order[::-1])
         out["full_reorder_s"] = visible(engine, client, view, order[::-1][:20], started)
         out["full_reorder"] = {k: report[k] for k in ("imported", "patched", "bump", "seconds")}
 

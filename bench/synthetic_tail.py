@@ -95,7 +95,7 @@ def top(values: np.ndarray, k: int) -> np.ndarray:
 
 def product_order(arrays: IndexArrays, uncertainty: np.ndarray) -> np.ndarray:
     """Row indices in the order the product ranks them with its default settings: the same
-    ``mine`` call as the server (Engine.ranking) and ``python -m backend mine``, with
+    ``mine`` call as the server (Ranking.rank) and ``python -m backend mine``, with
     Settings' defaults for pooling, transform, head diversity and score direction. Unlike
     the ``pareto_*`` rows (``select`` on [novelty, uncertainty]) it includes the head
     re-order."""

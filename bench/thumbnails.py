@@ -9,7 +9,7 @@ per-batch choice of which one to keep.
   photo, matplotlib's sample ``grace_hopper.jpg`` (512 x 600), the margin as the pipeline's.
 * Encoding: the mean time of one thumbnail from those photo crops, and from a 2000 x 1500
   crop (the photo enlarged: a big decoded image).
-* Keeping: ``Engine._keep_thumbnails`` for a batch of ``--batch`` tasks (each with a
+* Keeping: ``ProjectTasks.keep_thumbnails`` for a batch of ``--batch`` tasks (each with a
   thumbnail for every slot) on the synthetic project of ``bench/object_ranking.py`` (its
   ``build``: ``--tasks`` tasks, ``--objects`` objects each plus the scene, SQLite state):
   the object scope's novelty, the rarest slot of each task and the store's write, best of
@@ -117,8 +117,8 @@ def main() -> None:
         jpeg = thumbnail_jpeg(crops[0])
         batch = [MinedTask(t, ["x"], thumbnails={s: jpeg for s in range(args.objects)})
                  for t in range(1, args.batch + 1)]
-        keep_s = bench.timed(lambda: engine._keep_thumbnails(1, batch), args.repeat)
-        kept = engine.thumbnails(1, range(1, args.batch + 1))
+        keep_s = bench.timed(lambda: engine.tasks.keep_thumbnails(1, batch), args.repeat)
+        kept = engine.view(1).thumbnails(range(1, args.batch + 1))
     print(json.dumps({
         "bench": "thumbnails", "street_crops": len(streets), "street_bytes_mean": round(statistics.mean(streets)),
         "street_bytes_max": max(streets), "photo_crops": len(photos), "photo_bytes_mean": round(statistics.mean(photos)),

@@ -93,7 +93,7 @@ def test_other_signals_keep_their_say_in_the_head():
 
 
 def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
-    """Engine.ranking (the server) and python -m backend mine rank through the same mine()
+    """Ranking.rank (the server) and python -m backend mine rank through the same mine()
     with the same settings: the same head re-order, the same queue."""
     import json
 
@@ -117,8 +117,8 @@ def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
 
     server = Engine(Settings.from_env({}, model_dir=str(tmp_path / "server")))
     xml = '<View><Text name="text" value="$text"/></View>'
-    server.mine_tasks(3, [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)], xml)
-    order, _ = server.ranking(3)
+    server.tasks.mine(3, [{"id": i + 1, "data": {"text": t}} for i, t in enumerate(texts)], xml)
+    order, _ = server.ranker.rank(3)
     assert order == outcome.order
     assert server.settings.head_diversity == cli_engine.settings.head_diversity == 0.05
     arrays = server.index.arrays(server.scope(3))

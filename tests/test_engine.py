@@ -47,7 +47,7 @@ def server_ranking(tmp_path, rows: list[dict], env: dict[str, str]) -> tuple[lis
                                          "project": {"id": 3, "label_config": TEXT_CONFIG}})
     assert resp.status_code == 200, resp.get_json()
     queue.run_pending(MINE_LANE)
-    order, result = engine.ranking(3)
+    order, result = engine.ranker.rank(3)
     priority = {int(t): float(p) for t, p in zip(result.task_ids.tolist(), result.priority.tolist())}
     return order, priority
 
@@ -111,51 +111,51 @@ def test_offline_uncertainty_leaves_out_the_predictions_of_model_version_prefix(
 def engine(tmp_path):
     e = Engine(Settings.from_env({}, model_dir=str(tmp_path), signal_fields=["meta.loss"]))
     e.project(5, TEXT_CONFIG)
-    e.mine_tasks(5, [{"id": 1, "data": {"text": "a cat and a kite", "meta": {"loss": 0.5}}},
+    e.tasks.mine(5, [{"id": 1, "data": {"text": "a cat and a kite", "meta": {"loss": 0.5}}},
                      {"id": 2, "data": {"text": "a cat and a walrus"}},
                      {"id": 3, "data": {"text": "a cat and a dog", "meta": {"loss": True}}}])
     return e
 
 
 def test_mining_records_field_signals_read_by_path(engine):
-    records = engine.task_records(5, [1, 2, 3])
+    records = engine.view(5).task_records([1, 2, 3])
     assert records[1].signals == {"meta.loss": 0.5}
     assert records[2].signals == {} and records[3].signals == {}  # missing, and a JSON true is no number
 
 
 def test_record_field_signals_keeps_what_the_data_holds_now(engine):
-    assert engine.record_field_signals(5, [{"id": 1, "data": {"meta": {"loss": 0.5}}},
+    assert engine.tasks.record_field_signals(5, [{"id": 1, "data": {"meta": {"loss": 0.5}}},
                                            {"id": 2, "data": {"meta": {"loss": 0.9}}}]) == 1
-    assert engine.task_records(5, [2])[2].signals == {"meta.loss": 0.9}
-    _, result = engine.ranking(5)
+    assert engine.view(5).task_records([2])[2].signals == {"meta.loss": 0.9}
+    _, result = engine.ranker.rank(5)
     values = dict(zip(result.task_ids.tolist(), result.signals["meta.loss"].tolist()))
     assert values[2] == 0.9 and values[1] == 0.5
 
 
 def test_forget_absent_drops_what_left_the_listing(engine):
-    assert engine.forget_absent(5, [1, 3]) == [2]
-    assert engine.indexed(5, [1, 2, 3]) == {1, 3}
-    assert engine.task_records(5, [2]) == {}
-    assert engine.forget_absent(5, [1, 3]) == []
+    assert engine.tasks.forget_absent(5, [1, 3]) == [2]
+    assert engine.tasks.indexed(5, [1, 2, 3]) == {1, 3}
+    assert engine.view(5).task_records([2]) == {}
+    assert engine.tasks.forget_absent(5, [1, 3]) == []
 
 
 def test_rarest_keywords_come_with_their_frequencies_and_the_common_word_last(engine):
     """"cat" is in every task, so it lifts none: it comes last, whatever the pooling."""
-    keywords, df = engine.rarest_keywords(5, [1, 2])
+    keywords, df = engine.explainer.rarest_keywords(5, [1, 2])
     assert df["cat"] == 3 and df["kite"] == 1
     assert keywords[1][-1] == "cat" and keywords[2][-1] == "cat"
 
 
 def test_the_boundary_methods_answer_without_reaching_into_the_state(engine):
-    assert engine.projects() == [5]
-    assert engine.known_project(5).label_config == TEXT_CONFIG
-    assert engine.known_project(6) is None and engine.projects() == [5]  # asking creates nothing
+    assert engine.overview().projects() == [5]
+    assert engine.view(5).state().label_config == TEXT_CONFIG
+    assert engine.view(6).state() is None and engine.overview().projects() == [5]  # asking creates nothing
     assert engine.unreachable() is None  # no Redis to lose
     engine.record_error("job:mine", "project 5: boom")
-    assert engine.errors() == {"job:mine": "project 5: boom"}
-    assert engine.counters()["tasks_mined"] == 3
-    assert engine.index_arrays(5).n_tasks == 3
-    assert not math.isnan(engine.ranking(5)[1].priority[0])
+    assert engine.overview().errors() == {"job:mine": "project 5: boom"}
+    assert engine.overview().counters()["tasks_mined"] == 3
+    assert engine.view(5).index_arrays().n_tasks == 3
+    assert not math.isnan(engine.ranker.rank(5)[1].priority[0])
 
 
 def test_the_explanation_names_first_what_lifts_the_task(engine):
@@ -163,14 +163,14 @@ def test_the_explanation_names_first_what_lifts_the_task(engine):
     pooling, so the explanation lists the confirmed word first; with gmean, whose novelty the
     rarest word moves most, the rarest comes first."""
     df = {"fabric": 1, "trailer": 40, "street": 3000}
-    order = engine.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)
+    order = engine.explainer.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)
     assert order[7] == ["trailer", "fabric", "street"]
 
 
 def test_under_gmean_the_explanation_names_the_rarest_first(tmp_path):
     engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), pooling="gmean"))
     df = {"fabric": 1, "trailer": 40, "street": 3000}
-    assert engine.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)[7] == ["fabric", "trailer", "street"]
+    assert engine.explainer.keyword_order({7: ["street", "fabric", "trailer"]}, df, 4000)[7] == ["fabric", "trailer", "street"]
 
 
 def test_explanations_say_what_their_numbers_count():
@@ -190,16 +190,16 @@ def test_explanations_say_what_their_numbers_count():
 
 @pytest.mark.parametrize("stream", ["uncertainty", "tab"])
 def test_write_plans_keep_the_head_exact_in_either_score_direction(tmp_path, stream):
-    """Engine.write_plan applies EXACT_HEAD and PLACE_TOLERANCE from the label-first end, whichever
+    """ScoresWriter.write_plan applies EXACT_HEAD and PLACE_TOLERANCE from the label-first end, whichever
     way the scores run: after one task far down moves by a few places, only the head is exact
     and that task keeps its score; the label-first task holds the stream's first score."""
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "LABEL_STREAM": stream, "EXACT_HEAD": "5",
                                        "PLACE_TOLERANCE": "0.1"}))
     order = list(range(1, 201))
-    written = {t: (s, None) for t, s in engine.write_plan(order, {}).imports.items()}
+    written = {t: (s, None) for t, s in engine.writer.write_plan(order, {}).imports.items()}
     moved = order[:150] + [order[155]] + order[150:155] + order[156:]  # place 155 -> 150
     moved[0], moved[1] = moved[1], moved[0]  # and a swap at the very head
-    plan = engine.write_plan(moved, written)
+    plan = engine.writer.write_plan(moved, written)
     assert not plan.bump and plan.served[:5] == moved[:5]
     assert 156 not in plan.patches and set(plan.patches) & {1, 2}
     after = {t: s for t, (s, _) in written.items()} | plan.patches
@@ -209,7 +209,7 @@ def test_write_plans_keep_the_head_exact_in_either_score_direction(tmp_path, str
 
 def test_a_bump_needs_more_patches_than_the_limit_and_the_share(tmp_path):
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path), "PATCH_LIMIT": "200", "BUMP_SHARE": "0.1"}))
-    assert engine.patch_budget(1000) == 200
-    assert engine.patch_budget(20_000) == 2000
+    assert engine.writer.patch_budget(1000) == 200
+    assert engine.writer.patch_budget(20_000) == 2000
     engine = Engine(Settings.from_env({"MODEL_DIR": str(tmp_path / "b"), "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}))
-    assert engine.patch_budget(20_000) == 0
+    assert engine.writer.patch_budget(20_000) == 0

@@ -108,7 +108,7 @@ def test_nested_value_list_and_repeater_images_are_mined(tmp_path):
             for pid, (name, xml) in enumerate(configs.items(), start=10):
                 assert client.post("/setup", json={"project": f"{pid}.1", "schema": xml}).status_code == 200
                 tasks = [{"id": i + 1, "data": datas[name](f"{server.url}/img{i}.png")} for i in range(4)]
-                mined = engine.mine_tasks(pid, tasks, xml)
+                mined = engine.tasks.mine(pid, tasks, xml)
                 assert [m.error for m in mined] == [None] * 4, name
                 assert "submarine" in mined[3].keywords and "bus" in mined[0].keywords, name
     finally:
@@ -137,7 +137,7 @@ def test_a_text_project_is_mined_as_text_under_image_field(tmp_path):
     client, engine = make_client(tmp_path, image_field="photo")
     xml = '<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/></View>'
     assert client.post("/setup", json={"project": "4.1", "schema": xml}).status_code == 200
-    mined = engine.mine_tasks(4, [{"id": 1, "data": {"text": "a walrus on a glacier"}}], xml)
+    mined = engine.tasks.mine(4, [{"id": 1, "data": {"text": "a walrus on a glacier"}}], xml)
     assert mined[0].error is None and {"walrus", "glacier"} <= set(mined[0].keywords)
 
 

@@ -114,7 +114,7 @@ def test_the_rare_object_tops_predict_with_its_box_and_reason_and_a_broken_box_f
     assert common[0]["value"]["text"][0].startswith("Rarest object: car (detector 0.90)")
     assert common[1]["value"]["rectanglelabels"] == ["car"]
     # the out-of-bounds box failed alone: its task is ranked, /metrics names it and why
-    assert by_id[BROKEN]["score"] != engine.end_score
+    assert by_id[BROKEN]["score"] != engine.ranker.end_score
     assert metrics["counters"]["objects_failed"] == 1
     assert f"project 3 task {BROKEN}: rectanglelabels region far: box outside the image" in metrics["last_error"]["object"]
     assert metrics["projects"]["3"]["failed"] == 0
@@ -137,33 +137,33 @@ def test_changed_predictions_re_mine_the_task_and_deletes_forget_its_objects(tmp
         engine = Engine(settings(tmp_path, vlm))
         pid = 4
         engine.project(pid, CONFIG)
-        engine.mine_tasks(pid, scenes)
-        assert engine.changed(pid, scenes) == []
+        engine.tasks.mine(pid, scenes)
+        assert engine.tasks.changed(pid, scenes) == []
         moved = [dict(t, predictions=detections(t["id"], trailer_at=75)) if t["id"] == 14 else t for t in scenes]
-        assert engine.changed(pid, moved) == [14]
-        order, _ = engine.ranking(pid)
+        assert engine.tasks.changed(pid, moved) == [14]
+        order, _ = engine.ranker.rank(pid)
         assert 14 in order[:len(RARE)]
         calls = vlm.calls
-        engine.mine_tasks(pid, [t for t in moved if t["id"] == 14])
+        engine.tasks.mine(pid, [t for t in moved if t["id"] == 14])
         assert vlm.calls == calls + 1  # the moved box is a new crop (gray street); the rest came from the cache
-        assert engine.changed(pid, moved) == []
-        order, result = engine.ranking(pid)
+        assert engine.tasks.changed(pid, moved) == []
+        order, result = engine.ranker.rank(pid)
         assert 14 not in order[:len(RARE) - 1] and set(order[:len(RARE) - 1]) == RARE - {14}
         assert "object_novelty" in result.signals and "object_uncertainty" in result.signals
 
         scope = engine.object_scope(pid)
         assert engine.index.get(scope, 9 * OBJECT_SLOTS + 1) is not None
         assert engine.index.get(scope, 9 * OBJECT_SLOTS + SCENE_SLOT) == engine.index.get(engine.scope(pid), 9)
-        engine.delete_tasks(pid, [9])
+        engine.tasks.delete(pid, [9])
         assert engine.index.get(scope, 9 * OBJECT_SLOTS) is None and engine.index.get(scope, 9 * OBJECT_SLOTS + 1) is None
-        assert 9 not in engine.ranking(pid)[0]
+        assert 9 not in engine.ranker.rank(pid)[0]
 
 
 def test_a_task_mined_again_is_served_from_the_cache_without_decoding(tmp_path, scenes):
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         first = Engine(settings(tmp_path, vlm))
         first.project(1, CONFIG)
-        mined = first.mine_tasks(1, scenes[:10])
+        mined = first.tasks.mine(1, scenes[:10])
         calls = vlm.calls
         again = first.miner.mine(scenes[:10], first.source(first.project(1)))
         assert vlm.calls == calls
@@ -184,7 +184,7 @@ def test_each_job_sends_its_crops_in_one_describe_call(tmp_path, scenes):
             return real(images, prompt)
 
         describer.describe_each = counted
-        mined = engine.mine_tasks(1, scenes)
+        mined = engine.tasks.mine(1, scenes)
     from backend.vlm.prompts import DEFAULT_OBJECT_PROMPT
 
     assert [n for n, _ in seen] == [N_TASKS, N_TASKS + len(RARE)]
@@ -197,7 +197,7 @@ def test_objects_follow_their_settings_and_stay_off_without_boxes_in_the_config(
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         engine = Engine(settings(tmp_path, vlm, object_max_per_task=1, object_with_scene=False))
         engine.project(1, CONFIG)
-        mined = engine.mine_tasks(1, scenes[:10])
+        mined = engine.tasks.mine(1, scenes[:10])
         rare = next(m for m in mined if m.task_id == 9)
         assert [o.label for o in rare.objects] == ["car"]  # the most confident box only
         scope = engine.object_scope(1)
@@ -207,7 +207,7 @@ def test_objects_follow_their_settings_and_stay_off_without_boxes_in_the_config(
         plain.project(1, CONFIG.replace('<RectangleLabels name="det" toName="image"><Label value="car"/>'
                                         '<Label value="trailer"/></RectangleLabels>', ''))
         calls = vlm.calls
-        mined = plain.mine_tasks(1, scenes[:4])
+        mined = plain.tasks.mine(1, scenes[:4])
         assert vlm.calls == calls + 4 and all(m.objects == [] for m in mined)
         assert plain.index.arrays(plain.object_scope(1)).n_tasks == 0
 
@@ -217,7 +217,7 @@ def test_object_scope_on_redis_is_dropped_with_the_image_scope(tmp_path, scenes,
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         engine = Engine(settings(tmp_path, vlm, redis_url=url))
         engine.project(2, CONFIG)
-        engine.mine_tasks(2, scenes[:12])
+        engine.tasks.mine(2, scenes[:12])
         assert engine.index.arrays(engine.object_scope(2)).n_tasks > 12
         # the config now mines another field: both scopes go, the project is synced again
         engine.project(2, CONFIG.replace('value="$image"', 'value="$photo"'))
@@ -229,15 +229,15 @@ def test_rarest_objects_and_object_errors_for_every_reader(tmp_path, scenes):
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         engine = Engine(settings(tmp_path, vlm, object_min_side=60))
         engine.project(6, CONFIG)
-        engine.mine_tasks(6, scenes)
-    rarest = engine.rarest_objects(6, [1, 9, BROKEN, 999])
+        engine.tasks.mine(6, scenes)
+    rarest = engine.explainer.rarest_objects(6, [1, 9, BROKEN, 999])
     assert set(rarest) == {1, 9, BROKEN}  # an unknown task is left out
     assert rarest[9].label == "trailer" and rarest[9].score == pytest.approx(0.4)
     assert rarest[9].box.describe() == "x 60.0%, y 30.0%, w 20.0%, h 40.0%"
     assert [k for k, _ in rarest[9].keywords] == ["hitch", "trailer"] and rarest[9].keywords[0][1] == 3
     assert (rarest[9].objects, rarest[9].scenes) == (N_TASKS + len(RARE), N_TASKS)
     assert rarest[1].label == "car"
-    errors = engine.object_errors(6, [1, 9, BROKEN])
+    errors = engine.view(6).object_errors([1, 9, BROKEN])
     # the car (100 px high) passes OBJECT_MIN_SIDE=60; the broken box is named with its reason
     assert list(errors) == [BROKEN] and "box outside the image" in errors[BROKEN][0]
 
@@ -248,13 +248,13 @@ def test_the_highlighted_box_needs_the_setting_and_a_rectanglelabels_listing_the
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         shown = Engine(settings(tmp_path / "on", vlm))
         shown.project(1, CONFIG)
-        shown.mine_tasks(1, scenes[:10])
+        shown.tasks.mine(1, scenes[:10])
         hidden = Engine(settings(tmp_path / "off", vlm, object_highlight=False))
         hidden.project(1, CONFIG)
-        hidden.mine_tasks(1, scenes[:10])
+        hidden.tasks.mine(1, scenes[:10])
 
     def kinds(engine, config):
-        return [r["type"] for r in engine.explanations(1, LabelConfig.parse(config), [9])[9]]
+        return [r["type"] for r in engine.explainer.explanations(1, LabelConfig.parse(config), [9])[9]]
 
     assert kinds(shown, CONFIG) == ["textarea", "rectanglelabels"]
     assert kinds(hidden, CONFIG) == ["textarea"]
@@ -300,7 +300,7 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
             engine = Engine(settings(tmp_path, vlm), label_studio=client)
             engine.project(pid, CONFIG)
             # what TASKS_CREATED gives a job: ids and data only
-            mined = engine.mine_tasks(pid, [{"id": tid, "data": rows[local[tid] - 1]["data"]} for tid in ids])
+            mined = engine.tasks.mine(pid, [{"id": tid, "data": rows[local[tid] - 1]["data"]} for tid in ids])
             rare = {tid for tid, t in local.items() if t in RARE}
             assert {m.task_id for m in mined if any(o.label == "trailer" for o in m.objects)} == rare
             engine.rerank(pid)
@@ -317,8 +317,8 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
             result[1]["value"]["x"] = 75
             label_studio.api("PATCH", f"/api/predictions/{theirs['id']}/", json={"result": result})
             listed = list(client.iter_tasks(pid))
-            assert engine.changed(pid, listed) == [moved]
-            engine.mine_tasks(pid, [t for t in listed if t["id"] == moved])
+            assert engine.tasks.changed(pid, listed) == [moved]
+            engine.tasks.mine(pid, [t for t in listed if t["id"] == moved])
             text = prediction(moved)["result"][0]["value"]["text"][0]
             assert text.startswith("Rarest object: ") and "x 75.0%" in text
     finally:
@@ -339,13 +339,13 @@ def test_annotated_polygons_are_objects_too(tmp_path, scenes):
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         engine = Engine(settings(tmp_path, vlm, object_source="annotations"))
         engine.project(1, config)
-        mined = engine.mine_tasks(1, tasks)
+        mined = engine.tasks.mine(1, tasks)
     rare = next(m for m in mined if m.task_id == 9)
     assert [(o.kind, o.label) for o in rare.objects] == [("polygon", "trailer")]
     assert "trailer" in rare.object_keywords[0]
     assert all(m.objects == [] for m in mined if m.task_id != 9)
-    assert engine.ranking(1)[0][0] == 9
-    region = engine.explanations(1, LabelConfig.parse(config), [9])[9][1]
+    assert engine.ranker.rank(1)[0][0] == 9
+    region = engine.explainer.explanations(1, LabelConfig.parse(config), [9])[9][1]
     assert region["from_name"] == "det" and region["value"]["x"] == pytest.approx(60)  # drawn as its box
 
 
@@ -371,7 +371,7 @@ def test_the_local_model_describes_a_jobs_crops_in_full_batches(tmp_path_factory
 
     describer.describe_each = counted
     tasks = [t for t in scenes if t["id"] in (1, 2, 3, 9, 14, 20)]
-    mined = engine.mine_tasks(1, tasks)
+    mined = engine.tasks.mine(1, tasks)
     assert calls == [6, 9]  # the images, then every crop of the job at once
     assert all(m.ok and len(m.object_keywords) == len(m.objects) for m in mined)
     assert sum(k is not None for m in mined for k in m.object_keywords) == 9
@@ -394,9 +394,9 @@ def test_the_rarest_objects_thumbnail_is_stored_kept_from_the_cache_and_forgotte
         engine = Engine(settings(tmp_path, vlm))
         pid = 6
         engine.project(pid, CONFIG)
-        mined = engine.mine_tasks(pid, scenes)
-        rarest = engine.rarest_objects(pid, ids)
-        stored = engine.thumbnails(pid, ids)
+        mined = engine.tasks.mine(pid, scenes)
+        rarest = engine.explainer.rarest_objects(pid, ids)
+        stored = engine.view(pid).thumbnails(ids)
         assert set(stored) == set(ids)
         for t in ids:
             slot, jpeg = stored[t]
@@ -408,21 +408,21 @@ def test_the_rarest_objects_thumbnail_is_stored_kept_from_the_cache_and_forgotte
         assert set(mined[BROKEN - 1].thumbnails) == {0}
 
         # mined again from the cache: never decoded, so no thumbnail this time, and the stored ones stay
-        again = engine.mine_tasks(pid, scenes[:10])
+        again = engine.tasks.mine(pid, scenes[:10])
         assert all(m.ok and m.thumbnails == {} for m in again)
-        assert engine.thumbnails(pid, ids) == stored
+        assert engine.view(pid).thumbnails(ids) == stored
 
-        engine.delete_tasks(pid, [9, 10])
-        assert engine.thumbnails(pid, ids) == {t: v for t, v in stored.items() if t not in (9, 10)}
+        engine.tasks.delete(pid, [9, 10])
+        assert engine.view(pid).thumbnails(ids) == {t: v for t, v in stored.items() if t not in (9, 10)}
 
 
 def test_no_thumbnail_is_kept_without_object_mining(tmp_path, scenes):
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         engine = Engine(settings(tmp_path, vlm, object_mining=False))
         engine.project(2, CONFIG)
-        mined = engine.mine_tasks(2, scenes)
+        mined = engine.tasks.mine(2, scenes)
     assert all(m.ok and m.thumbnails == {} for m in mined)
-    assert engine.thumbnails(2, [t["id"] for t in scenes]) == {}
+    assert engine.view(2).thumbnails([t["id"] for t in scenes]) == {}
 
 
 # --- one novelty per task: the rarest thing in it, scene or object ------------------------------
@@ -466,7 +466,7 @@ def scene_project(engine, seed: int) -> list[int]:
 def test_object_mining_ranks_the_rarest_thing_in_each_task(tmp_path, seed):
     engine = Engine(Settings.from_env({}, model_dir=str(tmp_path), object_mining=True))
     trailers = scene_project(engine, seed)
-    order, result = engine.ranking(1)
+    order, result = engine.ranker.rank(1)
     assert sorted(order[:6]) == sorted(trailers)
     # one novelty: the object novelty (scene included) is what is ranked as "novelty"; the
     # detector's uncertainty, the same for every task, is left out
@@ -476,5 +476,5 @@ def test_object_mining_ranks_the_rarest_thing_in_each_task(tmp_path, seed):
     apart = Engine(Settings.from_env({}, model_dir=str(tmp_path / "apart"), object_mining=True,
                                      object_with_scene=False))
     scene_project(apart, seed)
-    _, result_apart = apart.ranking(1)
+    _, result_apart = apart.ranker.rank(1)
     assert result_apart.ranked == ("novelty", "object_novelty")

@@ -46,7 +46,7 @@ def test_endpoint_vlm_planted_images_first_and_broken_ones_fail_alone(tmp_path, 
         ranked = sorted((r["score"], tid) for tid, r in by_id.items())  # the default stream: lowest first
         assert {tid for _, tid in ranked[:len(planted)]} == planted
         for bad in (100, 101, 102):
-            assert by_id[bad]["score"] == engine.end_score and by_id[bad]["result"] == []
+            assert by_id[bad]["score"] == engine.ranker.end_score and by_id[bad]["result"] == []
         lines = by_id[min(planted)]["result"][0]["value"]["text"]
         assert lines[0].startswith("Rarest keywords: ")
         assert "submarine: 2 tasks" in lines[0] and "lighthouse: 2 tasks" in lines[0]
@@ -83,7 +83,7 @@ def test_an_image_the_vlm_refuses_fails_alone(tmp_path, images):
     assert metrics["failed"] == 3 + len(planted) and metrics["mined"] == len(tasks) - 3 - len(planted)
     reasons = {f["task"]: f["error"] for f in metrics["last_failures"]}
     for tid in planted:
-        assert by_id[tid]["score"] == engine.end_score  # the end of the queue
+        assert by_id[tid]["score"] == engine.ranker.end_score  # the end of the queue
         assert reasons[tid].startswith("vlm: ") and "HTTP 400" in reasons[tid]
     described = [tid for tid in by_id if tid not in planted and tid < 100]
     assert all(by_id[tid]["score"] > 0 for tid in described)
@@ -99,7 +99,7 @@ def test_images_of_a_job_are_fetched_concurrently_and_kept_in_order(tmp_path, co
         with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
             _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
                                     keyword_mode="rules", image_fetch_concurrency=concurrency)
-            mined = engine.mine_tasks(3, tasks, CONFIG)
+            mined = engine.tasks.mine(3, tasks, CONFIG)
     finally:
         server.stop()
     assert [m.task_id for m in mined] == [t["id"] for t in tasks]
@@ -196,7 +196,7 @@ def test_malformed_image_references_fail_alone(tmp_path):
         with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
             _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
                                     keyword_mode="rules", local_files_document_root=str(tmp_path / "files"))
-            mined = engine.mine_tasks(3, tasks, CONFIG)
+            mined = engine.tasks.mine(3, tasks, CONFIG)
     finally:
         server.stop()
     assert [m.error for m in mined] == [
@@ -234,7 +234,7 @@ def test_an_unexpected_error_fetching_or_decoding_fails_its_task_alone(tmp_path,
     monkeypatch.setattr(ImageFetcher, "decode", decode)
     with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
         _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm", keyword_mode="rules")
-        mined = engine.mine_tasks(4, tasks, CONFIG)
+        mined = engine.tasks.mine(4, tasks, CONFIG)
     errors = {m.task_id: m.error for m in mined if not m.ok}
     assert errors[tasks[0]["id"]] == "image: unexpected RuntimeError: lost http://bucket.example/x.png"
     assert errors[tasks[8]["id"]] == "image: unexpected KeyError: 'no such band'"
@@ -248,7 +248,7 @@ def test_a_refused_keyword_prompt_fails_only_its_task(tmp_path, images):
     tasks, planted = images
     with RefusingPrompts(word="submarine", by_colour=DESCRIPTIONS) as vlm:
         _, engine = make_client(tmp_path, vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm", keyword_mode="llm")
-        mined = engine.mine_tasks(5, tasks, CONFIG)
+        mined = engine.tasks.mine(5, tasks, CONFIG)
     by_id = {m.task_id: m for m in mined}
     for tid in planted:
         assert by_id[tid].keywords is None
@@ -266,7 +266,7 @@ def test_one_huge_text_fails_alone_with_llm_keywords(tmp_path):
     tasks = [{"id": i + 1, "data": {"text": text}} for i, text in enumerate(texts)]
     with RefusingPrompts(limit=20_000, by_colour=DESCRIPTIONS) as llm:
         _, engine = make_client(tmp_path, vlm_api_url=llm.base_url, vlm_api_model="fake-llm", text_keyword_mode="llm")
-        mined = engine.mine_tasks(6, tasks, config)
+        mined = engine.tasks.mine(6, tasks, config)
     assert mined[1].keywords is None and "HTTP 400" in mined[1].error
     assert {"bus", "road"} <= set(mined[0].keywords) and {"tree", "park"} <= set(mined[2].keywords)
 
@@ -308,10 +308,10 @@ def test_thin_images_fail_alone_under_image_max_aspect_ratio(tmp_path):
         with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
             _, engine = make_client(tmp_path / "one", vlm_api_url=vlm.base_url, vlm_api_model="fake-vlm",
                                     keyword_mode="rules")
-            refused = engine.mine_tasks(3, tasks, CONFIG)
+            refused = engine.tasks.mine(3, tasks, CONFIG)
             env = {"IMAGE_MAX_ASPECT_RATIO": "0", "IMAGE_ALLOW_PRIVATE_NETWORKS": "true", "VLM_API_URL": vlm.base_url,
                    "KEYWORD_MODE": "rules"}
-            unlimited = Engine(Settings.from_env(env, model_dir=str(tmp_path / "two"))).mine_tasks(3, tasks, CONFIG)
+            unlimited = Engine(Settings.from_env(env, model_dir=str(tmp_path / "two"))).tasks.mine(3, tasks, CONFIG)
     finally:
         server.stop()
     assert refused[0].error == "image: image is 4000x1 pixels: aspect ratio over 20:1"

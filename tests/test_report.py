@@ -296,7 +296,7 @@ def test_labeling_progress_is_read_from_label_studio(label_studio, tmp_path):
     client, engine = make_app(tmp_path, label_studio_url=ls.base_url, label_studio_api_key=ls.token)
     tasks = [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)]
     assert client.post("/predict", json={"tasks": tasks, "project": pid, "label_config": CONFIG}).status_code == 200
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     budget = order[:6]
 
     page = client.get(f"/report?project={pid}&budget=6").get_data(as_text=True)
@@ -316,7 +316,7 @@ def test_labeling_progress_is_read_from_label_studio(label_studio, tmp_path):
     assert f"<b>{done}</b> of <b>6</b> tasks of the budget labeled ({100 * done / 6:.0f}%)" in page
     assert [int(t) for t in re.findall(r"#(\d+)</a> \(place", page)] == [t for t in budget if t not in labeled]
     # the keywords of the labeled tasks are the ones covered
-    keywords, _ = engine.rarest_keywords(pid, sorted(labeled))
+    keywords, _ = engine.explainer.rarest_keywords(pid, sorted(labeled))
     covered = {k for t in labeled for k in keywords[t]}
     assert f"<b>{len(covered)}</b> of the <b>13</b> rarest keywords are covered" in page
     chips = {name: bool(mark) for mark, name in re.findall(r'<span class="chip( done)?">([^<]+)</span>', page)}
@@ -620,7 +620,7 @@ def test_object_view_names_the_rarest_objects_without_loading_an_image(tmp_path)
 
     # a thumbnail kept for another slot than the task's rarest object now is not shown (the sketch stays)
     task = int(rows[0][1])
-    slot, jpeg = engine.thumbnails(8, [task])[task]
+    slot, jpeg = engine.view(8).thumbnails([task])[task]
     engine.store.put_thumbnails(8, {task: (slot + 1, jpeg)})
     again = client.get("/report?project=8").get_data(as_text=True)
     assert f'alt="crop of trailer in task {task}"' not in again

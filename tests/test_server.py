@@ -105,7 +105,7 @@ def test_predict_image_payload_with_unreachable_images_fails_per_task(backend):
     assert resp.status_code == 200, resp.get_json()
     results = resp.get_json()["results"]
     assert len(results) == len(body["tasks"])
-    assert all(r["score"] == engine.end_score == 1.0 for r in results)  # the end of the queue (served last)
+    assert all(r["score"] == engine.ranker.end_score == 1.0 for r in results)  # the end of the queue (served last)
     metrics = client.get("/metrics").get_json()
     project = metrics["projects"]["1"]
     assert project["failed"] == len(body["tasks"])

@@ -135,7 +135,7 @@ def test_the_backends_lines_leave_annotations_and_the_annotators_stay(label_stud
     texts = ["a cat on a sofa", "a dog on a sofa", "a cat in a park", "a walrus playing a harp", "a tram on a bridge"]
     pid, tids = create_project(ls, "sweep", CONFIG, [{"text": t} for t in texts])
     engine = Engine(Settings(model_dir=str(tmp_path), label_studio_url=ls.base_url, label_studio_api_key=ls.token))
-    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
+    engine.tasks.mine(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
     engine.rerank(pid)
     held = {p["task"]: p["result"] for p in engine.label_studio().prediction_results(project_id=pid)}
     copied = {t: next(r for r in held[t] if r["from_name"] == "vlmine") for t in tids}
@@ -188,7 +188,7 @@ def test_the_stream_settings_are_put_back_by_a_rerank_and_by_setup(label_studio,
     pid, tids = create_project(ls, "guard", CONFIG, [{"text": t} for t in texts])
     settings = Settings(model_dir=str(tmp_path), label_studio_url=ls.base_url, label_studio_api_key=ls.token)
     engine = Engine(settings)
-    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
+    engine.tasks.mine(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
     first = engine.rerank(pid)
     client = engine.label_studio()
     version = first["version"]

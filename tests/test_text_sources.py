@@ -31,7 +31,7 @@ def test_paragraphs_are_mined_from_their_texts(tmp_path):
     tasks = [{"id": 1, "data": {"dialogue": DIALOGUE}},
              {"id": 2, "data": {"dialogue": [{"author": "Carol", "text": "a red bus on a road"}]}},
              {"id": 3, "data": {"dialogue": [{"author": "Dan"}, "stray"]}}]
-    mined = engine.mine_tasks(1, tasks, xml)
+    mined = engine.tasks.mine(1, tasks, xml)
     assert mined[0].error is None
     assert mined[0].description == "the walrus swam under the glacier\nlighthouse on the rocky shore"
     assert {"walrus", "glacier", "lighthouse", "shore"} <= set(mined[0].keywords)
@@ -46,7 +46,7 @@ def test_paragraphs_honour_text_key(tmp_path):
     xml = '<View><Paragraphs name="chat" value="$dialogue" nameKey="speaker" textKey="line"/></View>'
     tasks = [{"id": 1, "data": {"dialogue": [{"speaker": "Alice", "line": "a submarine near the reef"},
                                              {"speaker": "Bob", "text": "ignored words elephant"}]}}]
-    mined = engine.mine_tasks(2, tasks, xml)
+    mined = engine.tasks.mine(2, tasks, xml)
     assert mined[0].error is None and {"submarine", "reef"} <= set(mined[0].keywords)
     assert "elephant" not in mined[0].keywords and "alice" not in mined[0].keywords
 
@@ -56,7 +56,7 @@ def test_hypertext_markup_does_not_become_keywords(tmp_path):
     xml = '<View><HyperText name="page" value="$html"/></View>'
     markup = ('<div class="post"><style>.post { color: red }</style><p>A walrus &amp; a glacier</p>'
               '<a href="http://example.com/x">lighthouse</a><script>var cat = 1;</script></div>')
-    mined = engine.mine_tasks(3, [{"id": 1, "data": {"html": markup}}], xml)
+    mined = engine.tasks.mine(3, [{"id": 1, "data": {"html": markup}}], xml)
     assert mined[0].error is None
     assert mined[0].description == "A walrus & a glacier\nlighthouse"
     assert {"walrus", "glacier", "lighthouse"} <= set(mined[0].keywords)
@@ -73,7 +73,7 @@ def test_text_with_value_type_url_is_refused_per_task(tmp_path):
     engine = make_engine(tmp_path)
     xml = '<View><Text name="doc" value="$doc" valueType="url"/></View>'
     tasks = [{"id": 1, "data": {"doc": "http://example.com/a.txt"}}, {"id": 2, "data": {"doc": "/data/upload/b.txt"}}]
-    mined = engine.mine_tasks(4, tasks, xml)
+    mined = engine.tasks.mine(4, tasks, xml)
     for m in mined:
         assert m.keywords is None
         assert m.error.startswith("Text with valueType=url is not supported; ")
@@ -83,7 +83,7 @@ def test_text_with_value_type_url_is_refused_per_task(tmp_path):
 def test_a_nested_text_field_is_mined(tmp_path):
     engine = make_engine(tmp_path)
     xml = '<View><Text name="t" value="$meta.body"/></View>'
-    mined = engine.mine_tasks(5, [{"id": 1, "data": {"meta": {"body": "a walrus on a glacier"}}},
+    mined = engine.tasks.mine(5, [{"id": 1, "data": {"meta": {"body": "a walrus on a glacier"}}},
                                   {"id": 2, "data": {"meta": {}}}], xml)
     assert {"walrus", "glacier"} <= set(mined[0].keywords)
     assert mined[1].error == "task data has no text field 'meta.body'"
@@ -92,7 +92,7 @@ def test_a_nested_text_field_is_mined(tmp_path):
 def test_a_null_text_says_it_is_null(tmp_path):
     engine = make_engine(tmp_path)
     xml = '<View><Text name="t" value="$text"/></View>'
-    mined = engine.mine_tasks(6, [{"id": 1, "data": {"text": None}}, {"id": 2, "data": {}},
+    mined = engine.tasks.mine(6, [{"id": 1, "data": {"text": None}}, {"id": 2, "data": {}},
                                   {"id": 3, "data": {"text": "a walrus"}}], xml)
     assert mined[0].keywords is None and mined[0].error == "task data field 'text' is null"
     assert mined[1].error == "task data has no text field 'text'"
@@ -128,7 +128,7 @@ def test_signal_fields_are_read_by_path_too(tmp_path):
 
     engine = Engine(Settings.from_env({"SIGNAL_FIELDS": "meta.loss,flat"}, model_dir=str(tmp_path)))
     xml = '<View><Text name="t" value="$text"/></View>'
-    mined = engine.mine_tasks(6, [{"id": 1, "data": {"text": "a walrus", "meta": {"loss": 0.7}, "flat": 2}},
+    mined = engine.tasks.mine(6, [{"id": 1, "data": {"text": "a walrus", "meta": {"loss": 0.7}, "flat": 2}},
                                   {"id": 2, "data": {"text": "a seal", "meta.loss": 0.1, "meta": {"loss": 9}}}], xml)
     assert mined[0].signals == {"meta.loss": 0.7, "flat": 2.0}
     assert mined[1].signals == {"meta.loss": 0.1}  # a data key holding the dot wins
@@ -141,7 +141,7 @@ def test_a_signal_field_too_large_for_a_float_is_missing_not_a_failed_batch(tmp_
     engine = Engine(Settings.from_env({"SIGNAL_FIELDS": "loss"}, model_dir=str(tmp_path)))
     xml = '<View><Text name="t" value="$text"/></View>'
     huge = json.loads("1" + "0" * 400)  # a JSON integer: float() of it overflows
-    mined = engine.mine_tasks(7, [{"id": 1, "data": {"text": "a walrus", "loss": huge}},
+    mined = engine.tasks.mine(7, [{"id": 1, "data": {"text": "a walrus", "loss": huge}},
                                   {"id": 2, "data": {"text": "a seal", "loss": 0.3}}], xml)
     assert [m.ok for m in mined] == [True, True]
     assert mined[0].signals == {} and mined[1].signals == {"loss": 0.3}
@@ -150,6 +150,6 @@ def test_a_signal_field_too_large_for_a_float_is_missing_not_a_failed_batch(tmp_
 def test_a_null_field_is_called_null_not_missing(tmp_path):
     engine = make_engine(tmp_path)
     xml = '<View><Text name="t" value="$text"/></View>'
-    mined = engine.mine_tasks(5, [{"id": 1, "data": {"text": None}}, {"id": 2, "data": {}}], xml)
+    mined = engine.tasks.mine(5, [{"id": 1, "data": {"text": None}}, {"id": 2, "data": {}}], xml)
     assert mined[0].error == "task data field 'text' is null"
     assert mined[1].error == "task data has no text field 'text'"

@@ -225,6 +225,6 @@ def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(redi
     resp = client.post("/predict", json={"tasks": tasks, "project": 7, "label_config": TEXT_CONFIG})
     assert time.monotonic() - started < 10
     # the end of the queue: 1.0 with the default stream (0 with LABEL_STREAM=tab)
-    assert [r["score"] for r in resp.get_json()["results"]] == [engine.end_score] * 2 == [1.0, 1.0]
+    assert [r["score"] for r in resp.get_json()["results"]] == [engine.ranker.end_score] * 2 == [1.0, 1.0]
     # what Label Studio now stores is remembered, so no second prediction is ever imported
     assert set(engine.store.written(7, engine.live_version(7))) == {1, 2}

@@ -1,7 +1,7 @@
 """The one owner of ranking signals: which there are, how each is read, and whose predictions count.
 
 Novelty comes from the keyword index; every other signal is read here, for the server
-(``Engine.ranking``, ``Engine.mine_tasks``) and the offline commands alike:
+(``Ranking.rank``, ``ProjectTasks.mine``) and the offline commands alike:
 
 - **field signals**: ``SIGNAL_FIELDS`` (and ``UNCERTAINTY_FIELD`` with
   ``UNCERTAINTY_SOURCE=field``, ranked under the name ``uncertainty``), read from the
@@ -13,7 +13,7 @@ Novelty comes from the keyword index; every other signal is read here, for the s
 
 - **object signals** (OBJECT_MINING, docs/objects.md): ``object_novelty``, a task's
   rarest object by the object scope's keyword frequencies (OBJECT_POOLING), read at each
-  ranking; with OBJECT_WITH_SCENE the scene is one of the objects, and ``Engine.ranking``
+  ranking; with OBJECT_WITH_SCENE the scene is one of the objects, and ``Ranking.rank``
   ranks it as the task's one novelty in place of the whole-image novelty; ``object_uncertainty``, 1 - the score of its least confident box, recorded
   with the task when mined.
 
@@ -60,7 +60,7 @@ def signal_name(settings: "Settings", field: str) -> str:
 def ranked_fields(settings: "Settings", extra_fields: Iterable[str] = ()) -> dict[str, str]:
     """Data field -> the name its signal is ranked under, for every field signal of a ranking:
     ``extra_fields`` (the offline command's ``--signal``) first, then the settings' own, each once.
-    ``Engine.ranking`` and the offline output's signal columns both read their fields from here."""
+    ``Ranking.rank`` and the offline output's signal columns both read their fields from here."""
     return {name: signal_name(settings, name) for name in dict.fromkeys([*extra_fields, *field_names(settings)])}
 
 

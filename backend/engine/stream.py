@@ -370,7 +370,7 @@ class ExplanationRemover:
                 out[task].update(textarea_lines(p.get("result"), name))
         try:
             config = self.engine.config(self.engine.project(pid))
-            for task, results in self.engine.explanations(pid, config, sorted(out)).items():
+            for task, results in self.engine.explainer.explanations(pid, config, sorted(out)).items():
                 out[task].update(textarea_lines(results, name))
         except Exception as exc:  # what Label Studio holds still decides
             log.warning("project %s: cannot rebuild the explanations to compare annotations with: %s", pid, exc)

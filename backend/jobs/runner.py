@@ -69,18 +69,19 @@ def catch_up(engine: Engine, queue: Any, pid: int) -> str | None:
 def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, Any]) -> Any:
     """Run one job; shared by the embedded runner and the RQ workers."""
     if kind == "mine":
-        engine.mine_tasks(pid, payload["tasks"], payload.get("label_config"))
+        engine.tasks.mine(pid, payload["tasks"], payload.get("label_config"))
         queue.submit_rerank(pid)
     elif kind == "delete":
-        engine.delete_tasks(pid, payload["task_ids"])
+        engine.tasks.delete(pid, payload["task_ids"])
         queue.submit_rerank(pid)
     elif kind == "sync":
-        known = engine.known_tasks(pid)  # before the listing: tasks mined while it runs are not "deleted"
+        known = engine.tasks.known(pid)  # before the listing: tasks mined while it runs are not "deleted"
         tasks = list(engine.label_studio().iter_tasks(pid))
         engine.set_total(pid, len(tasks))
-        engine.forget_deleted(pid, [t["id"] for t in tasks], known=known)  # deleted while nobody told us
+        engine.tasks.forget_deleted(pid, [t["id"] for t in tasks], known=known)  # deleted while nobody told us
         # new, failed (tried again) and edited tasks
-        todo = set(engine.unknown(pid, [t["id"] for t in tasks], retry_failed=True)) | set(engine.changed(pid, tasks))
+        todo = (set(engine.tasks.unknown(pid, [t["id"] for t in tasks], retry_failed=True))
+                | set(engine.tasks.changed(pid, tasks)))
         # the data (and with object mining the boxes' source): nothing else of what Label Studio listed
         queue.submit_tasks(pid, [task_payload(t, engine.settings) for t in tasks if t["id"] in todo])
         queue.submit_rerank(pid)
@@ -92,7 +93,7 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
                 queue.submit_cleanup(pid, version)
         return report
     elif kind == "cleanup":
-        return engine.retire_version(pid, payload["version"])
+        return engine.writer.retire_version(pid, payload["version"])
     else:
         raise ValueError(f"unknown job kind {kind!r}")
     return None

@@ -264,7 +264,7 @@ def evaluate(outcome, labels_all: Sequence[str], budget: int | None, budget_frac
 
 def product_selection(outcome, pool_ids: Sequence[int], k: int, labels: Sequence[str], splits: dict[str, str],
                       seeds: int) -> dict[str, Any]:
-    """The first K of the order the backend itself gives (``outcome.order``, from ``Engine.ranking``:
+    """The first K of the order the backend itself gives (``outcome.order``, from ``Ranking.rank``:
     Pareto fronts of the configured pooling's novelty and the signals, SIGNAL_FIELDS included, the
     head diversity re-order, the backend's tie-break), measured; ``ids`` names the K picked, in
     order, as items.csv and ``python -m backend mine`` name them.

@@ -158,9 +158,9 @@ def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), p
     ids = [it.id for it in dataset.items]
     current = set(ids)
     manifest = Manifest(engine.settings.data_dir / "cli" / f"{pid}-{engine.mining_hash}.jsonl")
-    engine.forget_absent(pid, current)  # items that left the source count in no document frequency
+    engine.tasks.forget_absent(pid, current)  # items that left the source count in no document frequency
     manifest.compact(current)
-    indexed = engine.indexed(pid, ids)
+    indexed = engine.tasks.indexed(pid, ids)
     # manifests written before a signature changed format: rewrite the entry, do not re-mine
     manifest.add((it.id, it.sig) for it in dataset.items
                  if it.legacy_sig is not None and it.id in indexed and manifest.entries.get(it.id) == it.legacy_sig)
@@ -173,7 +173,7 @@ def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), p
             size = engine.settings.batch_size
             for start in range(0, len(todo), size):
                 batch = todo[start:start + size]
-                mined = engine.mine_tasks(pid, [it.task for it in batch])
+                mined = engine.tasks.mine(pid, [it.task for it in batch])
                 by_id = {it.id: it for it in batch}
                 manifest.add((m.task_id, by_id[m.task_id].sig) for m in mined if m.ok)
                 failed += sum(1 for m in mined if not m.ok)
@@ -183,21 +183,22 @@ def run_mining(engine: "Engine", dataset: Dataset, fields: Sequence[str] = (), p
 
     tasks = [it.task for it in dataset.items]
     # the values the rows hold now: a row re-scored since it was mined is not mined again
-    engine.record_field_signals(pid, tasks, fields)
-    order, result = engine.ranking(pid, fresh_tasks=tasks, extra_fields=fields)
-    records = engine.task_records(pid, ids)
-    indexed = engine.indexed(pid, ids)
+    engine.tasks.record_field_signals(pid, tasks, fields)
+    order, result = engine.ranker.rank(pid, fresh_tasks=tasks, extra_fields=fields)
+    view = engine.view(pid)
+    records = view.task_records(ids)
+    indexed = engine.tasks.indexed(pid, ids)
     errors = {t: (records[t].error if t in records and records[t].error else "not mined")
               for t in ids if t not in indexed}
     descriptions = {t: r.description for t, r in records.items() if r.description and t in indexed}
-    keywords, df = engine.rarest_keywords(pid, sorted(indexed))
-    outcome = Outcome(dataset, pid, engine.index_arrays(pid), result, signal_columns(dataset, fields, engine.settings),
+    keywords, df = engine.explainer.rarest_keywords(pid, sorted(indexed))
+    outcome = Outcome(dataset, pid, view.index_arrays(), result, signal_columns(dataset, fields, engine.settings),
                       errors, descriptions, keywords, df, mined_now=len(todo), skipped=skipped,
                       order=[t for t in order if t in current])
     if dataset.objects is not None:
         # the rarest object as the annotator's explanation names it (one owner: the engine)
-        outcome.rarest = engine.rarest_objects(pid, sorted(indexed), records)
-        outcome.object_errors = engine.object_errors(pid, ids)
+        outcome.rarest = engine.explainer.rarest_objects(pid, sorted(indexed), records)
+        outcome.object_errors = view.object_errors(ids)
     return outcome
 
 

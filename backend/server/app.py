@@ -63,7 +63,7 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
     if start_workers:
         from ..jobs.runner import catch_up
 
-        for pid in engine.projects():  # what happened while we were down: read each project again
+        for pid in engine.overview().projects():  # what happened while we were down: read each project again
             try:
                 why = catch_up(engine, queue, pid)
                 if why:
@@ -179,7 +179,7 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
         if label_config and action in ("TASKS_CREATED", "PROJECT_UPDATED"):
             _check_config(label_config, settings)
         # read before the model is built: its setup() already remembers the new label config
-        previous = engine.known_project(int(project["id"]))
+        previous = engine.view(int(project["id"])).state()
         model = model_class(project_id=int(project["id"]), label_config=label_config or None)
         result = model.fit(action, body, previous_label_config=previous.label_config if previous else None)
         return jsonify(result)
@@ -213,18 +213,18 @@ def create_app(settings: Settings, model_class: type[LabelStudioMLBase], engine:
 
     @app.get("/versions")
     def versions():
-        live = sorted({engine.live_version(pid) for pid in engine.projects()} | {engine.base_version})
+        live = sorted({engine.live_version(pid) for pid in engine.overview().projects()} | {engine.base_version})
         return jsonify(versions=live, model_version=engine.base_version)
 
     @app.get("/metrics")
     def metrics():
-        projects = {str(pid): engine.progress(pid) for pid in engine.projects()}
+        projects = {str(pid): engine.progress(pid) for pid in engine.overview().projects()}
         return jsonify(
             model_version=engine.base_version,
             uptime_s=round(time.time() - app.extensions["vlmine"]["started"], 1),
-            counters=engine.counters(),
+            counters=engine.overview().counters(),
             jobs={"counts": queue.counts(), "failed": queue.failed_jobs(10)},
-            last_error=engine.errors(),
+            last_error=engine.overview().errors(),
             projects=projects,
         )
 

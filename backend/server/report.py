@@ -81,7 +81,7 @@ def report_blueprint(engine: Any) -> Blueprint:
     def report() -> Response:
         try:
             pid = _project_param(request.args.get("project"))
-            if engine.known_project(pid) is None:
+            if engine.view(pid).state() is None:
                 raise HTTPError(404, f"project {pid} is unknown to this backend")
             data = collect(engine, pid, request.args.get("budget"))
         except HTTPError as exc:
@@ -235,8 +235,8 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     """Everything the page shows, charts rendered."""
     started = time.perf_counter()
     progress = engine.progress(pid)
-    failures = engine.failures(pid, FAILURES_SHOWN)
-    arrays = engine.index_arrays(pid)
+    failures = engine.view(pid).failures(FAILURES_SHOWN)
+    arrays = engine.view(pid).index_arrays()
     data = ReportData(pid=pid, version=str(progress.get("version") or ""), progress=progress, failures=failures,
                       n_tasks=arrays.n_tasks, link_base=link_base(engine, pid))
     budget = _budget_param(budget_raw, arrays.n_tasks)
@@ -248,7 +248,7 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     if arrays.n_tasks == 0:
         data.seconds = time.perf_counter() - started
         return data
-    _, result = engine.ranking(pid)
+    _, result = engine.ranker.rank(pid)
     if result is None:  # every task left the index in between
         data.n_tasks = 0
         data.seconds = time.perf_counter() - started
@@ -268,7 +268,7 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
         done = np.fromiter((t for t, (is_done, _) in data.labeling.state.items() if is_done), dtype=np.int64)
         labeled = np.isin(np.asarray(result.task_ids, dtype=np.int64), done)
     head = present[np.argsort(-df[present], kind="stable")[:3]]
-    head_names = engine.keyword_names(pid, head.tolist()) if head.size else []
+    head_names = engine.view(pid).keyword_names(head.tolist()) if head.size else []
 
     signals = result.signals
     # what the ranking used: a left-out signal (nearly constant, or repeating another, such as
@@ -303,21 +303,21 @@ def _object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
     novelty = result.signals.get("object_novelty")
     if novelty is None:
         return None
-    arrays = engine.object_index_arrays(pid)
+    arrays = engine.view(pid).object_index_arrays()
     if arrays.n_tasks == 0:
         return None
     df = arrays.df
     present = np.flatnonzero(df > 0)
     head = present[np.argsort(-df[present], kind="stable")[:3]]
-    head_names = engine.object_keyword_names(pid, head.tolist()) if head.size else []
+    head_names = engine.view(pid).object_keyword_names(head.tolist()) if head.size else []
     values = np.asarray(novelty, dtype=float)
     has = np.flatnonzero(np.isfinite(values))
     # rarest first; ties: earlier in the queue first
     order = has[np.lexsort((np.asarray(result.position)[has], -values[has]))][:RARE_OBJECTS_SHOWN]
     ids = [int(result.task_ids[i]) for i in order]
-    found = engine.rarest_objects(pid, ids)
+    found = engine.explainer.rarest_objects(pid, ids)
     # the crops' thumbnails stored at mining: shown only for the object that is still the rarest
-    thumbs = engine.thumbnails(pid, list(found))
+    thumbs = engine.view(pid).thumbnails(list(found))
     rows = []
     for i, t in zip(order.tolist(), ids):
         rare = found.get(t)
@@ -382,7 +382,7 @@ def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.n
     np.minimum.at(best, kw, place[rows])
     df = arrays.df
     chosen = present[np.lexsort((present, best[present], df[present]))][:RARE_SHOWN]
-    names = engine.keyword_names(pid, chosen.tolist())
+    names = engine.view(pid).keyword_names(chosen.tolist())
     # example tasks: the earliest in the queue that hold each chosen keyword
     hold = np.flatnonzero(np.isin(kw, chosen))
     k_hold, row_hold = kw[hold], rows[hold]
@@ -399,7 +399,7 @@ def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.n
     for k, task in zip(k_sorted[held].tolist(), arrays.task_ids[row_sorted[held]].tolist()):
         holders.setdefault(k, []).append(int(task))
     wanted = sorted({t for ts in examples.values() for t in ts})
-    records = engine.task_records(pid, wanted) if wanted else {}
+    records = engine.view(pid).task_records(wanted) if wanted else {}
     out = []
     for k, name in zip(chosen.tolist(), names):
         shown = []

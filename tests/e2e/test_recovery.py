@@ -28,7 +28,7 @@ def engine_for(ls, tmp_path, **env: str) -> Engine:
 
 def text_project(ls, engine: Engine, name: str, n: int = 24) -> tuple[int, list[int]]:
     pid, ids = create_project(ls, name, TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(n)])
-    engine.mine_tasks(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
+    engine.tasks.mine(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
     return pid, ids
 
 
@@ -53,7 +53,7 @@ def test_a_model_version_switch_that_failed_is_made_by_the_next_rerank(label_stu
     pid, ids = text_project(ls, engine, "switch failure e2e")
     first = engine.rerank(pid)["version"]
     client = engine.label_studio()
-    engine.mine_tasks(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
+    engine.tasks.mine(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
 
     real_switch = client.set_model_version
 
@@ -75,7 +75,7 @@ def test_a_model_version_switch_that_failed_is_made_by_the_next_rerank(label_stu
     assert report["imported"] == 0  # the new generation had landed: nothing written twice
     assert client.get_project(pid)["model_version"] == bumped
     assert first in report["retired"]
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     assert tab(ls, engine, pid) == order and order[0] == ids[-1]
     assert engine.store.get_project(pid).dirty is None
     assert engine.rerank(pid)["retired"] == []
@@ -85,20 +85,20 @@ def test_a_task_that_fails_after_it_was_mined_goes_to_the_end_of_the_queue(label
     ls = label_studio
     engine = engine_for(ls, tmp_path)
     pid, ids = text_project(ls, engine, "late failure e2e")
-    engine.mine_tasks(pid, [{"id": ids[5], "data": {"text": "an okapi on a unicycle"}}])
+    engine.tasks.mine(pid, [{"id": ids[5], "data": {"text": "an okapi on a unicycle"}}])
     engine.rerank(pid)
     assert tab(ls, engine, pid)[0] == ids[5]
 
     # mined again from data that no longer holds the text: it fails
-    mined = engine.mine_tasks(pid, [{"id": ids[5], "data": {"caption": "an okapi"}}])
+    mined = engine.tasks.mine(pid, [{"id": ids[5], "data": {"caption": "an okapi"}}])
     assert not mined[0].ok
     report = engine.rerank(pid)
     assert report["ended"] == 1
     held = scores(engine, pid)
     # the end of the queue: 1.0 with the default stream (lowest first), which the last of the
     # ranked tasks shares, so the two end the tab in either order
-    assert held[ids[5]] == [engine.end_score] == [1.0] and all(len(v) == 1 for v in held.values())
-    order, _ = engine.ranking(pid)
+    assert held[ids[5]] == [engine.ranker.end_score] == [1.0] and all(len(v) == 1 for v in held.values())
+    order, _ = engine.ranker.rank(pid)
     assert ids[5] not in order
     shown = tab(ls, engine, pid)
     assert shown[:-2] == order[:-1] and set(shown[-2:]) == {order[-1], ids[5]}
@@ -111,7 +111,7 @@ def test_a_prediction_label_studio_never_stored_is_imported_not_lost(label_studi
     ls = label_studio
     engine = engine_for(ls, tmp_path)
     pid, ids = text_project(ls, engine, "lost answer e2e")
-    engine.mine_tasks(pid, [{"id": ids[7], "data": {"text": "an okapi on a unicycle"}}])
+    engine.tasks.mine(pid, [{"id": ids[7], "data": {"text": "an okapi on a unicycle"}}])
     engine.rerank(pid)
     client = engine.label_studio()
     version = engine.live_version(pid)
@@ -124,7 +124,7 @@ def test_a_prediction_label_studio_never_stored_is_imported_not_lost(label_studi
     assert report["imported"] == 1
     held = scores(engine, pid)
     assert set(held) == set(ids) and all(len(v) == 1 for v in held.values())
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     assert tab(ls, engine, pid) == order
 
 
@@ -152,7 +152,7 @@ def test_predict_answers_are_confirmed_with_label_studio_at_the_next_write_back(
     held = scores(engine, pid)
     assert set(held) == set(ids) | set(new) and all(len(v) == 1 for v in held.values())
     assert held[new[0]] == [answers[0]["score"]]
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     assert tab(ls, engine, pid) == order
     assert engine.store.written(pid, version)[new[0]][1] > 0  # the stored answer's id, found in Label Studio
     # the imported one is confirmed by the next write-back, which writes nothing twice
@@ -180,7 +180,7 @@ def test_a_sync_tries_failed_tasks_again(label_studio, tmp_path):
             records = engine.store.get_tasks(pid)
             assert records[ids[0]].status == "mined"
             assert records[ids[1]].status == "failed" and "404" in (records[ids[1]].error or "")
-            assert engine.unknown(pid, ids) == []  # a /predict does not fetch it again and again
+            assert engine.tasks.unknown(pid, ids) == []  # a /predict does not fetch it again and again
 
             files["/blue.png"] = png("blue", 2)  # the host is back
             queue.submit_sync(pid)
@@ -195,20 +195,20 @@ def test_tasks_mined_while_a_sync_listed_the_project_are_not_forgotten(label_stu
     ls = label_studio
     engine = engine_for(ls, tmp_path)
     pid, ids = text_project(ls, engine, "listing race e2e", n=6)
-    known = engine.known_tasks(pid)  # taken before the listing, as a sync does
+    known = engine.tasks.known(pid)  # taken before the listing, as a sync does
     listing = sorted(engine.label_studio().task_ids(pid))
     # meanwhile a task is imported and mined by another worker
     new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}])
-    engine.mine_tasks(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}}])
-    assert engine.forget_deleted(pid, listing, known=known) == []
+    engine.tasks.mine(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}}])
+    assert engine.tasks.forget_deleted(pid, listing, known=known) == []
     assert engine.index.contains(engine.scope(pid), new) == set(new)
 
     # a task the listing skipped (a deletion shifted the pages) but Label Studio still has
-    assert engine.forget_deleted(pid, [t for t in listing if t != ids[2]], known=known) == []
+    assert engine.tasks.forget_deleted(pid, [t for t in listing if t != ids[2]], known=known) == []
     assert ids[2] in engine.store.get_tasks(pid)
     # a task really gone is forgotten
     assert ls.api("DELETE", f"/api/tasks/{ids[4]}").status_code == 204
-    assert engine.forget_deleted(pid, [t for t in listing if t != ids[4]], known=known) == [ids[4]]
+    assert engine.tasks.forget_deleted(pid, [t for t in listing if t != ids[4]], known=known) == [ids[4]]
     assert ids[4] not in engine.store.get_tasks(pid)
 
 
@@ -256,9 +256,9 @@ def test_a_batch_mined_while_the_field_to_mine_changed_is_left_to_the_sync(tmp_p
         return mined
 
     engine.miner.mine = mine_while_the_config_changes
-    engine.mine_tasks(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
+    engine.tasks.mine(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
     assert engine.index.task_count(engine.scope(9)) == 0  # no keywords of the old field
-    assert engine.unknown(9, [1]) == [1]  # so the sync mines it from the new one
+    assert engine.tasks.unknown(9, [1]) == [1]  # so the sync mines it from the new one
     engine.miner.mine = real_mine
-    engine.mine_tasks(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
+    engine.tasks.mine(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
     assert engine.index.get_many(engine.scope(9), [1]) == {1: ["walrus"]}

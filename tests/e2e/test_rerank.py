@@ -54,7 +54,7 @@ def test_reranks_patch_small_changes_and_bump_large_ones(label_studio, tmp_path)
         views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
         view = next(v for v in views if v["data"].get("title") == "Long-tail first")
         tab = [t["id"] for t in client.tasks_in_view(view["id"])]
-        order, _ = engine.ranking(pid)
+        order, _ = engine.ranker.rank(pid)
         assert tab == order
         per_task = Counter(p["task"] for p in client.list_predictions(pid, state["version"]))
         assert set(per_task.values()) == {1}
@@ -154,9 +154,9 @@ def test_a_write_that_landed_but_was_not_recorded_leaves_no_duplicate(label_stud
                                        "LABEL_STUDIO_API_KEY": ls.token}))
     pid, ids = create_project(ls, "crash e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(30)])
     tasks = [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)]
-    engine.mine_tasks(pid, tasks[:20], TEXT_CONFIG)
+    engine.tasks.mine(pid, tasks[:20], TEXT_CONFIG)
     engine.rerank(pid)
-    engine.mine_tasks(pid, tasks[20:] + [{"id": ids[0], "data": {"text": "an okapi on a unicycle"}}])
+    engine.tasks.mine(pid, tasks[20:] + [{"id": ids[0], "data": {"text": "an okapi on a unicycle"}}])
 
     client = engine.label_studio()
     rerank_that_dies_after_its_import(engine, pid)
@@ -170,7 +170,7 @@ def test_a_write_that_landed_but_was_not_recorded_leaves_no_duplicate(label_stud
     assert engine.store.get_project(pid).dirty is None
     views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
     view = next(v for v in views if v["data"].get("title") == "Long-tail first")
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     assert [t["id"] for t in client.tasks_in_view(view["id"])] == order
     assert order[0] == ids[0]
 
@@ -184,13 +184,13 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
                                        "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0"}))
     pid, ids = create_project(ls, "bump crash e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
     tasks = [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)]
-    engine.mine_tasks(pid, tasks, TEXT_CONFIG)
+    engine.tasks.mine(pid, tasks, TEXT_CONFIG)
     first = engine.rerank(pid)["version"]
     client = engine.label_studio()
     assert client.get_project(pid)["model_version"] == first
 
     # a rare task at the bottom of the id order jumps to the top: tasks move, PATCH_LIMIT=0 with BUMP_SHARE=0 bumps
-    engine.mine_tasks(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
+    engine.tasks.mine(pid, [{"id": ids[-1], "data": {"text": "an okapi on a unicycle"}}])
     rerank_that_dies_after_its_import(engine, pid)
     bumped = engine.live_version(pid)
     assert bumped == f"{first}-r1" and engine.store.get_project(pid).dirty == bumped
@@ -202,7 +202,7 @@ def test_a_bump_that_died_after_its_import_is_finished_by_the_next_rerank(label_
     assert client.get_project(pid)["model_version"] == bumped
     views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
     view = next(v for v in views if v["data"].get("title") == "Long-tail first")
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     assert [t["id"] for t in client.tasks_in_view(view["id"])] == order and order[0] == ids[-1]
 
     client.delete_model_version(pid, first)  # what the clean-up job does
@@ -223,7 +223,7 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
                                        "LABEL_STUDIO_API_KEY": ls.token, "PATCH_LIMIT": "0", "BUMP_SHARE": "0",
                                        "LABEL_STREAM": "tab"}))
     pid, ids = create_project(ls, "deleted e2e", TEXT_CONFIG, [{"text": COMMON[i % 6]} for i in range(24)])
-    engine.mine_tasks(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
+    engine.tasks.mine(pid, [{"id": t, "data": {"text": COMMON[i % 6]}} for i, t in enumerate(ids)], TEXT_CONFIG)
     first = engine.rerank(pid)["version"]
     client = engine.label_studio()
     scope = engine.scope(pid)
@@ -231,7 +231,7 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     for task in ids[:2]:  # deleted while the backend was down: no webhook
         assert ls.api("DELETE", f"/api/tasks/{task}").status_code == 204
     new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}])
-    engine.mine_tasks(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}}])
+    engine.tasks.mine(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}}])
     report = engine.rerank(pid)  # a bump: its bulk import named the two deleted tasks and was refused
     live = ids[2:] + new
     # the second try found the new generation empty (the refused import wrote nothing) and
@@ -244,7 +244,7 @@ def test_tasks_deleted_while_nobody_told_the_backend_are_forgotten(label_studio,
     assert set(per_task) == set(live) and set(per_task.values()) == {1}
     views = ls.api("GET", "/api/dm/views", params={"project": pid}).json()
     view = next(v for v in views if v["data"].get("title") == "Long-tail first")
-    order, _ = engine.ranking(pid)
+    order, _ = engine.ranker.rank(pid)
     assert [t["id"] for t in client.tasks_in_view(view["id"])] == order and order[0] == new[0]
 
     assert ls.api("DELETE", f"/api/tasks/{ids[2]}").status_code == 204
@@ -271,7 +271,7 @@ def test_after_a_generation_switch_the_data_manager_counts_one_prediction_a_task
                                        "LABEL_STREAM": "tab"}))
     texts = [COMMON[i % 6] for i in range(40)]
     pid, ids = create_project(ls, "counters e2e", TEXT_CONFIG, [{"text": t} for t in texts])
-    engine.mine_tasks(pid, [{"id": t, "data": {"text": x}} for t, x in zip(ids, texts)], TEXT_CONFIG)
+    engine.tasks.mine(pid, [{"id": t, "data": {"text": x}} for t, x in zip(ids, texts)], TEXT_CONFIG)
     queue = EmbeddedQueue(engine)
     queue.submit_rerank(pid, delay=0)
     queue.run_pending()
@@ -280,7 +280,7 @@ def test_after_a_generation_switch_the_data_manager_counts_one_prediction_a_task
 
     # rare new tasks at the top of a highest-first order: no room above 1.0 with nothing patched
     new = import_tasks(ls, pid, [{"text": "an okapi on a unicycle"}, {"text": "a narwhal with a violin"}])
-    engine.mine_tasks(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}},
+    engine.tasks.mine(pid, [{"id": new[0], "data": {"text": "an okapi on a unicycle"}},
                             {"id": new[1], "data": {"text": "a narwhal with a violin"}}])
     queue.submit_rerank(pid, delay=0)
     queue.run_pending()  # the bump, then the clean-up job it queued
@@ -302,4 +302,4 @@ def test_after_a_generation_switch_the_data_manager_counts_one_prediction_a_task
     assert prediction_counts(ls, pid) == ({t: 1 for t in every}, len(every))
     # the recount's own predictions are gone again, and the live scores are untouched
     assert {p["task"]: p["score"] for p in client.list_predictions(pid)} == scores
-    assert engine.counters().get("prediction_counts_refreshed") == 1
+    assert engine.overview().counters().get("prediction_counts_refreshed") == 1
