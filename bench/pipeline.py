@@ -11,7 +11,8 @@ test suite's OpenAI-compatible stand-in (tests/support/fake_openai.py) on loopba
 which sleeps ``--vlm-delay`` seconds per call (default 0.05 s, standing for GPU time)
 and answers a caption chosen by the image's hash from a Zipf-like caption pool.
 
-Per worker count: flush the Redis db (default redis://127.0.0.1:6379/10), enqueue all
+Per worker count: flush the Redis db (``--redis-url``; by default a redis-server the benchmark
+starts and stops, never one already running), enqueue all
 tasks with ``RQQueue.submit_tasks`` (BATCH_SIZE 32 a job), start that many real workers
 (``python -m backend.worker --burst --queues mine``, each in a session of its own), and
 time from their start until every task is in the index. Image tasks point at a loopback
@@ -317,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="IMAGE_FETCH_CONCURRENCY of the workers (default 8)")
     parser.add_argument("--text", action="store_true", help="text tasks (rule keywords, no VLM) instead of images")
     parser.add_argument("--batch-size", type=int, default=32, help="BATCH_SIZE: tasks per mining job (default 32)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10",
-                        help="Redis db to use; it is FLUSHED before and after each run (default db 10)")
+    parser.add_argument("--redis-url", default=None,
+                        help="Redis db to use; it is FLUSHED before and after each run (default: a redis-server "
+                             "the benchmark starts and stops)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between index polls")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per worker count")

@@ -22,6 +22,7 @@ temporary directory (kept with ``--keep``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +30,9 @@ import os
 import platform
 import random
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -312,12 +315,48 @@ def run(args: argparse.Namespace, work: Path) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def own_redis(work: Path):
+    """A redis-server of the benchmark's own (a free loopback port, no persistence, its files in
+    ``work``), stopped on exit; yields its URL. Benchmarks flush the database they use, so
+    they never default to a Redis that was already running: it may hold someone's data."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on port {port}")
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def run_in_workdir(args: argparse.Namespace, prefix: str, run) -> int:
-    """``run(args, work)`` in a fresh temporary directory (kept with ``--keep``); print its JSON line."""
+    """``run(args, work)`` in a fresh temporary directory (kept with ``--keep``); print its JSON line.
+
+    A benchmark with a ``--redis-url`` option left unset gets a redis-server of its own
+    (:func:`own_redis`) for the run."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        out = run(args, work)
+        with contextlib.ExitStack() as stack:
+            if getattr(args, "redis_url", "") is None and getattr(args, "redis", True):
+                args.redis_url = stack.enter_context(own_redis(work))
+            out = run(args, work)
     finally:
         if args.keep:
             logging.getLogger("bench").info("kept %s", work)

@@ -23,7 +23,8 @@ task (big + probes) is mined. Without Label Studio, a re-rank that mining queues
 waits RERANK_DELAY, 2 s) fails at once ("LABEL_STUDIO_URL ... needed"); that is
 expected here and costs little.
 
-``--redis`` (RQ mode, REDIS_URL = ``--redis-url``, default db 10, flushed before and
+``--redis`` (RQ mode, REDIS_URL = ``--redis-url``, by default a redis-server of the
+benchmark's own; flushed before and
 after): no workers run, the jobs only queue, so this measures enqueueing.
 
 ``peak_rss_mb`` is the server process's VmHWM (for gunicorn, its worker's).
@@ -290,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe-interval", type=float, default=0.02,
                         help="seconds from one probe's start to the next (default 0.02)")
     parser.add_argument("--redis", action="store_true", help="RQ mode: REDIS_URL set, no workers (jobs only queue)")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10",
-                        help="the Redis db for --redis; FLUSHED before and after (default db 10)")
+    parser.add_argument("--redis-url", default=None,
+                        help="the Redis db for --redis; FLUSHED before and after (default: a redis-server the "
+                             "benchmark starts and stops)")
     parser.add_argument("--server", choices=("werkzeug", "gunicorn"), default="werkzeug")
     parser.add_argument("--project", type=int, default=9)
     parser.add_argument("--seed", type=int, default=0)
