@@ -281,22 +281,8 @@ def _sweep_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:  # 
         if k == n_fronts:
             root[k] = -1
             n_fronts += 1
-        # Insert the point into front k's staircase and drop the points it covers: those
-        # with key <= y and val <= z (a run just below y). Points with key > y have
-        # val < z, or they would have covered it.
-        low, high = _split_key(nodes, root[k], y)
-        low, n_free = _keep_above(nodes, low, z, free, n_free)
-        if n_free > 0:
-            n_free -= 1
-            slot = free[n_free]
-        else:
-            slot = n_slots
-            n_slots += 1
-        nodes[slot, _KEY] = y
-        nodes[slot, _VAL] = z
-        nodes[slot, _LEFT] = -1
-        nodes[slot, _RIGHT] = -1
-        root[k] = _join(nodes, _join(nodes, low, slot), high)
+        # front k does not cover the point (that is how k was found): add it to k's staircase
+        root[k], n_free, n_slots = _staircase_add(nodes, root[k], y, z, free, n_free, n_slots)
     return front
 
 
@@ -430,6 +416,14 @@ def _staircase_insert(nodes, root, y, z, free, n_free, n_slots):  # pragma: no c
     both; drop the points it covers. Returns (root, n_free, n_slots)."""
     if _covers(nodes, root, y, z):
         return root, n_free, n_slots
+    return _staircase_add(nodes, root, y, z, free, n_free, n_slots)
+
+
+@_compiled(inline="always")
+def _staircase_add(nodes, root, y, z, free, n_free, n_slots):  # pragma: no cover - compiled
+    """Put (y, z), which no point of staircase ``root`` covers, into it and drop the points it
+    covers: those with key <= y and val <= z (a run just below y; points with key > y have
+    val < z, or they would cover it). Returns (root, n_free, n_slots)."""
     low, high = _split_key(nodes, root, y)
     low, n_free = _keep_above(nodes, low, z, free, n_free)
     if n_free > 0:
