@@ -1,4 +1,7 @@
-"""Every setting of the backend, read from the environment in one place.
+"""Every setting of the backend, read from the environment in one place, and the names the
+settings give: the fingerprints that decide when tasks are re-mined or re-ranked, and the
+model version a project's predictions carry (:func:`base_version`; the version-string rules
+that need no settings are :mod:`backend.versions`'s).
 
 Each field's name in upper case is its environment variable. When you add a
 field, add a row to the table in ``docs/settings.md`` too: ``tests/test_settings.py``
@@ -21,7 +24,7 @@ from . import versions
 from .errors import SettingsError
 from .logs import configure_logging, mask_url
 
-__all__ = ["Settings", "SettingsError", "configure_logging", "mask_url", "read_synonyms_file"]
+__all__ = ["Settings", "SettingsError", "base_version", "configure_logging", "mask_url", "read_synonyms_file"]
 
 
 def _bool(raw: str) -> bool:
@@ -369,12 +372,12 @@ class Settings:
 
     def model_version(self, fingerprint: dict[str, Any] | None = None, kind: str = "image") -> str:
         """The base model version of these settings for a project of ``kind`` ("image" or
-        "text"; see :func:`backend.versions.base_version`).
+        "text"; see :func:`base_version`).
 
         Example: ``vlmine-llava-1.5-7b-hf-llm-confirmed-novelty+entropy-3f2a9c1d``.
         ``fingerprint``: :meth:`mining_fingerprint` as already computed (the miner's).
         """
-        return versions.base_version(self, fingerprint, kind=kind)
+        return base_version(self, fingerprint, kind=kind)
 
     def public(self) -> dict[str, Any]:
         """Settings as shown to users: secrets masked, and so are passwords inside URLs."""
@@ -401,6 +404,54 @@ URL_SCHEMES = {
     "keyword_llm_url": ("http", "https"),
     "aws_endpoint_url": ("http", "https"),
 }
+def base_version(settings: Settings, mining_fingerprint: dict[str, Any] | None = None,
+                 kind: str = "image") -> str:
+    """A readable name of everything that produces a project's predictions.
+
+    Examples: ``vlmine-llava-1.5-7b-hf-llm-gmean-novelty+entropy-3f2a9c1d`` (an image project:
+    the describer, then the keyword mode), ``vlmine-text-rules-confirmed-novelty-3f2a9c1d`` (a
+    text project mined by rules: no model runs, none is named), ``vlmine-text-llm-endpoint-
+    qwen2-...`` (a text project whose keywords an LLM gives: that LLM is named). The hash
+    covers every mining and ranking setting, so a changed setting gives a new version (and
+    a re-mine), and the same settings give the same version after a restart.
+
+    Args:
+        settings: the backend's settings.
+        mining_fingerprint: ``settings.mining_fingerprint()`` as already computed (the
+            miner's, which read SYNONYMS_FILE once); computed here when None.
+        kind: "image" or "text", what the project's label config mines
+            (``labelstudio.config.Source.kind``).
+    """
+    if kind not in versions.KINDS:
+        raise ValueError(f"kind must be one of {versions.KINDS}, got {kind!r}")
+    s = settings
+    signals = ["novelty"]
+    if s.uncertainty_source == "prediction_probs":
+        signals.append(s.uncertainty_measure)
+    elif s.uncertainty_source == "field":
+        signals.append(s.uncertainty_field or "field")
+    elif s.uncertainty_source != "none":
+        signals.append(s.uncertainty_source.replace("_", ""))
+    if s.object_mining:
+        signals.append("objects")
+    signals.extend(s.signal_fields)
+    mining = mining_fingerprint if mining_fingerprint is not None else s.mining_fingerprint()
+    hashed = versions.digest({"mining": mining, "ranking": s.ranking_fingerprint()})
+    if kind == "text":
+        mode = s.text_keyword_mode
+        made_by = ["text", mode, s.keyword_llm_name if mode == "llm" else ""]
+    else:
+        made_by = [s.vlm_name, s.keyword_mode]
+    parts = [s.model_version_prefix, *made_by, s.pooling, "+".join(signals), hashed]
+    return "-".join(_version_part(p) for p in parts if p)
+
+
+def _version_part(text: str) -> str:
+    """``text`` as one dash-separated part of a version string: letters, digits, '.', '+', '_'."""
+    out = "".join(ch if ch.isalnum() or ch in ".+_" else "-" for ch in text)
+    return out.strip("-") or "x"
+
+
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
     try:
         parts = urlsplit(value.strip())

@@ -5,7 +5,11 @@ objects, vlm, logs -> errors, ids, versions, fields (state keeps the keyword ind
 interface mining declares). A module may import from its own floor or below,
 never above; no import cycles between modules; no reaching past the engine into its state
 (``engine.store`` and friends) outside ``backend/engine/``; no private name imported from
-another module. Imports under ``if TYPE_CHECKING:`` are annotations only and not counted.
+another module.
+
+Every import counts, wherever it stands: at the top, inside a function (a lazy import is still a
+dependency, only a later one) and under ``if TYPE_CHECKING:`` (an annotation still ties a module
+to the other's shape, and a "type-only" import that is called at run time hides a real cycle).
 """
 
 from __future__ import annotations
@@ -42,24 +46,13 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _type_checking_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
-    return lines
-
-
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, list[str], int]]:
-    """(imported backend module, names taken from it, line) for every runtime import."""
+    """(imported backend module, names taken from it, line) for every import of the module:
+    top-level, function-level and type-only alike."""
     tree = ast.parse(path.read_text())
-    skip = _type_checking_lines(tree)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = []
     for node in ast.walk(tree):
-        if getattr(node, "lineno", None) in skip:
-            continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")

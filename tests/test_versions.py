@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.settings import Settings
-from backend.versions import DEFAULT_PREFIX, base_version, generation_version, is_own_version
+from backend.settings import Settings, base_version
+from backend.versions import DEFAULT_PREFIX, generation_version, is_own_version
 from backend.vlm import defaults
 
 TEXT_CONFIG = '<View><Text name="text" value="$text"/><TextArea name="vlmine" toName="text"/></View>'

@@ -74,7 +74,7 @@ class Engine:
         self.miner = Miner(settings, self.store, label_studio_factory=self.label_studio_or_none)
         # from the miner's fingerprint: SYNONYMS_FILE is read once, by the miner
         #: a project's base version by what it mines: an image project names its describer, a
-        #: text project names no VLM (see backend.versions.base_version)
+        #: text project names no VLM (see backend.settings.base_version)
         self.versions_by_kind = {kind: settings.model_version(self.miner.fingerprint, kind=kind)
                                  for kind in KINDS}
         #: the version of an image project: what /health, /metrics and /versions name the backend by

@@ -273,7 +273,8 @@ def run_rows(args) -> int:
     """``python -m backend evaluate --rows rows.jsonl``: mine the rows, measure against their labels."""
     from .mine import command_error
     from .output import output_rows, summarise, write_evaluation
-    from .run import build_engine, build_engine_settings, mine_with_progress, signal_columns, signal_fields
+    from .run import build_engine, build_engine_settings, mine_with_progress, signal_columns
+    from .signal_choice import signal_fields
     from .sources import load_source
 
     try:

@@ -23,8 +23,8 @@ from typing import Sequence
 
 from ..errors import SourceError, UsageError
 from .output import output_rows, print_selection, summarise, write_rows
-from .run import (build_engine, build_engine_settings, check_signal_names, mine_with_progress, signal_columns,
-                  signal_fields)
+from .run import build_engine, build_engine_settings, mine_with_progress, signal_columns
+from .signal_choice import check_signal_names, signal_fields
 from .sources import Dataset, load_source
 
 SHOWN_BOX_ERRORS = 5  # box reasons printed on stderr; the output names every one

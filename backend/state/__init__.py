@@ -14,19 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .base import Coordination, JobTable, ProjectState, Store, TaskRecord
+from .base import Coordination, JobTable, ProjectState, StateLocation, Store, TaskRecord
 
 if TYPE_CHECKING:
     from ..mining.index import KeywordIndex
-    from ..settings import Settings
 
 #: the SQLite file of the embedded mode, under MODEL_DIR: projects, tasks, cache and jobs
 STATE_FILE = "state.sqlite3"
 #: the SQLite file of the embedded mode's keyword index, under MODEL_DIR
 INDEX_FILE = "index.sqlite3"
 
-__all__ = ["Coordination", "INDEX_FILE", "JobTable", "ProjectState", "STATE_FILE", "State", "Store", "TaskRecord",
-           "open_job_table", "open_state"]
+__all__ = ["Coordination", "INDEX_FILE", "JobTable", "ProjectState", "STATE_FILE", "State", "StateLocation",
+           "Store", "TaskRecord", "open_job_table", "open_state"]
 
 
 @dataclass
@@ -46,7 +45,7 @@ class State:
         self.index.close()
 
 
-def open_state(settings: "Settings", *, store: Store | None = None, index: "KeywordIndex | None" = None,
+def open_state(settings: StateLocation, *, store: Store | None = None, index: "KeywordIndex | None" = None,
                coordination: Coordination | None = None, redis_client: Any = None) -> State:
     """The state ``settings`` ask for; parts given are used as they are (tests, benchmarks).
 
@@ -85,7 +84,7 @@ def open_state(settings: "Settings", *, store: Store | None = None, index: "Keyw
     return State(store, index, coordination, redis_client, jobs)  # type: ignore[arg-type]
 
 
-def open_job_table(settings: "Settings") -> JobTable:
+def open_job_table(settings: StateLocation) -> JobTable:
     """The embedded queue's job table: the ``jobs`` table of the SQLite state file."""
     from .sqlite import SQLiteStore
 

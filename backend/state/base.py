@@ -11,9 +11,26 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 import json
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
 from ..versions import generation_version
+
+class StateLocation(Protocol):
+    """Where state lives: the two settings :func:`backend.state.open_state` reads.
+
+    ``backend.settings.Settings`` has both; declaring them here keeps this layer from
+    importing the settings (which sit above it and import the rules below it).
+    """
+
+    #: REDIS_URL: many workers share Redis; None keeps state in SQLite files
+    redis_url: str | None
+
+    @property
+    def data_dir(self) -> Path:
+        """MODEL_DIR: where the SQLite files live."""
+        ...
+
 
 PROJECT_FIELDS = {"label_config", "base_version", "generation", "view_id", "synced", "total", "dirty", "retired"}
 
