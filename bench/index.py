@@ -5,27 +5,33 @@ with ``upsert_many`` in batches. Prints one JSON line.
 
     python bench/index.py --tasks 200000 [--batch 1000] [--backends sqlite redis]
 
-Redis: REDIS_URL or redis://127.0.0.1:6379/13; only keys under a fresh
-``vlmine-bench-*`` prefix are written and they are removed afterwards.
+Redis: a redis-server of the benchmark's own (free loopback port, temporary directory),
+unless ``--redis-url`` names one; then only keys under a fresh ``vlmine-bench-*`` prefix are
+written, and they are removed afterwards. A Redis that was already running is never used
+by default: it may hold someone's data.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from backend.mining.index import KeywordIndex  # noqa: E402
 from backend.state.redis_index import RedisIndex  # noqa: E402
 from backend.state.sqlite_index import SQLiteIndex  # noqa: E402
+from predict import own_redis  # noqa: E402
 
 
 def keyword_sets(n_tasks: int, vocab: int, per_task: int, seed: int) -> list[list[str]]:
@@ -68,6 +74,9 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=50_000)
     ap.add_argument("--keywords", type=int, default=8)
     ap.add_argument("--backends", nargs="+", default=["sqlite", "redis"])
+    ap.add_argument("--redis-url", default=None,
+                    help="a Redis to measure (keys under a fresh prefix, removed after); "
+                         "default: a redis-server of the benchmark's own")
     args = ap.parse_args()
 
     sets = keyword_sets(args.tasks, args.vocab, args.keywords, seed=0)
@@ -84,10 +93,13 @@ def main() -> None:
     if "redis" in args.backends:
         import redis
 
-        url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13")
         prefix = f"vlmine-bench-{uuid.uuid4().hex[:8]}"
-        with RedisIndex(redis.Redis.from_url(url), prefix=prefix, owns_client=True) as idx:
-            out["redis"] = run(idx, "bench", sets, args.batch)
+        with contextlib.ExitStack() as stack:
+            url = args.redis_url
+            if url is None:
+                url = stack.enter_context(own_redis(Path(stack.enter_context(tempfile.TemporaryDirectory()))))
+            with RedisIndex(redis.Redis.from_url(url), prefix=prefix, owns_client=True) as idx:
+                out["redis"] = run(idx, "bench", sets, args.batch)
     print(json.dumps(out))
 
 
