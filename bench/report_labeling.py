@@ -6,7 +6,7 @@ Starts a real Label Studio (tests/support/label_studio.py, its own data director
 imports ``--tasks`` short captions with a Zipf vocabulary, labels ``--labeled`` of them
 through the API, and mines them with the backend's rules (SQLite state). Timed, best of
 ``--repeat``: ``Engine.labeling_state`` for 200, 1,000 and 5,000 task ids (one listing per
-200 ids), and ``report.collect`` with the default budget (5%) with a Label Studio connection
+200 ids), and ``collect`` (backend/server/report/data.py) with the default budget (5%) with a Label Studio connection
 and without one (the page as it was before the progress view: the lookup is skipped).
 Prints ONE JSON line.
 """
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.engine.engine import Engine  # noqa: E402
-from backend.server import report  # noqa: E402
+from backend.server.report.data import collect  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from tests.support.label_studio import create_project, start_label_studio  # noqa: E402
 
@@ -77,10 +77,10 @@ def main() -> None:
             for k in (200, 1000, 5000):
                 ids = tids[:k]
                 lookups[str(k)] = round(best(lambda: connected.labeling_state(pid, ids), args.repeat), 3)
-            report.collect(alone, pid)  # matplotlib's first import and font cache, untimed
-            with_ls = best(lambda: report.collect(connected, pid), args.repeat)
-            without = best(lambda: report.collect(alone, pid), args.repeat)
-            data = report.collect(connected, pid)
+            collect(alone, pid)  # matplotlib's first import and font cache, untimed
+            with_ls = best(lambda: collect(connected, pid), args.repeat)
+            without = best(lambda: collect(alone, pid), args.repeat)
+            data = collect(connected, pid)
             assert data.labeling is not None, data.labeling_note
     finally:
         ls.stop()

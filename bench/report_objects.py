@@ -1,11 +1,11 @@
-"""What the report's object view costs: ``report.collect`` with object mining off and on.
+"""What the report's object view costs: ``collect`` (backend/server/report/data.py) with object mining off and on.
 
     .venv/bin/python bench/report_objects.py --tasks 20000 --objects 8
 
 The same synthetic project as ``bench/object_ranking.py`` (its ``build``: Zipf keywords,
 about 8 per image and 4 per object, SQLite state), once without objects and once with
 ``--objects`` object documents per task plus the scene. Timed: the whole of
-``report.collect`` (the ranking, the charts, the rarest keywords and, when on, the object
+``collect`` (the ranking, the charts, the rarest keywords and, when on, the object
 view), best of ``--repeat``, and the object view alone. Prints ONE JSON line.
 """
 
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.engine.engine import Engine  # noqa: E402
-from backend.server import report  # noqa: E402
+from backend.server.report.data import collect, object_view  # noqa: E402
+from backend.server.report.page import render_page  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
 
@@ -49,13 +50,13 @@ def main() -> None:
         on = Engine(Settings.from_env({}, model_dir=os.path.join(tmp, "on"), object_mining=True, head_diversity=0.0))
         bench.build(off, 1, args.tasks, 0, 1)
         bench.build(on, 1, args.tasks, args.objects, 1)
-        report.collect(off, 1)  # matplotlib's first import and font cache, untimed
-        off_s = bench.timed(lambda: report.collect(off, 1), args.repeat)
-        on_s = bench.timed(lambda: report.collect(on, 1), args.repeat)
+        collect(off, 1)  # matplotlib's first import and font cache, untimed
+        off_s = bench.timed(lambda: collect(off, 1), args.repeat)
+        on_s = bench.timed(lambda: collect(on, 1), args.repeat)
         _, result = on.ranker.rank(1)
-        view_s = bench.timed(lambda: report._object_view(on, 1, result), args.repeat)
-        view = report._object_view(on, 1, result)
-        page = report.render_page(report.collect(on, 1), "n")
+        view_s = bench.timed(lambda: object_view(on, 1, result), args.repeat)
+        view = object_view(on, 1, result)
+        page = render_page(collect(on, 1), "n")
     print(json.dumps({
         "bench": "report_objects", "tasks": args.tasks, "objects_per_task": args.objects,
         "collect_off_s": off_s, "collect_on_s": on_s, "object_view_s": view_s,

@@ -32,8 +32,8 @@ from PIL import Image
 from backend.engine.engine import Engine
 from backend.jobs.embedded import EmbeddedQueue
 from backend.labelstudio.client import LabelStudioClient
-from backend.server import report
 from backend.server.app import create_app
+from backend.server.report.data import NEXT_SHOWN
 from backend.settings import Settings
 from model import VLMineModel
 from tests.support.backend_server import BackendServer
@@ -369,30 +369,28 @@ def test_report_is_behind_basic_auth(tmp_path):
 
 
 def test_big_projects_are_subsampled_and_charts_stay_small():
-    import matplotlib
-
-    from backend.server import report
+    from backend.server.report import charts
 
     rng = np.random.default_rng(1)
     n = 60_000
     novelty, uncertainty = rng.gamma(2.0, 1.0, n), rng.random(n)
     front = np.minimum(rng.geometric(0.02, n) - 1, 40)
     position = rng.permutation(n)
-    with matplotlib.rc_context(report._RC):
-        svg, shown, note = report.scatter_chart(novelty, uncertainty, front, position, budget=3000,
+    with charts.chart_rendering():
+        svg, shown, note = charts.scatter_chart(novelty, uncertainty, front, position, budget=3000,
                                                 y_label="uncertainty", is_place=False, n_signals=2)
         front0 = int((front == 0).sum())
-        assert shown == front0 + report.BUDGET_CAP + report.SCATTER_SAMPLE < n
+        assert shown == front0 + charts.BUDGET_CAP + charts.SCATTER_SAMPLE < n
         assert note.startswith(f"{shown:,} of 60,000 tasks drawn: all of front 0, and a random sample of 1,000 of ")
         assert len(svg) < 450_000, len(svg)
         # a small project is drawn whole
-        svg, shown, note = report.scatter_chart(novelty[:900], uncertainty[:900], front[:900],
+        svg, shown, note = charts.scatter_chart(novelty[:900], uncertainty[:900], front[:900],
                                                 np.argsort(np.argsort(position[:900])), budget=45,
                                                 y_label="uncertainty", is_place=False, n_signals=2)
         assert (shown, note) == (900, "")
         # a huge vocabulary: the frequency curve keeps few points
         df = np.sort(np.maximum(1, (200_000 / np.arange(1, 300_001)).astype(np.int64)))[::-1]
-        curve = report.frequency_chart(df, [("person", int(df[0]))])
+        curve = charts.frequency_chart(df, [("person", int(df[0]))])
         assert len(curve) < 200_000, len(curve)
         assert "person" in curve
 
@@ -510,7 +508,7 @@ def test_report_renders_in_chromium(signals, label_studio, tmp_path):
         budget = int(re.search(r"<b>0</b> of <b>(\d+)</b> tasks of the budget labeled", dom).group(1))
         assert budget == math.ceil(0.05 * len(corpus))
         next_up = [int(t) for t in re.findall(r"#(\d+)</a> \(place", dom)]
-        assert len(next_up) == report.NEXT_SHOWN
+        assert len(next_up) == NEXT_SHOWN
         if signals == "novelty":
             assert f"budget, still to label: {budget}" in dom and "front 0" not in dom
         else:
@@ -535,7 +533,7 @@ def test_report_renders_in_chromium(signals, label_studio, tmp_path):
         assert f"<b>3</b> of <b>{budget}</b> tasks of the budget labeled" in dom
         assert "budget, labeled: 3" in dom and f"budget, still to label: {budget - 3}" in dom
         still = [int(t) for t in re.findall(r"#(\d+)</a> \(place", dom)]
-        assert still[:report.NEXT_SHOWN - 3] == next_up[3:] and not set(still) & set(next_up[:3])
+        assert still[:NEXT_SHOWN - 3] == next_up[3:] and not set(still) & set(next_up[:3])
         assert "prelabeling had been turned off" in html.unescape(dom)
         assert "the backend turned it back on" in dom and "project.model_version" not in dom
 
@@ -552,14 +550,14 @@ def test_report_renders_in_chromium(signals, label_studio, tmp_path):
 
 
 def test_budget_tasks_in_a_sampled_front_0_are_all_drawn():
-    from backend.server import report
+    from backend.server.report import charts
 
-    n = report.FRONT0_CAP + 5_000
+    n = charts.FRONT0_CAP + 5_000
     front = np.zeros(n, dtype=np.int64)  # one huge front 0: it is sampled
     picked = np.zeros(n, dtype=bool)
     picked[np.random.default_rng(2).choice(n, 500, replace=False)] = True  # the budget, inside front 0
-    shown, full, sampled = report._points_to_draw(front, picked)
-    assert int(shown.sum()) == report.FRONT0_CAP and sampled and not full
+    shown, full, sampled = charts.points_to_draw(front, picked)
+    assert int(shown.sum()) == charts.FRONT0_CAP and sampled and not full
     assert shown[picked].all()  # every ring the legend promises is there
 
 
