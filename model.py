@@ -13,7 +13,7 @@ import logging
 from typing import Any, ClassVar
 
 from backend.engine import Engine
-from backend.engine.objects import task_payload
+from backend.engine.object_mining import task_payload
 from backend.jobs import JobQueue
 from backend.jobs.runner import ensure_synced
 from backend.server.mlbase import LabelStudioMLBase, parse_project_id

@@ -391,7 +391,7 @@ class Settings:
         return shown
 
 
-#: the signals object mining ranks (backend.engine.signals): names no data field may take
+#: the signals object mining ranks (backend.engine.ranking_signals): names no data field may take
 OBJECT_SIGNALS = ("object_novelty", "object_uncertainty")
 
 SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "vlm_api_key", "keyword_llm_api_key", "webhook_secret")

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from backend.mining.index import KeywordIndex  # noqa: E402
+from backend.mining.keyword_index import KeywordIndex  # noqa: E402
 from backend.state.redis_index import RedisIndex  # noqa: E402
 from backend.state.sqlite_index import SQLiteIndex  # noqa: E402
 from predict import own_redis  # noqa: E402

@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.mining import IndexArrays, mine  # noqa: E402
+from backend.mining import IndexArrays, prioritise  # noqa: E402
 from backend.mining.novelty import POOLINGS  # noqa: E402
 from backend.offline import label_eval  # noqa: E402
 from backend.offline.run import build_engine, run_mining  # noqa: E402
@@ -143,7 +143,7 @@ def methods_on(arrays: IndexArrays, settings) -> dict[str, np.ndarray]:
     re-order included) and every other pooling, without it (the head's set is the same)."""
     out = {}
     for pooling in (settings.pooling, *[p for p in POOLINGS if p != settings.pooling]):
-        res = mine(arrays, pooling=pooling, transform=settings.novelty_transform,
+        res = prioritise(arrays, pooling=pooling, transform=settings.novelty_transform,
                    head_diversity=settings.head_diversity if pooling == settings.pooling else 0.0)
         out["default" if pooling == settings.pooling else pooling] = np.argsort(res.position, kind="stable")
     return out

@@ -10,9 +10,10 @@ keyword ids, about 8 per task), not through an index, and are not timed.
 same columns and reports ``fronts_match_moocore``; moocore peels fronts one by one above
 two signals, so that takes several seconds at 1M x 3.
 
-``rank_s`` times exact dominance (``rank``), ``rank_margin_s`` what ``mine`` ranks: the
-informative columns by dominance by a margin (``fronts_margin`` fronts); ``mine_s`` is
-``mine`` end to end (novelty included).
+``rank_s`` times exact dominance (``rank``), ``rank_margin_s`` what ``mining.prioritise``
+ranks: the informative columns by dominance by a margin (``fronts_margin`` fronts);
+``mine_s`` is ``mining.prioritise`` end to end (novelty included; the key keeps its
+name so results stay comparable with earlier runs).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from backend.mining import IndexArrays, mine  # noqa: E402
+from backend.mining import IndexArrays, prioritise  # noqa: E402
 from backend.mining.novelty import novelty  # noqa: E402
 from backend.mining.pareto import informative_columns, rank, signal_margins  # noqa: E402
 
@@ -68,7 +69,7 @@ def fronts_match_moocore(arrays: IndexArrays, extra: dict[str, np.ndarray]) -> b
 
 
 def timed_run(arrays: IndexArrays, extra: dict[str, np.ndarray]) -> dict[str, float]:
-    """novelty + rank (the goal's scope), then mine() end to end."""
+    """novelty + rank (the goal's scope), then prioritise() end to end."""
     t0 = time.perf_counter()
     nov = novelty(arrays)
     t1 = time.perf_counter()
@@ -78,7 +79,7 @@ def timed_run(arrays: IndexArrays, extra: dict[str, np.ndarray]) -> dict[str, fl
     kept = X[:, informative_columns(X)]
     by_margin = rank(kept, ids=arrays.task_ids, margins=signal_margins(kept))
     t3 = time.perf_counter()
-    result = mine(arrays, extra)
+    result = prioritise(arrays, extra)
     t4 = time.perf_counter()
     assert np.array_equal(result.position, by_margin.position)
     return {

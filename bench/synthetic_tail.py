@@ -14,7 +14,7 @@ Uncertainty is only partly aligned with the tail: N(0, 1), plus ``shift`` for ta
 Methods at a budget of ``budget`` x N tasks: random, uncertainty only, novelty alone
 with each pooling (gmean = geometric mean of df, mean, min), and Pareto (novelty +
 uncertainty, whole fronts, Borda tie-break) with each pooling, and ``product_default``:
-the order ``mining.mine`` gives with the default Settings (pooling, transform and the
+the order ``mining.prioritise`` gives with the default Settings (pooling, transform and the
 head re-order, HEAD_DIVERSITY), as the server and ``python -m backend mine`` rank. Reported per noise level, averaged over seeds:
 tail recall (share of planted-concept tasks selected) and concept recall (share of
 planted concepts with at least one task selected: what "meet the long tail" means).
@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from backend.mining import IndexArrays, mine, novelty, select  # noqa: E402
+from backend.mining import IndexArrays, prioritise, novelty, select  # noqa: E402
 from backend.mining.novelty import POOLINGS  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 
@@ -100,7 +100,7 @@ def product_order(arrays: IndexArrays, uncertainty: np.ndarray) -> np.ndarray:
     the ``pareto_*`` rows (``select`` on [novelty, uncertainty]) it includes the head
     re-order."""
     s = Settings()
-    result = mine(arrays, {"uncertainty": uncertainty}, pooling=s.pooling, transform=s.novelty_transform,
+    result = prioritise(arrays, {"uncertainty": uncertainty}, pooling=s.pooling, transform=s.novelty_transform,
                   invert=s.scores_ascending, head_diversity=s.head_diversity)
     return result.order
 

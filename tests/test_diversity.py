@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.mining import IndexArrays, mine
+from backend.mining import IndexArrays, prioritise
 from backend.mining.diversity import MAX_HEAD, diversify_head, head_size, holds_rare
 from tests.support.mining_data import keyword_arrays, random_projects
 
@@ -36,10 +36,10 @@ def corpus() -> tuple[IndexArrays, list[int]]:
 
 def test_the_head_shows_every_rare_concept_before_repeating_one():
     arrays, concept = corpus()
-    plain = mine(arrays)
+    plain = prioritise(arrays)
     head_plain = [concept[i] for i in plain.order[:4]]
     assert head_plain[:3] == [1, 1, 1] and head_plain[3] != 1  # the rarest-looking concept fills the head
-    diverse = mine(arrays, head_diversity=0.075)  # 15 tasks
+    diverse = prioritise(arrays, head_diversity=0.075)  # 15 tasks
     head = [concept[i] for i in diverse.order[:4]]
     assert sorted(head) == [1, 2, 3, 4]
     # the set of the head is unchanged, and so is everything after it
@@ -54,20 +54,20 @@ def test_the_head_shows_every_rare_concept_before_repeating_one():
 
 def test_off_keeps_the_ranking_and_the_result_is_deterministic():
     arrays, _ = corpus()
-    plain = mine(arrays)
-    assert np.array_equal(mine(arrays, head_diversity=0).order, plain.order)
-    once, twice = mine(arrays, head_diversity=0.5), mine(arrays, head_diversity=0.5)
+    plain = prioritise(arrays)
+    assert np.array_equal(prioritise(arrays, head_diversity=0).order, plain.order)
+    once, twice = prioritise(arrays, head_diversity=0.5), prioritise(arrays, head_diversity=0.5)
     assert np.array_equal(once.order, twice.order)
     assert sorted(once.order.tolist()) == list(range(200))
-    inverted = mine(arrays, head_diversity=0.5, invert=True)
+    inverted = prioritise(arrays, head_diversity=0.5, invert=True)
     assert np.array_equal(inverted.order, once.order)
     assert inverted.priority[once.order[0]] == 1 / 200
 
 
 def test_a_second_round_when_the_head_repeats_everything():
     arrays, concept = corpus()
-    order = mine(arrays).order
-    out = diversify_head(order, arrays, 15, mine(arrays).priority)
+    order = prioritise(arrays).order
+    out = diversify_head(order, arrays, 15, prioritise(arrays).priority)
     head = [concept[i] for i in out[:15]]
     # round 1 shows each concept once, round 2 again (and round 3; then concept 1 is done)
     assert sorted(head[:4]) == [1, 2, 3, 4] and sorted(head[4:8]) == [1, 2, 3, 4]
@@ -87,13 +87,13 @@ def test_other_signals_keep_their_say_in_the_head():
     arrays, concept = corpus()
     u = np.zeros(200)
     u[150] = 1.0  # a common task, very uncertain: front 0 beside the rare ones
-    result = mine(arrays, {"uncertainty": u}, head_diversity=0.1)
-    plain = mine(arrays, {"uncertainty": u})
+    result = prioritise(arrays, {"uncertainty": u}, head_diversity=0.1)
+    plain = prioritise(arrays, {"uncertainty": u})
     assert plain.order[0] == 150 and result.order[0] == 150
 
 
 def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
-    """Ranking.rank (the server) and python -m backend mine rank through the same mine()
+    """Ranking.rank (the server) and python -m backend mine rank through the same prioritise()
     with the same settings: the same head re-order, the same queue."""
     import json
 
@@ -122,7 +122,7 @@ def test_the_server_and_mine_give_the_same_diverse_order(tmp_path, monkeypatch):
     assert order == outcome.order
     assert server.settings.head_diversity == cli_engine.settings.head_diversity == 0.05
     arrays = server.index.arrays(server.scope(3))
-    plain = [int(t) for t in arrays.task_ids[mine(arrays, head_diversity=0).order]]
+    plain = [int(t) for t in arrays.task_ids[prioritise(arrays, head_diversity=0).order]]
     assert order != plain and set(order[:15]) == set(plain[:15])  # re-ordered inside the head only
 
 
@@ -133,8 +133,8 @@ def test_the_head_never_moves_a_common_task_ahead_of_a_rare_one(project, share):
     never comes before a task holding one that the ranking put before it; the head's set
     and everything after it are the ranking's."""
     arrays, signals, _ = project
-    plain = mine(arrays, signals)
-    diverse = mine(arrays, signals, head_diversity=share)
+    plain = prioritise(arrays, signals)
+    diverse = prioritise(arrays, signals, head_diversity=share)
     head = head_size(share, arrays.n_tasks)
     top = plain.order[:head]
     assert set(diverse.order[:head].tolist()) == set(top.tolist())
@@ -154,8 +154,8 @@ def test_the_head_interleaves_rare_concepts_and_common_tasks_wait_for_them():
     u = np.zeros(len(rows))
     u[6] = 1.0  # very uncertain: the ranking puts this common task first
     u[7] = 0.5  # beaten by task 6 on uncertainty: after the rare tasks, still in the head
-    plain = mine(arrays, {"uncertainty": u})
-    diverse = mine(arrays, {"uncertainty": u}, head_diversity=0.08)  # 8 tasks
+    plain = prioritise(arrays, {"uncertainty": u})
+    diverse = prioritise(arrays, {"uncertainty": u}, head_diversity=0.08)  # 8 tasks
     assert plain.order[0] == 6 and 7 in plain.order[:8].tolist()
     assert diverse.order[0] == 6  # every signal keeps its say: it stays first
     head = diverse.order[:8].tolist()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import redis
 
-from backend.mining.index import IndexArrays, KeywordIndex
+from backend.mining.keyword_index import IndexArrays, KeywordIndex
 from backend.settings import Settings
 from backend.state import INDEX_FILE, open_state
 from backend.state.redis_index import RedisIndex

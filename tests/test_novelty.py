@@ -1,4 +1,4 @@
-"""Novelty on hand-computed examples, empty rows, chunk boundaries, and mine()."""
+"""Novelty on hand-computed examples, empty rows, chunk boundaries, and prioritise()."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.mining import DEFAULT_POOLING, IndexArrays, mine
+from backend.mining import DEFAULT_POOLING, IndexArrays, prioritise
 from backend.mining.novelty import (CONFIRM_DF, CONFIRM_REFERENCE_TASKS, PRIOR_LENGTH_POWER, PRIOR_WEIGHT,
                                     confirm_count, keyword_effects, novelty, pooled_df, prior_weight)
 
@@ -198,7 +198,7 @@ def test_matches_reference_across_chunk_boundaries(rows, pooling, chunk):
 def test_mine_combines_novelty_and_filled_signals():
     arrays = csr(ROWS, task_ids=[10, 20, 30, 40, 50])
     u = np.array([0.9, np.nan, 0.1, 0.8, 0.2])
-    result = mine(arrays, {"uncertainty": u}, pooling="min")
+    result = prioritise(arrays, {"uncertainty": u}, pooling="min")
     assert result.task_ids.tolist() == [10, 20, 30, 40, 50]
     assert set(result.signals) == {"novelty", "uncertainty"}
     # NaN filled with the minimum (0.1)
@@ -208,7 +208,7 @@ def test_mine_combines_novelty_and_filled_signals():
     assert result.front.tolist() == [0, 1, 2, 1, 0]
     assert result.priority[result.order[0]] == 1.0
     assert np.array_equal(np.argsort(result.position), result.order)
-    inverted = mine(arrays, {"uncertainty": u}, pooling="min", invert=True)
+    inverted = prioritise(arrays, {"uncertainty": u}, pooling="min", invert=True)
     assert np.array_equal(inverted.order, result.order)
     assert inverted.priority[result.order[0]] == pytest.approx(1 / 5)
 
@@ -216,15 +216,15 @@ def test_mine_combines_novelty_and_filled_signals():
 def test_mine_rejects_bad_signals():
     arrays = csr(ROWS)
     with pytest.raises(ValueError):
-        mine(arrays, {"novelty": np.zeros(5)})
+        prioritise(arrays, {"novelty": np.zeros(5)})
     with pytest.raises(ValueError):
-        mine(arrays, {"u": np.zeros(4)})
+        prioritise(arrays, {"u": np.zeros(4)})
 
 
 def test_mine_without_signals_and_without_tasks():
-    result = mine(csr(ROWS))
+    result = prioritise(csr(ROWS))
     assert result.front.shape == (5,)
-    empty = mine(IndexArrays.empty(), {"u": np.zeros(0)})
+    empty = prioritise(IndexArrays.empty(), {"u": np.zeros(0)})
     assert empty.priority.size == 0
 
 
@@ -271,7 +271,7 @@ def test_equal_in_exact_arithmetic_is_equal():
     nov = novelty(arrays, pooling="gmean")
     assert f"{nov[0]:.6f}" == "2.535131"
     assert nov[0] == nov[1]
-    result = mine(arrays, {"uncertainty": np.r_[0.2, 0.9, np.zeros(n - 2)]}, pooling="gmean")
+    result = prioritise(arrays, {"uncertainty": np.r_[0.2, 0.9, np.zeros(n - 2)]}, pooling="gmean")
     assert result.front[1] == 0 and result.front[0] == 1  # same novelty, more uncertain: dominates
 
 

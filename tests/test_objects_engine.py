@@ -165,7 +165,7 @@ def test_a_task_mined_again_is_served_from_the_cache_without_decoding(tmp_path, 
         first.project(1, CONFIG)
         mined = first.tasks.mine(1, scenes[:10])
         calls = vlm.calls
-        again = first.miner.mine(scenes[:10], first.source(first.project(1)))
+        again = first.miner.describe(scenes[:10], first.source(first.project(1)))
         assert vlm.calls == calls
     assert [m.object_keywords for m in again] == [m.object_keywords for m in mined]
     assert [m.keywords for m in again] == [m.keywords for m in mined]
@@ -265,7 +265,7 @@ def test_the_highlighted_box_needs_the_setting_and_a_rectanglelabels_listing_the
 
 
 def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
-    from backend.engine.objects import task_payload
+    from backend.engine.object_mining import task_payload
 
     task = {"id": 3, "data": {"image": "x"}, "predictions": detections(9), "annotations": [], "meta": {"a": 1}}
     on = Settings.from_env({}, model_dir=str(tmp_path), object_mining=True)

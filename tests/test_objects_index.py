@@ -7,8 +7,8 @@ import uuid
 import numpy as np
 import pytest
 
-from backend.mining import KeywordNormaliser, mine, novelty
-from backend.mining.index import KeywordIndex
+from backend.mining import KeywordNormaliser, prioritise, novelty
+from backend.mining.keyword_index import KeywordIndex
 from backend.objects import (
     OBJECT_SLOTS,
     SCENE_SLOT,
@@ -95,7 +95,8 @@ def test_task_with_a_rare_object_tops_object_novelty_where_whole_images_do_not(i
     # the rarest object is named by its slot: the trailer sits in slot 1
     assert result.rarest_slot[result.task_ids.tolist().index(4)] == 1
     # ranked with the rest of the mining core as one more signal
-    ranked = mine(index.arrays(IMAGE_SCOPE), {"object_novelty": result.aligned(index.arrays(IMAGE_SCOPE).task_ids)})
+    image_arrays = index.arrays(IMAGE_SCOPE)
+    ranked = prioritise(image_arrays, {"object_novelty": result.aligned(image_arrays.task_ids)})
     head = ranked.task_ids[ranked.order[:2]]
     assert set(head.tolist()) == rare
 

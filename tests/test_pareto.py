@@ -1,5 +1,5 @@
 """Pareto fronts against a brute-force reference and moocore; ties; invariances; budgets; dominance
-by a margin and the signals mine() ranks: a nearly constant or repeated signal moves no task by more
+by a margin and the signals prioritise() ranks: a nearly constant or repeated signal moves no task by more
 than a small share of the queue, a hair on one signal does not put tasks behind a front."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backend.mining.pareto as pareto_module
-from backend.mining import mine
+from backend.mining import prioritise
 from backend.mining.pareto import (
     MARGIN_SHARE,
     NEAR_CONSTANT,
@@ -421,7 +421,7 @@ def test_clashing_keys_fall_back_to_the_id_then_the_row():
     assert rank(np.zeros((3, 2)), ids=[9, 9, 9]).order.tolist() == [0, 1, 2]
 
 
-# --- dominance by a margin, and which signals mine() ranks ---------------------------------------
+# --- dominance by a margin, and which signals prioritise() ranks ---------------------------------------
 
 #: the share of the queue a task may move when a signal that carries nothing is added
 SMALL_SHARE = 0.02
@@ -502,9 +502,9 @@ def test_a_nearly_constant_signal_moves_no_task_far(project, level, wobble, head
     """A signal whose values all lie within NEAR_CONSTANT of their size (here up to 99% of
     it) carries nothing: no task moves by more than SMALL_SHARE of the queue."""
     arrays, signals, rng = project
-    before = mine(arrays, signals, head_diversity=head)
+    before = prioritise(arrays, signals, head_diversity=head)
     noisy = level * (1 + wobble * NEAR_CONSTANT * rng.random(arrays.n_tasks))
-    after = mine(arrays, {**signals, "nearly_constant": noisy}, head_diversity=head)
+    after = prioritise(arrays, {**signals, "nearly_constant": noisy}, head_diversity=head)
     assert largest_move(before, after) <= SMALL_SHARE * arrays.n_tasks
     assert "nearly_constant" not in after.ranked
 
@@ -515,11 +515,11 @@ def test_a_repeated_signal_moves_no_task_far(project, how, head):
     """A copy of a signal, or any strictly increasing transform of it, orders the tasks as
     the signal does: it must not count twice (in fronts or in the Borda tie-break)."""
     arrays, signals, _ = project
-    before = mine(arrays, signals, head_diversity=head)
+    before = prioritise(arrays, signals, head_diversity=head)
     source = before.novelty if how == "novelty" or not signals else next(iter(signals.values()))
     repeated = {"copy": source, "scaled": 3.0 * source + 0.0, "log": np.log1p(source - source.min()),
                 "novelty": source}[how]
-    after = mine(arrays, {**signals, "again": repeated}, head_diversity=head)
+    after = prioritise(arrays, {**signals, "again": repeated}, head_diversity=head)
     assert largest_move(before, after) <= SMALL_SHARE * arrays.n_tasks
     assert "again" not in after.ranked
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.mining.signals import (
+from backend.mining.uncertainty import (
     entropy,
     fill_missing,
     least_confidence,
@@ -177,7 +177,7 @@ def test_field_source_reads_paths_and_no_booleans_as_the_server_does():
     """The mining core's ``field`` source and the engine's field signals share one rule: a
     path into the data (``meta.loss``) is followed, a key holding a dot wins, and a JSON
     true/false is no number (``True`` read as 1.0 would outrank every real score)."""
-    from backend.engine.signals import field_signals
+    from backend.engine.ranking_signals import field_signals
 
     task = {"id": 1, "data": {"meta": {"loss": 0.7}, "meta.flag": 0.3, "flagged": True, "off": False}}
     assert uncertainty_from_task(task, "field", field="meta.loss") == 0.7
@@ -189,7 +189,7 @@ def test_field_source_reads_paths_and_no_booleans_as_the_server_does():
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), "Infinity", "-inf", "nan", 10**400])
 def test_non_finite_numbers_are_missing(value):
-    from backend.mining.signals import fill_missing
+    from backend.mining.uncertainty import fill_missing
 
     task = {"id": 1, "data": {"u": value}}
     got = uncertainty_from_task(task, "field", field="u")

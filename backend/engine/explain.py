@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..labelstudio.config import LabelConfig
 from ..state import TaskRecord
-from . import objects as object_parts
+from . import object_mining
 from . import wording
 
 
@@ -52,7 +52,7 @@ class Explainer:
             if names is not None:
                 lines = []
                 if rare is not None:
-                    lines.append(object_parts.object_line(rare, s.rare_keywords_shown))
+                    lines.append(object_mining.object_line(rare, s.rare_keywords_shown))
                 kws = keywords.get(t, [])[: s.rare_keywords_shown]
                 if kws:
                     lines.append(wording.keywords_line(kws, df))
@@ -65,14 +65,14 @@ class Explainer:
             if highlighting and rare is not None and source.name:
                 control = config.highlight_control(source.name, rare.item.get("label"))
                 if control is not None:
-                    results.append(object_parts.highlight(
-                        rare, control, source.name, object_parts.object_line(rare, s.rare_keywords_shown)))
+                    results.append(object_mining.highlight(
+                        rare, control, source.name, object_mining.object_line(rare, s.rare_keywords_shown)))
             if results:
                 out[t] = results
         return out
 
     def rarest_objects(self, pid: int, task_ids: Sequence[int], records: dict[int, TaskRecord] | None = None
-                       ) -> dict[int, object_parts.RarestObject]:
+                       ) -> dict[int, object_mining.RarestObject]:
         """Each task's rarest detected object (object mining): label, score, box, its keywords
         rarest first with their object-scope frequencies. The one choice of "the rare object":
         the TextArea, the highlighted box and the offline output all show it. The whole image's
@@ -81,7 +81,7 @@ class Explainer:
         ids = [int(t) for t in task_ids]
         if records is None:
             records = self.store.get_tasks(pid, ids)
-        return object_parts.rarest_objects(self.index, self._engine.object_scope(pid), records, ids,
+        return object_mining.rarest_objects(self.index, self._engine.object_scope(pid), records, ids,
                                            self.settings.pooling, self.settings.novelty_transform)
 
     def rarest_keywords(self, pid: int, task_ids: Sequence[int]) -> tuple[dict[int, list[str]], dict[str, int]]:

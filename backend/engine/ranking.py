@@ -13,10 +13,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..mining import mine as mine_priorities
+from ..mining import prioritise
 from ..objects import task_keywords
-from . import objects as object_parts
-from . import signals
+from . import object_mining
+from . import ranking_signals
 
 UNCERTAINTY_MAX_AGE_S = 300.0
 
@@ -67,14 +67,14 @@ class Ranking:
         if object_arrays is not None and self.settings.object_with_scene:
             # the scene is one of the task's objects: its object novelty is the rarest thing
             # in it, the one novelty it ranks by, and the head covers every keyword it holds
-            novelty_from = object_parts.OBJECT_NOVELTY
+            novelty_from = object_mining.OBJECT_NOVELTY
             if self.settings.head_diversity > 0:
                 head_keywords = task_keywords(object_arrays, arrays.task_ids)
-        result = mine_priorities(arrays, ranked, pooling=self.settings.pooling,
-                                 transform=self.settings.novelty_transform,
-                                 invert=self.settings.scores_ascending,
-                                 head_diversity=self.settings.head_diversity,
-                                 novelty_from=novelty_from, head_keywords=head_keywords)
+        result = prioritise(arrays, ranked, pooling=self.settings.pooling,
+                            transform=self.settings.novelty_transform,
+                            invert=self.settings.scores_ascending,
+                            head_diversity=self.settings.head_diversity,
+                            novelty_from=novelty_from, head_keywords=head_keywords)
         order = [int(t) for t in arrays.task_ids[np.argsort(result.position, kind="stable")]]
         return order, result
 
@@ -92,14 +92,14 @@ class Ranking:
 
     def _signals(self, pid: int, task_ids: np.ndarray, fresh_tasks: Sequence[dict], refresh: bool = True,
                  extra_fields: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], Any]:
-        """Signal name -> values aligned with ``task_ids`` (NaN where missing), see ``engine.signals``;
+        """Signal name -> values aligned with ``task_ids`` (NaN where missing), see ``engine.ranking_signals``;
         and the object scope's arrays when the ranking has an object novelty (else None)."""
         s = self.settings
-        fields = signals.ranked_fields(s, extra_fields)
+        fields = ranking_signals.ranked_fields(s, extra_fields)
         out: dict[str, np.ndarray] = {}
         with_objects = s.object_mining and self._engine.mines_objects(self.store.get_project(pid))
         if with_objects:
-            fields[object_parts.OBJECT_UNCERTAINTY] = object_parts.OBJECT_UNCERTAINTY
+            fields[object_mining.OBJECT_UNCERTAINTY] = object_mining.OBJECT_UNCERTAINTY
         if fields:
             recorded = self.store.get_signals(pid)
             for name, ranked_as in fields.items():
@@ -109,17 +109,17 @@ class Ranking:
                     if values and name in values:
                         col[i] = values[name]
                 out[ranked_as] = col
-        if signals.uses_predictions(s):
-            out[signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
+        if ranking_signals.uses_predictions(s):
+            out[ranking_signals.UNCERTAINTY] = self._prediction_uncertainty(pid, task_ids, fresh_tasks, refresh)
         object_arrays = None
         if with_objects:
-            if np.isnan(out[object_parts.OBJECT_UNCERTAINTY]).all():
-                del out[object_parts.OBJECT_UNCERTAINTY]  # a detector without scores: nothing to rank by
+            if np.isnan(out[object_mining.OBJECT_UNCERTAINTY]).all():
+                del out[object_mining.OBJECT_UNCERTAINTY]  # a detector without scores: nothing to rank by
             object_arrays = self.index.arrays(self._engine.object_scope(pid))
-            novelty = signals.task_object_novelty(
+            novelty = ranking_signals.task_object_novelty(
                 object_arrays, task_ids, s.object_pooling, s.pooling, s.novelty_transform)
             if novelty is not None:
-                out[object_parts.OBJECT_NOVELTY] = novelty
+                out[object_mining.OBJECT_NOVELTY] = novelty
             else:
                 object_arrays = None
         return out, object_arrays
@@ -138,10 +138,11 @@ class Ranking:
         values: dict[int, float]
         if client is not None and (refresh or cached is None
                                    or time.monotonic() - cached[0] > UNCERTAINTY_MAX_AGE_S):
-            values = {int(t["id"]): signals.prediction_uncertainty(t, self.settings) for t in client.iter_tasks(pid)}
+            values = {int(t["id"]): ranking_signals.prediction_uncertainty(t, self.settings)
+                      for t in client.iter_tasks(pid)}
             self._uncertainty[pid] = (time.monotonic(), values)
         else:
             values = cached[1] if cached else {}
         for task in fresh_tasks:
-            values[int(task["id"])] = signals.prediction_uncertainty(task, self.settings)
+            values[int(task["id"])] = ranking_signals.prediction_uncertainty(task, self.settings)
         return np.array([values.get(t, np.nan) for t in task_ids.tolist()], dtype=float)

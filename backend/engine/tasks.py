@@ -17,8 +17,8 @@ from ..errors import LabelStudioError
 from ..objects import forget_tasks
 from ..pipeline.miner import MinedTask
 from ..state import TaskRecord
-from . import objects as object_parts
-from . import signals
+from . import object_mining
+from . import ranking_signals
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +56,25 @@ class ProjectTasks:
         source = self._engine.source(state)
         if self._engine.miner.mines_objects(source):
             tasks = self._with_boxes(pid, tasks)
-        mined = self._engine.miner.mine(tasks, source)
+        mined = self._engine.miner.describe(tasks, source)
         if self._engine.source_of(self._engine.project(pid).label_config) != source:
             # the label config changed to another field while this batch was described: its
             # keywords are of the old field; the sync that the change queued mines these tasks
             log.info("project %s: the field to mine changed while %d tasks were mined; left to the sync",
                      pid, len(tasks))
             return mined
-        fields = signals.field_names(self.settings)
+        fields = ranking_signals.field_names(self.settings)
         if fields:
             by_id = {int(t["id"]): t for t in tasks}
             for m in mined:
                 if m.ok:
-                    m.signals = signals.field_signals(by_id[m.task_id], fields)
+                    m.signals = ranking_signals.field_signals(by_id[m.task_id], fields)
         with_objects = self._engine.miner.mines_objects(source)
         if with_objects:
             for m in mined:
-                uncertainty = object_parts.uncertainty_of(m) if m.ok else None
+                uncertainty = object_mining.uncertainty_of(m) if m.ok else None
                 if uncertainty is not None:
-                    m.signals[object_parts.OBJECT_UNCERTAINTY] = uncertainty
+                    m.signals[object_mining.OBJECT_UNCERTAINTY] = uncertainty
         ok = {m.task_id: m.keywords for m in mined if m.ok}
         failed = [m.task_id for m in mined if not m.ok]
         if ok:
@@ -82,12 +82,13 @@ class ProjectTasks:
         if failed:
             self.index.delete(self._engine.scope(pid), failed)
         if with_objects:
-            object_parts.index_mined(self.index, self._engine.object_scope(pid), mined, self.settings.object_with_scene)
+            object_mining.index_mined(self.index, self._engine.object_scope(pid), mined,
+                                      self.settings.object_with_scene)
         digests = {int(t["id"]): data_digest(t.get("data")) for t in tasks}
         self.store.save_tasks(pid, [
             TaskRecord(m.task_id, self._engine.mining_hash, "mined" if m.ok else "failed",
                        m.description, m.error, m.signals, digests.get(m.task_id),
-                       object_parts.record_objects(m) if with_objects and m.ok else None) for m in mined
+                       object_mining.record_objects(m) if with_objects and m.ok else None) for m in mined
         ])
         self.coord.incr("tasks_mined", len(ok))
         self.coord.incr("tasks_failed", len(failed))
@@ -98,7 +99,7 @@ class ProjectTasks:
             self.keep_thumbnails(pid, [m for m in mined if m.ok and m.thumbnails])
             self._engine.writer.rewrite_explanations(pid, [m.task_id for m in mined if m.ok])
             self.coord.incr("objects_mined", sum(sum(k is not None for k in m.object_keywords) for m in mined if m.ok))
-            count, message = object_parts.failures_message(pid, mined)
+            count, message = object_mining.failures_message(pid, mined)
             if message:
                 # a broken or out-of-bounds box fails alone: its task stays ranked, /metrics says why
                 self.coord.incr("objects_failed", count)
@@ -198,7 +199,7 @@ class ProjectTasks:
         do not (an offline file re-scored by another model) is not mined again, so the
         offline command records them here before it ranks.
         """
-        fields = list(dict.fromkeys([*extra_fields, *signals.field_names(self.settings)]))
+        fields = list(dict.fromkeys([*extra_fields, *ranking_signals.field_names(self.settings)]))
         if not fields:
             return 0
         records = self.store.get_tasks(pid, [int(t["id"]) for t in tasks])
@@ -207,9 +208,9 @@ class ProjectTasks:
             rec = records.get(int(task["id"]))
             if rec is None:
                 continue
-            values = signals.field_signals(task, fields)
-            if object_parts.OBJECT_UNCERTAINTY in rec.signals:  # recorded when mined, not a field
-                values[object_parts.OBJECT_UNCERTAINTY] = rec.signals[object_parts.OBJECT_UNCERTAINTY]
+            values = ranking_signals.field_signals(task, fields)
+            if object_mining.OBJECT_UNCERTAINTY in rec.signals:  # recorded when mined, not a field
+                values[object_mining.OBJECT_UNCERTAINTY] = rec.signals[object_mining.OBJECT_UNCERTAINTY]
             if values != rec.signals:
                 rec.signals = values
                 changed.append(rec)
@@ -229,7 +230,7 @@ class ProjectTasks:
                 continue
             if rec.data_digest and rec.data_digest != data_digest(task.get("data")):
                 out.append(int(task["id"]))
-            elif boxes and rec.status == "mined" and object_parts.changed_boxes(task, rec.objects,
+            elif boxes and rec.status == "mined" and object_mining.changed_boxes(task, rec.objects,
                                                                                self._engine.miner.object_source):
                 out.append(int(task["id"]))
         return out

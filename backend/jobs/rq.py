@@ -25,7 +25,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from ..engine import Engine
-from ..engine.objects import task_payload
+from ..engine.object_mining import task_payload
 from ..errors import retryable
 from .runner import chunks, run_job
 

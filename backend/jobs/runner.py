@@ -23,7 +23,7 @@ import logging
 from typing import Any, Sequence
 
 from ..engine.engine import Engine
-from ..engine.objects import task_payload
+from ..engine.object_mining import task_payload
 
 log = logging.getLogger(__name__)
 

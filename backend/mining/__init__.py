@@ -1,7 +1,7 @@
 """The mining core: keywords -> index -> novelty + uncertainty -> Pareto priorities.
 
 No network I/O here: the keyword index's stores (SQLite, Redis) live in ``backend.state``.
-``mine`` is the one call the rest of the backend needs: it takes a scope's ``IndexArrays``
+``prioritise`` is the one call the rest of the backend needs: it takes a scope's ``IndexArrays``
 and any uncertainty signals and returns fronts, positions and priorities aligned with the
 task ids.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .diversity import diversify_head, head_size
-from .index import IndexArrays, KeywordIndex
+from .keyword_index import IndexArrays, KeywordIndex
 from .keywords import KeywordNormaliser, parse_keyword_list
 from .novelty import DEFAULT_POOLING, novelty
 from .pareto import Ranking, informative_columns, pareto_fronts, rank, select, signal_margins
-from .signals import (
+from .uncertainty import (
     entropy,
     fill_missing,
     least_confidence,
@@ -41,11 +41,11 @@ __all__ = [
     "fill_missing",
     "least_confidence",
     "margin",
-    "mine",
     "novelty",
     "one_minus_confidence",
     "pareto_fronts",
     "parse_keyword_list",
+    "prioritise",
     "rank",
     "select",
     "uncertainty_from_task",
@@ -71,7 +71,7 @@ class MiningResult:
     ranked: tuple[str, ...] = ()
 
 
-def mine(
+def prioritise(
     arrays: IndexArrays,
     signals: Mapping[str, np.ndarray] | None = None,
     pooling: str = DEFAULT_POOLING,

@@ -35,7 +35,7 @@ import heapq
 
 import numpy as np
 
-from .index import IndexArrays
+from .keyword_index import IndexArrays
 from .novelty import confirmation_weight
 
 __all__ = ["diversify_head", "head_size", "holds_rare", "MAX_HEAD"]

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .index import IndexArrays
+from .keyword_index import IndexArrays
 
 __all__ = ["novelty", "pooled_df", "keyword_effects", "order_by_effect", "confirm_count", "quantise", "rule_fingerprint", "DEFAULT_POOLING", "POOLINGS", "TRANSFORMS", "DECIMALS"]
 

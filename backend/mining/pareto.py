@@ -14,7 +14,7 @@ above two signals, took 5-10 s.
 
 Four or more signals go to moocore's C core (front by front).
 
-Dominance by a margin (``margins``, what ``mining.mine`` ranks by): a task beats another
+Dominance by a margin (``margins``, what ``mining.prioritise`` ranks by): a task beats another
 only when it is at least as good on every signal and better by more than that signal's
 margin on one (``signal_margins``: 5% of the spread of its central values). Exact
 dominance lets a hair decide: of six tasks tied on the rarest thing in a project, the one

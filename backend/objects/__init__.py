@@ -31,7 +31,7 @@ from .crops import (
     describe_crops,
 )
 from .geometry import Box, BoxError, PixelBox, crop_rect, most_confident, polygon_box, rect_box
-from .index import (
+from .documents import (
     OBJECT_SLOTS,
     SCENE_SLOT,
     TaskObjectKeywords,

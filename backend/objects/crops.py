@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from ..vlm.base import Describer, DescriberError
 from .geometry import Box, BoxError, PixelBox, crop_rect, most_confident
-from .index import SCENE_SLOT
+from .documents import SCENE_SLOT
 from .regions import DetectedObject, ObjectFailure
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ __all__ = [
     "describe_crops",
 ]
 
-#: The most objects of one task the index can hold: slots 0..MAX_OBJECTS-1 (index.py).
+#: The most objects of one task the index can hold: slots 0..MAX_OBJECTS-1 (documents.py).
 MAX_OBJECTS = SCENE_SLOT
 
 

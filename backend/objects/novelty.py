@@ -16,9 +16,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..mining.index import IndexArrays
+from ..mining.keyword_index import IndexArrays
 from ..mining.novelty import DECIMALS, DEFAULT_POOLING, novelty
-from .index import split_doc_ids
+from .documents import split_doc_ids
 
 __all__ = [
     "DEFAULT_OBJECT_POOLING",
@@ -48,7 +48,7 @@ class ObjectNovelty:
 
     def aligned(self, task_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Task novelty in the order of ``task_ids`` (the whole-image scope's), NaN for a
-        task without mined objects: a missing signal, filled as ``mine`` fills any."""
+        task without mined objects: a missing signal, filled as ``mining.prioritise`` fills any."""
         want = np.asarray(task_ids, dtype=np.int64)
         out = np.full(want.shape, np.nan)
         if self.task_ids.size and want.size:
@@ -119,5 +119,5 @@ def task_uncertainty(scores: Iterable[float | None]) -> float:
 
 
 def tasks_uncertainty(scores: Sequence[Iterable[float | None]]) -> np.ndarray:
-    """:func:`task_uncertainty` of every task, as the signal array ``mine`` takes."""
+    """:func:`task_uncertainty` of every task, as the signal array ``mining.prioritise`` takes."""
     return np.array([task_uncertainty(s) for s in scores], dtype=np.float64)

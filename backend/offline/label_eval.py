@@ -251,14 +251,14 @@ def _as_rows(task_order, ids: list[int]) -> list[int]:
 
 def methods_for(outcome, ids: list[int], texts: list[str] | None, signals: dict, settings) -> dict[str, list[int]]:
     """The backend's order and the baselines, each as row indices."""
-    from ..mining import mine
+    from ..mining import prioritise
     from ..mining.novelty import POOLINGS
 
     arrays = outcome.arrays
     aligned = _aligned(arrays, ids, signals)
     out = {"vlmine (settings)": _as_rows(outcome.order, ids)}
     for pooling in POOLINGS:  # the other poolings, without the head re-order: how much each part adds
-        res = mine(arrays, aligned, pooling=pooling, transform=settings.novelty_transform)
+        res = prioritise(arrays, aligned, pooling=pooling, transform=settings.novelty_transform)
         out[f"pooling={pooling}"] = _as_rows(
             [int(t) for t in arrays.task_ids[np.argsort(res.position, kind="stable")]], ids)
     for name, values in signals.items():  # a signal alone: what the model's own uncertainty finds

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..settings import OBJECT_SIGNALS
 
 if TYPE_CHECKING:
-    from ..engine.objects import RarestObject
+    from ..engine.object_mining import RarestObject
     from .run import Outcome
     from .sources import Item
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # heavy imports stay out of argument parsing
     import numpy as np
 
     from ..engine.engine import Engine
-    from ..engine.objects import RarestObject
+    from ..engine.object_mining import RarestObject
     from ..mining import IndexArrays, MiningResult
     from ..settings import Settings
 
@@ -30,15 +30,15 @@ def signal_columns(dataset: Dataset, fields: Sequence[str], settings: "Settings"
     the output's signal columns, for failed items too."""
     import numpy as np
 
-    from ..engine import signals
+    from ..engine import ranking_signals
     from ..fields import field_number
 
     out: dict[str, np.ndarray] = {}
-    for name, ranked_as in signals.ranked_fields(settings, fields).items():
+    for name, ranked_as in ranking_signals.ranked_fields(settings, fields).items():
         out[ranked_as] = np.array([field_number(it.task["data"], name) for it in dataset.items], dtype=float)
-    if signals.uses_predictions(settings):
-        out[signals.UNCERTAINTY] = np.array(
-            [signals.prediction_uncertainty(it.task, settings) for it in dataset.items], dtype=float)
+    if ranking_signals.uses_predictions(settings):
+        out[ranking_signals.UNCERTAINTY] = np.array(
+            [ranking_signals.prediction_uncertainty(it.task, settings) for it in dataset.items], dtype=float)
     out.pop("novelty", None)
     return out
 

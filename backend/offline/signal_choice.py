@@ -34,8 +34,8 @@ def check_signal_names(names: Sequence[str]) -> None:
 def signal_fields(dataset: Dataset, asked: Sequence[str], settings: "Settings") -> list[str]:
     """The row fields ranked beside the settings' signals (SIGNAL_FIELDS, UNCERTAINTY_FIELD):
     each ``--signal``, else ``uncertainty`` when the rows have it. Every name is a path into
-    the row (``meta.loss``), read as the server reads SIGNAL_FIELDS (``engine.signals``)."""
-    from ..engine.signals import field_names
+    the row (``meta.loss``), read as the server reads SIGNAL_FIELDS (``engine.ranking_signals``)."""
+    from ..engine.ranking_signals import field_names
     from ..fields import field_number
 
     datas = [it.task["data"] for it in dataset.items]

@@ -38,7 +38,7 @@ class MinedTask:
     keywords: list[str] | None  # None when the task failed
     description: str | None = None
     error: str | None = None
-    signals: dict[str, float] = field(default_factory=dict)  # filled by the engine (engine.signals)
+    signals: dict[str, float] = field(default_factory=dict)  # filled by the engine (engine.ranking_signals)
     # object mining (docs/objects.md); left empty when it is off or the config has no boxes
     objects: list[DetectedObject] = field(default_factory=list)  # the mined ones, by slot
     object_keywords: list[list[str] | None] = field(default_factory=list)  # by slot; None: that object failed
@@ -82,11 +82,13 @@ class Miner:
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- entry
-    def mine(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
-        """Mine a batch; the result has one entry per task, in order."""
+    def describe(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
+        """Describe a batch and turn each description into keywords (objects too, when they are
+        mined); one entry per task, in order. Indexing and ranking them is the engine's
+        (``engine.tasks.mine``)."""
         if source.kind == "image":
-            return self._mine_images(tasks, source)
-        return self._mine_texts(tasks, source)
+            return self._describe_images(tasks, source)
+        return self._describe_texts(tasks, source)
 
     def mines_objects(self, source: Source | None) -> bool:
         """Whether tasks of ``source`` get their objects mined: OBJECT_MINING is on and the
@@ -98,7 +100,7 @@ class Miner:
         return objects_digest(task, self.object_source)
 
     # ---------------------------------------------------------------- text
-    def _mine_texts(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
+    def _describe_texts(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
         out: list[MinedTask] = []
         pending: list[tuple[int, str]] = []
         for i, task in enumerate(tasks):
@@ -120,7 +122,7 @@ class Miner:
         return out
 
     # ---------------------------------------------------------------- images
-    def _mine_images(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
+    def _describe_images(self, tasks: Sequence[dict], source: Source) -> list[MinedTask]:
         from .images import ImageError, content_hash, failure_reason, image_ref_from_task
 
         fetcher = self.fetcher()

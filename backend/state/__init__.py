@@ -4,7 +4,7 @@ index and the coordination (counters, errors, locks).
 :func:`open_state` is the one place that picks the backend: Redis when ``REDIS_URL`` is
 set (many workers share it), else SQLite files under ``MODEL_DIR`` and in-process
 coordination (one process). The interfaces are declared in :mod:`backend.state.base`
-(the keyword index's in :mod:`backend.mining.index`, which mining reads); the stores are
+(the keyword index's in :mod:`backend.mining.keyword_index`, which mining reads); the stores are
 ``sqlite``/``redis`` (project and task state), ``sqlite_index``/``redis_index`` (the keyword
 index) and ``coordination``.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .base import Coordination, JobTable, ProjectState, StateLocation, Store, TaskRecord
 
 if TYPE_CHECKING:
-    from ..mining.index import KeywordIndex
+    from ..mining.keyword_index import KeywordIndex
 
 #: the SQLite file of the embedded mode, under MODEL_DIR: projects, tasks, cache and jobs
 STATE_FILE = "state.sqlite3"

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..mining.index import IndexArrays
+from ..mining.keyword_index import IndexArrays
 
 BLOB_DTYPE = np.dtype("<i4")
 WRITE_CHUNK = 5000  # tasks per write transaction / Lua call

@@ -1,6 +1,6 @@
 """The keyword index in Redis, for many workers on many machines sharing one Redis.
 
-The ``backend.mining.index.KeywordIndex`` interface; every write is one Lua script call,
+The ``backend.mining.keyword_index.KeywordIndex`` interface; every write is one Lua script call,
 atomic on the server, so two workers writing at once cannot corrupt the counts.
 """
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..mining.index import IndexArrays, KeywordIndex
+from ..mining.keyword_index import IndexArrays, KeywordIndex
 from .keyword_blobs import BLOB_DTYPE, WRITE_CHUNK, build_arrays, chunked, prepare_batch, unique_ints
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,6 +1,6 @@
 """The keyword index in SQLite: a file in the data directory, for one machine.
 
-The ``backend.mining.index.KeywordIndex`` interface; several threads and processes may
+The ``backend.mining.keyword_index.KeywordIndex`` interface; several threads and processes may
 share the file (WAL mode, a connection per thread, ``BEGIN IMMEDIATE`` writes).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..mining.index import IndexArrays, KeywordIndex
+from ..mining.keyword_index import IndexArrays, KeywordIndex
 from .keyword_blobs import BLOB_DTYPE, WRITE_CHUNK, build_arrays, chunked, prepare_batch, unique_ints
 
 _SQL_CHUNK = 500  # host parameters per IN (...) query

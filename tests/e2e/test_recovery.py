@@ -248,17 +248,17 @@ def test_a_batch_mined_while_the_field_to_mine_changed_is_left_to_the_sync(tmp_p
     engine = Engine(Settings.from_env({}, model_dir=str(tmp_path)))
     engine.project(9, TEXT_CONFIG)
     caption = TEXT_CONFIG.replace('value="$text"', 'value="$caption"')
-    real_mine = engine.miner.mine
+    real_describe = engine.miner.describe
 
-    def mine_while_the_config_changes(tasks, source):
-        mined = real_mine(tasks, source)
+    def describe_while_the_config_changes(tasks, source):
+        mined = real_describe(tasks, source)
         engine.project(9, caption)  # a /setup with the new config arrives meanwhile
         return mined
 
-    engine.miner.mine = mine_while_the_config_changes
+    engine.miner.describe = describe_while_the_config_changes
     engine.tasks.mine(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
     assert engine.index.task_count(engine.scope(9)) == 0  # no keywords of the old field
     assert engine.tasks.unknown(9, [1]) == [1]  # so the sync mines it from the new one
-    engine.miner.mine = real_mine
+    engine.miner.describe = real_describe
     engine.tasks.mine(9, [{"id": 1, "data": {"text": "a kite", "caption": "a walrus"}}])
     assert engine.index.get_many(engine.scope(9), [1]) == {1: ["walrus"]}

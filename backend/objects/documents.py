@@ -3,7 +3,7 @@
 Document frequencies for object mining count objects, not images: "horse trailer" is
 rare when few *objects* are horse trailers. So objects live in their own scope
 (:func:`object_scope`, the one rule for its name), next to the whole-image scope and
-never mixed with it, in the same :class:`~backend.mining.index.KeywordIndex` (SQLite or
+never mixed with it, in the same :class:`~backend.mining.keyword_index.KeywordIndex` (SQLite or
 Redis), which keys documents by integer: an object's document id is
 ``task_id * OBJECT_SLOTS + slot`` (:func:`object_doc_id`). Slots 0..254 are the task's
 mined objects, highest detector score first; slot 255 is the whole image's keywords
@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..mining.index import KeywordIndex
+from ..mining.keyword_index import KeywordIndex
 
 __all__ = [
     "OBJECT_SLOTS",

@@ -37,10 +37,10 @@ from ..objects import (
     task_uncertainty,
 )
 from . import wording
-from .signals import OBJECT_NOVELTY, OBJECT_UNCERTAINTY  # noqa: F401  (the engine reads them here)
+from .ranking_signals import OBJECT_NOVELTY, OBJECT_UNCERTAINTY  # noqa: F401  (the engine reads them here)
 
 if TYPE_CHECKING:
-    from ..mining.index import KeywordIndex
+    from ..mining.keyword_index import KeywordIndex
     from ..pipeline.miner import MinedTask
     from ..settings import Settings
 
