@@ -275,11 +275,124 @@ def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
     assert task_payload(task, by_annotations) == {"id": 3, "data": {"image": "x"}, "annotations": []}
 
 
+class RecordingLabelStudio:
+    """Label Studio's prediction PATCH on loopback, recording every request that reaches it:
+    ``PATCH /api/predictions/<id>/`` answers 200, anything else 404. :meth:`stop` takes it
+    down (connections refused), :meth:`start` brings it back on the same port."""
+
+    def __init__(self) -> None:
+        from tests.support.ports import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[tuple[str, str, dict | None]] = []
+        self._server = None
+
+    def start(self) -> "RecordingLabelStudio":
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                requests.append((self.command, self.path, body))
+                found = self.command == "PATCH" and self.path.startswith("/api/predictions/")
+                answer = json.dumps({"id": int(self.path.split("/")[3])} if found else {"detail": "Not found."})
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer.encode())
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def patched_results(self) -> dict[int, list[dict]]:
+        """prediction id -> the result each PATCH of a prediction's result sent."""
+        return {int(path.split("/")[3]): body["result"] for method, path, body in self.requests
+                if method == "PATCH" and path.startswith("/api/predictions/") and body and "result" in body}
+
+
+def test_mining_marks_a_task_mined_again_and_the_rerank_rewrites_its_explanation(tmp_path, scenes, caplog):
+    """Mining never writes to Label Studio (it runs on the mining lane): a task whose box moved
+    is only marked. The re-rank that follows (the write lane) PATCHes its prediction's result
+    and clears the mark; while Label Studio is down the mark stays for the next re-rank."""
+    from backend.labelstudio.client import LabelStudioClient
+
+    pid = 6
+    label_studio = RecordingLabelStudio().start()
+    try:
+        with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
+            engine = Engine(settings(tmp_path, vlm), label_studio=LabelStudioClient(label_studio.url, "token"))
+            engine.project(pid, CONFIG)
+            mined = engine.tasks.mine(pid, scenes)
+            assert label_studio.requests == []
+            assert engine.store.stale_explanations(pid) == sorted(m.task_id for m in mined if m.ok)
+            # as after the first write-back: every task holds a prediction (id 100 + task) with
+            # the scores of the order, and nothing is pending
+            order, _ = engine.ranker.rank(pid)
+            version = engine.live_version(pid)
+            scores = engine.writer.write_plan(order, {}).scores
+            engine.store.set_written(pid, version, {t: (scores[t], 100 + t) for t in order})
+            engine.store.update_project(pid, view_id=1)
+            engine.store.clear_stale_explanations(pid, [m.task_id for m in mined])
+
+            # the detector moves task 9's trailer a little (the crop is still the trailer: same order)
+            moved = [dict(t, predictions=detections(9, trailer_at=62)) for t in scenes if t["id"] == 9]
+            assert engine.tasks.changed(pid, moved) == [9]
+            engine.tasks.mine(pid, moved)
+            assert label_studio.requests == []  # no request at all from mining
+            assert engine.store.stale_explanations(pid) == [9]
+
+            # Label Studio is down: the scores need no write, the rewrite fails and 9 stays pending;
+            # a marked task without a prediction (failed since, say) needs no rewrite and is cleared
+            label_studio.stop()
+            engine.store.mark_explanations_stale(pid, [999])
+            with caplog.at_level("WARNING", logger="backend.engine.scores_writer"):
+                report = engine.rerank(pid)
+            assert (report["imported"], report["patched"], report["explanations_rewritten"]) == (0, 0, 0)
+            assert engine.store.stale_explanations(pid) == [9]
+            assert "cannot rewrite the explanations of 1 tasks mined again" in caplog.text
+
+            label_studio.start()
+            report = engine.rerank(pid)
+            assert (report["imported"], report["patched"], report["explanations_rewritten"]) == (0, 0, 1)
+            assert engine.store.stale_explanations(pid) == []
+            rewritten = label_studio.patched_results()
+            assert list(rewritten) == [109]
+            text = rewritten[109][0]["value"]["text"][0]
+            assert text.startswith("Rarest object: trailer (detector 0.40) at x 62.0%")
+            assert rewritten[109][1]["value"]["x"] == pytest.approx(62)
+            assert engine.overview().counters()["explanations_rewritten"] == 1
+            # nothing pending: the next re-rank rewrites nothing
+            assert engine.rerank(pid)["explanations_rewritten"] == 0
+            assert list(label_studio.patched_results()) == [109]
+    finally:
+        label_studio.stop()
+
+
 @pytest.mark.e2e
 def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new_explanation(tmp_path, label_studio):
     """The real Label Studio: its TASKS_CREATED webhook carries no predictions, so a mining job
-    reads the boxes back; a task whose boxes moved is mined again by the sync and its live
-    prediction gets the new explanation (a re-rank alone would only move its score)."""
+    reads the boxes back; a task whose boxes moved is mined again by the sync and the re-rank
+    after it gives its live prediction the new explanation (the scores' write alone would only
+    move its score)."""
     from backend.labelstudio.client import LabelStudioClient
     from tests.support.label_studio import create_project
 
@@ -303,7 +416,9 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
             mined = engine.tasks.mine(pid, [{"id": tid, "data": rows[local[tid] - 1]["data"]} for tid in ids])
             rare = {tid for tid, t in local.items() if t in RARE}
             assert {m.task_id for m in mined if any(o.label == "trailer" for o in m.objects)} == rare
-            engine.rerank(pid)
+            # the first write-back imports every prediction with its full result: nothing to rewrite
+            assert engine.rerank(pid)["explanations_rewritten"] == 0
+            assert engine.store.stale_explanations(pid) == []
             moved = next(tid for tid in ids if local[tid] == 9)
             live = engine.live_version(pid)
 
@@ -318,7 +433,12 @@ def test_in_label_studio_boxes_are_read_back_and_a_task_mined_again_gets_its_new
             label_studio.api("PATCH", f"/api/predictions/{theirs['id']}/", json={"result": result})
             listed = list(client.iter_tasks(pid))
             assert engine.tasks.changed(pid, listed) == [moved]
+            before = prediction(moved)["result"]
             engine.tasks.mine(pid, [t for t in listed if t["id"] == moved])
+            assert prediction(moved)["result"] == before  # mining writes nothing to Label Studio
+            assert engine.store.stale_explanations(pid) == [moved]
+            assert engine.rerank(pid)["explanations_rewritten"] == 1
+            assert engine.store.stale_explanations(pid) == []
             text = prediction(moved)["result"][0]["value"]["text"][0]
             assert text.startswith("Rarest object: ") and "x 75.0%" in text
     finally:

@@ -328,6 +328,35 @@ def test_thumbnails_put_get_replace_and_forget_with_the_task(store):
     assert store.get_thumbnails(pid, many) == many
 
 
+# --------------------------------------------------------------------------- stale explanations
+def test_stale_explanations_mark_clear_only_the_named_and_forget_with_the_task(store):
+    pid = 11
+    assert store.stale_explanations(pid) == []
+    store.mark_explanations_stale(pid, [])
+    store.clear_stale_explanations(pid, [])
+    store.save_tasks(pid, [rec(1), rec(2), rec(3), rec(4)])
+    store.mark_explanations_stale(pid, iter([3, 1, 3]))
+    store.mark_explanations_stale(pid, [1, 2])  # marked again while still pending: one entry
+    assert store.stale_explanations(pid) == [1, 2, 3]
+    assert store.stale_explanations(pid + 1) == []  # per project
+    store.mark_explanations_stale(pid + 1, [1])
+    # a re-rank read [1, 2, 3], rewrote them, and task 4 was marked while it ran: 4 stays
+    store.mark_explanations_stale(pid, [4])
+    store.clear_stale_explanations(pid, [1, 2, 3])
+    assert store.stale_explanations(pid) == [4]
+    assert store.stale_explanations(pid + 1) == [1]
+    store.clear_stale_explanations(pid, [9])  # never marked: nothing happens
+    store.mark_explanations_stale(pid, [2])
+    store.delete_tasks(pid, [4])  # forgotten with its task
+    assert store.stale_explanations(pid) == [2]
+    assert set(store.get_tasks(pid)) == {1, 2, 3}
+    many = list(range(10, 2510))  # more than one chunk
+    store.mark_explanations_stale(pid, many)
+    assert store.stale_explanations(pid) == [2, *many]
+    store.clear_stale_explanations(pid, many[:1200])
+    assert store.stale_explanations(pid) == [2, *many[1200:]]
+
+
 def test_update_project_changes_only_the_named_fields(store):
     store.save_project(ProjectState(3, label_config="<View/>", base_version="v", generation=2, view_id=9,
                                     total=10))
@@ -349,3 +378,17 @@ def test_redis_task_records_written_before_the_data_digest_still_read():
 
     old = '["mined", "h1", "a cat", null, {"u": 0.5}]'
     assert _unpack_task(1, old) == TaskRecord(1, "h1", "mined", "a cat", None, {"u": 0.5}, None)
+
+
+def test_sqlite_store_made_before_stale_explanations_gains_the_table(tmp_path):
+    """A state file written by a release without the table opens with it, its records kept."""
+    import sqlite3
+
+    path = tmp_path / "s.sqlite3"
+    SQLiteStore(path).save_tasks(5, [rec(1)])
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE stale_explanations")
+    store = SQLiteStore(path)
+    store.mark_explanations_stale(5, [1])
+    assert store.stale_explanations(5) == [1] and set(store.get_tasks(5)) == {1}
+    store.close()

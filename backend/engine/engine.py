@@ -244,6 +244,10 @@ class Engine:
         PATCH of a prediction that is gone makes it check which tasks Label Studio still
         has; when some are gone they are forgotten and the project is ranked and written
         once more (the failed write left the project marked dirty, so nothing is doubled).
+
+        The write also gives the tasks mined again since the last one (object mining marks
+        them, never writing to Label Studio itself) their new explanation, under the same
+        lock: ``report["explanations_rewritten"]``, see ``ScoresWriter.rewrite_stale_explanations``.
         """
         with self.coord.project_lock(pid):
             state = self.store.get_project(pid)
@@ -295,6 +299,9 @@ class Engine:
             # remember it, so no second prediction is imported; the next write-back confirms it
             self.store.set_written(pid, version, {t: (s, PROVISIONAL) for t, s in scores.items()})
         explanations = self.explainer.explanations(pid, config, ids)  # outside the lock: half the work
+        if unknown:
+            # mined just now, and the answer carries what they hold: no rewrite to wait for
+            self.store.clear_stale_explanations(pid, unknown)
         return [{"result": explanations.get(t, []), "score": scores[t], "model_version": version} for t in ids]
 
     # ---------------------------------------------------------------- status

@@ -3,17 +3,18 @@
 :class:`ScoresWriter` turns an order into imports, PATCHes and generation bumps (planned by
 ``backend.engine.writeback``), keeps the record of what Label Studio holds (``written``),
 finds out what it holds after a write that did not finish, deletes retired versions and
-rewrites the explanations of tasks mined again. Everything the backend writes to Label
-Studio's predictions goes through here, with the project lock held by the caller.
+rewrites the explanations of tasks mined again (marked stale by mining, rewritten by the
+next write-back). Everything the backend writes to Label Studio's predictions goes through
+here, with the project lock held by the caller: the write lane's jobs, never mining.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
-from ..errors import LabelConfigError, LabelStudioError
+from ..errors import LabelStudioError
 from ..labelstudio.config import LabelConfig
 from ..state import ProjectState
 from ..versions import generation_version
@@ -61,13 +62,16 @@ class ScoresWriter:
         """Make Label Studio's tab follow ``order`` (label-first first) with the fewest writes.
 
         Called with the project lock held (``Engine.rerank``); benchmarks call it with
-        an order of their own.
+        an order of their own. Afterwards the tasks mined again since the last write get
+        their new explanation (:meth:`rewrite_stale_explanations`).
         """
         client = self._engine.label_studio()
         started = time.perf_counter()
         state = self._engine.project(pid)
         if not order:
             return {"project": pid, "tasks": 0}
+        # read before any explanation is computed: a task marked while this write runs keeps its mark
+        stale = self.store.stale_explanations(pid)
         tab_checked = state.view_id is None
         if tab_checked:
             # the tab first, so it is there when the first scores land
@@ -133,13 +137,14 @@ class ScoresWriter:
         if plan.bump or imports or patches or recovering:
             # only now: a write (or switch) that failed must be checked and finished by the next try
             self.store.update_project(pid, dirty=None)
+        rewritten = self.rewrite_stale_explanations(pid, config, version, stale, explained=imports)
         retired = [v for v in (state.retired or "").split(",") if v and v != version] + leftover
         if state.retired:
             self.store.update_project(pid, retired=None)  # their clean-up jobs are queued by the caller
         self.coord.incr("reranks")
         report = {"project": pid, "tasks": len(order), "version": version, "bump": plan.bump,
                   "imported": len(imports), "patched": len(patches), "ended": len(ends), "kept": plan.kept,
-                  "old_version": old_version, "retired": retired,
+                  "old_version": old_version, "retired": retired, "explanations_rewritten": rewritten,
                   "seconds": round(time.perf_counter() - started, 3)}
         log.info("re-rank %s", report)
         return report
@@ -263,36 +268,52 @@ class ScoresWriter:
         return [{"task": t, "score": float(s), "model_version": version, "result": results.get(t, [])}
                 for t, s in scores.items()]
 
-    def rewrite_explanations(self, pid: int, task_ids: Sequence[int]) -> int:
-        """Give tasks mined again (their boxes appeared or moved) the explanation and box of
-        what they hold now. A write-back only moves scores of tasks that already have a
-        prediction, so without this their prediction would keep the old TextArea and no box.
-        Returns how many predictions were rewritten; a failure is logged, never raised (the
-        mining is done and kept)."""
-        client = self._engine.label_studio_or_none()
-        if client is None or not task_ids:
+    def rewrite_stale_explanations(self, pid: int, config: LabelConfig, version: str, stale: Sequence[int],
+                                   explained: Collection[int] = ()) -> int:
+        """Give the tasks mined again (``stale``, as ``Store.stale_explanations`` held them before
+        this write began) the explanation and box of what they hold now, and clear their marks.
+
+        A write-back only moves the scores of tasks that already have a prediction, so without
+        this their prediction would keep the old TextArea and no box. Mining only marks them:
+        a write to Label Studio belongs to the write lane, under the project lock (held by
+        the caller). A task needs no rewrite when this write imported its prediction
+        (``explained``: with its full result, computed after ``stale`` was read; a generation
+        switch imports them all) or when it has no prediction (it gets its full result when
+        first written). Returns how many predictions were rewritten. A failed rewrite is
+        logged, never raised (the scores are written); its tasks stay marked for the next
+        write-back.
+        """
+        if not stale:
             return 0
+        written = self.store.written(pid, version)
+        due = [t for t in stale if t in written and t not in explained]
+        rewritten = self._rewrite_explanations(pid, config, version, written, due)
+        self.store.clear_stale_explanations(pid, stale if rewritten is not None else set(stale) - set(due))
+        if rewritten:
+            self.coord.incr("explanations_rewritten", rewritten)
+        return rewritten or 0
+
+    def _rewrite_explanations(self, pid: int, config: LabelConfig, version: str,
+                              written: Mapping[int, tuple[float, int | None]], task_ids: Sequence[int]) -> int | None:
+        """PATCH the result of each task's prediction of ``version`` (``written``: the record of
+        them); returns how many were rewritten, or None when Label Studio failed."""
+        if not task_ids:
+            return 0
+        held = {t: written[t][1] for t in task_ids}
         try:
-            with self.coord.project_lock(pid):
-                state = self._engine.project(pid)
-                version = state.live_version
-                written = self.store.written(pid, version)
-                held = {t: written[t][1] for t in task_ids if t in written}
-                if not held:
-                    return 0
-                if any(p in (None, PROVISIONAL) for p in held.values()):
-                    # a bulk import records no prediction ids: ask Label Studio which it holds, once
-                    # (every id learnt is recorded, so the next batch of a sync asks no more)
-                    ids = self._held(pid, version)
-                    learnt = {t: (v[0], ids[t]) for t, v in written.items() if v[1] in (None, PROVISIONAL) and t in ids}
-                    if learnt:
-                        self.store.set_written(pid, version, learnt)
-                    held = {t: p if p not in (None, PROVISIONAL) else ids.get(t) for t, p in held.items()}
-                    held = {t: p for t, p in held.items() if p is not None}
-                results = self._engine.explainer.explanations(pid, self._engine.config(state), list(held))
-                client.update_prediction_results({p: results.get(t, []) for t, p in held.items()})
-        except (LabelStudioError, LabelConfigError, TimeoutError) as exc:
-            log.warning("project %s: cannot rewrite the explanations of %d tasks mined again: %s",
-                        pid, len(task_ids), exc)
-            return 0
+            if any(p in (None, PROVISIONAL) for p in held.values()):
+                # a bulk import records no prediction ids: ask Label Studio which it holds, once
+                # (every id learnt is recorded, so the next rewrite asks no more)
+                ids = self._held(pid, version)
+                learnt = {t: (v[0], ids[t]) for t, v in written.items() if v[1] in (None, PROVISIONAL) and t in ids}
+                if learnt:
+                    self.store.set_written(pid, version, learnt)
+                held = {t: p if p not in (None, PROVISIONAL) else ids.get(t) for t, p in held.items()}
+                held = {t: p for t, p in held.items() if p is not None}
+            results = self._engine.explainer.explanations(pid, config, list(held))
+            self._engine.label_studio().update_prediction_results({p: results.get(t, []) for t, p in held.items()})
+        except LabelStudioError as exc:
+            log.warning("project %s: cannot rewrite the explanations of %d tasks mined again (kept for the next "
+                        "write-back): %s", pid, len(task_ids), exc)
+            return None
         return len(held)

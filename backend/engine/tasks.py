@@ -2,8 +2,11 @@
 
 :class:`ProjectTasks` describes and indexes tasks (the keyword index, the task records, the
 object scope), notices tasks whose data changed or that Label Studio no longer has, and
-forgets them. It writes the backend's own state only: what reaches Label Studio goes through
-``backend.engine.scores_writer`` (the explanation rewrite of tasks mined again included).
+forgets them. It writes the backend's own state only, never Label Studio (it reads the boxes
+of tasks that came without them, and the listings that find deleted tasks): what reaches
+Label Studio goes through ``backend.engine.scores_writer`` on the write lane. A task mined
+again with object mining is marked in the store (``Store.mark_explanations_stale``); the next
+write-back rewrites its prediction's explanation.
 """
 
 from __future__ import annotations
@@ -97,7 +100,9 @@ class ProjectTasks:
             self.coord.set_error("task", f"project {pid} task {first.task_id}: {first.error}")
         if with_objects:
             self.keep_thumbnails(pid, [m for m in mined if m.ok and m.thumbnails])
-            self._engine.writer.rewrite_explanations(pid, [m.task_id for m in mined if m.ok])
+            # their predictions may still hold the explanation of what they held before: the
+            # re-rank that follows every mining job rewrites them (ScoresWriter.write_order)
+            self.store.mark_explanations_stale(pid, [m.task_id for m in mined if m.ok])
             self.coord.incr("objects_mined", sum(sum(k is not None for k in m.object_keywords) for m in mined if m.ok))
             count, message = object_mining.failures_message(pid, mined)
             if message:

@@ -1,7 +1,9 @@
 """The job queue without Redis: rows in the SQLite state file, run by threads of this process.
 
 Two lanes: one for mining (the VLM is used by one thread at a time), one for Label
-Studio writes, so a long delete never stalls mining. Jobs survive a restart: a job left
+Studio writes, so a long delete never stalls mining. Mining writes nothing to Label Studio:
+what it changes there (a task mined again needs its prediction's explanation rewritten) is
+marked in the store and written by the re-rank that follows on the write lane. Jobs survive a restart: a job left
 running by a dead process is queued again. The job table lives in the same SQLite file as
 the project state (``state.sqlite3``, table ``jobs``; see ``backend.state.sqlite``).
 """

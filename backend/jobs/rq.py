@@ -1,7 +1,8 @@
 """Jobs on RQ when REDIS_URL is set: the same job functions as the embedded runner.
 
-Two queues: ``vlmine-mine`` (describe and index: the GPU work) and
-``vlmine-write`` (re-ranks and clean-ups: Label Studio I/O). A GPU worker
+Two queues: ``vlmine-mine`` (describe and index: the GPU work; no Label Studio writes) and
+``vlmine-write`` (re-ranks and clean-ups: Label Studio I/O, the explanation rewrite of
+tasks mined again included). A GPU worker
 (``python -m backend.worker``, see ``backend.jobs.worker``) serves both by default; a team can run CPU-only
 workers on ``vlmine-write`` alone.
 

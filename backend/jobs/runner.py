@@ -3,12 +3,14 @@
 Five kinds of job, each idempotent, each taking plain JSON:
 
 - ``mine``:    {"tasks": [...], "label_config": str|None} -> describe and index a chunk
+               (no write to Label Studio: tasks mined again are marked, and the re-rank it
+               queues rewrites their explanations)
 - ``delete``:  {"task_ids": [...]}                          -> drop tasks from the index
 - ``sync``:    {}                                           -> mine every task of the project
                that the index lacks, failed before or was edited (first connection,
                changed settings, start-up, Start Training)
-- ``rerank``:  {}                                           -> rank and write back (debounced:
-               one waiting re-rank per project)
+- ``rerank``:  {}                                           -> rank and write back, then rewrite
+               the explanations of the tasks mined again (debounced: one waiting re-rank per project)
 - ``cleanup``: {"version": str}                             -> delete an old version's predictions
                (and have Label Studio recount the tasks whose cached count is wrong)
 

@@ -18,6 +18,9 @@ and ``{pid}`` a Redis Cluster hash tag so that a project's keys share a slot:
 - ``P:{pid}:thumbs``       hash task_id -> ``"slot|base64 JPEG"`` (object mining: the
                            thumbnail of the task's rarest object; text, so a client with
                            ``decode_responses`` reads it too);
+- ``P:{pid}:stale_explanations`` set of task ids (object mining: tasks mined again whose
+                           prediction still holds their old explanation, until a re-rank
+                           rewrites it);
 - ``P:cache``              hash cache key -> JSON ``[description, keywords]``.
 
 Every write that SQLite does in a transaction is a Lua script, or several in one
@@ -74,9 +77,10 @@ end
 return 0
 """
 
-# KEYS: tasks, counts, failures, written. ARGV: task ids. Returns how many tasks existed.
+# KEYS: tasks, counts, failures, written, thumbs, stale_explanations. ARGV: task ids.
+# Returns how many tasks existed.
 _LUA_DELETE_TASKS = """
-local tasks, counts, failures, written, thumbs = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local tasks, counts, failures, written, thumbs, stale = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local n = 0
 for i = 1, #ARGV do
   local tid = ARGV[i]
@@ -90,6 +94,7 @@ for i = 1, #ARGV do
   end
   redis.call('HDEL', written, tid)
   redis.call('HDEL', thumbs, tid)
+  redis.call('SREM', stale, tid)
 end
 return n
 """
@@ -315,7 +320,7 @@ class RedisStore:
         if not ids:
             return
         keys = [self._key(pid, "tasks"), self._key(pid, "counts"), self._key(pid, "failures"),
-                self._key(pid, "written"), self._key(pid, "thumbs")]
+                self._key(pid, "written"), self._key(pid, "thumbs"), self._key(pid, "stale_explanations")]
         pipe = self._client.pipeline(transaction=True)
         for chunk in _chunks(ids):
             self._delete_tasks(keys=keys, args=list(chunk), client=pipe)
@@ -365,6 +370,31 @@ class RedisStore:
                 slot, _, data = _str(v).partition("|")
                 out[t] = (int(slot), base64.b64decode(data))
         return out
+
+    # ------------------------------------------------------------ stale explanations (object mining)
+    def mark_explanations_stale(self, pid: int, task_ids: Iterable[int]) -> None:
+        """Remember that these tasks' predictions hold an explanation older than their mining."""
+        ids = list(dict.fromkeys(int(t) for t in task_ids))
+        if not ids:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        for chunk in _chunks(ids):
+            pipe.sadd(self._key(pid, "stale_explanations"), *chunk)
+        pipe.execute()
+
+    def stale_explanations(self, pid: int) -> list[int]:
+        """The project's tasks whose prediction awaits its new explanation, in id order."""
+        return sorted(int(t) for t in self._client.smembers(self._key(pid, "stale_explanations")))
+
+    def clear_stale_explanations(self, pid: int, task_ids: Iterable[int]) -> None:
+        """Forget the marks of these tasks only (their explanation was rewritten, or needs none)."""
+        ids = list(dict.fromkeys(int(t) for t in task_ids))
+        if not ids:
+            return
+        pipe = self._client.pipeline(transaction=True)
+        for chunk in _chunks(ids):
+            pipe.srem(self._key(pid, "stale_explanations"), *chunk)
+        pipe.execute()
 
     def cache_get(self, keys: Iterable[str]) -> dict[str, tuple[str | None, list[str]]]:
         keys = list(dict.fromkeys(keys))

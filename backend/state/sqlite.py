@@ -7,6 +7,8 @@
   from the task's data;
 - cache: descriptions and keywords by image content hash and mining settings;
 - thumbnails: per task (object mining) a tiny JPEG of its rarest object and that object's slot;
+- stale_explanations: tasks mined again (object mining) whose prediction in Label Studio still
+  holds their old explanation, until a re-rank rewrites it;
 - jobs: the embedded queue's table (see ``backend.jobs.embedded``).
 
 This module is the embedded SQLite implementation (one file under MODEL_DIR,
@@ -71,6 +73,11 @@ CREATE TABLE IF NOT EXISTS thumbnails (
     task_id INTEGER NOT NULL,
     slot INTEGER NOT NULL,
     jpeg BLOB NOT NULL,
+    PRIMARY KEY (pid, task_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stale_explanations (
+    pid INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
     PRIMARY KEY (pid, task_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -234,6 +241,7 @@ class SQLiteStore:
             c.executemany("DELETE FROM tasks WHERE pid=? AND task_id=?", ids)
             c.executemany("DELETE FROM written WHERE pid=? AND task_id=?", ids)
             c.executemany("DELETE FROM thumbnails WHERE pid=? AND task_id=?", ids)
+            c.executemany("DELETE FROM stale_explanations WHERE pid=? AND task_id=?", ids)
             c.execute("COMMIT")
 
     def task_counts(self, pid: int) -> dict[str, int]:
@@ -272,6 +280,31 @@ class SQLiteStore:
                         (pid, *chunk)):
                     out[int(t)] = (int(slot), bytes(jpeg))
         return out
+
+    # ------------------------------------------------------------ stale explanations (object mining)
+    def mark_explanations_stale(self, pid: int, task_ids: Iterable[int]) -> None:
+        """Remember that these tasks' predictions hold an explanation older than their mining."""
+        rows = [(pid, int(t)) for t in dict.fromkeys(task_ids)]
+        if rows:
+            with self._conn() as c:  # one transaction: a batch of a sync marks hundreds
+                c.execute("BEGIN IMMEDIATE")
+                c.executemany("INSERT OR IGNORE INTO stale_explanations (pid, task_id) VALUES (?,?)", rows)
+                c.execute("COMMIT")
+
+    def stale_explanations(self, pid: int) -> list[int]:
+        """The project's tasks whose prediction awaits its new explanation, in id order."""
+        with self._conn() as c:
+            return [r[0] for r in c.execute(
+                "SELECT task_id FROM stale_explanations WHERE pid=? ORDER BY task_id", (pid,))]
+
+    def clear_stale_explanations(self, pid: int, task_ids: Iterable[int]) -> None:
+        """Forget the marks of these tasks only (their explanation was rewritten, or needs none)."""
+        rows = [(pid, int(t)) for t in dict.fromkeys(task_ids)]
+        if rows:
+            with self._conn() as c:
+                c.execute("BEGIN IMMEDIATE")
+                c.executemany("DELETE FROM stale_explanations WHERE pid=? AND task_id=?", rows)
+                c.execute("COMMIT")
 
     # ------------------------------------------------------------ description cache
     def cache_get(self, keys: Iterable[str]) -> dict[str, tuple[str | None, list[str]]]:
