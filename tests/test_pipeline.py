@@ -275,7 +275,7 @@ def test_the_synonyms_file_is_read_once_for_keywords_and_cache_keys(tmp_path):
     """SYNONYMS_FILE edited (or briefly gone) while running: keywords still come from the mapping
     loaded at start, and so does every cache key; the next start picks the edit up."""
     from backend.pipeline.miner import Miner
-    from backend.state.sqlite import SQLiteStore
+    from backend.state.sqlite_store import SQLiteStore
 
     path = tmp_path / "synonyms.json"
     path.write_text('{"bus": "coach"}')

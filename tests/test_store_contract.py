@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.state.redis import RedisStore
-from backend.state.sqlite import ProjectState, SQLiteStore, TaskRecord
+from backend.state.redis_store import RedisStore
+from backend.state.sqlite_store import ProjectState, SQLiteStore, TaskRecord
 
 TEST_PREFIX = "vlmine-test-store"
 JOB_METHODS = ("enqueue", "enqueue_many", "claim", "finish", "fail", "requeue_running", "job_counts", "failed_jobs")
@@ -374,7 +374,7 @@ def test_update_project_changes_only_the_named_fields(store):
 
 
 def test_redis_task_records_written_before_the_data_digest_still_read():
-    from backend.state.redis import _unpack_task
+    from backend.state.redis_store import _unpack_task
 
     old = '["mined", "h1", "a cat", null, {"u": 0.5}]'
     assert _unpack_task(1, old) == TaskRecord(1, "h1", "mined", "a cat", None, {"u": 0.5}, None)

@@ -12,7 +12,7 @@ import pytest
 
 from backend.engine import Engine, stream
 from backend.settings import Settings
-from backend.state.sqlite import ProjectState
+from backend.state.sqlite_store import ProjectState
 
 # GET /api/dm/columns?project=P of Label Studio 1.23.2 for a project with a "text" field, trimmed
 # to what hidden_columns reads (captured from the suite's server)

@@ -5,7 +5,7 @@ Studio writes, so a long delete never stalls mining. Mining writes nothing to La
 what it changes there (a task mined again needs its prediction's explanation rewritten) is
 marked in the store and written by the re-rank that follows on the write lane. Jobs survive a restart: a job left
 running by a dead process is queued again. The job table lives in the same SQLite file as
-the project state (``state.sqlite3``, table ``jobs``; see ``backend.state.sqlite``).
+the project state (``state.sqlite3``, table ``jobs``; see ``backend.state.sqlite_store``).
 """
 
 from __future__ import annotations

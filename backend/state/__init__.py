@@ -5,7 +5,7 @@ index and the coordination (counters, errors, locks).
 set (many workers share it), else SQLite files under ``MODEL_DIR`` and in-process
 coordination (one process). The interfaces are declared in :mod:`backend.state.base`
 (the keyword index's in :mod:`backend.mining.keyword_index`, which mining reads); the stores are
-``sqlite``/``redis`` (project and task state), ``sqlite_index``/``redis_index`` (the keyword
+``sqlite_store``/``redis_store`` (project and task state), ``sqlite_index``/``redis_index`` (the keyword
 index) and ``coordination``.
 """
 
@@ -59,11 +59,11 @@ def open_state(settings: StateLocation, *, store: Store | None = None, index: "K
         redis_client = redis.Redis.from_url(settings.redis_url)
     if store is None:
         if redis_client is not None:
-            from .redis import RedisStore
+            from .redis_store import RedisStore
 
             store = RedisStore(redis_client)
         else:
-            from .sqlite import SQLiteStore
+            from .sqlite_store import SQLiteStore
 
             store = SQLiteStore(settings.data_dir / STATE_FILE)
     if index is None:
@@ -86,6 +86,6 @@ def open_state(settings: StateLocation, *, store: Store | None = None, index: "K
 
 def open_job_table(settings: StateLocation) -> JobTable:
     """The embedded queue's job table: the ``jobs`` table of the SQLite state file."""
-    from .sqlite import SQLiteStore
+    from .sqlite_store import SQLiteStore
 
     return SQLiteStore(settings.data_dir / STATE_FILE)

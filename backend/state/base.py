@@ -1,7 +1,7 @@
 """The interface every state backend keeps, and the records it stores.
 
-Two backends keep it: :class:`backend.state.sqlite.SQLiteStore` (one file under MODEL_DIR,
-for one process) and :class:`backend.state.redis.RedisStore` (shared by many workers).
+Two backends keep it: :class:`backend.state.sqlite_store.SQLiteStore` (one file under MODEL_DIR,
+for one process) and :class:`backend.state.redis_store.RedisStore` (shared by many workers).
 ``tests/test_store_contract.py`` runs one contract against both. The embedded queue's job
 table is SQLite's alone (:class:`JobTable`): with Redis, the jobs live in RQ.
 """

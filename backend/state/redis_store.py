@@ -1,6 +1,6 @@
 """The backend state store in Redis, for many workers sharing one Redis.
 
-The :class:`backend.state.base.Store` interface, like :class:`backend.state.sqlite.SQLiteStore`
+The :class:`backend.state.base.Store` interface, like :class:`backend.state.sqlite_store.SQLiteStore`
 minus the job table (with Redis the jobs live in RQ). Keys, with ``P = {prefix}:store``
 and ``{pid}`` a Redis Cluster hash tag so that a project's keys share a slot:
 

@@ -13,7 +13,7 @@
 
 This module is the embedded SQLite implementation (one file under MODEL_DIR,
 WAL mode, a connection per thread so Flask threads and the worker thread can
-share it). ``backend.state.redis`` holds the Redis one for many workers; ``backend.state.base`` declares
+share it). ``backend.state.redis_store`` holds the Redis one for many workers; ``backend.state.base`` declares
 the interface both keep.
 """
 
