@@ -38,10 +38,6 @@ class NoConnection(VLMineError, RuntimeError):
     retryable = False
 
 
-#: the name this error had while it lived in ``backend.engine``
-EngineError = NoConnection
-
-
 class LabelStudioError(VLMineError):
     """An HTTP or transport error talking to Label Studio. Never contains the API key.
 

@@ -21,7 +21,7 @@ import logging
 import threading
 from typing import Any, Iterable, Sequence
 
-from ..errors import EngineError, LabelConfigError, LabelStudioError
+from ..errors import LabelConfigError, LabelStudioError, NoConnection
 from ..labelstudio.config import LabelConfig, Source
 from ..logs import mask_url
 from ..pipeline.miner import Miner
@@ -148,7 +148,7 @@ class Engine:
     def label_studio(self):
         client = self.label_studio_or_none()
         if client is None:
-            raise EngineError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to write priorities back "
+            raise NoConnection("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to write priorities back "
                               "(or a /setup call from Label Studio that carries its address and a token)")
         return client
 
@@ -328,7 +328,7 @@ class Engine:
         overlap asks) and ``total_annotations``. Tasks gone from Label Studio are left out.
 
         Asked in listings of LABELING_LOOKUP_CHUNK ids (the ids travel in the query string).
-        Raises EngineError without a Label Studio connection, LabelStudioError when it fails.
+        Raises NoConnection without a Label Studio connection, LabelStudioError when it fails.
         """
         client = self.label_studio()
         ids = sorted({int(t) for t in task_ids})

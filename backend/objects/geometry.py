@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 
+from ..errors import VLMineError
+
 __all__ = [
     "Box",
     "BoxError",
@@ -36,8 +38,12 @@ __all__ = [
 OUTSIDE_TOLERANCE = 0.5
 
 
-class BoxError(ValueError):
-    """A region that cannot become a crop; ``str(error)`` is the reason."""
+class BoxError(VLMineError, ValueError):
+    """A region that cannot become a crop; ``str(error)`` is the reason. Not retryable: the
+    same box fails the same way on every try (and, a ``ValueError`` as before, it is caught
+    as one)."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)

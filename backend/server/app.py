@@ -17,7 +17,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..engine.engine import Engine
-from ..errors import EngineError, HTTPError, LabelConfigError
+from ..errors import HTTPError, LabelConfigError, NoConnection
 from ..ids import MAX_ID, is_id, parse_project_id
 from ..jobs import JobQueue, open_queue
 from ..settings import Settings
@@ -306,4 +306,4 @@ def _check_config(xml: str, settings: Settings) -> None:
         raise HTTPError(422, str(exc)) from None
 
 
-__all__ = ["create_app", "HTTPError", "EngineError"]
+__all__ = ["create_app", "HTTPError", "NoConnection"]

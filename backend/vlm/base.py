@@ -5,13 +5,16 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Sequence
 
+from ..errors import VLMineError
+
 if TYPE_CHECKING:  # Pillow is only needed by callers that pass images
     from PIL.Image import Image
 
 
-class DescriberError(Exception):
+class DescriberError(VLMineError):
     """The model or endpoint could not produce text. The message is safe to show an admin:
-    it never contains an API key."""
+    it never contains an API key. Retryable (the root's default): an endpoint that timed out
+    or was restarting may answer the next try."""
 
 
 class Describer(abc.ABC):

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from ...errors import EngineError, HTTPError, LabelStudioError
+from ...errors import HTTPError, LabelStudioError, NoConnection
 from ...ids import whole_number
 from .charts import chart_rendering, frequency_chart, progress_chart, scatter_chart
 
@@ -266,7 +266,7 @@ def _labeling(engine: Any, pid: int, result: Any, budget: int, rare: list[Keywor
         return Labeling({}, [], budget), ""
     try:
         state = engine.labeling_state(pid, wanted)
-    except EngineError:
+    except NoConnection:
         return None, ("the backend has no Label Studio connection yet (set LABEL_STUDIO_URL and "
                       "LABEL_STUDIO_API_KEY, or open the project's model settings in Label Studio).")
     except LabelStudioError as exc:  # its message carries no token (the client scrubs it)
