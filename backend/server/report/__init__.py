@@ -34,7 +34,7 @@ Which module holds what:
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -43,8 +43,11 @@ from ...ids import parse_project_id
 from .data import collect
 from .page import render_page
 
+if TYPE_CHECKING:
+    from ...engine.engine import Engine
 
-def report_blueprint(engine: Any) -> Blueprint:
+
+def report_blueprint(engine: Engine) -> Blueprint:
     """The ``/report`` route for ``engine``; register it on the app after its own routes."""
     bp = Blueprint("report", __name__)
 

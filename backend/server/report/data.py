@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -16,6 +16,10 @@ import numpy as np
 from ...errors import HTTPError, LabelStudioError, NoConnection
 from ...ids import whole_number
 from .charts import chart_rendering, frequency_chart, progress_chart, scatter_chart
+
+if TYPE_CHECKING:
+    from ...engine.engine import Engine
+    from ...mining import IndexArrays, MiningResult
 
 RARE_SHOWN = 30  # rows of the rarest-keywords table
 EXAMPLES_SHOWN = 3  # example tasks per keyword
@@ -138,7 +142,7 @@ class ReportData:
     seconds: float = 0.0
 
 
-def link_base(engine: Any, pid: int) -> str | None:
+def link_base(engine: Engine, pid: int) -> str | None:
     """``{LABEL_STUDIO_URL}/projects/{pid}/data?task=`` when Label Studio's address is known."""
     url = engine.settings.label_studio_url
     if not url:
@@ -155,7 +159,7 @@ def link_base(engine: Any, pid: int) -> str | None:
     return f"{url.rstrip('/')}/projects/{pid}/data?task="
 
 
-def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
+def collect(engine: Engine, pid: int, budget_raw: str | None = None) -> ReportData:
     """Everything the page shows, charts rendered."""
     started = time.perf_counter()
     progress = engine.progress(pid)
@@ -214,7 +218,7 @@ def collect(engine: Any, pid: int, budget_raw: str | None = None) -> ReportData:
     return data
 
 
-def object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
+def object_view(engine: Engine, pid: int, result: MiningResult) -> ObjectView | None:
     """The object scope's long tail and the tasks whose rarest object is rarest (by the
     ranking's ``object_novelty``); None when the project mines no objects."""
     novelty = result.signals.get("object_novelty")
@@ -253,7 +257,7 @@ def object_view(engine: Any, pid: int, result: Any) -> ObjectView | None:
                       singletons=int(np.count_nonzero(df == 1)), freq_svg=svg, rarest=rows)
 
 
-def _labeling(engine: Any, pid: int, result: Any, budget: int, rare: list[Keyword] | None
+def _labeling(engine: Engine, pid: int, result: MiningResult, budget: int, rare: list[Keyword] | None
               ) -> tuple[Labeling | None, str]:
     """The labeling state of the budget's tasks and of the rarest keywords' tasks, asked of Label
     Studio now; or None and why it could not be asked (the rest of the page does without)."""
@@ -285,7 +289,7 @@ def _align(ids: np.ndarray, ranked_ids: np.ndarray, position: np.ndarray) -> np.
     return out
 
 
-def _rarest(engine: Any, pid: int, arrays: Any, place: np.ndarray, present: np.ndarray) -> list[Keyword]:
+def _rarest(engine: Engine, pid: int, arrays: IndexArrays, place: np.ndarray, present: np.ndarray) -> list[Keyword]:
     """The RARE_SHOWN rarest keywords; ties go to keywords of tasks earlier in the queue."""
     if present.size == 0:
         return []
