@@ -374,13 +374,7 @@ class RedisStore:
     # ------------------------------------------------------------ stale explanations (object mining)
     def mark_explanations_stale(self, pid: int, task_ids: Iterable[int]) -> None:
         """Remember that these tasks' predictions hold an explanation older than their mining."""
-        ids = list(dict.fromkeys(int(t) for t in task_ids))
-        if not ids:
-            return
-        pipe = self._client.pipeline(transaction=True)
-        for chunk in _chunks(ids):
-            pipe.sadd(self._key(pid, "stale_explanations"), *chunk)
-        pipe.execute()
+        self._change_stale(pid, task_ids, "sadd")
 
     def stale_explanations(self, pid: int) -> list[int]:
         """The project's tasks whose prediction awaits its new explanation, in id order."""
@@ -388,12 +382,16 @@ class RedisStore:
 
     def clear_stale_explanations(self, pid: int, task_ids: Iterable[int]) -> None:
         """Forget the marks of these tasks only (their explanation was rewritten, or needs none)."""
+        self._change_stale(pid, task_ids, "srem")
+
+    def _change_stale(self, pid: int, task_ids: Iterable[int], command: str) -> None:
+        """Add (``sadd``) or remove (``srem``) task ids in the project's set, in one transaction."""
         ids = list(dict.fromkeys(int(t) for t in task_ids))
         if not ids:
             return
         pipe = self._client.pipeline(transaction=True)
         for chunk in _chunks(ids):
-            pipe.srem(self._key(pid, "stale_explanations"), *chunk)
+            getattr(pipe, command)(self._key(pid, "stale_explanations"), *chunk)
         pipe.execute()
 
     def cache_get(self, keys: Iterable[str]) -> dict[str, tuple[str | None, list[str]]]:
