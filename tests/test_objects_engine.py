@@ -25,6 +25,7 @@ from backend.state import TaskRecord
 from tests.support.data import make_client
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.image_server import ImageServer
+from tests.support.recording_server import RecordingServer
 
 DESCRIPTIONS = {"gray": "a street with parked cars", "blue": "a blue car",
                 "red": "a horse trailer with a rusty hitch"}
@@ -275,58 +276,17 @@ def test_mining_jobs_carry_the_boxes_source_only_with_object_mining(tmp_path):
     assert task_payload(task, by_annotations) == {"id": 3, "data": {"image": "x"}, "annotations": []}
 
 
-class RecordingLabelStudio:
-    """Label Studio's prediction PATCH on loopback, recording every request that reaches it:
-    ``PATCH /api/predictions/<id>/`` answers 200, anything else 404. :meth:`stop` takes it
-    down (connections refused), :meth:`start` brings it back on the same port."""
+def patch_predictions(method: str, path: str, body) -> tuple[int, dict]:
+    """Label Studio's prediction PATCH: 200 with the prediction's id; anything else 404."""
+    if method == "PATCH" and path.startswith("/api/predictions/"):
+        return 200, {"id": int(path.split("/")[3])}
+    return 404, {"detail": "Not found."}
 
-    def __init__(self) -> None:
-        from tests.support.ports import free_port
 
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.requests: list[tuple[str, str, dict | None]] = []
-        self._server = None
-
-    def start(self) -> "RecordingLabelStudio":
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        requests = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                requests.append((self.command, self.path, body))
-                found = self.command == "PATCH" and self.path.startswith("/api/predictions/")
-                answer = json.dumps({"id": int(self.path.split("/")[3])} if found else {"detail": "Not found."})
-                self.send_response(200 if found else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer.encode())
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _answer
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def patched_results(self) -> dict[int, list[dict]]:
-        """prediction id -> the result each PATCH of a prediction's result sent."""
-        return {int(path.split("/")[3]): body["result"] for method, path, body in self.requests
-                if method == "PATCH" and path.startswith("/api/predictions/") and body and "result" in body}
+def patched_results(label_studio: RecordingServer) -> dict[int, list[dict]]:
+    """prediction id -> the result each PATCH of a prediction's result sent."""
+    return {int(path.split("/")[3]): body["result"] for method, path, body in label_studio.requests
+            if method == "PATCH" and path.startswith("/api/predictions/") and body and "result" in body}
 
 
 def test_mining_marks_a_task_mined_again_and_the_rerank_rewrites_its_explanation(tmp_path, scenes, caplog):
@@ -336,7 +296,7 @@ def test_mining_marks_a_task_mined_again_and_the_rerank_rewrites_its_explanation
     from backend.labelstudio.client import LabelStudioClient
 
     pid = 6
-    label_studio = RecordingLabelStudio().start()
+    label_studio = RecordingServer(patch_predictions).start()
     try:
         with FakeOpenAI(by_colour=DESCRIPTIONS) as vlm:
             engine = Engine(settings(tmp_path, vlm), label_studio=LabelStudioClient(label_studio.url, "token"))
@@ -374,7 +334,7 @@ def test_mining_marks_a_task_mined_again_and_the_rerank_rewrites_its_explanation
             report = engine.rerank(pid)
             assert (report["imported"], report["patched"], report["explanations_rewritten"]) == (0, 0, 1)
             assert engine.store.stale_explanations(pid) == []
-            rewritten = label_studio.patched_results()
+            rewritten = patched_results(label_studio)
             assert list(rewritten) == [109]
             text = rewritten[109][0]["value"]["text"][0]
             assert text.startswith("Rarest object: trailer (detector 0.40) at x 62.0%")
@@ -382,7 +342,7 @@ def test_mining_marks_a_task_mined_again_and_the_rerank_rewrites_its_explanation
             assert engine.overview().counters()["explanations_rewritten"] == 1
             # nothing pending: the next re-rank rewrites nothing
             assert engine.rerank(pid)["explanations_rewritten"] == 0
-            assert list(label_studio.patched_results()) == [109]
+            assert list(patched_results(label_studio)) == [109]
     finally:
         label_studio.stop()
 

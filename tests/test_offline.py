@@ -14,8 +14,6 @@ import io
 import json
 import os
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from PIL import Image
 
 from tests.support.commands import clean_env, read_csv, read_jsonl, run
 from tests.support.fake_openai import COLOURS, FakeOpenAI
+from tests.support.recording_server import RecordingServer
 from tests.support.s3 import moto_s3
 from tests.support.tiny_llava import build_tiny_llava
 
@@ -491,42 +490,6 @@ def test_evaluate_uncertainty_ids_are_the_ids_of_items_csv(vlm, tmp_path):
 
 
 # ------------------------------------------------------- the product's engine, offline
-class RecordingServer:
-    """A loopback HTTP server that answers every request 404 and keeps its method and path."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str]] = []
-        seen = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                seen.append((self.command, self.path))
-                body = b'{"detail": "not found"}'
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _record
-
-            def log_message(self, *args) -> None:  # keep the test output quiet
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "RecordingServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
 def test_evaluate_measures_the_order_mine_writes(vlm, tmp_path):
     """The same images with the same uncertainty: evaluate's pareto method picks the first K
     of mine's ranking, in mine's order (head diversity and tie-break included)."""
