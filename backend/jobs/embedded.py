@@ -5,8 +5,9 @@ Studio writes, so a long delete never stalls mining. The mining lane writes noth
 Studio: what mining changes there (a task mined again needs its prediction's explanation
 rewritten) is marked in the store and written by the re-rank that follows on the write lane,
 and a sync queues the sweep of the annotations whose webhook was lost there too. Jobs
-survive a restart: a job left running by a dead process is queued again. The job table lives in the same SQLite file as
-the project state (``state.sqlite3``, table ``jobs``; see ``backend.state.sqlite_store``).
+survive a restart: a job left running by a dead process is queued again. The job table lives
+in the same SQLite file as the project state (``state.sqlite3``, table ``jobs``; see
+``backend.state.sqlite_store``).
 """
 
 from __future__ import annotations
