@@ -1,5 +1,6 @@
 """RQQueue against a real Redis (a whole database of the test run's own server, lent to each
-test): what /metrics lists of failed jobs, and the pending marks that dedupe re-ranks."""
+test): what /metrics lists of failed jobs, the pending marks that dedupe re-ranks, syncs and
+annotation sweeps, and which queue each job kind goes to."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import redis
 from rq import SimpleWorker
 from rq.job import Job
 
+import backend.jobs.rq as rq_jobs
 from backend.engine.engine import Engine
-from backend.jobs.rq import MINE_QUEUE, WRITE_QUEUE, RQQueue
+from backend.jobs.rq import MINE_QUEUE, QUEUE_OF, WRITE_QUEUE, RQQueue
+from backend.jobs.runner import MINE_LANE, WRITE_LANE
 from backend.settings import Settings
 
 
@@ -63,3 +66,23 @@ def test_a_pending_mark_whose_job_could_not_be_queued_is_taken_back(queue, monke
     assert not queue.redis.exists(queue._pending_key("sync", 5))
     queue.submit_sync(5)
     assert mine.count == 1
+
+
+def test_each_kind_goes_to_its_lanes_queue_and_one_annotation_sweep_waits_per_project(queue, monkeypatch):
+    """A worker started with ``--queues mine`` never writes to Label Studio: the sweep of
+    annotations a sync queues goes to the write queue, as re-ranks and clean-ups do."""
+    assert QUEUE_OF == {**{kind: MINE_QUEUE for kind in MINE_LANE}, **{kind: WRITE_QUEUE for kind in WRITE_LANE}}
+    assert QUEUE_OF["sync"] == MINE_QUEUE and QUEUE_OF["sweep_annotations"] == WRITE_QUEUE
+    write = queue.queues[WRITE_QUEUE]
+    queue.submit_annotation_sweep(5)
+    queue.submit_annotation_sweep(5)  # one is waiting: nothing more
+    queue.submit_annotation_sweep(6)
+    assert [job.args for job in write.get_jobs()] == [("sweep_annotations", 5, {}), ("sweep_annotations", 6, {})]
+    assert queue.queues[MINE_QUEUE].count == 0
+    # a write worker runs them (no Label Studio connection: nothing to sweep); each took its
+    # project's mark down as it started, so the next sync's sweep is queued again
+    monkeypatch.setattr(rq_jobs, "_runtime", (queue.engine, queue))
+    SimpleWorker([write], connection=queue.redis).work(burst=True)
+    assert write.count == 0 and write.finished_job_registry.count == 2
+    queue.submit_annotation_sweep(5)
+    assert write.count == 1

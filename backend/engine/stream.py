@@ -322,10 +322,10 @@ class ExplanationRemover:
     TextArea text naming the rarest keywords) into the annotator's annotation and submits
     it with it: every export would carry the backend's text as if an annotator had written
     it. So for each annotation it hears of (ANNOTATION_CREATED / ANNOTATION_UPDATED, in a
-    thread, as the webhook must be answered at once; and at each sync for the ones it
-    missed) the backend compares its TextArea's lines with what it wrote for that task: the
-    explanations its own predictions of the task hold in Label Studio, and the one it would
-    write now. Lines equal to one of them are removed; text an annotator typed there, or a
+    thread, as the webhook must be answered at once; and after each sync, by a job on the
+    write lane, for the ones it missed) the backend compares its TextArea's lines with what
+    it wrote for that task: the explanations its own predictions of the task hold in Label
+    Studio, and the one it would write now. Lines equal to one of them are removed; text an annotator typed there, or a
     line of the explanation they edited, stays.
     """
 
@@ -381,7 +381,8 @@ class ExplanationRemover:
         webhook was lost while the backend was down. Reads the annotated tasks in one export
         request (the task listing carries annotation ids only) and, when some annotation holds
         the backend's TextArea, the project's predictions in one more; runs in the caller's
-        thread (a sync job); returns how many annotations were cleaned."""
+        thread (the ``sweep_annotations`` job that every sync queues on the write lane, as it
+        PATCHes annotations); returns how many annotations were cleaned."""
         if not self.enabled():
             return 0
         try:
@@ -394,7 +395,7 @@ class ExplanationRemover:
             if not holding:
                 return 0
             written = self.written(pid, {t for t, _ in holding}, client.prediction_results(project_id=pid))
-        except Exception as exc:  # the sync's own work must not fail for this
+        except Exception as exc:  # logged and given up: the next sync queues another sweep
             log.warning("project %s: cannot read the annotations to take the backend's explanation out: %s",
                         pid, exc)
             return 0

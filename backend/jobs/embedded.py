@@ -1,11 +1,13 @@
 """The job queue without Redis: rows in the SQLite state file, run by threads of this process.
 
 Two lanes: one for mining (the VLM is used by one thread at a time), one for Label
-Studio writes, so a long delete never stalls mining. Mining writes nothing to Label Studio:
-what it changes there (a task mined again needs its prediction's explanation rewritten) is
-marked in the store and written by the re-rank that follows on the write lane. Jobs survive a restart: a job left
-running by a dead process is queued again. The job table lives in the same SQLite file as
-the project state (``state.sqlite3``, table ``jobs``; see ``backend.state.sqlite_store``).
+Studio writes, so a long delete never stalls mining. The mining lane writes nothing to Label
+Studio: what mining changes there (a task mined again needs its prediction's explanation
+rewritten) is marked in the store and written by the re-rank that follows on the write lane,
+and a sync queues the sweep of the annotations whose webhook was lost there too. Jobs
+survive a restart: a job left running by a dead process is queued again. The job table lives
+in the same SQLite file as the project state (``state.sqlite3``, table ``jobs``; see
+``backend.state.sqlite_store``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class EmbeddedQueue:
 
     def submit_cleanup(self, pid: int, version: str) -> None:
         self.store.enqueue("cleanup", pid, {"version": version})
+        self._wake.set()
+
+    def submit_annotation_sweep(self, pid: int) -> None:
+        """At most one waiting sweep per project: a sweep reads every annotated task anyway."""
+        self.store.enqueue("sweep_annotations", pid, {}, unique=True)
         self._wake.set()
 
     def counts(self) -> dict[str, int]:

@@ -1,8 +1,8 @@
 """Jobs on RQ when REDIS_URL is set: the same job functions as the embedded runner.
 
-Two queues: ``vlmine-mine`` (describe and index: the GPU work; no Label Studio writes) and
-``vlmine-write`` (re-ranks and clean-ups: Label Studio I/O, the explanation rewrite of
-tasks mined again included). A GPU worker
+Two queues, one per lane of ``runner``: ``vlmine-mine`` (describe and index: the GPU work;
+no Label Studio writes) and ``vlmine-write`` (re-ranks, clean-ups and the sweep of annotations:
+Label Studio I/O, the explanation rewrite of tasks mined again included). A GPU worker
 (``python -m backend.worker``, see ``backend.jobs.worker``) serves both by default; a team can run CPU-only
 workers on ``vlmine-write`` alone.
 
@@ -28,7 +28,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from ..engine import Engine
 from ..engine.object_mining import task_payload
 from ..errors import retryable
-from .runner import chunks, run_job
+from .runner import MINE_LANE, WRITE_LANE, chunks, run_job
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,10 @@ WRITE_QUEUE = "vlmine-write"
 #: the job function as RQ stores it in every job: the stable alias module, so jobs queued by
 #: an earlier release, or by this one for an earlier release's workers, run on either
 PERFORM = "backend.rq_queue.perform"
-QUEUE_OF = {"mine": MINE_QUEUE, "delete": MINE_QUEUE, "sync": MINE_QUEUE,
-            "rerank": WRITE_QUEUE, "cleanup": WRITE_QUEUE}
+#: job kind -> its RQ queue, by the kind's lane
+QUEUE_OF = {**{kind: MINE_QUEUE for kind in MINE_LANE}, **{kind: WRITE_QUEUE for kind in WRITE_LANE}}
+#: the kinds of which one waits per project, under a pending mark that the job takes down as it starts
+DEBOUNCED = ("sync", "rerank", "sweep_annotations")
 
 
 class RQQueue:
@@ -109,10 +111,7 @@ class RQQueue:
         self._enqueue("delete", pid, {"task_ids": [int(t) for t in task_ids]})
 
     def submit_sync(self, pid: int) -> None:
-        key = self._pending_key("sync", pid)
-        if self.redis.set(key, 1, nx=True, ex=self.settings.job_timeout):
-            with self._pending_until_queued(key):
-                self._enqueue("sync", pid, {})
+        self._enqueue_once("sync", pid)
 
     def submit_rerank(self, pid: int, delay: float | None = None) -> None:
         """At most one waiting re-rank per project; it runs ``RERANK_DELAY`` seconds from now."""
@@ -130,13 +129,24 @@ class RQQueue:
     def submit_cleanup(self, pid: int, version: str) -> None:
         self._enqueue("cleanup", pid, {"version": version})
 
+    def submit_annotation_sweep(self, pid: int) -> None:
+        """At most one waiting sweep per project: a sweep reads every annotated task anyway."""
+        self._enqueue_once("sweep_annotations", pid)
+
+    def _enqueue_once(self, kind: str, pid: int) -> None:
+        """Queue a job of ``kind`` (one of ``DEBOUNCED``) unless one of the project's waits."""
+        key = self._pending_key(kind, pid)
+        if self.redis.set(key, 1, nx=True, ex=self.settings.job_timeout):
+            with self._pending_until_queued(key):
+                self._enqueue(kind, pid, {})
+
     def _pending_key(self, kind: str, pid: int) -> str:
         return f"vlmine:pending:{kind}:{pid}"
 
     @contextmanager
     def _pending_until_queued(self, key: str) -> Iterator[None]:
         """A pending mark whose job could not be queued (Redis went away in between) is
-        taken back, so it does not swallow every later re-rank or sync until it expires."""
+        taken back, so it does not swallow every later job of its kind until it expires."""
         try:
             yield
         except BaseException:
@@ -203,7 +213,7 @@ def perform(kind: str, pid: int, payload: dict[str, Any]) -> Any:
     from rq import get_current_job
 
     engine, queue = runtime()
-    if kind in ("rerank", "sync"):
+    if kind in DEBOUNCED:
         queue.redis.delete(queue._pending_key(kind, pid))
     try:
         return run_job(engine, queue, kind, pid, payload)

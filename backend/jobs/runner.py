@@ -1,6 +1,6 @@
 """Background work: the job kinds, what each does, and the retry policy's use.
 
-Five kinds of job, each idempotent, each taking plain JSON:
+Six kinds of job, each idempotent, each taking plain JSON:
 
 - ``mine``:    {"tasks": [...], "label_config": str|None} -> describe and index a chunk
                (no write to Label Studio: tasks mined again are marked, and the re-rank it
@@ -8,11 +8,18 @@ Five kinds of job, each idempotent, each taking plain JSON:
 - ``delete``:  {"task_ids": [...]}                          -> drop tasks from the index
 - ``sync``:    {}                                           -> mine every task of the project
                that the index lacks, failed before or was edited (first connection,
-               changed settings, start-up, Start Training)
+               changed settings, start-up, Start Training); only reads Label Studio, and
+               queues a re-rank and a ``sweep_annotations`` for what it must write there
 - ``rerank``:  {}                                           -> rank and write back, then rewrite
                the explanations of the tasks mined again (debounced: one waiting re-rank per project)
 - ``cleanup``: {"version": str}                             -> delete an old version's predictions
                (and have Label Studio recount the tasks whose cached count is wrong)
+- ``sweep_annotations``: {}                                 -> take the backend's explanation out
+               of the annotations whose webhook was lost (one waiting sweep per project)
+
+The kinds in ``MINE_LANE`` never write to Label Studio; every write there runs in
+``WRITE_LANE`` (the embedded queue's second thread, RQ's write queue), so workers serving
+the mining lane alone need no write access.
 
 Two runners take them: :class:`backend.jobs.embedded.EmbeddedQueue` (no Redis: threads of
 the server process) and :class:`backend.jobs.rq.RQQueue` (RQ workers). Both run
@@ -30,7 +37,7 @@ from ..engine.object_mining import task_payload
 log = logging.getLogger(__name__)
 
 MINE_LANE = ("mine", "delete", "sync")
-WRITE_LANE = ("rerank", "cleanup")
+WRITE_LANE = ("rerank", "cleanup", "sweep_annotations")
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -87,7 +94,8 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         # the data (and with object mining the boxes' source): nothing else of what Label Studio listed
         queue.submit_tasks(pid, [task_payload(t, engine.settings) for t in tasks if t["id"] in todo])
         queue.submit_rerank(pid)
-        engine.annotation_cleaner.sweep(pid)  # annotations whose webhook was lost
+        if engine.annotation_cleaner.enabled():
+            queue.submit_annotation_sweep(pid)  # annotations whose webhook was lost
     elif kind == "rerank":
         report = engine.rerank(pid)
         for version in [report.get("old_version"), *report.get("retired", [])]:
@@ -96,6 +104,8 @@ def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, 
         return report
     elif kind == "cleanup":
         return engine.writer.retire_version(pid, payload["version"])
+    elif kind == "sweep_annotations":
+        return engine.annotation_cleaner.sweep(pid)
     else:
         raise ValueError(f"unknown job kind {kind!r}")
     return None
