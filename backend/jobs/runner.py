@@ -29,10 +29,13 @@ the server process) and :class:`backend.jobs.rq.RQQueue` (RQ workers). Both run
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..engine.engine import Engine
 from ..engine.object_mining import task_payload
+
+if TYPE_CHECKING:
+    from . import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def ensure_synced(engine: Engine, queue: Any, pid: int) -> bool:
+def ensure_synced(engine: Engine, queue: JobQueue, pid: int) -> bool:
     """Queue a sync when the project's tasks were never mined under the current settings.
 
     Called on every /setup (first sight of a project) and at start-up for every known
@@ -59,7 +62,7 @@ def ensure_synced(engine: Engine, queue: Any, pid: int) -> bool:
     return True
 
 
-def catch_up(engine: Engine, queue: Any, pid: int) -> str | None:
+def catch_up(engine: Engine, queue: JobQueue, pid: int) -> str | None:
     """At start-up: queue a sync of a known project; returns why, or None when none was queued.
 
     A changed setting re-mines (see :func:`ensure_synced`). Otherwise, with SYNC_ON_START,
@@ -75,7 +78,7 @@ def catch_up(engine: Engine, queue: Any, pid: int) -> str | None:
     return None
 
 
-def run_job(engine: Engine, queue: Any, kind: str, pid: int, payload: dict[str, Any]) -> Any:
+def run_job(engine: Engine, queue: JobQueue, kind: str, pid: int, payload: dict[str, Any]) -> Any:
     """Run one job; shared by the embedded runner and the RQ workers."""
     if kind == "mine":
         engine.tasks.mine(pid, payload["tasks"], payload.get("label_config"))
