@@ -173,55 +173,6 @@ def test_the_backends_lines_leave_annotations_and_the_annotators_stay(label_stud
     assert engine.coord.counters()["explanations_removed"] == 3
 
 
-class RecordingProxy:
-    """A loopback HTTP proxy in front of the real Label Studio that records the method and path
-    of every request passing through it: the backend pointed at :attr:`url` talks to Label
-    Studio as usual, and the test reads which requests it sent."""
-
-    def __init__(self, upstream: str) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import requests as http
-
-        self.requests: list[tuple[str, str]] = []
-        seen = self.requests
-
-        class Forward(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                seen.append((self.command, self.path))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                answer = http.request(self.command, upstream + self.path, headers=headers, data=body,
-                                      allow_redirects=False, timeout=120)
-                content = answer.content  # decoded: sent on without Content-Encoding
-                self.send_response(answer.status_code)
-                for name in ("Content-Type", "Location"):
-                    if name in answer.headers:
-                        self.send_header(name, answer.headers[name])
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def writes(self) -> list[tuple[str, str]]:
-        return [(method, path) for method, path in self.requests if method != "GET"]
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.mark.e2e
 def test_a_sync_only_reads_label_studio_and_its_annotation_sweep_cleans_on_the_write_lane(label_studio, tmp_path):
     """The mining lane never writes to Label Studio: a sync job sends GETs only, and queues the
@@ -230,11 +181,12 @@ def test_a_sync_only_reads_label_studio_and_its_annotation_sweep_cleans_on_the_w
     from backend.jobs.embedded import EmbeddedQueue
     from backend.jobs.runner import MINE_LANE, WRITE_LANE
     from tests.support.label_studio import create_project
+    from tests.support.recording_server import RecordingProxy
 
     ls = label_studio
     texts = ["a cat on a sofa", "a dog on a sofa", "a walrus playing a harp"]
     pid, tids = create_project(ls, "sweep on the write lane", CONFIG, [{"text": t} for t in texts])
-    proxy = RecordingProxy(ls.base_url)
+    proxy = RecordingProxy(ls.base_url).start()
     try:
         engine = Engine(Settings(model_dir=str(tmp_path), label_studio_url=proxy.url, label_studio_api_key=ls.token))
         engine.tasks.mine(pid, [{"id": t, "data": {"text": x}} for t, x in zip(tids, texts)], CONFIG)
@@ -258,7 +210,7 @@ def test_a_sync_only_reads_label_studio_and_its_annotation_sweep_cleans_on_the_w
         queue.submit_annotation_sweep(pid)  # one waiting sweep per project is enough
         assert queue.run_pending(kinds=("sweep_annotations",)) == 1
         assert kept() == ["label"]
-        assert proxy.writes() == [("PATCH", f"/api/annotations/{aid}/")]
+        assert [(method, path) for method, path, _ in proxy.writes()] == [("PATCH", f"/api/annotations/{aid}/")]
         assert engine.coord.counters()["explanations_removed"] == 1
     finally:
         proxy.stop()

@@ -325,8 +325,8 @@ class ExplanationRemover:
     thread, as the webhook must be answered at once; and after each sync, by a job on the
     write lane, for the ones it missed) the backend compares its TextArea's lines with what
     it wrote for that task: the explanations its own predictions of the task hold in Label
-    Studio, and the one it would write now. Lines equal to one of them are removed; text an annotator typed there, or a
-    line of the explanation they edited, stays.
+    Studio, and the one it would write now. Lines equal to one of them are removed; text an
+    annotator typed there, or a line of the explanation they edited, stays.
     """
 
     def __init__(self, engine: Any) -> None:
