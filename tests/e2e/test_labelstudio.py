@@ -26,6 +26,7 @@ import requests
 from backend.labelstudio.client import PREDICTION_SCORE_DESC, LabelStudioClient, LabelStudioError, looks_like_jwt
 from tests.support.label_studio import create_project
 from tests.support.ports import free_port
+from tests.support.routes import answer_from
 
 pytestmark = pytest.mark.e2e
 
@@ -527,13 +528,7 @@ class _Routes(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         self.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
-        status, headers, body = self.routes.get(self.path.split("?", 1)[0], (404, {}, b"not found"))
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_from(self, self.routes)
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from typing import Iterator
 
 from PIL import Image
 
+from tests.support.routes import answer_from
 from tests.support.s3 import moto_s3
 
 
@@ -102,13 +103,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        status, headers, body = ROUTES.get(path, (404, {}, b"not found"))
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_from(self, ROUTES)
 
 
 def serve_http() -> Iterator[str]:

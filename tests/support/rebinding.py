@@ -30,6 +30,7 @@ from typing import Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from backend import netguard
+from tests.support.routes import answer_from
 
 #: the loopback address that stands for a public one
 PUBLIC = "127.0.0.2"
@@ -135,13 +136,7 @@ class _Recording(BaseHTTPRequestHandler):
         address = self.server.server_address[0]
         self.seen.append({"address": address, "path": self.path, "host": self.headers.get("Host"),
                           "sni": self.sni.get(address), "authorization": self.headers.get("Authorization")})
-        status, headers, body = self.routes.get(self.path.split("?", 1)[0], (404, {}, b"not found"))
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        answer_from(self, self.routes)
 
 
 def http_server(address: str, port: int, handler: type) -> ThreadingHTTPServer:
