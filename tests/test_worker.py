@@ -228,3 +228,28 @@ def test_predict_in_rq_mode_without_workers_answers_in_time_with_score_zero(redi
     assert [r["score"] for r in resp.get_json()["results"]] == [engine.ranker.end_score] * 2 == [1.0, 1.0]
     # what Label Studio now stores is remembered, so no second prediction is ever imported
     assert set(engine.store.written(7, engine.live_version(7))) == {1, 2}
+
+
+def test_a_worker_that_tore_down_never_starts_its_scheduler_again(redis_db_url):
+    """RQ's teardown stops the worker's scheduler process; the maintenance thread, which starts
+    a scheduler whenever none is alive, must not start one afterwards: the worker would wait
+    for that process on exit and a worker asked to stop would hang (seen in a test run: worker
+    B's scheduler started again two seconds after its warm shutdown)."""
+    from rq.scheduler import RQScheduler
+    from rq.utils import now
+
+    from backend.jobs.worker import VLMineWorker
+
+    connection = redis.Redis.from_url(redis_db_url)
+    worker = VLMineWorker([Queue(MINE_QUEUE, connection=connection)], connection=connection,
+                          name=f"t-{uuid.uuid4().hex[:6]}")
+    worker.scheduler = RQScheduler(worker.queues, connection=connection)
+    worker.last_cleaned_at = now()  # past the first run: maintenance may start a scheduler
+    worker.teardown()
+    worker.run_maintenance_tasks()
+    try:
+        assert worker.scheduler._process is None
+    finally:
+        if worker.scheduler._process is not None:
+            worker.scheduler._process.terminate()
+            worker.scheduler._process.join(10)

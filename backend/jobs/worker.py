@@ -120,7 +120,21 @@ class VLMineWorker(SimpleWorker):
     def run_maintenance_tasks(self) -> None:
         # RQ's own: take over the scheduler of a dead worker, find abandoned jobs and retry them
         with self._maintenance_lock:
+            if self._closing.is_set():
+                return
             super().run_maintenance_tasks()
+
+    def teardown(self) -> None:
+        """RQ's teardown, after which the maintenance thread does nothing more.
+
+        RQ's maintenance starts the scheduler again whenever its process is not alive, and
+        teardown has just stopped it: a maintenance run in the seconds the worker takes to
+        leave would start a new scheduler process, which the worker then waits for on exit,
+        so a worker asked to stop would hang. The lock lets a running maintenance finish
+        before the scheduler is stopped."""
+        with self._maintenance_lock:
+            self._closing.set()
+        super().teardown()
 
     def _maintain(self) -> None:
         while not self._closing.wait(self.maintenance_interval):
